@@ -1,0 +1,40 @@
+/**
+ * The `physr` command. Each subcommand lives in `commands/NAME.ts` and exports `register(program)`;
+ * this file wires them and turns every error into one located line (never a stack trace).
+ */
+import { Command, CommanderError } from 'commander';
+import { formatError, isPhysrError } from '../core/index.ts';
+import { registerCommands } from './commands/index.ts';
+
+export function buildProgram(): Command {
+  const program = new Command('physr')
+    .description(
+      'physr: an executable model of Linux DMA mapping with physical range lists (physr) instead of scatterlists',
+    )
+    .version('0.1.0')
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride();
+  registerCommands(program);
+  return program;
+}
+
+/** Runs the CLI; returns the exit status instead of exiting, so tests can call it. */
+export async function runCli(argv: readonly string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync([...argv], { from: 'user' });
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      return error.exitCode;
+    }
+    if (isPhysrError(error)) {
+      process.stderr.write(`physr: ${formatError(error)}\n`);
+      return 2;
+    }
+    const message = error instanceof Error ? error.message : String(error);
+    process.stderr.write(`physr: internal error: ${message}\n`);
+    if (process.env.PHYSR_DEBUG) process.stderr.write(`${error instanceof Error ? error.stack : ''}\n`);
+    return 70;
+  }
+}

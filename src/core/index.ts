@@ -1,0 +1,3 @@
+export * from './address.ts';
+export * from './errors.ts';
+export * from './metrics.ts';

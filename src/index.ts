@@ -1,0 +1,2 @@
+/** The physr library: every piece's public face. */
+export * from './core/index.ts';
