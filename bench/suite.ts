@@ -1,0 +1,4 @@
+import type { Benchmark } from './harness.ts';
+
+/** Every benchmark `npm run bench` runs, in order. Add new ones here. */
+export const suite: Benchmark[] = [];
