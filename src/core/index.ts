@@ -2,3 +2,5 @@ export * from './address.ts';
 export * from './errors.ts';
 export * from './metrics.ts';
 export * from './random.ts';
+export * from './range-list.ts';
+export * from './range-list-builder.ts';
