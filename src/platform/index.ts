@@ -1,1 +1,3 @@
 export * from './pci-types.ts';
+export * from './byte-store.ts';
+export * from './memory-map.ts';
