@@ -4,3 +4,4 @@ export * from './metrics.ts';
 export * from './random.ts';
 export * from './range-list.ts';
 export * from './range-list-builder.ts';
+export * from './sg-table.ts';
