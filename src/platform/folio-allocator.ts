@@ -1,0 +1,485 @@
+/**
+ * A buddy allocator over the RAM regions of a memory map, handing out folios (naturally aligned
+ * power-of-two runs of pages) the way mm/page_alloc.c does: per-node free lists per order, take the
+ * smallest free block that fits and split it, keeping the low half and returning the high halves to
+ * the free lists (expand()); on free, merge with the buddy while the buddy is free at the same order
+ * (__free_one_page()).
+ *
+ * Orders go up to 18 (1 GiB) by default. The real buddy stops at MAX_PAGE_ORDER (10 on x86-64) and
+ * 1 GiB folios come from hugetlb/CMA's contiguous allocator; one allocator with a higher top order
+ * models both, and `maxOrder` can be set to 10 to get the stock buddy.
+ *
+ * PFNs are kept as Numbers inside (a 64-bit physical address has a PFN below 2^52, exact in a double)
+ * and exposed as bigints.
+ *
+ * Invariants: every free block and every live folio is aligned to its order, lies in one RAM region,
+ * and none share a page; freePages + allocatedPages = totalPages.
+ */
+import { fail, formatHex, type Metrics, SeededRandom } from '../core/index.ts';
+import { type MemoryMap, PFN_SHIFT, pfnDown, pfnUp } from './memory-map.ts';
+
+/** Biggest order modelled by default: 2^18 pages = 1 GiB. */
+export const FOLIO_MAX_ORDER = 18;
+/** pageblock_order on x86-64 (2 MiB): the unit fragmentation is measured in. */
+export const PAGEBLOCK_ORDER = 9;
+/** One FOLL_PIN on a folio without a _pincount field adds this many references (include/linux/mm.h). */
+export const GUP_PIN_COUNTING_BIAS = 1024;
+
+export interface Folio {
+  /** PFN of the head page. */
+  readonly pfn: bigint;
+  readonly order: number;
+  readonly node: number;
+  /** struct folio _refcount: 1 for the allocation itself, +1 per get, +1 or +bias per pin. */
+  readonly refcount: number;
+  /** Pins held (exact here; the kernel keeps _pincount only for large folios). */
+  readonly pincount: number;
+}
+
+type MutableFolio = { -readonly [K in keyof Folio]: Folio[K] } & { readonly head: number };
+
+export interface FreeBlock {
+  readonly pfn: bigint;
+  readonly order: number;
+  readonly node: number;
+}
+
+export interface BuddyInfo {
+  readonly node: number;
+  /** Free blocks per order, index = order (the columns of /proc/buddyinfo). */
+  readonly free: readonly number[];
+}
+
+export interface AllocOptions {
+  /** Preferred NUMA node; other nodes are tried after it unless `thisNode` (__GFP_THISNODE). */
+  readonly node?: number;
+  readonly thisNode?: boolean;
+}
+
+export interface AllocPagesOptions extends AllocOptions {
+  /** Largest folio order to try first (9 = a THP, 0 = base pages). */
+  readonly preferredOrder?: number;
+}
+
+export interface FragmentOptions {
+  /** Fraction (0..1) of free pageblocks that get one small unmovable allocation placed in them. */
+  readonly fraction: number;
+  /** Size of the unit poisoned; default PAGEBLOCK_ORDER (2 MiB). */
+  readonly pageblockOrder?: number;
+  /** Largest order of the scattered allocations; default 3. */
+  readonly maxScatterOrder?: number;
+}
+
+export interface FragmentResult {
+  /** The scattered folios, so a caller can free them later. */
+  readonly folios: readonly Folio[];
+  readonly pageblocksSeen: number;
+  readonly pageblocksHit: number;
+}
+
+/** folio_maybe_dma_pinned(): exact for large folios, the refcount-bias guess for small ones. */
+export function folioMaybeDmaPinned(folio: Folio): boolean {
+  if (folio.order > 0) return folio.pincount > 0;
+  return folio.refcount >= GUP_PIN_COUNTING_BIAS;
+}
+
+export function folioBytes(folio: { readonly order: number }): bigint {
+  return 1n << (BigInt(folio.order) + PFN_SHIFT);
+}
+
+export function folioPhys(folio: { readonly pfn: bigint }): bigint {
+  return folio.pfn << PFN_SHIFT;
+}
+
+interface RamSpan {
+  readonly startPfn: number;
+  /** Exclusive end. */
+  readonly endPfn: number;
+  readonly node: number;
+}
+
+export class FolioAllocator {
+  readonly maxOrder: number;
+  private readonly spans: RamSpan[];
+  private readonly nodeList: number[];
+  /** node → order → free block heads (insertion-ordered: allocation takes the oldest). */
+  private readonly freeLists = new Map<number, Set<number>[]>();
+  /** Head pfn of every free block → its order (PageBuddy + buddy_order). */
+  private readonly freeOrder = new Map<number, number>();
+  private readonly folios = new Map<number, MutableFolio>();
+  private readonly metrics: Metrics | undefined;
+  private free = 0;
+  private allocated = 0;
+  readonly totalPages: number;
+
+  constructor(map: MemoryMap, options: { maxOrder?: number; metrics?: Metrics } = {}) {
+    const maxOrder = options.maxOrder ?? FOLIO_MAX_ORDER;
+    if (!Number.isInteger(maxOrder) || maxOrder < 0 || maxOrder > 30) {
+      fail('EINVAL', `maxOrder ${maxOrder} must be an integer in 0..30`);
+    }
+    this.maxOrder = maxOrder;
+    this.metrics = options.metrics;
+    this.spans = [];
+    for (const region of map.byKind('ram')) {
+      // Only whole pages are usable (memblock rounds partial pages away).
+      const startPfn = Number(pfnUp(region.start));
+      const endPfn = Number(pfnDown(region.last + 1n));
+      if (endPfn > startPfn) this.spans.push({ startPfn, endPfn, node: region.node ?? 0 });
+    }
+    let total = 0;
+    for (const span of this.spans) {
+      total += span.endPfn - span.startPfn;
+      let pfn = span.startPfn;
+      while (pfn < span.endPfn) {
+        let order = this.maxOrder;
+        while (order > 0 && (pfn % 2 ** order !== 0 || pfn + 2 ** order > span.endPfn)) order--;
+        this.addFree(pfn, order, span.node);
+        pfn += 2 ** order;
+      }
+    }
+    this.totalPages = total;
+    this.nodeList = [...new Set(this.spans.map((s) => s.node))].sort((a, b) => a - b);
+    for (const node of this.nodeList) if (!this.freeLists.has(node)) this.listsOf(node);
+  }
+
+  get freePages(): number {
+    return this.free;
+  }
+
+  get allocatedPages(): number {
+    return this.allocated;
+  }
+
+  /** NUMA nodes that have RAM, ascending. */
+  nodes(): readonly number[] {
+    return this.nodeList;
+  }
+
+  /**
+   * Allocates one folio of `order` (alloc_pages). Tries the preferred node, then the others in
+   * ascending order unless `thisNode`. ENOMEM when no free block of that order or larger exists.
+   */
+  allocFolio(order: number, options: AllocOptions = {}): Folio {
+    this.checkOrder(order);
+    for (const node of this.nodeOrder(options)) {
+      const lists = this.freeLists.get(node)!;
+      for (let k = order; k <= this.maxOrder; k++) {
+        const first = lists[k]!.values().next();
+        if (first.done) continue;
+        const head = first.value;
+        this.removeFree(head, k, node);
+        // expand(): keep the low half, give the high halves back.
+        while (k > order) {
+          k--;
+          this.addFree(head + 2 ** k, k, node);
+        }
+        return this.makeFolio(head, order, node);
+      }
+    }
+    this.metrics?.add('platform.folio_alloc_failures');
+    const where = options.node === undefined ? '' : options.thisNode ? ` on node ${options.node}` : '';
+    fail(
+      'ENOMEM',
+      `no free block of order ${order} (${formatBytes(order)})${where}; ${this.free} pages free`,
+    );
+  }
+
+  /**
+   * Allocates `bytes` (rounded up to pages) as folios of the preferred order, falling back to
+   * smaller orders where a large block is not available — what a THP fault gets on a fragmented
+   * machine. All or nothing: on ENOMEM every folio taken so far is freed again.
+   */
+  allocPages(bytes: bigint, options: AllocPagesOptions = {}): Folio[] {
+    if (bytes <= 0n) fail('EINVAL', `allocation of ${bytes} bytes must be positive`);
+    const preferred = options.preferredOrder ?? 0;
+    this.checkOrder(preferred);
+    let remaining = Number(pfnUp(bytes));
+    const out: Folio[] = [];
+    try {
+      while (remaining > 0) {
+        let order = preferred;
+        while (order > 0 && 2 ** order > remaining) order--;
+        for (;;) {
+          if (this.canAllocate(order, options) || order === 0) break;
+          order--;
+        }
+        const folio = this.allocFolio(order, options);
+        out.push(folio);
+        remaining -= 2 ** order;
+      }
+    } catch (error) {
+      for (const folio of out) this.freeFolio(folio);
+      throw error;
+    }
+    return out;
+  }
+
+  /**
+   * Drops the allocation's reference and returns the pages to the buddy. A folio with pins is EBUSY
+   * (never freed while DMA may target it); one with other references is EBUSY too; a folio that is
+   * not live (double free) is EINVAL.
+   */
+  freeFolio(folio: Folio | bigint): void {
+    const head = Number(typeof folio === 'bigint' ? folio : folio.pfn);
+    const live = this.folios.get(head);
+    if (live === undefined || (typeof folio !== 'bigint' && live !== folio)) {
+      fail('EINVAL', `pfn ${formatHex(BigInt(head))} is not the head of a live folio (double free?)`);
+    }
+    if (live.pincount > 0) {
+      fail('EBUSY', `folio at pfn ${formatHex(live.pfn)} has ${live.pincount} DMA pin(s); unpin first`);
+    }
+    if (live.refcount > 1) {
+      fail('EBUSY', `folio at pfn ${formatHex(live.pfn)} still has ${live.refcount - 1} other reference(s)`);
+    }
+    this.release(live);
+  }
+
+  /** folio_get(): one more ordinary reference. */
+  getFolio(folio: Folio): void {
+    this.live(folio).refcount += 1;
+  }
+
+  /** folio_put(): drops a reference; dropping the last one frees the folio, as in the kernel. */
+  putFolio(folio: Folio): void {
+    const live = this.live(folio);
+    if (live.refcount - live.pincount * this.pinRefs(live) <= 0) {
+      fail('EINVAL', `folio at pfn ${formatHex(live.pfn)}: put without a matching get`);
+    }
+    live.refcount -= 1;
+    if (live.refcount === 0) this.release(live);
+  }
+
+  /**
+   * FOLL_PIN on a folio (try_grab_folio in mm/gup.c): large folios get `refs` references and
+   * `refs` in _pincount; order-0 folios get refs * GUP_PIN_COUNTING_BIAS references.
+   */
+  pinFolio(folio: Folio, refs = 1): void {
+    const live = this.live(folio);
+    if (!Number.isInteger(refs) || refs <= 0) fail('EINVAL', `pin count ${refs} must be a positive integer`);
+    live.refcount += refs * this.pinRefs(live);
+    live.pincount += refs;
+    this.metrics?.add('platform.folio_pins', refs);
+  }
+
+  /** unpin_folio / gup_put_folio: the exact reverse of pinFolio; unpinning an unpinned folio is EINVAL. */
+  unpinFolio(folio: Folio, refs = 1): void {
+    const live = this.live(folio);
+    if (!Number.isInteger(refs) || refs <= 0 || refs > live.pincount) {
+      fail('EINVAL', `folio at pfn ${formatHex(live.pfn)} has ${live.pincount} pin(s), cannot unpin ${refs}`);
+    }
+    live.refcount -= refs * this.pinRefs(live);
+    live.pincount -= refs;
+    this.metrics?.add('platform.folio_unpins', refs);
+    // The owner may already have dropped its reference: the last unpin then frees the folio.
+    if (live.refcount === 0) this.release(live);
+  }
+
+  /** The live folio containing `pfn` (page_folio(pfn_to_page(pfn))), or undefined if free or not RAM. */
+  folioAt(pfn: bigint): Folio | undefined {
+    if (pfn < 0n || pfn >= 1n << 52n) return undefined;
+    const p = Number(pfn);
+    for (let order = 0; order <= this.maxOrder; order++) {
+      const size = 2 ** order;
+      const folio = this.folios.get(p - (p % size));
+      if (folio !== undefined) return folio.order >= order ? folio : undefined;
+    }
+    return undefined;
+  }
+
+  /** Every live folio, in allocation order. */
+  liveFolios(): IterableIterator<Folio> {
+    return this.folios.values();
+  }
+
+  get liveFolioCount(): number {
+    return this.folios.size;
+  }
+
+  /** Every free block (node, order, head). */
+  *freeBlocks(): Generator<FreeBlock> {
+    for (const node of this.nodes()) {
+      const lists = this.freeLists.get(node)!;
+      for (let order = 0; order <= this.maxOrder; order++) {
+        for (const head of lists[order]!) yield { pfn: BigInt(head), order, node };
+      }
+    }
+  }
+
+  /** Free blocks per order per node (what /proc/buddyinfo prints). */
+  buddyInfo(): BuddyInfo[] {
+    return this.nodes().map((node) => ({
+      node,
+      free: this.freeLists.get(node)!.map((set) => set.size),
+    }));
+  }
+
+  /** /proc/buddyinfo-style text, one line per node. */
+  formatBuddyInfo(): string {
+    return this.buddyInfo()
+      .map(
+        (info) => `Node ${info.node}, zone   Normal ${info.free.map((n) => String(n).padStart(6)).join(' ')}`,
+      )
+      .join('\n');
+  }
+
+  /**
+   * Fragments free memory the way a long-running machine is fragmented: a `fraction` of the free
+   * pageblocks each get one small allocation (order 0..maxScatterOrder, random offset) that stays
+   * put, so blocks of pageblock size and above become rare and large requests fall back to small
+   * folios scattered over memory. Same seed, same allocator state → same result.
+   */
+  fragment(seed: number | bigint, options: FragmentOptions): FragmentResult {
+    const { fraction } = options;
+    if (!(fraction >= 0 && fraction <= 1)) fail('EINVAL', `fragment fraction ${fraction} must be in 0..1`);
+    const pbOrder = Math.min(options.pageblockOrder ?? PAGEBLOCK_ORDER, this.maxOrder);
+    const maxScatter = Math.min(options.maxScatterOrder ?? 3, pbOrder);
+    const rng = new SeededRandom(seed);
+    const pbPages = 2 ** pbOrder;
+    // Snapshot first: claiming changes the free lists under iteration.
+    const blocks = [...this.freeBlocks()].filter((b) => b.order >= pbOrder);
+    const folios: Folio[] = [];
+    let seen = 0;
+    for (const block of blocks) {
+      const head = Number(block.pfn);
+      for (let pb = head; pb < head + 2 ** block.order; pb += pbPages) {
+        seen++;
+        if (rng.next() >= fraction) continue;
+        // Small orders dominate unmovable allocations (slab pages, page tables).
+        const order = Math.min(maxScatter, Math.floor(-Math.log2(1 - rng.next() * 0.9375)));
+        const size = 2 ** order;
+        const offset = rng.int(0, pbPages / size - 1) * size;
+        folios.push(this.claim(pb + offset, order));
+      }
+    }
+    this.metrics?.add('platform.fragment_folios', folios.length);
+    return { folios, pageblocksSeen: seen, pageblocksHit: folios.length };
+  }
+
+  private canAllocate(order: number, options: AllocOptions): boolean {
+    for (const node of this.nodeOrder(options)) {
+      const lists = this.freeLists.get(node)!;
+      for (let k = order; k <= this.maxOrder; k++) if (lists[k]!.size > 0) return true;
+    }
+    return false;
+  }
+
+  /** Takes the free pages [pfn, pfn + 2^order) out of whatever free block holds them. */
+  private claim(pfn: number, order: number): Folio {
+    for (let k = order; k <= this.maxOrder; k++) {
+      let head = pfn - (pfn % 2 ** k);
+      if (this.freeOrder.get(head) !== k) continue;
+      const node = this.spanOf(head)!.node;
+      this.removeFree(head, k, node);
+      while (k > order) {
+        k--;
+        const half = 2 ** k;
+        if (pfn >= head + half) {
+          this.addFree(head, k, node);
+          head += half;
+        } else {
+          this.addFree(head + half, k, node);
+        }
+      }
+      return this.makeFolio(head, order, node);
+    }
+    fail('ENOMEM', `pages at pfn ${formatHex(BigInt(pfn))} (order ${order}) are not free`);
+  }
+
+  private release(folio: MutableFolio): void {
+    this.folios.delete(folio.head);
+    folio.refcount = 0;
+    this.allocated -= 2 ** folio.order;
+    this.metrics?.add('platform.folio_frees');
+    let head = folio.head;
+    let order = folio.order;
+    const span = this.spanOf(head)!;
+    // __free_one_page(): merge upward while the buddy is a free block of the same order in the
+    // same RAM span (so blocks never straddle a hole or a node boundary).
+    while (order < this.maxOrder) {
+      const size = 2 ** order;
+      const buddy = (head / size) % 2 === 0 ? head + size : head - size;
+      const merged = Math.min(head, buddy);
+      if (this.freeOrder.get(buddy) !== order || merged < span.startPfn || merged + 2 * size > span.endPfn)
+        break;
+      this.removeFree(buddy, order, span.node);
+      head = merged;
+      order++;
+    }
+    this.addFree(head, order, span.node);
+  }
+
+  private makeFolio(head: number, order: number, node: number): Folio {
+    const folio: MutableFolio = { head, pfn: BigInt(head), order, node, refcount: 1, pincount: 0 };
+    this.folios.set(head, folio);
+    this.allocated += 2 ** order;
+    this.metrics?.add('platform.folio_allocs');
+    return folio;
+  }
+
+  private addFree(head: number, order: number, node: number): void {
+    this.listsOf(node)[order]!.add(head);
+    this.freeOrder.set(head, order);
+    this.free += 2 ** order;
+  }
+
+  private listsOf(node: number): Set<number>[] {
+    let lists = this.freeLists.get(node);
+    if (lists === undefined) {
+      lists = Array.from({ length: this.maxOrder + 1 }, () => new Set<number>());
+      this.freeLists.set(node, lists);
+    }
+    return lists;
+  }
+
+  private removeFree(head: number, order: number, node: number): void {
+    this.freeLists.get(node)![order]!.delete(head);
+    this.freeOrder.delete(head);
+    this.free -= 2 ** order;
+  }
+
+  private pinRefs(folio: MutableFolio): number {
+    return folio.order > 0 ? 1 : GUP_PIN_COUNTING_BIAS;
+  }
+
+  private live(folio: Folio): MutableFolio {
+    const live = this.folios.get(Number(folio.pfn));
+    if (live === undefined || live !== folio)
+      fail('EINVAL', `folio at pfn ${formatHex(folio.pfn)} is not live`);
+    return live;
+  }
+
+  private spanOf(pfn: number): RamSpan | undefined {
+    let lo = 0;
+    let hi = this.spans.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.spans[mid]!.startPfn <= pfn) lo = mid + 1;
+      else hi = mid;
+    }
+    const span = this.spans[lo - 1];
+    return span !== undefined && pfn < span.endPfn ? span : undefined;
+  }
+
+  private nodeOrder(options: AllocOptions): readonly number[] {
+    const nodes = this.nodeList;
+    if (options.node === undefined) return nodes;
+    if (!nodes.includes(options.node)) {
+      if (options.thisNode) fail('ENOMEM', `node ${options.node} has no RAM`);
+      return nodes;
+    }
+    return options.thisNode ? [options.node] : [options.node, ...nodes.filter((n) => n !== options.node)];
+  }
+
+  private checkOrder(order: number): void {
+    if (!Number.isInteger(order) || order < 0 || order > this.maxOrder) {
+      fail('EINVAL', `folio order ${order} is outside 0..${this.maxOrder}`);
+    }
+  }
+}
+
+function formatBytes(order: number): string {
+  const bytes = 4096 * 2 ** order;
+  if (bytes >= 2 ** 30) return `${bytes / 2 ** 30}G`;
+  if (bytes >= 2 ** 20) return `${bytes / 2 ** 20}M`;
+  return `${bytes / 1024}K`;
+}
