@@ -1,13 +1,9 @@
 export * from './pci-types.ts';
 export * from './byte-store.ts';
 export * from './memory-map.ts';
-export { type ImportNote, parseCpuInfo, type TopologyImport } from './capture-import.ts';
-export * from './pci-config.ts';
-export * from './sysfs-import.ts';
 export * from './p2pdma.ts';
 export * from './pci-acs.ts';
 export { type BdfParts, devfnOf, formatBdf, parseBdf, parseBdfParts, slotOf } from './pci-bdf.ts';
 export * from './pci-builder.ts';
 export * from './pci-query.ts';
 export * from './folio-allocator.ts';
-export * from './iommu-groups.ts';
