@@ -1,0 +1,289 @@
+/**
+ * PhyrList / DmaRangeList and their builders against a trivial reference: a plain array of
+ * [start, end) byte intervals (bigint, end exclusive and allowed to be 2^64).
+ */
+import { fc, test } from '@fast-check/vitest';
+import { describe, expect } from 'vitest';
+import {
+  DmaRangeList,
+  DmaRangeListBuilder,
+  isPhysrError,
+  PhyrList,
+  PhyrListBuilder,
+  U64_MAX,
+} from '../../src/core/index.ts';
+
+type Interval = { start: bigint; end: bigint };
+const TOP = 1n << 64n;
+
+/** Intervals of a list. */
+const intervalsOf = (list: Iterable<{ address: bigint; length: bigint }>): Interval[] =>
+  [...list].map((r) => ({ start: r.address, end: r.address + r.length }));
+
+/** The byte sequence in canonical form: consecutive touching intervals joined. */
+function canonical(intervals: readonly Interval[]): Interval[] {
+  const out: Interval[] = [];
+  for (const iv of intervals) {
+    const last = out[out.length - 1];
+    if (last !== undefined && last.end === iv.start) last.end = iv.end;
+    else out.push({ ...iv });
+  }
+  return out;
+}
+
+/** Reference builder: join whole intervals while contiguous and within max. */
+function referenceMerge(intervals: readonly Interval[], max?: bigint): Interval[] {
+  const out: Interval[] = [];
+  for (const iv of intervals) {
+    const last = out[out.length - 1];
+    const merged = last === undefined ? 0n : iv.end - last.start;
+    if (
+      last !== undefined &&
+      last.end === iv.start &&
+      (max === undefined || merged <= max) &&
+      merged <= U64_MAX
+    ) {
+      last.end = iv.end;
+    } else out.push({ ...iv });
+  }
+  return out;
+}
+
+// Math.min/max do not take bigints.
+function bigMin(a: bigint, b: bigint): bigint {
+  if (a < b) return a;
+  return b;
+}
+function bigMax(a: bigint, b: bigint): bigint {
+  if (a > b) return a;
+  return b;
+}
+
+/** Reference slice: walk byte offsets interval by interval. */
+function referenceSlice(intervals: readonly Interval[], offset: bigint, length: bigint): Interval[] {
+  const out: Interval[] = [];
+  let pos = 0n;
+  const lo = offset;
+  const hi = offset + length;
+  for (const iv of intervals) {
+    const size = iv.end - iv.start;
+    const a = bigMax(lo, pos);
+    const b = bigMin(hi, pos + size);
+    if (a < b) out.push({ start: iv.start + (a - pos), end: iv.start + (b - pos) });
+    pos += size;
+  }
+  return out;
+}
+
+/** Reference split: peel one byte-bounded piece at a time. */
+function referenceSplit(intervals: readonly Interval[], max: bigint, boundary: bigint): Interval[] {
+  const out: Interval[] = [];
+  for (const iv of intervals) {
+    let s = iv.start;
+    while (s < iv.end) {
+      const nextBoundary = (s / boundary + 1n) * boundary;
+      let e = s + max;
+      if (nextBoundary < e) e = nextBoundary;
+      if (iv.end < e) e = iv.end;
+      out.push({ start: s, end: e });
+      s = e;
+    }
+  }
+  return out;
+}
+
+const total = (ivs: readonly Interval[]) => ivs.reduce((sum, iv) => sum + iv.end - iv.start, 0n);
+
+/**
+ * Random range sequences: each range either continues the previous one, leaves a gap or jumps back,
+ * placed low, in the middle or against the top of the 64-bit space.
+ */
+const rangesArb = fc
+  .record({
+    steps: fc.array(
+      fc.record({
+        gap: fc.oneof(fc.constant(0n), fc.constant(0n), fc.bigInt(1n, 0x3000n), fc.constant(-0x2000n)),
+        length: fc.oneof(fc.constant(0x1000n), fc.bigInt(1n, 0x5000n)),
+      }),
+      { minLength: 0, maxLength: 40 },
+    ),
+    place: fc.oneof(fc.constant('low' as const), fc.constant('top' as const), fc.bigInt(0n, 1n << 63n)),
+  })
+  .map(({ steps, place }) => {
+    const rel: Interval[] = [];
+    let cursor = 0x10_0000n; // room for backward jumps
+    for (const { gap, length } of steps) {
+      const start = cursor + gap < 0n ? 0n : cursor + gap;
+      rel.push({ start, end: start + length });
+      cursor = start + length;
+    }
+    const span = rel.reduce((m, iv) => bigMax(m, iv.end), 0n);
+    const base = place === 'low' ? 0n : place === 'top' ? TOP - span : place;
+    return rel.map((iv) => ({ start: iv.start + base, end: iv.end + base }));
+  });
+
+const listOf = (ivs: readonly Interval[]) =>
+  PhyrList.fromRanges(ivs.map((iv) => ({ address: iv.start, length: iv.end - iv.start })));
+
+describe('PhyrListBuilder', () => {
+  test.prop([rangesArb, fc.option(fc.bigInt(1n, 0x8000n), { nil: undefined })])(
+    'merges exactly where contiguous and within max, covering the same bytes in order',
+    (ivs, max) => {
+      const builder = new PhyrListBuilder({ maxSegmentSize: max, capacity: 1 });
+      for (const iv of ivs) builder.append(iv.start, iv.end - iv.start);
+      const list = builder.build();
+      expect(intervalsOf(list)).toEqual(referenceMerge(ivs, max));
+      expect(canonical(intervalsOf(list))).toEqual(canonical(ivs));
+      expect(list.totalLength).toBe(total(ivs));
+      expect(list.metadataBytes).toBe(16 * list.count);
+      // Two touching neighbours are only left apart because joining them would pass max.
+      for (let i = 0; i + 1 < list.count; i++) {
+        if (list.addressAt(i) + list.lengthAt(i) === list.addressAt(i + 1)) {
+          expect(max).toBeDefined();
+          expect(list.lengthAt(i) + list.lengthAt(i + 1)).toBeGreaterThan(max ?? 0n);
+        }
+      }
+    },
+  );
+
+  test.prop([rangesArb])('merge: false keeps every range as appended', (ivs) => {
+    const builder = new PhyrListBuilder({ merge: false });
+    for (const iv of ivs) builder.append(iv.start, iv.end - iv.start);
+    expect(builder.build().equals(listOf(ivs))).toBe(true);
+  });
+
+  test('a range ending at 0xffff_ffff_ffff_f000 + 4K round-trips; past 2^64 is EINVAL', () => {
+    const builder = new PhyrListBuilder();
+    builder.append(0xffff_ffff_ffff_e000n, 0x1000n).append(0xffff_ffff_ffff_f000n, 0x1000n);
+    const list = builder.build();
+    expect(list.count).toBe(1);
+    expect(list.addressAt(0)).toBe(0xffff_ffff_ffff_e000n);
+    expect(list.lastAt(0)).toBe(U64_MAX);
+    expect(() => builder.append(0xffff_ffff_ffff_f001n, 0x1000n)).toThrowError(/past the end/);
+    expect(() => new PhyrListBuilder().append(0n, 0n)).toThrowError(/must be positive/);
+    expectEinval(() => new PhyrListBuilder().append(-1n, 1n));
+    expect(() => PhyrList.fromRanges([[U64_MAX, 2n]])).toThrowError(/past the end/);
+    expect(() => PhyrList.fromRanges([[0n, 1n << 64n]])).toThrowError(/does not fit 64 bits/);
+    expect(() => PhyrList.fromRanges([[2 ** 60, 1]])).toThrowError(/safe integer/);
+  });
+
+  test('merging never builds a length of 2^64', () => {
+    const list = new PhyrListBuilder()
+      .append(0n, 1n << 63n)
+      .append(1n << 63n, 1n << 63n)
+      .build();
+    expect(list.count).toBe(2);
+  });
+
+  test('build() trims and leaves the builder usable; reset() empties it', () => {
+    const builder = new PhyrListBuilder({ capacity: 1 });
+    for (let i = 0n; i < 100n; i++) builder.append(i * 0x2000n, 0x1000n);
+    const a = builder.build();
+    builder.append(0x100_0000n, 0x1000n);
+    expect(a.count).toBe(100);
+    expect(builder.build().count).toBe(101);
+    builder.reset();
+    expect(builder.build().isEmpty).toBe(true);
+    expect(builder.build()).toBe(PhyrList.empty());
+  });
+
+  test('DmaRangeListBuilder gives a DmaRangeList', () => {
+    const list = new DmaRangeListBuilder().append(0x1000n, 0x1000n).append(0x2000n, 0x800n).build();
+    expect(list).toBeInstanceOf(DmaRangeList);
+    expect(list.toString()).toBe('DmaRangeList(1 range, 6K): [0x1000+6K]');
+  });
+});
+
+/** Runs fn and checks it throws a PhysrError with EINVAL. */
+function expectEinval(fn: () => unknown): void {
+  let error: unknown;
+  try {
+    fn();
+  } catch (e) {
+    error = e;
+  }
+  expect(isPhysrError(error, 'EINVAL'), String(error)).toBe(true);
+}
+
+describe('PhyrList operations', () => {
+  const sliceArb = rangesArb.chain((ivs) => {
+    const t = total(ivs);
+    return fc
+      .tuple(fc.constant(ivs), fc.bigInt(0n, t))
+      .chain(([ivs2, off]) => fc.tuple(fc.constant(ivs2), fc.constant(off), fc.bigInt(0n, t - off)));
+  });
+
+  test.prop([sliceArb])('slice matches the reference', ([ivs, offset, length]) => {
+    const sliced = listOf(ivs).slice(offset, length);
+    expect(intervalsOf(sliced)).toEqual(referenceSlice(ivs, offset, length));
+    expect(sliced.totalLength).toBe(length);
+  });
+
+  test.prop([rangesArb])('slice past the end is EINVAL', (ivs) => {
+    const list = listOf(ivs);
+    expectEinval(() => list.slice(list.totalLength, 1n));
+    expectEinval(() => list.slice(-1n, 1n));
+  });
+
+  test.prop([rangesArb, fc.bigInt(0x100n, 0x6000n), fc.integer({ min: 9, max: 64 })])(
+    'split: same bytes in order, no piece above max, none crossing a boundary',
+    (ivs, max, boundaryBits) => {
+      const mask = (1n << BigInt(boundaryBits)) - 1n;
+      const list = listOf(ivs).split({ maxSegmentSize: max, segmentBoundaryMask: mask });
+      expect(intervalsOf(list)).toEqual(referenceSplit(ivs, max, mask + 1n));
+      expect(canonical(intervalsOf(list))).toEqual(canonical(ivs));
+      for (const r of list) {
+        expect(r.length).toBeLessThanOrEqual(max);
+        expect(r.address >> BigInt(boundaryBits)).toBe((r.address + r.length - 1n) >> BigInt(boundaryBits));
+      }
+    },
+  );
+
+  test('split refuses a mask that is not 2^n - 1 and a zero maximum', () => {
+    const list = PhyrList.fromRanges([[0x1000n, 0x3000n]]);
+    expect(() => list.split({ segmentBoundaryMask: 0x1000n })).toThrowError(/not 2\^n - 1/);
+    expect(() => list.split({ maxSegmentSize: 0n })).toThrowError(/positive/);
+    expect(list.split({}).equals(list)).toBe(true);
+  });
+
+  test('mask 0 cuts into single bytes', () => {
+    const pieces = PhyrList.fromRanges([[0xffn, 3n]]).split({ segmentBoundaryMask: 0n });
+    expect(intervalsOf(pieces).map((iv) => iv.start)).toEqual([0xffn, 0x100n, 0x101n]);
+  });
+
+  test('split near 2^64 with the full mask', () => {
+    const list = PhyrList.fromRanges([[0xffff_ffff_ffff_c000n, 0x4000n]]);
+    const pieces = list.split({ maxSegmentSize: 0x1000n, segmentBoundaryMask: U64_MAX });
+    expect(pieces.count).toBe(4);
+    expect(pieces.lastAt(3)).toBe(U64_MAX);
+  });
+
+  test.prop([rangesArb, rangesArb])('concat appends ranges and lengths', (a, b) => {
+    const joined = listOf(a).concat(listOf(b));
+    expect(intervalsOf(joined)).toEqual([...a, ...b]);
+    expect(joined.totalLength).toBe(total(a) + total(b));
+    expect(joined.metadataBytes).toBe(16 * (a.length + b.length));
+  });
+
+  test.prop([rangesArb, rangesArb])('equals is range-by-range equality', (a, b) => {
+    const same =
+      JSON.stringify(a, (_, v) => (typeof v === 'bigint' ? v.toString() : v)) ===
+      JSON.stringify(b, (_, v) => (typeof v === 'bigint' ? v.toString() : v));
+    expect(listOf(a).equals(listOf(b))).toBe(same);
+    expect(listOf(a).equals(listOf(a))).toBe(true);
+  });
+
+  test('accessors, iteration and toString', () => {
+    const list = PhyrList.fromRanges([{ address: 0x1000, length: 0x1000 }, [0x10_0000n, 0x20_0000n]]);
+    expect(list.count).toBe(2);
+    expect(list.rangeAt(1)).toEqual({ address: 0x10_0000n, length: 0x20_0000n });
+    expect(list.toArray().map((r) => r.length)).toEqual([0x1000n, 0x20_0000n]);
+    expectEinval(() => list.addressAt(2));
+    expect(list.toString()).toBe('PhyrList(2 ranges, 2052K): [0x1000+4K, 0x100000+2M]');
+    const seen: number[] = [];
+    list.forEachRange((_a, _l, i) => seen.push(i));
+    expect(seen).toEqual([0, 1]);
+    expect(PhyrList.empty().count).toBe(0);
+    expect(PhyrList.empty().slice(0n, 0n).isEmpty).toBe(true);
+  });
+});
