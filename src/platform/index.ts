@@ -7,3 +7,6 @@ export { type BdfParts, devfnOf, formatBdf, parseBdf, parseBdfParts, slotOf } fr
 export * from './pci-builder.ts';
 export * from './pci-query.ts';
 export * from './folio-allocator.ts';
+export { type ImportNote, parseCpuInfo, type TopologyImport } from './capture-import.ts';
+export * from './pci-config.ts';
+export * from './sysfs-import.ts';
