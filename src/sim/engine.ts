@@ -1,0 +1,274 @@
+/**
+ * The scenario engine: resolves the platform, runs the steps in order through their registered
+ * executors, checks each step's expectations, and records per-step and per-scenario metrics.
+ *
+ * Outcomes: a step is `ok`, `failed` (an expectation not met: the scenario fails but later steps
+ * still run, so one run shows every broken expectation), `error` (refused without `expect: { error }`,
+ * or no executor: later steps are `skipped`, since they depend on what it should have made).
+ */
+import { dirname, isAbsolute, resolve } from 'node:path';
+import {
+  formatHex,
+  isPhysrError,
+  Metrics,
+  type MetricsSnapshot,
+  metricsDelta,
+  PhysrError,
+  SeededRandom,
+} from '../core/index.ts';
+import { firstMismatch, formatPattern } from './pattern.ts';
+import {
+  type PlatformInstance,
+  platformFactory,
+  platformLoader,
+  type StepResult,
+  stepExecutor,
+} from './registry.ts';
+import {
+  compareSteps,
+  type DesignPath,
+  type ExpectationReport,
+  type RunReport,
+  type ScenarioFailure,
+  type ScenarioReport,
+  type StepReport,
+  summarizeRun,
+} from './report.ts';
+import { type Scenario, scenarioError } from './scenario-loader.ts';
+import type { CounterExpectation, Expectation, Step } from './scenario-schema.ts';
+import { createContext } from './sim-context.ts';
+
+export interface RunOptions {
+  /** Overrides every scenario's seed (`physr run --seed`). */
+  readonly seed?: bigint;
+  /** Called before each step (and once more at the end of each scenario with `index === total`). */
+  readonly onStep?: (scenario: Scenario, index: number, total: number) => void | Promise<void>;
+}
+
+/**
+ * The scenario's platform: a built-in by name, or a file / sysfs capture through a registered
+ * loader (paths relative to the scenario file). An unknown name is a located ENOENT.
+ */
+export function resolvePlatform(
+  scenario: Scenario,
+  options: { seed: bigint; metrics: Metrics },
+): PlatformInstance {
+  const spec = scenario.platform;
+  if (typeof spec === 'string') {
+    const factory = platformFactory(spec);
+    if (factory === undefined) {
+      throw scenarioError(
+        scenario.source,
+        ['platform'],
+        'ENOENT',
+        `unknown platform "${spec}" (physr list shows them)`,
+      );
+    }
+    return factory.create(options);
+  }
+  const kind = 'file' in spec ? 'file' : 'sysfs';
+  const given = 'file' in spec ? spec.file : spec.sysfs;
+  const loader = platformLoader(kind);
+  if (loader === undefined) {
+    throw scenarioError(
+      scenario.source,
+      ['platform', kind],
+      'EOPNOTSUPP',
+      `platforms from a ${kind} are not supported yet`,
+    );
+  }
+  const path = isAbsolute(given) ? given : resolve(dirname(scenario.source.file), given);
+  try {
+    return loader(path, options);
+  } catch (error) {
+    if (!isPhysrError(error) || error.location !== undefined) throw error;
+    throw scenarioError(scenario.source, ['platform', kind], error.errno, error.reason);
+  }
+}
+
+/** Checks that every scenario's platform resolves, before anything runs (a located error if not). */
+export function checkPlatforms(scenarios: readonly Scenario[]): void {
+  for (const scenario of scenarios)
+    resolvePlatform(scenario, { seed: scenario.seed, metrics: new Metrics() });
+}
+
+function counterText(expected: CounterExpectation): string {
+  if (expected.min !== undefined && expected.min === expected.max) return `= ${expected.min}`;
+  const parts: string[] = [];
+  if (expected.min !== undefined) parts.push(`>= ${expected.min}`);
+  if (expected.max !== undefined) parts.push(`<= ${expected.max}`);
+  return parts.join(' and ') || 'any';
+}
+
+/** Checks counter expectations against a metrics delta (counters absent from it are 0). */
+export function checkCounters(
+  expected: Readonly<Record<string, CounterExpectation>>,
+  moved: MetricsSnapshot,
+): ExpectationReport[] {
+  return Object.entries(expected).map(([name, want]) => {
+    const value = moved[name] ?? 0;
+    const met =
+      (want.min === undefined || value >= want.min) && (want.max === undefined || value <= want.max);
+    return { what: `${name} ${counterText(want)}`, met, detail: `${name} = ${value}` };
+  });
+}
+
+function checkStep(
+  expect: Expectation | undefined,
+  result: StepResult | undefined,
+  refusal: PhysrError | undefined,
+  moved: MetricsSnapshot,
+): ExpectationReport[] {
+  const out: ExpectationReport[] = [...(result?.expectations ?? [])];
+  if (expect?.error !== undefined) {
+    out.push({
+      what: `refused with ${expect.error}`,
+      met: refusal?.errno === expect.error,
+      detail: refusal === undefined ? 'the step succeeded' : `${refusal.errno}: ${refusal.reason}`,
+    });
+  }
+  const observed = result?.observed;
+  if (expect?.bytes !== undefined) {
+    const what = `bytes = ${formatPattern(expect.bytes)}`;
+    if (observed?.bytes === undefined) {
+      out.push({ what, met: false, detail: 'the step read no bytes' });
+    } else {
+      const offset = observed.offset ?? 0n;
+      const at = firstMismatch(expect.bytes, offset, observed.bytes);
+      out.push(
+        at < 0
+          ? { what, met: true, detail: `${observed.bytes.length} bytes match` }
+          : {
+              what,
+              met: false,
+              detail: `byte at offset ${formatHex(offset + BigInt(at))} is 0x${observed.bytes[at]!.toString(16).padStart(2, '0')}`,
+            },
+      );
+    }
+  }
+  const fault = observed?.fault;
+  if (expect?.fault !== undefined) {
+    out.push({
+      what: expect.fault ? 'faults' : 'no fault',
+      met: (fault !== undefined) === expect.fault,
+      detail: fault ?? 'no fault',
+    });
+  } else if (fault !== undefined) {
+    out.push({ what: 'no fault', met: false, detail: `unexpected fault: ${fault}` });
+  }
+  if (expect?.counters !== undefined) out.push(...checkCounters(expect.counters, moved));
+  return out;
+}
+
+function stepExpect(step: Step): Expectation | undefined {
+  return 'expect' in step.body ? step.body.expect : undefined;
+}
+
+function stepVia(step: Step): DesignPath | undefined {
+  return 'via' in step.body ? step.body.via : undefined;
+}
+
+/** Runs one scenario to a report. Platform problems are thrown (located); step problems are reported. */
+export async function runScenario(scenario: Scenario, options: RunOptions = {}): Promise<ScenarioReport> {
+  const seed = options.seed ?? scenario.seed;
+  const metrics = new Metrics();
+  const platform = resolvePlatform(scenario, { seed, metrics });
+  const iommuMode = scenario.iommu.mode ?? platform.defaultIommuMode ?? 'strict';
+  const context = createContext({
+    scenario,
+    platform,
+    metrics,
+    random: new SeededRandom(seed),
+    seed,
+    iommuMode,
+  });
+  const steps: StepReport[] = [];
+  let failure: ScenarioFailure | undefined;
+  let stopped = false;
+  for (const step of scenario.steps) {
+    await options.onStep?.(scenario, step.index, scenario.steps.length);
+    const base = {
+      index: step.index,
+      op: step.kind,
+      ...(step.line === undefined ? {} : { line: step.line }),
+    };
+    if (stopped) {
+      steps.push({ ...base, status: 'skipped', expectations: [], notes: [], metrics: {} });
+      continue;
+    }
+    const before = metrics.snapshot();
+    const expect = stepExpect(step);
+    let result: StepResult | undefined;
+    let refusal: PhysrError | undefined;
+    try {
+      const executor = stepExecutor(step.kind);
+      if (executor === undefined)
+        throw new PhysrError('ENOTSUPP', `no executor is registered for step "${step.kind}"`);
+      result = (await executor(step.body, context, step)) ?? undefined;
+    } catch (error) {
+      if (!isPhysrError(error)) throw error;
+      refusal = error;
+    }
+    const moved = metricsDelta(before, metrics.snapshot());
+    const path = result?.path ?? stepVia(step);
+    const pathField = path === undefined ? {} : { path };
+    const notes = result?.notes ?? [];
+    if (refusal !== undefined && expect?.error === undefined) {
+      steps.push({
+        ...base,
+        ...pathField,
+        status: 'error',
+        expectations: [],
+        error: { errno: refusal.errno, reason: refusal.reason },
+        notes,
+        metrics: moved,
+      });
+      failure ??= toFailure(step, `${refusal.errno}: ${refusal.reason}`);
+      stopped = true;
+      continue;
+    }
+    const expectations = checkStep(expect, result, refusal, moved);
+    const broken = expectations.find((e) => !e.met);
+    if (broken !== undefined) {
+      failure ??= toFailure(step, `expected ${broken.what}: ${broken.detail}`);
+    }
+    steps.push({
+      ...base,
+      ...pathField,
+      status: broken === undefined ? 'ok' : 'failed',
+      expectations,
+      notes,
+      metrics: moved,
+    });
+  }
+  await options.onStep?.(scenario, scenario.steps.length, scenario.steps.length);
+  const status = steps.some((s) => s.status === 'error')
+    ? 'error'
+    : steps.some((s) => s.status === 'failed')
+      ? 'failed'
+      : 'passed';
+  return {
+    name: scenario.name,
+    ...(scenario.description === undefined ? {} : { description: scenario.description }),
+    file: scenario.source.file,
+    platform: platform.name,
+    seed,
+    iommuMode,
+    status,
+    ...(failure === undefined ? {} : { failure }),
+    steps,
+    metrics: context.scenarioMetrics(),
+    comparison: compareSteps(steps),
+  };
+}
+
+function toFailure(step: Step, reason: string): ScenarioFailure {
+  return { step: step.index, op: step.kind, ...(step.line === undefined ? {} : { line: step.line }), reason };
+}
+
+/** Runs scenarios in order and summarizes them. */
+export async function runSuite(scenarios: readonly Scenario[], options: RunOptions = {}): Promise<RunReport> {
+  const reports: ScenarioReport[] = [];
+  for (const scenario of scenarios) reports.push(await runScenario(scenario, options));
+  return summarizeRun(reports);
+}

@@ -1,0 +1,54 @@
+/** The scenario engine: YAML scenarios, step and platform registries, the engine, reports. */
+export { CORE_ONLY_PLATFORM, registerCoreSteps } from './core-steps.ts';
+export {
+  checkCounters,
+  checkPlatforms,
+  type RunOptions,
+  resolvePlatform,
+  runScenario,
+  runSuite,
+} from './engine.ts';
+export { firstMismatch, formatPattern, type Pattern, parsePattern, patternBytes } from './pattern.ts';
+export {
+  listPlatforms,
+  type PlatformFactory,
+  type PlatformInstance,
+  type PlatformLoader,
+  type PlatformOptions,
+  platformFactory,
+  registeredStepKinds,
+  registerPlatform,
+  registerPlatformLoader,
+  registerStep,
+  type StepExecutor,
+  type StepObservation,
+  type StepResult,
+  unregisterPlatform,
+  unregisterStep,
+} from './registry.ts';
+export * from './report.ts';
+export {
+  BUILTIN_SCENARIO_DIR,
+  builtinScenarioNames,
+  isScenarioError,
+  loadScenarioFile,
+  loadScenarios,
+  parseScenario,
+  resolveScenarioTarget,
+  type Scenario,
+  ScenarioError,
+  type ScenarioSource,
+  scenarioError,
+} from './scenario-loader.ts';
+export {
+  type Expectation,
+  STEP_BODIES,
+  STEP_KINDS,
+  type Step,
+  type StepBody,
+  type StepKind,
+  scenarioDocumentSchema,
+  scenarioSchema,
+} from './scenario-schema.ts';
+export { formatFieldPath, sourceExcerpt } from './scenario-source.ts';
+export { ObjectStore, type SimContext } from './sim-context.ts';
