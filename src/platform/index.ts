@@ -10,3 +10,5 @@ export * from './folio-allocator.ts';
 export { type ImportNote, parseCpuInfo, type TopologyImport } from './capture-import.ts';
 export * from './pci-config.ts';
 export * from './sysfs-import.ts';
+export * from './iommu-groups.ts';
+export * from './builtin-topologies.ts';

@@ -272,8 +272,12 @@ function makeBridgeState(spec: HostBridgeSpec, i: number): BridgeState {
     spec.mmio64 ?? { base: 0x200_0000_0000n * BigInt(i + 1), size: 0x100_0000_0000n },
     id,
   );
-  if (mmio32.last >= SZ_4G)
-    fail('EINVAL', `${id}: mmio32 window ends at ${formatHex(mmio32.last)}, above 4 GiB`);
+  // 32-bit BARs need bus addresses below 4 GiB; the CPU side may sit anywhere (ARM maps it high).
+  if (mmio32.last - busOffset >= SZ_4G)
+    fail(
+      'EINVAL',
+      `${id}: mmio32 window ends at bus address ${formatHex(mmio32.last - busOffset)}, above 4 GiB`,
+    );
   for (const w of [mmio32, mmio64]) {
     if (w.base < busOffset)
       fail(
@@ -424,8 +428,6 @@ function planBars(bdf: Bdf, spec: FunctionSpec, isBridge: boolean): PendingBar[]
     }
     if (b.cpuAddress !== undefined && b.cpuAddress % b.size !== 0n)
       fail('EINVAL', `${bdf} BAR${index}: address ${formatHex(b.cpuAddress)} is not aligned to its size`);
-    if (b.cpuAddress !== undefined && !is64 && b.cpuAddress + b.size > SZ_4G)
-      fail('EINVAL', `${bdf} BAR${index}: a 32-bit BAR cannot sit at ${formatHex(b.cpuAddress)}`);
     out.push({ owner: bdf, spec: b, index, is64, prefetchable, io, cpuAddress: b.cpuAddress });
   }
   return out.sort((a, b) => a.index - b.index);
@@ -473,6 +475,8 @@ function assignBars(drafts: Map<Bdf, Draft>, states: readonly BridgeState[]): vo
         'EINVAL',
         `${bar.owner} BAR${bar.index}: ${formatHex(bar.cpuAddress)} is outside ${state.bridge.id}'s windows`,
       );
+    if (!bar.is64 && fits === state.mmio64)
+      fail('EINVAL', `${bar.owner} BAR${bar.index}: a 32-bit BAR cannot sit in the 64-bit window`);
     if (overlapsUsed(fits, bar.cpuAddress, last))
       fail('EINVAL', `${bar.owner} BAR${bar.index}: ${formatHex(bar.cpuAddress)} overlaps another BAR`);
     takeRange(fits, bar.cpuAddress, last);
