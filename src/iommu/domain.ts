@@ -1,0 +1,228 @@
+/**
+ * IOMMU domains (include/linux/iommu.h IOMMU_DOMAIN_*):
+ *  - 'dma': translating, owned by the DMA API: a page table, an IOVA allocator and, in lazy mode, a
+ *    flush queue (drivers/iommu/dma-iommu.c);
+ *  - 'paging': translating, managed by its user (VFIO, IOMMUFD): a page table, no IOVA allocator;
+ *  - 'identity': pass-through, the device's address is the physical address;
+ *  - 'blocked': every access faults.
+ *
+ * Strict vs lazy invalidation (dma-iommu.c __iommu_dma_unmap / iommu_dma_free_iova): strict syncs the
+ * unmap's gather at once (one IOTLB invalidation per unmap batch) and frees the IOVA. Lazy skips the
+ * sync and queues the IOVA on the flush queue; the queue is flushed (one invalidation of the whole
+ * domain, then the IOVAs are freed) when it is full or when its timer expires. Until then the IOTLB
+ * may still hold the old translations, and a device using one reaches the freed page.
+ */
+import { fail, formatHex, formatSize, type Metrics } from '../core/index.ts';
+import type { PageTableFormat } from './format.ts';
+import { IotlbGather } from './gather.ts';
+import type { Iotlb } from './iotlb.ts';
+import { IovaDomain, type IovaDomainOptions } from './iova.ts';
+import { IoPageTable } from './page-table.ts';
+import { pageSizes } from './pgsize.ts';
+import type { Prot } from './prot.ts';
+
+export type DomainType = 'dma' | 'paging' | 'identity' | 'blocked';
+
+/** dma-iommu.c flush-queue defaults: IOVA_DEFAULT_FQ_SIZE entries, IOVA_DEFAULT_FQ_TIMEOUT ms. */
+export const IOVA_DEFAULT_FQ_SIZE = 256;
+export const IOVA_DEFAULT_FQ_TIMEOUT_MS = 10;
+
+export interface DomainOptions {
+  /** DMA domains: strict (invalidate on every unmap) or lazy (flush queue). Default strict. */
+  readonly strict?: boolean;
+  /** Page sizes this domain uses (a subset of the format's). */
+  readonly pgsizeBitmap?: bigint;
+  /** IOVA allocator settings for a DMA domain (granule defaults to the smallest page). */
+  readonly iova?: IovaDomainOptions;
+  readonly fqSize?: number;
+  readonly fqTimeoutMs?: number;
+  readonly maxTablePages?: number;
+}
+
+/** What the owning IOMMU lends its domains. */
+export interface DomainHost {
+  readonly format: PageTableFormat;
+  readonly metrics: Metrics;
+  readonly iotlb: Iotlb;
+}
+
+interface QueuedIova {
+  readonly pfn: number;
+  readonly pages: number;
+}
+
+export class IommuDomain {
+  readonly id: number;
+  readonly type: DomainType;
+  readonly strict: boolean;
+  /** Present for 'dma' and 'paging' domains. */
+  readonly pageTable: IoPageTable | undefined;
+  /** Present for 'dma' domains. */
+  readonly iovad: IovaDomain | undefined;
+  readonly fqSize: number;
+  readonly fqTimeoutMs: number;
+  /** Page sizes in use, largest first (the order the IOTLB is probed in). */
+  readonly pageSizesDescending: readonly bigint[];
+  private readonly host: DomainHost;
+  private readonly fq: QueuedIova[] = [];
+  private clockMs = 0;
+  private fqDeadlineMs: number | undefined;
+
+  constructor(id: number, type: DomainType, host: DomainHost, options: DomainOptions = {}) {
+    this.id = id;
+    this.type = type;
+    this.host = host;
+    this.strict = options.strict ?? true;
+    this.fqSize = options.fqSize ?? IOVA_DEFAULT_FQ_SIZE;
+    this.fqTimeoutMs = options.fqTimeoutMs ?? IOVA_DEFAULT_FQ_TIMEOUT_MS;
+    if (type === 'dma' || type === 'paging') {
+      this.pageTable = new IoPageTable(host.format, {
+        metrics: host.metrics,
+        ...(options.pgsizeBitmap === undefined ? {} : { pgsizeBitmap: options.pgsizeBitmap }),
+        ...(options.maxTablePages === undefined ? {} : { maxTablePages: options.maxTablePages }),
+      });
+      this.pageSizesDescending = pageSizes(this.pageTable.pgsizeBitmap).reverse();
+    } else {
+      this.pageTable = undefined;
+      this.pageSizesDescending = [];
+    }
+    if (type === 'dma') {
+      const pt = this.pageTable!;
+      const granule = options.iova?.granule ?? pt.minPageSize;
+      const shift = BigInt(granule.toString(2).length - 1);
+      this.iovad = new IovaDomain({
+        granule,
+        // iommu_dma_init_domain: never hand out IOVA 0, stop at the aperture's end.
+        startPfn: 1,
+        lastPfn: Number(pt.apertureLast >> shift),
+        metrics: host.metrics,
+        ...options.iova,
+      });
+    } else {
+      this.iovad = undefined;
+    }
+  }
+
+  /** Whether this domain translates through a page table. */
+  get translating(): boolean {
+    return this.pageTable !== undefined;
+  }
+
+  // --- the IOMMU API (iommu_map / iommu_unmap) -------------------------------------------------
+
+  map(iova: bigint, paddr: bigint, size: bigint, prot: Prot): void {
+    this.table('map').map(iova, paddr, size, prot);
+  }
+
+  /** iommu_unmap: unmap and invalidate what it covered, one IOTLB flush. Returns bytes unmapped. */
+  unmap(iova: bigint, size: bigint): bigint {
+    const gather = new IotlbGather();
+    const unmapped = this.table('unmap').unmap(iova, size, gather);
+    this.iotlbSync(gather);
+    return unmapped;
+  }
+
+  /** iommu_unmap_fast: unmap into a caller's gather, no invalidation yet. */
+  unmapFast(iova: bigint, size: bigint, gather: IotlbGather): bigint {
+    return this.table('unmap').unmap(iova, size, gather);
+  }
+
+  /** iommu_iotlb_sync: one invalidation covering everything gathered (none if the gather is empty). */
+  iotlbSync(gather: IotlbGather): void {
+    if (gather.isEmpty()) return;
+    this.host.iotlb.invalidateRange(this.id, gather.start, gather.last);
+    gather.reset();
+  }
+
+  /** flush_iotlb_all for this domain: one invalidation. */
+  flushIotlbAll(): void {
+    this.host.iotlb.invalidateDomain(this.id);
+  }
+
+  iovaToPhys(iova: bigint): bigint {
+    if (this.type === 'identity') return iova;
+    return this.pageTable?.iovaToPhys(iova) ?? 0n;
+  }
+
+  // --- the dma-iommu path --------------------------------------------------------------------
+
+  /**
+   * iommu_dma_alloc_iova: `size` bytes (rounded up to the granule) of IOVA ending at or below
+   * `dmaLimit` (the device's DMA mask, clipped to the aperture), through the rcache. ENOMEM when
+   * full.
+   */
+  allocIova(size: bigint, dmaLimit: bigint): bigint {
+    const iovad = this.iovaDomain();
+    const pages = Number((size + iovad.granule - 1n) >> iovad.granuleShift);
+    const limitPfn = Number(dmaLimit >> iovad.granuleShift);
+    return iovad.addressOf(iovad.allocIovaFast(pages, limitPfn, true));
+  }
+
+  /** iommu_dma_free_iova: lazy domains queue it behind the next flush; strict ones free it now. */
+  freeIova(iova: bigint, size: bigint): void {
+    const iovad = this.iovaDomain();
+    const pfn = iovad.pfnOf(iova);
+    const pages = Number((size + iovad.granule - 1n) >> iovad.granuleShift);
+    if (this.strict) {
+      iovad.freeIovaFast(pfn, pages);
+      return;
+    }
+    this.fq.push({ pfn, pages });
+    this.host.metrics.add('iommu.fq_queued');
+    if (this.fqDeadlineMs === undefined) this.fqDeadlineMs = this.clockMs + this.fqTimeoutMs;
+    if (this.fq.length >= this.fqSize) this.flushQueue();
+  }
+
+  /**
+   * __iommu_dma_unmap: unmap `[iova, iova + size)` as one batch. Strict: one IOTLB invalidation for
+   * the batch, then the IOVA is freed. Lazy: no invalidation now; the IOVA waits in the flush queue.
+   * Returns bytes unmapped.
+   */
+  dmaUnmap(iova: bigint, size: bigint): bigint {
+    const gather = new IotlbGather();
+    const unmapped = this.unmapFast(iova, size, gather);
+    if (unmapped !== size) {
+      fail(
+        'EINVAL',
+        `DMA unmap of ${formatHex(iova)} + ${formatSize(size)} removed ${formatSize(unmapped)}: the range was not mapped as one`,
+      );
+    }
+    if (this.strict) this.iotlbSync(gather);
+    this.freeIova(iova, size);
+    return unmapped;
+  }
+
+  /** fq_flush_iotlb + fq_ring_free: one invalidation of the domain, then every queued IOVA is freed. */
+  flushQueue(): void {
+    if (this.fq.length === 0) return;
+    this.flushIotlbAll();
+    const iovad = this.iovaDomain();
+    for (const entry of this.fq) iovad.freeIovaFast(entry.pfn, entry.pages);
+    this.fq.length = 0;
+    this.fqDeadlineMs = undefined;
+    this.host.metrics.add('iommu.fq_flushes');
+  }
+
+  /** IOVAs waiting in the flush queue. */
+  get queuedIovas(): number {
+    return this.fq.length;
+  }
+
+  /** Advances this domain's clock; the flush-queue timer (fq_flush_timeout) fires when due. */
+  advanceClock(ms: number): void {
+    this.clockMs += ms;
+    if (this.fqDeadlineMs !== undefined && this.clockMs >= this.fqDeadlineMs) this.flushQueue();
+  }
+
+  private table(what: string): IoPageTable {
+    if (this.pageTable === undefined)
+      fail('EINVAL', `cannot ${what} in a ${this.type} domain (no page table)`);
+    return this.pageTable;
+  }
+
+  private iovaDomain(): IovaDomain {
+    if (this.iovad === undefined)
+      fail('EINVAL', `domain ${this.id} is a ${this.type} domain, not a DMA domain`);
+    return this.iovad;
+  }
+}

@@ -1,0 +1,330 @@
+/**
+ * The IOVA allocator of drivers/iommu/iova.c, in page frame numbers of the domain's granule.
+ *
+ * - Allocated and reserved ranges are kept sorted (`[pfnLo, pfnHi]`, inclusive) in plain arrays; a
+ *   pfn is at most 2^52 for a 4K granule, so Numbers hold it exactly.
+ * - alloc_iova: top-down from `limitPfn`, never below `startPfn`; `sizeAligned` aligns the start to
+ *   the size rounded up to a power of two (the align_mask built from fls_long(size - 1)). The kernel
+ *   starts its downward search at a cached node (the last allocation) and retries from the top when
+ *   it reaches the bottom; we always search from the limit downward. Both hand out the highest free
+ *   fit for a fresh domain; with holes above the cached node the kernel may pick a lower one.
+ * - reserve_iova: reserved ranges (MSI window, PCI host-bridge windows) sit in the same list, are
+ *   merged with what they overlap and are never handed out or freed.
+ * - The rcache (alloc_iova_fast / free_iova_fast): sizes below 2^(IOVA_RANGE_CACHE_MAX_SIZE - 1)
+ *   pages are rounded up to a power of two; freed ranges of orders 0..IOVA_RANGE_CACHE_MAX_SIZE-1
+ *   go to a per-order cache of magazines (IOVA_MAG_SIZE pfns each). The kernel keeps a loaded and a
+ *   previous magazine per CPU plus a shared depot; we model one CPU (loaded + previous) and a depot of
+ *   at most MAX_GLOBAL_MAGS magazines (the pre-6.7 bound). Cached ranges stay allocated in the list,
+ *   as in the kernel, so they still count against free space until the cache is flushed.
+ */
+import { COUNTER, fail, formatHex, isPowerOfTwo, Metrics } from '../core/index.ts';
+
+export const IOVA_RANGE_CACHE_MAX_SIZE = 6;
+export const IOVA_MAG_SIZE = 127;
+export const MAX_GLOBAL_MAGS = 32;
+
+export interface IovaRange {
+  readonly pfnLo: number;
+  readonly pfnHi: number;
+  readonly reserved: boolean;
+}
+
+export interface FreeExtent {
+  readonly pfnLo: number;
+  /** Length in granule pages (0 when nothing is free). */
+  readonly pages: number;
+}
+
+export interface IovaDomainOptions {
+  /** Allocation unit in bytes, a power of two (init_iova_domain's granule). */
+  readonly granule?: bigint;
+  /** Lowest pfn ever handed out (dma-iommu uses the aperture start, at least 1). */
+  readonly startPfn?: number;
+  /** Highest pfn of the space, for largestFreeExtent and the default limit. */
+  readonly lastPfn?: number;
+  readonly metrics?: Metrics;
+}
+
+interface RcacheOrder {
+  loaded: number[];
+  prev: number[];
+  depot: number[][];
+}
+
+function upperPow2(n: number): number {
+  let p = 1;
+  while (p < n) p *= 2;
+  return p;
+}
+
+function orderOf(pages: number): number {
+  return Math.log2(upperPow2(pages));
+}
+
+export class IovaDomain {
+  readonly granule: bigint;
+  readonly granuleShift: bigint;
+  readonly startPfn: number;
+  readonly lastPfn: number;
+  readonly metrics: Metrics;
+  private readonly lo: number[] = [];
+  private readonly hi: number[] = [];
+  private readonly reservedFlag: boolean[] = [];
+  private readonly rcache: RcacheOrder[] = [];
+
+  constructor(options: IovaDomainOptions = {}) {
+    this.granule = options.granule ?? 4096n;
+    if (!isPowerOfTwo(this.granule))
+      fail('EINVAL', `IOVA granule ${formatHex(this.granule)} is not a power of two`);
+    this.granuleShift = BigInt(this.granule.toString(2).length - 1);
+    this.startPfn = options.startPfn ?? 1;
+    this.lastPfn = options.lastPfn ?? Number((((1n << 64n) - 1n) >> this.granuleShift) & ((1n << 52n) - 1n));
+    if (this.startPfn < 0 || this.lastPfn < this.startPfn) {
+      fail('EINVAL', `IOVA domain pfn range ${this.startPfn}..${this.lastPfn} is empty`);
+    }
+    this.metrics = options.metrics ?? new Metrics();
+    for (let order = 0; order < IOVA_RANGE_CACHE_MAX_SIZE; order++) {
+      this.rcache.push({ loaded: [], prev: [], depot: [] });
+    }
+  }
+
+  /** The pfn of an IOVA (iova_pfn). */
+  pfnOf(iova: bigint): number {
+    return Number(iova >> this.granuleShift);
+  }
+
+  /** The IOVA of a pfn. */
+  addressOf(pfn: number): bigint {
+    return BigInt(pfn) << this.granuleShift;
+  }
+
+  /**
+   * alloc_iova: `pages` granule pages ending at or below `limitPfn`, top-down; ENOMEM when no gap
+   * fits. Returns the first pfn.
+   */
+  allocIova(pages: number, limitPfn: number = this.lastPfn, sizeAligned = false): number {
+    if (!Number.isSafeInteger(pages) || pages <= 0) fail('EINVAL', `IOVA allocation of ${pages} pages`);
+    const limit = Math.min(limitPfn, this.lastPfn);
+    const align = sizeAligned ? upperPow2(pages) : 1;
+    let high = limit + 1; // exclusive top of the gap being tried
+    let i = this.lastIndexAtOrBelow(limit);
+    for (;;) {
+      const floor = Math.max(i >= 0 ? this.hi[i]! + 1 : this.startPfn, this.startPfn);
+      if (high - floor >= pages) {
+        const pfn = Math.floor((high - pages) / align) * align;
+        if (pfn >= floor) {
+          this.insertAt(i + 1, pfn, pfn + pages - 1, false);
+          this.metrics.add(COUNTER.iovaAllocations);
+          return pfn;
+        }
+      }
+      if (i < 0) break;
+      high = Math.min(high, this.lo[i]!);
+      i--;
+    }
+    fail(
+      'ENOMEM',
+      `no free IOVA range of ${pages} pages${sizeAligned ? ' (size-aligned)' : ''} at or below pfn ${formatHex(BigInt(limit))}`,
+    );
+  }
+
+  /** free_iova: releases the allocated range containing `pfn`; ENOENT if none, EBUSY if reserved. */
+  freeIova(pfn: number): void {
+    const i = this.indexContaining(pfn);
+    if (i < 0) fail('ENOENT', `no IOVA allocation contains pfn ${formatHex(BigInt(pfn))}`);
+    if (this.reservedFlag[i]) fail('EBUSY', `pfn ${formatHex(BigInt(pfn))} is in a reserved IOVA range`);
+    this.removeAt(i);
+    this.metrics.add(COUNTER.iovaFrees);
+  }
+
+  /** find_iova: the range containing `pfn`. */
+  findIova(pfn: number): IovaRange | undefined {
+    const i = this.indexContaining(pfn);
+    return i < 0 ? undefined : { pfnLo: this.lo[i]!, pfnHi: this.hi[i]!, reserved: this.reservedFlag[i]! };
+  }
+
+  /**
+   * reserve_iova: makes `[pfnLo, pfnHi]` unavailable for good. Overlapping reserved ranges merge;
+   * reserving over a live allocation is refused (EBUSY) rather than silently absorbing it.
+   */
+  reserveIova(pfnLo: number, pfnHi: number): void {
+    if (pfnHi < pfnLo) fail('EINVAL', `reserve of empty pfn range ${pfnLo}..${pfnHi}`);
+    for (let i = this.lastIndexAtOrBelow(pfnHi); i >= 0 && this.hi[i]! >= pfnLo; i--) {
+      if (!this.reservedFlag[i]) {
+        fail(
+          'EBUSY',
+          `cannot reserve pfns ${formatHex(BigInt(pfnLo))}..${formatHex(BigInt(pfnHi))}: the allocation at ${formatHex(BigInt(this.lo[i]!))} overlaps`,
+        );
+      }
+    }
+    let lo = pfnLo;
+    let hi = pfnHi;
+    let i = this.lastIndexAtOrBelow(hi);
+    // Merge reserved ranges that overlap or touch; stop at the first allocation or gap.
+    while (i >= 0 && this.hi[i]! >= lo - 1 && this.reservedFlag[i]) {
+      lo = Math.min(lo, this.lo[i]!);
+      hi = Math.max(hi, this.hi[i]!);
+      this.removeAt(i);
+      i--;
+    }
+    // A reserved range starting right after hi merges too.
+    const next = i + 1;
+    if (next < this.lo.length && this.lo[next] === hi + 1 && this.reservedFlag[next]) {
+      hi = this.hi[next]!;
+      this.removeAt(next);
+    }
+    this.insertAt(i + 1, lo, hi, true);
+  }
+
+  /** reserve_iova by byte addresses `[start, last]` (rounded out to whole granules). */
+  reserveRange(start: bigint, last: bigint): void {
+    this.reserveIova(this.pfnOf(start), this.pfnOf(last));
+  }
+
+  // --- the rcache ------------------------------------------------------------------------------
+
+  /**
+   * alloc_iova_fast: a cached range of the rounded size if one lies below the limit, else a
+   * size-aligned allocation; on failure with `flushRcache`, empties every cache and tries again.
+   */
+  allocIovaFast(pages: number, limitPfn: number = this.lastPfn, flushRcache = true): number {
+    const size = pages < 1 << (IOVA_RANGE_CACHE_MAX_SIZE - 1) ? upperPow2(pages) : pages;
+    const cached = this.rcacheGet(size, limitPfn);
+    if (cached !== undefined) {
+      this.metrics.add('iommu.iova_rcache_hits');
+      this.metrics.add(COUNTER.iovaAllocations);
+      return cached;
+    }
+    this.metrics.add('iommu.iova_rcache_misses');
+    try {
+      return this.allocIova(size, limitPfn, true);
+    } catch (error) {
+      if (!flushRcache) throw error;
+      this.flushRcaches();
+      return this.allocIova(size, limitPfn, true);
+    }
+  }
+
+  /** free_iova_fast: into the cache of its order when it has room, else straight back to the list. */
+  freeIovaFast(pfn: number, pages: number): void {
+    const size = pages < 1 << (IOVA_RANGE_CACHE_MAX_SIZE - 1) ? upperPow2(pages) : pages;
+    const order = orderOf(size);
+    if (order < IOVA_RANGE_CACHE_MAX_SIZE && upperPow2(size) === size && this.rcacheInsert(order, pfn)) {
+      this.metrics.add(COUNTER.iovaFrees);
+      return;
+    }
+    this.freeIova(pfn);
+  }
+
+  /** Returns every cached range to the list (free_cpu_cached_iovas + free_global_cached_iovas). */
+  flushRcaches(): void {
+    for (const cache of this.rcache) {
+      for (const mag of [cache.loaded, cache.prev, ...cache.depot]) {
+        for (const pfn of mag) this.removeAt(this.indexContaining(pfn));
+      }
+      cache.loaded = [];
+      cache.prev = [];
+      cache.depot = [];
+    }
+  }
+
+  /** Ranges held by the rcache, by order. */
+  cachedCounts(): number[] {
+    return this.rcache.map(
+      (c) => c.loaded.length + c.prev.length + c.depot.reduce((n, m) => n + m.length, 0),
+    );
+  }
+
+  private rcacheInsert(order: number, pfn: number): boolean {
+    const cache = this.rcache[order]!;
+    if (cache.loaded.length < IOVA_MAG_SIZE) {
+      cache.loaded.push(pfn);
+      return true;
+    }
+    if (cache.prev.length < IOVA_MAG_SIZE) {
+      [cache.loaded, cache.prev] = [cache.prev, cache.loaded];
+      cache.loaded.push(pfn);
+      return true;
+    }
+    if (cache.depot.length < MAX_GLOBAL_MAGS) {
+      cache.depot.push(cache.loaded);
+      cache.loaded = [pfn];
+      return true;
+    }
+    // Depot full: the loaded magazine's ranges go back to the list (iova_magazine_free_pfns).
+    for (const cachedPfn of cache.loaded) this.removeAt(this.indexContaining(cachedPfn));
+    cache.loaded = [pfn];
+    return true;
+  }
+
+  private rcacheGet(size: number, limitPfn: number): number | undefined {
+    const order = orderOf(size);
+    if (order >= IOVA_RANGE_CACHE_MAX_SIZE || upperPow2(size) !== size) return undefined;
+    const cache = this.rcache[order]!;
+    if (cache.loaded.length === 0) {
+      if (cache.prev.length > 0) [cache.loaded, cache.prev] = [cache.prev, cache.loaded];
+      else if (cache.depot.length > 0) cache.loaded = cache.depot.pop()!;
+      else return undefined;
+    }
+    // iova_magazine_pop: the most recent entry that ends below the limit.
+    for (let i = cache.loaded.length - 1; i >= 0; i--) {
+      const pfn = cache.loaded[i]!;
+      if (pfn + size - 1 <= limitPfn) {
+        cache.loaded.splice(i, 1);
+        return pfn;
+      }
+    }
+    return undefined;
+  }
+
+  // --- inspection ------------------------------------------------------------------------------
+
+  /** The largest free run of pages in `[startPfn, min(limitPfn, lastPfn)]`: fragmentation made visible. */
+  largestFreeExtent(limitPfn: number = this.lastPfn): FreeExtent {
+    const limit = Math.min(limitPfn, this.lastPfn);
+    let best: FreeExtent = { pfnLo: this.startPfn, pages: 0 };
+    let cursor = this.startPfn;
+    for (let i = 0; i < this.lo.length && cursor <= limit; i++) {
+      const gapEnd = Math.min(this.lo[i]! - 1, limit);
+      if (gapEnd >= cursor && gapEnd - cursor + 1 > best.pages)
+        best = { pfnLo: cursor, pages: gapEnd - cursor + 1 };
+      cursor = Math.max(cursor, this.hi[i]! + 1);
+    }
+    if (cursor <= limit && limit - cursor + 1 > best.pages)
+      best = { pfnLo: cursor, pages: limit - cursor + 1 };
+    return best;
+  }
+
+  /** Every range in the list, ascending. */
+  ranges(): IovaRange[] {
+    return this.lo.map((lo, i) => ({ pfnLo: lo, pfnHi: this.hi[i]!, reserved: this.reservedFlag[i]! }));
+  }
+
+  private lastIndexAtOrBelow(pfn: number): number {
+    let a = 0;
+    let b = this.lo.length;
+    while (a < b) {
+      const m = (a + b) >>> 1;
+      if (this.lo[m]! <= pfn) a = m + 1;
+      else b = m;
+    }
+    return a - 1;
+  }
+
+  private indexContaining(pfn: number): number {
+    const i = this.lastIndexAtOrBelow(pfn);
+    return i >= 0 && this.hi[i]! >= pfn ? i : -1;
+  }
+
+  private insertAt(i: number, lo: number, hi: number, reserved: boolean): void {
+    this.lo.splice(i, 0, lo);
+    this.hi.splice(i, 0, hi);
+    this.reservedFlag.splice(i, 0, reserved);
+  }
+
+  private removeAt(i: number): void {
+    this.lo.splice(i, 1);
+    this.hi.splice(i, 1);
+    this.reservedFlag.splice(i, 1);
+  }
+}
