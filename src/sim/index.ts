@@ -1,4 +1,6 @@
 /** The scenario engine: YAML scenarios, step and platform registries, the engine, reports. */
+
+export { registerBuiltins } from './builtins.ts';
 export { CORE_ONLY_PLATFORM, registerCoreSteps } from './core-steps.ts';
 export {
   checkCounters,
@@ -9,6 +11,7 @@ export {
   runSuite,
 } from './engine.ts';
 export { firstMismatch, formatPattern, type Pattern, parsePattern, patternBytes } from './pattern.ts';
+export { createProgress, type Progress, type ProgressOptions } from './progress.ts';
 export {
   listPlatforms,
   type PlatformFactory,
@@ -26,6 +29,16 @@ export {
   unregisterPlatform,
   unregisterStep,
 } from './registry.ts';
+export { comparisonChart, escapeHtml, renderRunHtml } from './render-html.ts';
+export { renderJson, renderRunJson } from './render-json.ts';
+export {
+  ratioText,
+  renderComparisonOnly,
+  renderComparisonText,
+  renderRunText,
+  renderScenarioText,
+  renderSummaryLine,
+} from './render-text.ts';
 export * from './report.ts';
 export {
   BUILTIN_SCENARIO_DIR,

@@ -3,7 +3,7 @@
  * (the earliest problem in the file) naming file, line, column and field, with a caret excerpt.
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { basename, dirname, extname, join, resolve } from 'node:path';
+import { basename, dirname, extname, isAbsolute, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LineCounter, parseDocument } from 'yaml';
 import type { z } from 'zod';
@@ -213,7 +213,11 @@ export function resolveScenarioTarget(target: string, dir = BUILTIN_SCENARIO_DIR
   if (existsSync(target)) return target;
   for (const ext of ['.yaml', '.yml']) {
     const candidate = join(dir, `${target}${ext}`);
-    if (existsSync(candidate)) return candidate;
+    if (existsSync(candidate)) {
+      // Reports name built-ins relative to the working directory, so they read the same everywhere.
+      const near = relative(process.cwd(), candidate);
+      return near.startsWith('..') || isAbsolute(near) ? candidate : near;
+    }
   }
   const names = builtinScenarioNames(dir);
   throw new PhysrError(

@@ -1,6 +1,12 @@
 import type { Command } from 'commander';
+import { register as registerCompare } from './compare.ts';
+import { register as registerList } from './list.ts';
+import { register as registerRun } from './run.ts';
 
 /** Every subcommand, in the order `--help` lists them. */
 export function registerCommands(program: Command): void {
   void program;
+  registerRun(program);
+  registerList(program);
+  registerCompare(program);
 }

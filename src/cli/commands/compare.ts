@@ -1,0 +1,27 @@
+/** `physr compare [FILE|NAME ...]`: only the physr-vs-scatterlist comparison of scenarios. */
+import type { Command } from 'commander';
+import { renderComparisonOnly, renderJson } from '../../sim/index.ts';
+import { loadForCli, parseSeedOption, runForCli } from './run.ts';
+
+export function register(program: Command): void {
+  program
+    .command('compare')
+    .description('run scenarios and show only physr vs scatterlist side by side (metadata, PTEs, flushes…)')
+    .argument('[scenarios...]', 'scenario files or built-in names (none: the whole built-in suite)')
+    .option('--json', 'print the comparison as JSON')
+    .option('--seed <n>', "override every scenario's seed")
+    .action(async (targets: string[], flags: { json?: boolean; seed?: string }) => {
+      const seed = parseSeedOption(flags.seed);
+      const report = await runForCli(loadForCli(targets), seed);
+      if (flags.json === true) {
+        const rows = report.scenarios.map((s) => ({
+          name: s.name,
+          platform: s.platform,
+          comparison: s.comparison,
+        }));
+        process.stdout.write(renderJson({ scenarios: rows, total: report.comparison }));
+      } else {
+        process.stdout.write(renderComparisonOnly(report));
+      }
+    });
+}

@@ -1,0 +1,87 @@
+/** `physr run [FILE|NAME ...]`: run scenarios (default: the built-in suite) and print the report. */
+import { writeFileSync } from 'node:fs';
+import { type Command, CommanderError } from 'commander';
+import { formatError, parseAddress } from '../../core/index.ts';
+import {
+  checkPlatforms,
+  createProgress,
+  isScenarioError,
+  loadScenarios,
+  type RunReport,
+  registerBuiltins,
+  renderRunHtml,
+  renderRunJson,
+  renderRunText,
+  runPassed,
+  runSuite,
+  type Scenario,
+} from '../../sim/index.ts';
+
+/** Exit status when a scenario file is malformed (as for any located input error). */
+export const EXIT_BAD_INPUT = 2;
+/** Exit status when a scenario's expectation fails or a step errors. */
+export const EXIT_FAILED = 1;
+
+/**
+ * Loads and checks scenarios. A malformed file prints its one located line and the caret excerpt on
+ * stderr and ends the command with status 2.
+ */
+export function loadForCli(targets: readonly string[]): Scenario[] {
+  registerBuiltins();
+  try {
+    const scenarios = loadScenarios(targets);
+    checkPlatforms(scenarios);
+    return scenarios;
+  } catch (error) {
+    if (!isScenarioError(error)) throw error;
+    process.stderr.write(`physr: ${formatError(error)}\n${error.excerpt}\n`);
+    throw new CommanderError(EXIT_BAD_INPUT, 'physr.scenario', formatError(error));
+  }
+}
+
+/** Runs scenarios with a progress bar on a terminal when the run is long. */
+export async function runForCli(
+  scenarios: readonly Scenario[],
+  seed: bigint | undefined,
+): Promise<RunReport> {
+  const progress = createProgress({ totalSteps: scenarios.reduce((n, s) => n + s.steps.length, 0) });
+  try {
+    return await runSuite(scenarios, { onStep: progress.onStep, ...(seed === undefined ? {} : { seed }) });
+  } finally {
+    progress.stop();
+  }
+}
+
+export function parseSeedOption(text: string | undefined): bigint | undefined {
+  return text === undefined ? undefined : parseAddress(text, '--seed', { field: '--seed' });
+}
+
+interface RunFlags {
+  readonly json?: boolean;
+  readonly html?: string;
+  readonly seed?: string;
+}
+
+export function register(program: Command): void {
+  program
+    .command('run')
+    .description('run scenarios and report what happened, every expectation, and physr vs scatterlist')
+    .argument('[scenarios...]', 'scenario files or built-in names (none: the whole built-in suite)')
+    .option('--json', 'print the report as JSON (64-bit values as "0x…" strings)')
+    .option('--html <file>', 'also write a self-contained HTML report with charts to FILE')
+    .option('--seed <n>', "override every scenario's seed")
+    .addHelpText(
+      'after',
+      '\nExit status: 0 all passed, 1 an expectation failed, 2 a scenario file is malformed.',
+    )
+    .action(async (targets: string[], flags: RunFlags) => {
+      const seed = parseSeedOption(flags.seed);
+      const scenarios = loadForCli(targets);
+      const report = await runForCli(scenarios, seed);
+      process.stdout.write(flags.json === true ? renderRunJson(report) : renderRunText(report));
+      if (flags.html !== undefined) writeFileSync(flags.html, renderRunHtml(report));
+      if (!runPassed(report)) {
+        throw new CommanderError(EXIT_FAILED, 'physr.failed', 'a scenario failed');
+      }
+    });
+}

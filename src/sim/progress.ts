@@ -1,0 +1,54 @@
+/**
+ * A progress bar for long runs: shown on stderr only when it is a terminal, and only once the run
+ * has taken more than a second, so short runs and pipes stay quiet.
+ */
+import cliProgress from 'cli-progress';
+import type { RunOptions } from './engine.ts';
+
+export interface ProgressOptions {
+  readonly totalSteps: number;
+  readonly stream?: NodeJS.WriteStream;
+  readonly delayMs?: number;
+  readonly now?: () => number;
+}
+
+export interface Progress {
+  readonly onStep: NonNullable<RunOptions['onStep']>;
+  /** True once the bar has been drawn. */
+  readonly shown: () => boolean;
+  stop(): void;
+}
+
+export function createProgress(options: ProgressOptions): Progress {
+  const stream = options.stream ?? process.stderr;
+  const now = options.now ?? Date.now;
+  const delay = options.delayMs ?? 1000;
+  const start = now();
+  let done = 0;
+  let bar: cliProgress.SingleBar | undefined;
+  return {
+    onStep: async (scenario, index) => {
+      if (index > 0) done++;
+      if (stream.isTTY !== true) return;
+      if (bar === undefined && now() - start > delay) {
+        bar = new cliProgress.SingleBar(
+          {
+            stream,
+            format: ' {bar} {value}/{total} steps  {scenario}',
+            hideCursor: true,
+            clearOnComplete: true,
+          },
+          cliProgress.Presets.shades_classic,
+        );
+        bar.start(options.totalSteps, done, { scenario: scenario.name });
+      }
+      if (bar !== undefined) {
+        bar.update(done, { scenario: scenario.name });
+        // Let the terminal repaint between synchronous steps.
+        await new Promise<void>((resolve) => setImmediate(resolve));
+      }
+    },
+    shown: () => bar !== undefined,
+    stop: () => bar?.stop(),
+  };
+}

@@ -1,0 +1,107 @@
+/** The plain-text report: per scenario what happened, every expectation, the comparison, a summary. */
+import type { ComparisonRow, RunReport, ScenarioReport, StepReport, StepStatus } from './report.ts';
+
+const MARK: Record<StepStatus, string> = { ok: '✓', failed: '✗', error: '!', skipped: '-' };
+
+function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? '' : 's'}`;
+}
+
+/** `sg / physr` as a factor, or `—` when physr is 0. */
+export function ratioText(row: ComparisonRow): string {
+  if (row.physr === 0) return row.sg === 0 ? '—' : '∞';
+  return `${(row.sg / row.physr).toFixed(2)}x`;
+}
+
+function table(rows: readonly (readonly string[])[], rightAligned: readonly boolean[]): string[] {
+  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => [...(r[c] ?? '')].length)));
+  return rows.map((r) =>
+    r
+      .map((cell, c) => {
+        const pad = ' '.repeat(widths[c]! - [...cell].length);
+        return rightAligned[c] ? pad + cell : cell + pad;
+      })
+      .join('  ')
+      .trimEnd(),
+  );
+}
+
+/** The physr-vs-scatterlist table, indented by `indent`. */
+export function renderComparisonText(rows: readonly ComparisonRow[], indent = '  '): string {
+  const body = table(
+    [
+      ['metric', 'physr', 'scatterlist', 'sg/physr'],
+      ...rows.map((r) => [
+        r.unit === r.metric ? r.metric : `${r.metric} (${r.unit})`,
+        String(r.physr),
+        String(r.sg),
+        ratioText(r),
+      ]),
+    ],
+    [false, true, true, true],
+  );
+  return body.map((line) => indent + line).join('\n');
+}
+
+function stepLines(step: StepReport): string[] {
+  const where = step.line === undefined ? '' : `line ${step.line}`;
+  const head =
+    `  ${MARK[step.status]} ${String(step.index + 1).padStart(2)}  ${step.op.padEnd(16)} ${where.padEnd(9)} ${
+      step.path ?? ''
+    }`.trimEnd();
+  const lines = [head];
+  for (const note of step.notes) lines.push(`        ${note}`);
+  for (const e of step.expectations) {
+    lines.push(e.met ? `        ✓ ${e.what}` : `        ✗ expected ${e.what}: ${e.detail}`);
+  }
+  if (step.error !== undefined) lines.push(`        ! ${step.error.errno}: ${step.error.reason}`);
+  return lines;
+}
+
+export function renderScenarioText(scenario: ScenarioReport): string {
+  const status =
+    scenario.status === 'passed' ? '✓ passed' : scenario.status === 'failed' ? '✗ FAILED' : '! ERROR';
+  const lines = [
+    `${scenario.name}  ${status}`,
+    ...(scenario.description === undefined ? [] : [`  ${scenario.description}`]),
+    `  platform ${scenario.platform}, seed ${scenario.seed}, IOTLB ${scenario.iommuMode}, ${scenario.file}`,
+    ...scenario.steps.flatMap(stepLines),
+  ];
+  if (scenario.failure !== undefined) {
+    const f = scenario.failure;
+    lines.push(
+      `  failed at step ${f.step + 1} (${f.op}${f.line === undefined ? '' : `, line ${f.line}`}): ${f.reason}`,
+    );
+  }
+  lines.push('  physr vs scatterlist:', renderComparisonText(scenario.comparison, '    '));
+  return lines.join('\n');
+}
+
+export function renderSummaryLine(report: RunReport): string {
+  const s = report.summary;
+  const verdict = s.passed === s.scenarios ? '✓' : '✗';
+  return (
+    `${verdict} ${plural(s.scenarios, 'scenario')}: ${s.passed} passed, ${s.failed} failed, ` +
+    `${plural(s.errors, 'error')}; ${plural(s.steps, 'step')}; ` +
+    `${s.expectationsMet} expectations met, ${s.expectationsFailed} failed`
+  );
+}
+
+/** The whole report: each scenario, then the suite's comparison and the summary line. */
+export function renderRunText(report: RunReport): string {
+  const parts = report.scenarios.map(renderScenarioText);
+  if (report.scenarios.length > 1) {
+    parts.push(`all scenarios, physr vs scatterlist:\n${renderComparisonText(report.comparison)}`);
+  }
+  parts.push(renderSummaryLine(report));
+  return `${parts.join('\n\n')}\n`;
+}
+
+/** Only the comparisons (`physr compare`). */
+export function renderComparisonOnly(report: RunReport): string {
+  const parts = report.scenarios.map(
+    (s) => `${s.name} (${s.platform}):\n${renderComparisonText(s.comparison)}`,
+  );
+  if (report.scenarios.length > 1) parts.push(`all scenarios:\n${renderComparisonText(report.comparison)}`);
+  return `${parts.join('\n\n')}\n`;
+}
