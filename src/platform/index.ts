@@ -12,3 +12,4 @@ export * from './pci-config.ts';
 export * from './sysfs-import.ts';
 export * from './iommu-groups.ts';
 export * from './builtin-topologies.ts';
+export * from './iomem-import.ts';
