@@ -1,4 +1,5 @@
+import { coreBenchmark } from './core.bench.ts';
 import type { Benchmark } from './harness.ts';
 
 /** Every benchmark `npm run bench` runs, in order. Add new ones here. */
-export const suite: Benchmark[] = [];
+export const suite: Benchmark[] = [coreBenchmark];

@@ -26,14 +26,25 @@ export interface RangeListBuilderOptions {
   readonly capacity?: number;
 }
 
-/** The address just past the 64-bit space: a range may end at 2^64 - 1, not beyond. */
-const LIMIT = U64_MAX + 1n;
+/**
+ * Sum of the length words. Accumulates in 64-bit pieces with a carry count so the loop stays in
+ * int64 arithmetic; the total may exceed 2^64 (many huge ranges), hence the carries.
+ */
+function sumLengths(words: BigUint64Array, used: number): bigint {
+  const acc = new BigUint64Array(1);
+  let carries = 0;
+  for (let i = 1; i < used; i += 2) {
+    const before = acc[0]!;
+    acc[0] = before + words[i]!;
+    if (acc[0]! < before) carries++;
+  }
+  return (BigInt(carries) << 64n) + acc[0]!;
+}
 
 abstract class RangeListBuilder<A extends bigint, L extends PackedRangeList<A, L>> {
   private words: BigUint64Array;
   /** Words in use (2 × ranges). */
   private used = 0;
-  private total = 0n;
   private readonly merge: boolean;
   private readonly maxMerged: bigint;
 
@@ -59,8 +70,9 @@ abstract class RangeListBuilder<A extends bigint, L extends PackedRangeList<A, L
     return this.used >>> 1;
   }
 
+  /** Sum of the lengths so far (a walk: the hot path keeps no running bigint total). */
   get totalLength(): bigint {
-    return this.total;
+    return sumLengths(this.words, this.used);
   }
 
   /**
@@ -68,24 +80,34 @@ abstract class RangeListBuilder<A extends bigint, L extends PackedRangeList<A, L
    * the file comment). EINVAL on zero/negative length or a range running past 2^64.
    */
   append(address: bigint, length: bigint): this {
-    // One combined check keeps the hot path short; checkRange words the refusal.
-    if (length <= 0n || address < 0n || address + length > LIMIT) checkRange(address, length);
+    // Range checks kept to compares and a truncated add (which V8 lowers to int64, no BigInt
+    // allocation): the last byte wraps below `address` exactly when the range passes 2^64.
+    if (
+      length <= 0n ||
+      address < 0n ||
+      length > U64_MAX ||
+      address > U64_MAX ||
+      BigInt.asUintN(64, address + length - 1n) < address
+    ) {
+      checkRange(address, length);
+    }
     const n = this.used;
     let w = this.words;
-    if (this.merge && n !== 0) {
+    if (this.merge && n !== 0 && address !== 0n) {
+      // address !== 0: a previous range ending at 2^64 must not look contiguous with 0 after the wrap.
       const prevLength = w[n - 1]!;
-      const merged = prevLength + length;
-      if (w[n - 2]! + prevLength === address && merged <= this.maxMerged) {
-        w[n - 1] = merged;
-        this.total += length;
-        return this;
+      if (BigInt.asUintN(64, w[n - 2]! + prevLength) === address) {
+        const merged = BigInt.asUintN(64, prevLength + length);
+        if (merged >= length && merged <= this.maxMerged) {
+          w[n - 1] = merged;
+          return this;
+        }
       }
     }
     if (n === w.length) w = this.grow();
     w[n] = address;
     w[n + 1] = length;
     this.used = n + 2;
-    this.total += length;
     return this;
   }
 
@@ -97,13 +119,13 @@ abstract class RangeListBuilder<A extends bigint, L extends PackedRangeList<A, L
 
   /** An immutable list of exactly the ranges so far; the builder stays usable. */
   build(): L {
-    return this.finish(this.words.slice(0, this.used), this.total);
+    const words = this.words.slice(0, this.used);
+    return this.finish(words, sumLengths(words, words.length));
   }
 
   /** Forgets every range (keeps the allocated room). */
   reset(): void {
     this.used = 0;
-    this.total = 0n;
   }
 
   private grow(): BigUint64Array {

@@ -167,6 +167,18 @@ describe('PhyrListBuilder', () => {
     expect(() => PhyrList.fromRanges([[2 ** 60, 1]])).toThrowError(/safe integer/);
   });
 
+  test('a range ending at 2^64 does not merge with one at 0; totals above 2^64 stay exact', () => {
+    const builder = new PhyrListBuilder();
+    builder.append(0xffff_ffff_ffff_f000n, 0x1000n).append(0n, 0x1000n);
+    expect(builder.count).toBe(2);
+    builder.append(0x1000n, U64_MAX - 0x1000n);
+    builder.append(0n, U64_MAX);
+    expect(builder.count).toBe(3);
+    const expected = 0x2000n + (U64_MAX - 0x1000n) + U64_MAX;
+    expect(builder.totalLength).toBe(expected);
+    expect(builder.build().totalLength).toBe(expected);
+  });
+
   test('merging never builds a length of 2^64', () => {
     const list = new PhyrListBuilder()
       .append(0n, 1n << 63n)
