@@ -10,6 +10,7 @@ export * from './folio-allocator.ts';
 export { type ImportNote, parseCpuInfo, type TopologyImport } from './capture-import.ts';
 export * from './pci-config.ts';
 export * from './sysfs-import.ts';
+export { importLspci, type LspciInput } from './lspci-import.ts';
 export * from './iommu-groups.ts';
 export * from './builtin-topologies.ts';
 export * from './iomem-import.ts';

@@ -243,6 +243,8 @@ export function functionKind(
   headerType: number | undefined,
   pcieType: PciePortType | undefined,
 ): PciFunctionKind {
+  // A host bridge function may carry a root-port-typed Express capability (Intel DMI); it forwards nothing.
+  if (headerType !== 1 && classCode !== undefined && classCode >> 8 === 0x0600) return 'host-bridge-device';
   switch (pcieType) {
     case 'root-port':
       return 'root-port';

@@ -1,0 +1,385 @@
+/**
+ * Import a PCI topology from lspci text: `lspci -tv` for the hierarchy (which bridge each function
+ * sits behind, bridges' bus ranges) and `lspci -nn -vvv` for IDs, class, BARs (`Region N:`), the
+ * PCI Express port type and ACS (`ACSCap:`/`ACSCtl:`). Formats as pciutils' lspci prints them.
+ */
+import { fail, parseAddress, parseSize, type SourceLocation } from '../core/index.ts';
+import {
+  assembleTopology,
+  type FunctionFacts,
+  formatBdf,
+  hostBridgeId,
+  type ImportNote,
+  parseBdf,
+  type TopologyImport,
+  UNKNOWN_CPU,
+} from './capture-import.ts';
+import { functionKind, type PciePortType } from './pci-config.ts';
+import type { AcsBits, AcsState, Bdf, PciBar } from './pci-types.ts';
+
+export interface LspciInput {
+  /** `lspci -tv` output. */
+  readonly tree: string;
+  /** `lspci -nn -vvv` output (with or without -D). */
+  readonly verbose: string;
+  readonly treeFile?: string;
+  readonly verboseFile?: string;
+}
+
+interface TreeEntry {
+  readonly bdf: Bdf;
+  readonly parent: Bdf | undefined;
+  readonly host: string;
+  readonly secondaryBus: number | undefined;
+  readonly subordinateBus: number | undefined;
+  readonly line: number;
+}
+
+interface Opener {
+  /** Column just past the opener's bracket; children connect further right. */
+  readonly end: number;
+  readonly domain: number;
+  readonly bus: number;
+  readonly bridge: Bdf | undefined;
+  readonly host: string;
+}
+
+const ROOT_TOKEN = /\[([0-9a-f]{4,8}):([0-9a-f]{2})\]/gi;
+// A device hangs off a connector dash; a bridge adds `-[SS]` or `-[SS-EE]` (secondary-subordinate).
+const DEVICE_TOKEN = /-([01][0-9a-f])\.([0-7])(?:-\[([0-9a-f]{2})(?:-([0-9a-f]{2}))?\])?/gi;
+
+/**
+ * Parses `lspci -tv`. The tree is drawn in columns: a function belongs to the nearest bus opened
+ * (by a root `[DDDD:BB]` or a bridge's `-[SS-EE]`) to its left that is still open.
+ */
+export function parseLspciTree(text: string, file = 'lspci -tv'): TreeEntry[] {
+  const entries: TreeEntry[] = [];
+  let openers: Opener[] = [];
+  const lines = text.split('\n');
+  for (let index = 0; index < lines.length; index++) {
+    const line = lines[index]!;
+    if (line.trim() === '') continue;
+    const location: SourceLocation = { file, line: index + 1 };
+    const tokens: { column: number; root?: RegExpExecArray; device?: RegExpExecArray }[] = [];
+    // Only the drawing part (before the first device name) holds tokens.
+    for (const m of line.matchAll(ROOT_TOKEN)) tokens.push({ column: m.index, root: m });
+    for (const m of line.matchAll(DEVICE_TOKEN)) tokens.push({ column: m.index, device: m });
+    tokens.sort((a, b) => a.column - b.column);
+    const nameStart = firstNameColumn(line);
+    let sawToken = false;
+    for (const token of tokens) {
+      if (token.column >= nameStart) break;
+      sawToken = true;
+      openers = openers.filter((o) => o.end <= token.column);
+      if (token.root !== undefined) {
+        const domain = Number.parseInt(token.root[1]!, 16);
+        const bus = Number.parseInt(token.root[2]!, 16);
+        openers.push({
+          end: token.column + token.root[0].length,
+          domain,
+          bus,
+          bridge: undefined,
+          host: hostBridgeId(domain, bus),
+        });
+        continue;
+      }
+      const m = token.device!;
+      const bus = openers.at(-1);
+      if (bus === undefined) {
+        fail('EINVAL', `expected a root bus "[DDDD:BB]" before device ${m[1]}.${m[2]}`, {
+          ...location,
+          column: token.column + 1,
+        });
+      }
+      const bdf = formatBdf({
+        domain: bus.domain,
+        bus: bus.bus,
+        device: Number.parseInt(m[1]!, 16),
+        fn: Number.parseInt(m[2]!, 16),
+      });
+      const secondary = m[3] === undefined ? undefined : Number.parseInt(m[3], 16);
+      const subordinate = m[4] === undefined ? secondary : Number.parseInt(m[4], 16);
+      entries.push({
+        bdf,
+        parent: bus.bridge,
+        host: bus.host,
+        secondaryBus: secondary,
+        subordinateBus: subordinate,
+        line: index + 1,
+      });
+      if (secondary !== undefined) {
+        openers.push({
+          end: token.column + m[0].length,
+          domain: bus.domain,
+          bus: secondary,
+          bridge: bdf,
+          host: bus.host,
+        });
+      }
+    }
+    if (!sawToken && !/^[\s|\\+-]*$/.test(line)) {
+      fail(
+        'EINVAL',
+        `expected a tree line ("+-DD.F  name" or "-[DDDD:BB]-"), found "${line.trim()}"`,
+        location,
+      );
+    }
+  }
+  return entries;
+}
+
+/** Where the drawing ends on a line: the first double space before a device name. */
+function firstNameColumn(line: string): number {
+  const m = /[0-9a-f]\.[0-7](?:-\[[0-9a-f-]+\])?-*\s{2,}\S/i.exec(line);
+  if (m === null) return line.length;
+  return m.index + m[0].length - 1;
+}
+
+interface VerboseEntry {
+  bdf: Bdf;
+  line: number;
+  name: string | undefined;
+  classCode: number | undefined;
+  vendorId: number | undefined;
+  deviceId: number | undefined;
+  bars: PciBar[];
+  pcieType: PciePortType | undefined;
+  isBridge: boolean;
+  secondaryBus: number | undefined;
+  subordinateBus: number | undefined;
+  acsCap: AcsBits | undefined;
+  acsCtl: AcsBits | undefined;
+  sawAcs: boolean;
+  sawExtended: boolean;
+  accessDenied: boolean;
+  numaNode: number | undefined;
+  iommuGroup: number | undefined;
+}
+
+const HEADER =
+  /^((?:[0-9a-f]{4,8}:)?[0-9a-f]{2}:[01][0-9a-f]\.[0-7]) (.*?) \[([0-9a-f]{4})\]: (.*?) \[([0-9a-f]{4}):([0-9a-f]{4})\](.*)$/i;
+const REGION =
+  /^Region (\d): (Memory|I\/O ports) at (\S+)(?: \((32|64)-bit, (prefetchable|non-prefetchable)\))?(.*)$/;
+const EXPRESS_TYPES: ReadonlyArray<readonly [string, PciePortType]> = [
+  ['Root Port', 'root-port'],
+  ['Upstream Port', 'upstream-port'],
+  ['Downstream Port', 'downstream-port'],
+  ['Legacy Endpoint', 'legacy-endpoint'],
+  ['Root Complex Integrated Endpoint', 'rc-integrated-endpoint'],
+  ['Root Complex Event Collector', 'rc-event-collector'],
+  ['PCI-Express to PCI/PCI-X Bridge', 'pcie-to-pci-bridge'],
+  ['PCI/PCI-X to PCI-Express Bridge', 'pci-to-pcie-bridge'],
+  ['Endpoint', 'endpoint'],
+];
+const ACS_FLAGS: ReadonlyArray<readonly [string, keyof AcsBits]> = [
+  ['SrcValid', 'sourceValidation'],
+  ['TransBlk', 'translationBlocking'],
+  ['ReqRedir', 'requestRedirect'],
+  ['CmpltRedir', 'completionRedirect'],
+  ['UpstreamFwd', 'upstreamForwarding'],
+  ['EgressCtrl', 'egressControl'],
+  ['DirectTrans', 'directTranslatedP2p'],
+];
+
+/** `SrcValid+ TransBlk- ...` → bits; every flag must be present with + or -. */
+function parseAcsFlags(text: string, location: SourceLocation): AcsBits {
+  const bits: Record<keyof AcsBits, boolean> = {
+    sourceValidation: false,
+    translationBlocking: false,
+    requestRedirect: false,
+    completionRedirect: false,
+    upstreamForwarding: false,
+    egressControl: false,
+    directTranslatedP2p: false,
+  };
+  for (const [flag, key] of ACS_FLAGS) {
+    const m = new RegExp(`\\b${flag}([+-])`).exec(text);
+    if (m === null) {
+      fail(
+        'EINVAL',
+        `expected ${flag}+ or ${flag}- in "${text.trim()}" (SrcValid TransBlk ReqRedir CmpltRedir UpstreamFwd EgressCtrl DirectTrans)`,
+        location,
+      );
+    }
+    bits[key] = m[1] === '+';
+  }
+  return bits;
+}
+
+/** Parses `lspci -nn -vvv` into per-function facts. */
+export function parseLspciVerbose(text: string, file = 'lspci -vvv'): VerboseEntry[] {
+  const entries: VerboseEntry[] = [];
+  let current: VerboseEntry | undefined;
+  const lines = text.split('\n');
+  for (let index = 0; index < lines.length; index++) {
+    const raw = lines[index]!;
+    const location: SourceLocation = { file, line: index + 1 };
+    if (raw.trim() === '') {
+      current = undefined;
+      continue;
+    }
+    if (!/^\s/.test(raw)) {
+      const m = HEADER.exec(raw.trim());
+      if (m === null) {
+        fail(
+          'EINVAL',
+          `expected a device header "BB:DD.F class [cccc]: name [vvvv:dddd]", found "${raw.trim()}"`,
+          location,
+        );
+      }
+      const address = m[1]!.split(':').length === 2 ? `0000:${m[1]}` : m[1]!;
+      const progIf = /\(prog-if ([0-9a-f]{2})/.exec(m[7]!);
+      current = {
+        bdf: formatBdf(parseBdf(address, location)),
+        line: index + 1,
+        name: m[4]!.trim(),
+        classCode: (Number.parseInt(m[3]!, 16) << 8) | (progIf ? Number.parseInt(progIf[1]!, 16) : 0),
+        vendorId: Number.parseInt(m[5]!, 16),
+        deviceId: Number.parseInt(m[6]!, 16),
+        bars: [],
+        pcieType: undefined,
+        isBridge: false,
+        secondaryBus: undefined,
+        subordinateBus: undefined,
+        acsCap: undefined,
+        acsCtl: undefined,
+        sawAcs: false,
+        sawExtended: false,
+        accessDenied: false,
+        numaNode: undefined,
+        iommuGroup: undefined,
+      };
+      entries.push(current);
+      continue;
+    }
+    if (current === undefined) {
+      fail('EINVAL', `expected a device header line before "${raw.trim()}"`, location);
+    }
+    const line = raw.trim();
+    if (line.startsWith('Region ')) {
+      const m = REGION.exec(line);
+      if (m === null) {
+        fail(
+          'EINVAL',
+          `expected "Region N: Memory at ADDRESS (64-bit, prefetchable) [size=S]", found "${line}"`,
+          location,
+        );
+      }
+      const rest = m[6]!;
+      const size = /\[size=([0-9]+[KMGT]?)\]/.exec(rest);
+      if (m[3]!.startsWith('<') || /\[virtual\]|\[disabled\]/.test(rest) || size === null) continue;
+      const io = m[2] === 'I/O ports';
+      current.bars.push({
+        index: Number.parseInt(m[1]!, 10),
+        cpuAddress: parseAddress(`0x${m[3]}`, `Region ${m[1]} address`, location),
+        size: parseSize(size[1]!, `Region ${m[1]} size`, location),
+        prefetchable: m[5] === 'prefetchable',
+        is64: m[4] === '64',
+        io,
+      });
+    } else if (line.startsWith('Bus: ')) {
+      const m = /secondary=([0-9a-f]{2}), subordinate=([0-9a-f]{2})/.exec(line);
+      if (m === null)
+        fail('EINVAL', `expected "Bus: primary=PP, secondary=SS, subordinate=EE", found "${line}"`, location);
+      current.isBridge = true;
+      current.secondaryBus = Number.parseInt(m[1]!, 16);
+      current.subordinateBus = Number.parseInt(m[2]!, 16);
+    } else if (line.startsWith('Capabilities: <access denied>')) {
+      current.accessDenied = true;
+    } else if (line.startsWith('Capabilities: [')) {
+      const offset = /^Capabilities: \[([0-9a-f]+)/.exec(line);
+      if (offset !== null && Number.parseInt(offset[1]!, 16) >= 0x100) current.sawExtended = true;
+      const express = /Express \(v\d\) (.*)$/.exec(line);
+      if (express !== null) {
+        current.pcieType = EXPRESS_TYPES.find(([text]) => express[1]!.startsWith(text))?.[1];
+      }
+      if (line.includes('Access Control Services')) current.sawAcs = true;
+    } else if (line.startsWith('ACSCap:')) {
+      current.acsCap = parseAcsFlags(line.slice(7), location);
+    } else if (line.startsWith('ACSCtl:')) {
+      current.acsCtl = parseAcsFlags(line.slice(7), location);
+    } else if (line.startsWith('NUMA node:')) {
+      current.numaNode = Number.parseInt(line.slice(10).trim(), 10);
+    } else if (line.startsWith('IOMMU group:')) {
+      current.iommuGroup = Number.parseInt(line.slice(12).trim(), 10);
+    }
+  }
+  return entries;
+}
+
+function acsOf(entry: VerboseEntry, file: string): AcsState {
+  if (entry.sawAcs) {
+    if (entry.acsCap === undefined || entry.acsCtl === undefined) {
+      fail('EINVAL', `${entry.bdf}: Access Control Services without both ACSCap: and ACSCtl: lines`, {
+        file,
+        line: entry.line,
+      });
+    }
+    return { kind: 'known', capability: entry.acsCap, control: entry.acsCtl };
+  }
+  if (entry.accessDenied)
+    return { kind: 'unknown', why: 'lspci: capabilities <access denied> (run as root)' };
+  if (entry.sawExtended) return { kind: 'absent' };
+  return { kind: 'unknown', why: 'lspci shows no extended capabilities (not root, or 256-byte config)' };
+}
+
+/** Imports a topology from `lspci -tv` plus `lspci -nn -vvv` text. */
+export function importLspci(input: LspciInput): TopologyImport {
+  const treeFile = input.treeFile ?? 'lspci -tv';
+  const verboseFile = input.verboseFile ?? 'lspci -vvv';
+  const tree = parseLspciTree(input.tree, treeFile);
+  const verbose = new Map(parseLspciVerbose(input.verbose, verboseFile).map((e) => [e.bdf, e]));
+  const notes: ImportNote[] = [];
+  const inTree = new Set(tree.map((t) => t.bdf));
+  for (const [bdf, entry] of verbose) {
+    if (!inTree.has(bdf)) {
+      fail(
+        'EINVAL',
+        `${bdf} is in the -vvv output but not in the -tv tree (captures from different machines?)`,
+        {
+          file: verboseFile,
+          line: entry.line,
+        },
+      );
+    }
+  }
+  // Functions of one slot: more than one present means a multi-function device.
+  const slotCounts = new Map<string, number>();
+  for (const t of tree) {
+    const slot = t.bdf.slice(0, -2);
+    slotCounts.set(slot, (slotCounts.get(slot) ?? 0) + 1);
+  }
+  const facts: FunctionFacts[] = [];
+  const parents = new Map<Bdf, Bdf | undefined>();
+  const rootHost = new Map<Bdf, string>();
+  for (const t of tree) {
+    const v = verbose.get(t.bdf);
+    if (v === undefined)
+      notes.push({ bdf: t.bdf, what: 'lspci', why: 'in the -tv tree only: IDs, BARs and ACS unknown' });
+    const acs: AcsState =
+      v === undefined ? { kind: 'unknown', why: 'not in the -vvv output' } : acsOf(v, verboseFile);
+    if (acs.kind === 'unknown') notes.push({ bdf: t.bdf, what: 'acs', why: acs.why });
+    const isBridge = t.secondaryBus !== undefined || v?.isBridge === true;
+    facts.push({
+      bdf: t.bdf,
+      kind: functionKind(v?.classCode, isBridge ? 1 : v === undefined ? undefined : 0, v?.pcieType),
+      vendorId: v?.vendorId,
+      deviceId: v?.deviceId,
+      classCode: v?.classCode,
+      name: v?.name,
+      bars: v?.bars ?? [],
+      acs,
+      multifunction: (slotCounts.get(t.bdf.slice(0, -2)) ?? 0) > 1 ? true : undefined,
+      secondaryBus: v?.secondaryBus ?? t.secondaryBus,
+      subordinateBus: v?.subordinateBus ?? t.subordinateBus,
+      numaNode: v?.numaNode,
+      reportedIommuGroup: v?.iommuGroup,
+    });
+    parents.set(t.bdf, t.parent);
+    if (t.parent === undefined) rootHost.set(t.bdf, t.host);
+  }
+  const busOffsets = new Map<string, bigint>();
+  const topology = assembleTopology(facts, parents, rootHost, UNKNOWN_CPU, busOffsets, notes);
+  notes.push({ bdf: undefined, what: 'cpu', why: 'lspci text does not show the CPU' });
+  return { topology, source: `lspci text (${treeFile}, ${verboseFile})`, notes };
+}

@@ -1,0 +1,165 @@
+/** The lspci importer on hand-written captures (server with a switch, laptop, ARM server) and bad input. */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, test } from 'vitest';
+import { formatError, isPhysrError } from '../../src/core/index.ts';
+import { decodeAcsBits, importLspci } from '../../src/platform/index.ts';
+
+const FIXTURES = join(import.meta.dirname, 'fixtures');
+const load = (name: string) =>
+  importLspci({
+    tree: readFileSync(join(FIXTURES, `lspci-${name}-tree.txt`), 'utf8'),
+    verbose: readFileSync(join(FIXTURES, `lspci-${name}-verbose.txt`), 'utf8'),
+    treeFile: `lspci-${name}-tree.txt`,
+    verboseFile: `lspci-${name}-verbose.txt`,
+  });
+
+function einval(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (error) {
+    expect(isPhysrError(error, 'EINVAL')).toBe(true);
+    if (isPhysrError(error)) return formatError(error);
+  }
+  throw new Error('expected a PhysrError');
+}
+
+describe('lspci import: two-socket server with a PCIe switch', () => {
+  const { topology, notes } = load('server');
+  const f = (bdf: string) => topology.functions.get(bdf)!;
+
+  test('hierarchy from the -tv drawing', () => {
+    expect(topology.hostBridges.map((h) => [h.id, h.busStart, h.busEnd, h.numaNode])).toEqual([
+      ['pci0000:00', 0, 2, 0],
+      ['pci0000:80', 0x80, 0x84, 1],
+    ]);
+    expect(f('0000:83:00.0').parent).toBe('0000:82:00.0');
+    expect(f('0000:84:00.1').parent).toBe('0000:82:01.0');
+    expect(f('0000:82:01.0').parent).toBe('0000:81:00.0');
+    expect(f('0000:81:00.0').parent).toBe('0000:80:02.0');
+    expect(f('0000:80:05.0').parent).toBeUndefined();
+    expect(f('0000:00:1c.0').secondaryBus).toBe(2);
+    expect([f('0000:80:02.0').secondaryBus, f('0000:80:02.0').subordinateBus]).toEqual([0x81, 0x84]);
+  });
+
+  test('kinds from the Express capability, IDs, class and names from -vvv', () => {
+    expect(f('0000:80:00.0').kind).toBe('host-bridge-device');
+    expect(f('0000:80:02.0').kind).toBe('root-port');
+    expect(f('0000:81:00.0').kind).toBe('switch-upstream');
+    expect(f('0000:82:00.0').kind).toBe('switch-downstream');
+    expect(f('0000:80:05.0').kind).toBe('rc-integrated-endpoint');
+    expect(f('0000:83:00.0')).toMatchObject({
+      kind: 'endpoint',
+      vendorId: 0x10de,
+      deviceId: 0x20f1,
+      classCode: 0x030200,
+    });
+    expect(f('0000:01:00.0').classCode).toBe(0x010802);
+    expect(f('0000:83:00.0').name).toBe('NVIDIA Corporation GA100 [A100 PCIe 40GB]');
+    expect(f('0000:84:00.0').multifunction).toBe(true);
+    expect(f('0000:83:00.0').multifunction).toBeUndefined();
+    expect(f('0000:84:00.1').reportedIommuGroup).toBe(46);
+  });
+
+  test('Region lines become BARs; 64-bit addresses above 2^32 keep every bit', () => {
+    expect(f('0000:83:00.0').bars).toEqual([
+      { index: 0, cpuAddress: 0xc500_0000n, size: 16n << 20n, prefetchable: false, is64: false, io: false },
+      { index: 1, cpuAddress: 0x380_0000_0000n, size: 64n << 30n, prefetchable: true, is64: true, io: false },
+      { index: 3, cpuAddress: 0x390_0000_0000n, size: 32n << 20n, prefetchable: true, is64: true, io: false },
+    ]);
+  });
+
+  test('ACS: known from ACSCap/ACSCtl, absent with other extended caps, unknown without any', () => {
+    expect(f('0000:80:02.0').acs).toEqual({
+      kind: 'known',
+      capability: decodeAcsBits(0x1f),
+      control: decodeAcsBits(0x1d),
+    });
+    expect(f('0000:82:00.0').acs).toEqual({
+      kind: 'known',
+      capability: decodeAcsBits(0x7f),
+      control: decodeAcsBits(0x11),
+    });
+    expect(f('0000:81:00.0').acs).toEqual({ kind: 'absent' });
+    expect(f('0000:80:05.0').acs.kind).toBe('unknown');
+    expect(
+      notes
+        .filter((n) => n.what === 'acs')
+        .map((n) => n.bdf)
+        .sort(),
+    ).toEqual(['0000:00:1f.0', '0000:80:00.0', '0000:80:05.0']);
+  });
+});
+
+describe('lspci import: laptop and ARM server', () => {
+  test('a laptop captured without root: ACS unknown, port type unknown, BARs still read', () => {
+    const { topology } = load('laptop');
+    const gpu = topology.functions.get('0000:00:02.0')!;
+    expect(gpu.bars.map((b) => [b.index, b.size, b.io])).toEqual([
+      [0, 16n << 20n, false],
+      [2, 256n << 20n, false],
+      [4, 64n, true],
+    ]);
+    expect(gpu.acs).toEqual({ kind: 'unknown', why: 'lspci: capabilities <access denied> (run as root)' });
+    expect(topology.functions.get('0000:00:06.0')!.kind).toBe('pci-bridge');
+    expect(topology.functions.get('0000:02:00.0')!.parent).toBe('0000:00:1c.0');
+    expect(topology.cpu.vendor).toBe('unknown');
+  });
+
+  test('an ARM server with two PCI domains', () => {
+    const { topology } = load('arm');
+    expect(topology.hostBridges.map((h) => h.id)).toEqual(['pci0000:00', 'pci0002:00']);
+    expect(topology.functions.get('0000:02:00.0')!.parent).toBe('0000:01:00.0');
+    expect(topology.functions.get('0002:01:00.0')!.hostBridge).toBe('pci0002:00');
+    expect(topology.functions.get('0000:02:00.0')!.bars[1]!.cpuAddress).toBe(0x2800_0000_0000n);
+  });
+});
+
+describe('malformed lspci text', () => {
+  const tree = '-[0000:00]-+-00.0  Host\n           \\-01.0  NIC\n';
+  const verbose =
+    '00:00.0 Host bridge [0600]: Intel Corporation X [8086:1234]\n\n00:01.0 Ethernet controller [0200]: Intel Corporation Y [8086:1533]\n';
+
+  test('baseline parses', () => {
+    expect(importLspci({ tree, verbose }).topology.functions.size).toBe(2);
+  });
+  test('a bad Region line', () => {
+    const bad = `${verbose}\tRegion 0: Memory at zzzz (64-bit, prefetchable) [size=32M]\n`;
+    expect(einval(() => importLspci({ tree, verbose: bad, verboseFile: 'v.txt' }))).toMatch(
+      /^v\.txt:4: EINVAL: Region 0 address "0xzzzz"/,
+    );
+  });
+  test('an ACSCtl line missing a flag', () => {
+    const bad = `${verbose}\tCapabilities: [148 v1] Access Control Services\n\t\tACSCap:\tSrcValid+ TransBlk+ ReqRedir+ CmpltRedir+ UpstreamFwd+ EgressCtrl- DirectTrans-\n\t\tACSCtl:\tSrcValid+ ReqRedir+\n`;
+    expect(einval(() => importLspci({ tree, verbose: bad, verboseFile: 'v.txt' }))).toMatch(
+      /^v\.txt:6: EINVAL: expected TransBlk\+ or TransBlk-/,
+    );
+  });
+  test('ACS capability without its register lines (truncated)', () => {
+    const bad = `${verbose}\tCapabilities: [148 v1] Access Control Services\n`;
+    expect(einval(() => importLspci({ tree, verbose: bad, verboseFile: 'v.txt' }))).toMatch(
+      /^v\.txt:3: .*without both ACSCap: and ACSCtl:/,
+    );
+  });
+  test('a garbled header line', () => {
+    expect(einval(() => importLspci({ tree, verbose: 'hello world\n', verboseFile: 'v.txt' }))).toMatch(
+      /^v\.txt:1: EINVAL: expected a device header/,
+    );
+  });
+  test('a device before any root bus in the tree', () => {
+    expect(einval(() => importLspci({ tree: '+-00.0  Host\n', verbose: '', treeFile: 't.txt' }))).toMatch(
+      /^t\.txt:1:2: EINVAL: expected a root bus/,
+    );
+  });
+  test('a tree line with no devices', () => {
+    expect(einval(() => importLspci({ tree: `${tree}garbage here\n`, verbose, treeFile: 't.txt' }))).toMatch(
+      /^t\.txt:3: EINVAL: expected a tree line/,
+    );
+  });
+  test('-vvv and -tv from different machines', () => {
+    const other = `${verbose}\n05:00.0 Ethernet controller [0200]: Intel Corporation Z [8086:1533]\n`;
+    expect(einval(() => importLspci({ tree, verbose: other, verboseFile: 'v.txt' }))).toMatch(
+      /^v\.txt:5: .*not in the -tv tree/,
+    );
+  });
+});
