@@ -90,6 +90,13 @@ class UnionFind {
   }
 }
 
+function aloneReason(topology: PciTopology, bdf: Bdf): string {
+  const parent = requireFunction(topology, bdf).parent;
+  return parent === undefined
+    ? `${bdf} sits on a root bus with no non-isolated sibling function`
+    : `${bdf} is isolated: ACS SV/RR/CR/UF is in force from ${parent} up to the root`;
+}
+
 /** Groups every function of the topology; group ids count up in BDF order of each group's first member. */
 export function deriveIommuGroups(topology: PciTopology): IommuGroups {
   const uf = new UnionFind();
@@ -167,10 +174,7 @@ export function deriveIommuGroups(topology: PciTopology): IommuGroups {
       id,
       members,
       certainty: mine.some((r) => r.unknown) ? 'derived-conservatively' : 'derived',
-      reasons:
-        why.length > 0
-          ? why
-          : [`${members[0]} is isolated: ACS SV/RR/CR/UF holds on every bridge up to the root`],
+      reasons: why.length > 0 ? why : [aloneReason(topology, members[0]!)],
     });
   }
   return { groupOf, groups };
