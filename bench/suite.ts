@@ -1,5 +1,6 @@
 import { coreBenchmark } from './core.bench.ts';
 import type { Benchmark } from './harness.ts';
+import { platformMemoryBenchmark } from './platform.bench.ts';
 
 /** Every benchmark `npm run bench` runs, in order. Add new ones here. */
-export const suite: Benchmark[] = [coreBenchmark];
+export const suite: Benchmark[] = [coreBenchmark, platformMemoryBenchmark];
