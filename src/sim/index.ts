@@ -10,6 +10,7 @@ export {
   runScenario,
   runSuite,
 } from './engine.ts';
+export { scenarioJsonSchema, scenarioJsonSchemaText } from './json-schema.ts';
 export { firstMismatch, formatPattern, type Pattern, parsePattern, patternBytes } from './pattern.ts';
 export { createProgress, type Progress, type ProgressOptions } from './progress.ts';
 export {

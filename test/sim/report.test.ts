@@ -1,0 +1,69 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, test } from 'vitest';
+import {
+  parseScenario,
+  type RunReport,
+  registerCoreSteps,
+  renderRunHtml,
+  renderRunJson,
+  renderRunText,
+  runSuite,
+  scenarioJsonSchemaText,
+} from '../../src/sim/index.ts';
+
+registerCoreSteps();
+
+async function sampleRun(): Promise<RunReport> {
+  const scenario = parseScenario(
+    'name: cost\ndescription: "<b>bold</b> & \\"quoted\\""\nplatform: core-only\nseed: 0xfffffffffffffff1\nsteps:\n' +
+      '  - build-list: { name: l, ranges: [ { addr: 0x1000, len: 4K }, { addr: 0x3000, len: 4K } ] }\n' +
+      '  - compare-metadata: { list: l }\n' +
+      '  - expect-counters: { counters: { core.physr_ranges: 9 } }\n',
+    'cost.yaml',
+  );
+  return runSuite([scenario]);
+}
+
+describe('reports', () => {
+  test('text: aligned comparison, marks, failure and summary line', async () => {
+    const text = renderRunText(await sampleRun());
+    expect(text).toContain('cost  ✗ FAILED');
+    expect(text).toMatch(/metadata \(bytes\)\s+32\s+80\s+2\.50x/);
+    expect(text).toContain('✗ expected core.physr_ranges = 9: core.physr_ranges = 2');
+    expect(text).toContain('failed at step 3 (expect-counters, line 8)');
+    expect(text.trimEnd().split('\n').at(-1)).toBe(
+      '✗ 1 scenario: 0 passed, 1 failed, 0 errors; 3 steps; 0 expectations met, 1 failed',
+    );
+  });
+
+  test('JSON: the same data, 64-bit values as hex strings', async () => {
+    const report = await sampleRun();
+    const json = JSON.parse(renderRunJson(report));
+    expect(json.scenarios[0].seed).toBe('0xfffffffffffffff1');
+    expect(json.scenarios[0].failure).toEqual({
+      step: 2,
+      op: 'expect-counters',
+      line: 8,
+      reason: expect.any(String),
+    });
+    expect(json.comparison[0]).toEqual({ metric: 'metadata', unit: 'bytes', physr: 32, sg: 80 });
+    expect(json.summary.failed).toBe(1);
+  });
+
+  test('HTML: one self-contained file with the figures, every text escaped', async () => {
+    const html = renderRunHtml(await sampleRun());
+    expect(html.startsWith('<!doctype html>')).toBe(true);
+    expect(html).toContain('<style>');
+    expect(html).toMatch(/<svg [^>]*>.*<title>physr: 32<\/title>.*<title>scatterlist: 80<\/title>/s);
+    expect(html).not.toMatch(/<script|<link|src=|href=/);
+    expect(html).toContain('&lt;b&gt;bold&lt;/b&gt; &amp; &quot;quoted&quot;');
+    expect(html).not.toContain('<b>bold</b>');
+  });
+});
+
+describe('scenarios/schema.json', () => {
+  test('the committed file equals a fresh generation (run npm run schema)', () => {
+    const committed = readFileSync(new URL('../../scenarios/schema.json', import.meta.url), 'utf8');
+    expect(committed).toBe(scenarioJsonSchemaText());
+  });
+});
