@@ -345,3 +345,11 @@ export function flattenIomem(tree: readonly IomemEntry[]): IomemEntry[] {
   visit(tree);
   return out;
 }
+
+/** The tree back as /proc/iomem text (r_show: at least 8 hex digits, two spaces per level). */
+export function formatIomem(tree: readonly IomemEntry[]): string {
+  const hex = (value: bigint): string => value.toString(16).padStart(8, '0');
+  return flattenIomem(tree)
+    .map((e) => `${'  '.repeat(e.depth)}${hex(e.start)}-${hex(e.last)} : ${e.name}\n`)
+    .join('');
+}

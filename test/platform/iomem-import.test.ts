@@ -1,10 +1,12 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fc, test } from '@fast-check/vitest';
 import { describe, expect, it } from 'vitest';
 import { isPhysrError, type PhysrError } from '../../src/core/index.ts';
 import {
   FolioAllocator,
   flattenIomem,
+  formatIomem,
   IOMEM_HIDDEN_NOTE,
   parseIomem,
   readIomem,
@@ -145,5 +147,63 @@ describe('parseIomem refusals name file, line and what was expected', () => {
   it('addresses up to 2^64-1 are kept exactly', () => {
     const r = parseIomem('fffffffffffff000-ffffffffffffffff : 0000:01:00.0\n');
     expect(r.map.lookup(0xffff_ffff_ffff_ffffn)?.kind).toBe('mmio');
+  });
+});
+
+/** A random well-formed resource tree inside [start, last]: children nest and do not overlap. */
+function treeArb(depth: number): fc.Arbitrary<Array<{ name: string; cuts: bigint[]; kids: number }>> {
+  return fc.array(
+    fc.record({
+      name: fc.constantFrom(
+        'System RAM',
+        'Reserved',
+        'PCI Bus 0000:00',
+        '0000:01:00.0',
+        'Kernel code',
+        'nvme',
+      ),
+      cuts: fc.array(fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }), { minLength: 2, maxLength: 2 }),
+      kids: fc.nat(depth),
+    }),
+    { maxLength: 6 },
+  );
+}
+
+function buildText(
+  spec: Array<{ name: string; cuts: bigint[]; kids: number }>,
+  start: bigint,
+  last: bigint,
+  depth: number,
+): string {
+  // Split [start, last] into disjoint ascending pieces, one per spec item.
+  const points = spec.flatMap((s) => s.cuts.map((c) => start + (c % (last - start + 1n))));
+  points.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  let text = '';
+  let floor = start;
+  for (let i = 0; i + 1 < points.length; i += 2) {
+    let lo = points[i]!;
+    if (lo < floor) lo = floor;
+    const hi = points[i + 1]!;
+    if (lo > hi) continue;
+    const item = spec[i >> 1]!;
+    text += `${'  '.repeat(depth)}${lo.toString(16).padStart(8, '0')}-${hi.toString(16).padStart(8, '0')} : ${item.name}\n`;
+    if (item.kids > 0 && depth < 3) text += buildText(spec.slice(0, item.kids), lo, hi, depth + 1);
+    if (hi === (1n << 64n) - 1n) break;
+    floor = hi + 1n;
+  }
+  return text;
+}
+
+describe('parseIomem round trip (fast-check)', () => {
+  test.prop([treeArb(3)], { numRuns: 200 })('formatIomem(parseIomem(text)) gives back the text', (spec) => {
+    const text = buildText(spec, 0x1000n, (1n << 64n) - 1n, 0);
+    fc.pre(text.length > 0);
+    const parsed = parseIomem(text, 'gen.txt');
+    expect(formatIomem(parsed.tree)).toBe(text);
+    // Every derived region lies inside a top-level entry; every BAR entry became an mmio region.
+    for (const region of parsed.map.regions()) {
+      expect(parsed.tree.some((e) => e.start <= region.start && region.last <= e.last)).toBe(true);
+    }
+    for (const bar of parsed.bars) expect(parsed.map.lookup(bar.start)?.kind).toBe('mmio');
   });
 });
