@@ -1,0 +1,123 @@
+import { fc, test as propTest } from '@fast-check/vitest';
+import { describe, expect, test } from 'vitest';
+import { isPhysrError } from '../../src/core/index.ts';
+import { IOVA_MAG_SIZE, IovaDomain } from '../../src/iommu/index.ts';
+
+describe('IOVA allocator (drivers/iommu/iova.c)', () => {
+  test('top-down below the limit, size-aligned, reserved MSI window skipped, ENOMEM when full', () => {
+    const iovad = new IovaDomain({ startPfn: 1, lastPfn: 0xfffff });
+    iovad.reserveRange(0xfee00000n, 0xfeefffffn); // x86 MSI window
+    const a = iovad.allocIova(1, 0xfffff, true);
+    expect(a).toBe(0xfffff);
+    const b = iovad.allocIova(3, 0xfffff, true); // rounded alignment 4
+    expect(b % 4).toBe(0);
+    expect(b + 2).toBeLessThan(a);
+    const c = iovad.allocIova(0x100, 0xfee00, true);
+    expect(c + 0xff).toBeLessThan(0xfee00);
+    expect(iovad.allocIova(0x10, 0x10, false)).toBe(1);
+    expect(() => iovad.allocIova(0x10, 0x10, false)).toThrow(/ENOMEM/);
+    iovad.freeIova(c);
+    expect(iovad.findIova(c)).toBeUndefined();
+    expect(() => iovad.freeIova(c)).toThrow(/ENOENT/);
+    expect(() => iovad.freeIova(0xfee10)).toThrow(/EBUSY/);
+    expect(iovad.largestFreeExtent()).toEqual({ pfnLo: 0x11, pages: 0xfee00 - 0x11 });
+  });
+
+  test('the rcache hands a freed range back, rounds small sizes and respects the limit', () => {
+    const iovad = new IovaDomain({ lastPfn: 0xfffff });
+    const a = iovad.allocIovaFast(3);
+    iovad.freeIovaFast(a, 3);
+    expect(iovad.cachedCounts()[2]).toBe(1);
+    expect(iovad.findIova(a)).toBeDefined(); // cached ranges stay allocated
+    expect(iovad.allocIovaFast(4)).toBe(a);
+    iovad.freeIovaFast(a, 4);
+    const low = iovad.allocIovaFast(4, 0xfff);
+    expect(low).not.toBe(a);
+    expect(low + 3).toBeLessThanOrEqual(0xfff);
+    iovad.freeIova(low);
+    for (let i = 0; i < IOVA_MAG_SIZE * 3; i++) iovad.freeIovaFast(iovad.allocIova(1, 0xfffff, true), 1);
+    expect(iovad.cachedCounts()[0]).toBe(IOVA_MAG_SIZE * 3);
+    iovad.flushRcaches();
+    expect(iovad.cachedCounts().every((n) => n === 0)).toBe(true);
+    expect(iovad.ranges()).toHaveLength(0);
+  });
+
+  test('allocation retries after flushing the rcache when space is short', () => {
+    const iovad = new IovaDomain({ startPfn: 1, lastPfn: 8 });
+    const pfns = [iovad.allocIovaFast(4), iovad.allocIovaFast(2), iovad.allocIovaFast(1)];
+    for (const p of pfns.slice(0, 2)) iovad.freeIovaFast(p, p === pfns[0] ? 4 : 2);
+    expect(iovad.allocIovaFast(8 - 1 - 1 - 1 + 1 - 2)).toBeGreaterThan(0); // 4 pages come from the cache
+    expect(() => iovad.allocIovaFast(4, 8, false)).toThrow(/ENOMEM/);
+  });
+
+  const opArb = fc.oneof(
+    fc.record({
+      kind: fc.constant('alloc' as const),
+      pages: fc.integer({ min: 1, max: 40 }),
+      limit: fc.integer({ min: 1, max: 511 }),
+      aligned: fc.boolean(),
+    }),
+    fc.record({ kind: fc.constant('free' as const), pick: fc.nat() }),
+    fc.record({
+      kind: fc.constant('reserve' as const),
+      lo: fc.integer({ min: 0, max: 511 }),
+      len: fc.integer({ min: 1, max: 20 }),
+    }),
+  );
+
+  propTest.prop([fc.array(opArb, { maxLength: 80 })], { numRuns: 150 })(
+    'against a sorted interval list: no overlap, alignment, below limit, reserved never handed out, top-down',
+    (ops) => {
+      const iovad = new IovaDomain({ startPfn: 1, lastPfn: 511 });
+      const live: Array<[number, number]> = [];
+      const reserved: Array<[number, number]> = [];
+      const used = (p: number) =>
+        live.some(([l, h]) => p >= l && p <= h) || reserved.some(([l, h]) => p >= l && p <= h);
+      for (const op of ops) {
+        if (op.kind === 'alloc') {
+          const align = op.aligned ? 2 ** Math.ceil(Math.log2(op.pages)) : 1;
+          // Reference: the highest aligned start whose pages are all free and within bounds.
+          let expected: number | undefined;
+          for (let s = Math.floor((op.limit - op.pages + 1) / align) * align; s >= 1; s -= align) {
+            let ok = true;
+            for (let p = s; p < s + op.pages; p++) if (used(p)) ok = false;
+            if (ok) {
+              expected = s;
+              break;
+            }
+          }
+          try {
+            const pfn = iovad.allocIova(op.pages, op.limit, op.aligned);
+            expect(pfn).toBe(expected);
+            live.push([pfn, pfn + op.pages - 1]);
+          } catch (e) {
+            expect(isPhysrError(e, 'ENOMEM')).toBe(true);
+            expect(expected).toBeUndefined();
+          }
+        } else if (op.kind === 'free') {
+          if (live.length === 0) continue;
+          const [lo] = live.splice(op.pick % live.length, 1)[0]!;
+          iovad.freeIova(lo);
+        } else {
+          const hi = Math.min(op.lo + op.len - 1, 511);
+          const overlapsLive = live.some(([l, h]) => l <= hi && h >= op.lo);
+          try {
+            iovad.reserveIova(op.lo, hi);
+            expect(overlapsLive).toBe(false);
+            reserved.push([op.lo, hi]);
+          } catch (e) {
+            expect(isPhysrError(e, 'EBUSY') && overlapsLive).toBe(true);
+          }
+        }
+        // Reference largest free extent over [1, 511].
+        let best = 0;
+        let run = 0;
+        for (let p = 1; p <= 511; p++) {
+          run = used(p) ? 0 : run + 1;
+          best = Math.max(best, run);
+        }
+        expect(iovad.largestFreeExtent().pages).toBe(best);
+      }
+    },
+  );
+});

@@ -1,0 +1,305 @@
+import { fc, test as propTest } from '@fast-check/vitest';
+import { describe, expect, test } from 'vitest';
+import { COUNTER, isPhysrError, Metrics, SZ_1G, SZ_2M, SZ_4K } from '../../src/core/index.ts';
+import {
+  armLpaeFormat,
+  IOMMU_READ,
+  IOMMU_WRITE,
+  IoPageTable,
+  iommuPgsize,
+  type PageTableFormat,
+  pageSizes,
+  x86SecondStageFormat,
+} from '../../src/iommu/index.ts';
+
+const RW = IOMMU_READ | IOMMU_WRITE;
+const FORMATS: PageTableFormat[] = [
+  x86SecondStageFormat(4),
+  x86SecondStageFormat(5),
+  armLpaeFormat({ granule: 4096, iasBits: 48, oasBits: 48 }),
+  armLpaeFormat({ granule: 16384, iasBits: 48, oasBits: 48, stage: 2 }),
+  armLpaeFormat({ granule: 65536, iasBits: 42, oasBits: 48 }),
+];
+
+function totalLeaves(pt: IoPageTable): number {
+  let n = 0;
+  for (const v of pt.countLeaves().values()) n += v;
+  return n;
+}
+
+// The generic_pt KUnit sequences (drivers/iommu/generic_pt/kunit_iommu_pt.h), in our own code.
+describe.each(FORMATS.map((f) => [f.name, f] as const))('generic_pt kunit sequences: %s', (_name, format) => {
+  const sizes = pageSizes(format.pgsizeBitmap);
+  const smallest = sizes[0]!;
+  const testOa = 1n << 40n;
+
+  test('map_simple: one leaf of every size, each translated page by page, then unmapped', () => {
+    const pt = new IoPageTable(format);
+    let va = smallest * 256n;
+    for (const len of sizes) {
+      va = (va + len - 1n) & -len;
+      const pa = testOa;
+      pt.map(va, pa, len, RW);
+      if (len <= SZ_2M * 16n) {
+        for (let off = 0n; off < len; off += smallest) expect(pt.iovaToPhys(va + off)).toBe(pa + off);
+      }
+      va += len;
+    }
+    const counts = pt.countLeaves();
+    for (const len of sizes) expect(counts.get(len)).toBe(1);
+    va = smallest * 256n;
+    for (const len of sizes) {
+      va = (va + len - 1n) & -len;
+      expect(pt.unmap(va, len)).toBe(len);
+      va += len;
+    }
+    expect(totalLeaves(pt)).toBe(0);
+    expect(pt.tablePages).toBe(1);
+  });
+
+  test('map_table_to_oa: small pages fill a large one, are unmapped, and the large one maps in their place', () => {
+    const pt = new IoPageTable(format);
+    const max = sizes.filter((s) => s <= 16n * SZ_1G).at(-1)!;
+    for (const len of sizes) {
+      if (len > max || max / len > 1n << 12n) continue;
+      const va = (smallest * 256n + max - 1n) & -max;
+      for (let off = 0n; off < max; off += len) pt.map(va + off, testOa + off, len, RW);
+      expect(pt.iovaToPhys(va + max - 1n)).toBe(testOa + max - 1n);
+      expect(pt.countLeaves().get(len)).toBe(Number(max / len));
+      if (len === max) {
+        expect(pt.unmap(va, max)).toBe(max);
+      } else {
+        expect(pt.unmap(va, max / 2n)).toBe(max / 2n);
+        for (let off = max / 2n; off < max; off += len) expect(pt.unmap(va + off, len)).toBe(len);
+      }
+      expect(totalLeaves(pt)).toBe(0);
+      expect(pt.tablePages).toBe(1);
+    }
+  });
+
+  test('unmap_split: unmapping the first small page of a large leaf removes the whole leaf, and no more', () => {
+    const pt = new IoPageTable(format);
+    for (const base of sizes) {
+      for (const next of sizes.filter((s) => s > base)) {
+        pt.map(0n, 0n, next, RW);
+        expect(pt.unmap(0n, base)).toBe(next);
+        pt.map(0n, 0n, next, RW);
+        pt.map(next, 0n, next, RW);
+        expect(pt.unmap(0n, base)).toBe(next);
+        expect(pt.unmap(next, next)).toBe(next);
+      }
+    }
+    expect(pt.tablePages).toBe(1);
+  });
+
+  test('an unmap starting inside a large leaf removes nothing; one reaching a hole stops there', () => {
+    const pt = new IoPageTable(format);
+    const large = sizes[1]!;
+    pt.map(large, large, large, RW);
+    expect(pt.unmap(large + smallest, smallest)).toBe(0n);
+    expect(pt.iovaToPhys(large + smallest)).toBe(large + smallest);
+    pt.map(0n, 0n, smallest, RW);
+    // [0, smallest) mapped, then a hole: unmap stops after the first page.
+    expect(pt.unmap(0n, 2n * smallest)).toBe(smallest);
+  });
+});
+
+describe('x86 specific kunit cases', () => {
+  test('pgsize_boundary: a 4K-aligned range below 4 GiB maps (AMD report)', () => {
+    const pt = new IoPageTable(x86SecondStageFormat(4));
+    pt.map(0xfef80000n, 0x208b95d000n, 0xfef9ffffn - 0xfef80000n + 1n, RW);
+    expect(pt.iovaToPhys(0xfef9ffffn)).toBe(0x208b95d000n + 0x1ffffn);
+  });
+
+  test('mixed: 0x3fe400000..0x4c0600000 maps as 14 x 2M, 3 x 1G, 3 x 2M = 20 leaves', () => {
+    const metrics = new Metrics();
+    const pt = new IoPageTable(x86SecondStageFormat(4), { metrics });
+    const start = 0x3fe400n << 12n;
+    const end = 0x4c0600n << 12n;
+    pt.map(start, start, end - start, RW);
+    expect(totalLeaves(pt)).toBe(20);
+    expect(pt.countLeaves().get(SZ_1G)).toBe(3);
+    expect(pt.countLeaves().get(SZ_2M)).toBe(17);
+    expect(metrics.get('iommu.leaf_pte_writes')).toBe(20);
+    for (let va = start; va < end; va += SZ_2M) expect(pt.iovaToPhys(va + 0x123n)).toBe(va + 0x123n);
+  });
+});
+
+describe('map refusals and unwinding', () => {
+  test('EINVAL, ERANGE and EEXIST, and a failed map leaves nothing behind', () => {
+    const metrics = new Metrics();
+    const pt = new IoPageTable(x86SecondStageFormat(4), { metrics });
+    const code = (fn: () => void) => {
+      try {
+        fn();
+      } catch (e) {
+        if (isPhysrError(e)) return e.errno;
+        throw e;
+      }
+      return 'ok';
+    };
+    expect(code(() => pt.map(0x1000n, 0x2000n, 0x800n, RW))).toBe('EINVAL');
+    expect(code(() => pt.map(0x1001n, 0x2000n, 0x1000n, RW))).toBe('EINVAL');
+    expect(code(() => pt.map(0x1000n, 0x2000n, 0x1000n, 0))).toBe('EINVAL');
+    expect(code(() => pt.map(1n << 48n, 0n, SZ_4K, RW))).toBe('ERANGE');
+    expect(code(() => pt.map(0n, 1n << 52n, SZ_4K, RW))).toBe('ERANGE');
+    pt.map(SZ_2M + 5n * SZ_4K, 0x9000_0000n, SZ_4K, RW);
+    const before = pt.tablePages;
+    // Maps 2M..2M+20K then hits the page at 2M+20K: everything it wrote is unwound.
+    expect(code(() => pt.map(SZ_2M, 0x1000_0000n, SZ_2M, RW))).toBe('EEXIST');
+    expect(pt.iovaToPhys(SZ_2M)).toBe(0n);
+    expect(pt.iovaToPhys(SZ_2M + 5n * SZ_4K)).toBe(0x9000_0000n);
+    expect(totalLeaves(pt)).toBe(1);
+    expect(pt.tablePages).toBe(before);
+    // A large leaf over a table with live entries is refused too.
+    expect(code(() => pt.map(0n, 0n, 2n * SZ_2M, RW))).toBe('EEXIST');
+    expect(totalLeaves(pt)).toBe(1);
+  });
+
+  test('ENOMEM from the table-page limit unwinds as well', () => {
+    const pt = new IoPageTable(x86SecondStageFormat(4), { maxTablePages: 4 });
+    expect(() => pt.map(SZ_1G - SZ_4K, SZ_4K, 2n * SZ_4K, RW)).toThrow(/ENOMEM/);
+    expect(totalLeaves(pt)).toBe(0);
+    expect(pt.tablePages).toBe(1);
+  });
+
+  test('PTE words encode what was mapped: present bits, permissions, leaf size, address', () => {
+    const x86 = new IoPageTable(x86SecondStageFormat(4));
+    x86.map(SZ_1G, 0x40_0000_0000n, SZ_1G, IOMMU_READ);
+    expect(x86.pteAt(SZ_1G, 2)).toBe(0x40_0000_0000n | 1n | (1n << 7n)); // R, PS
+    const arm = new IoPageTable(armLpaeFormat({}));
+    arm.map(0n, 0x8000_0000n, SZ_4K, RW);
+    const pte = arm.pteAt(0n, 0)!;
+    expect(pte & 3n).toBe(3n); // valid + page
+    expect(pte & (1n << 10n)).toBe(1n << 10n); // AF
+    expect(pte & (1n << 7n)).toBe(0n); // writable
+    expect(pte & 0xffff_ffff_f000n).toBe(0x8000_0000n);
+    expect(arm.lookup(0x10n)).toMatchObject({ phys: 0x8000_0010n, pageSize: SZ_4K });
+  });
+});
+
+// --- properties ------------------------------------------------------------------------------
+
+const PAGES = 1024; // a 4 MiB window of 4K pages, crossing a 2M boundary
+const opArb = fc.record({
+  map: fc.boolean(),
+  page: fc.integer({ min: 0, max: PAGES - 1 }),
+  pages: fc.integer({ min: 1, max: 600 }),
+  frameShift: fc.integer({ min: 0, max: 3 }),
+});
+
+describe('page-table properties', () => {
+  propTest.prop([fc.array(opArb, { maxLength: 40 }), fc.constantFrom(0, 2)], { numRuns: 40 })(
+    'random map/unmap sequences agree with a page→frame map, and no table page leaks',
+    (ops, formatIndex) => {
+      const format = FORMATS[formatIndex]!;
+      const metrics = new Metrics();
+      const pt = new IoPageTable(format, { metrics });
+      const ref = new Map<number, bigint>();
+      const base = SZ_1G; // keep clear of 0 for readability
+      for (const op of ops) {
+        const n = Math.min(op.pages, PAGES - op.page);
+        const iova = base + BigInt(op.page) * SZ_4K;
+        if (op.map) {
+          // Frames shifted by frameShift 4K pages: 0 lets 2M leaves happen, the others forbid them.
+          const paddr = 0x80_0000_0000n + BigInt(op.page + op.frameShift) * SZ_4K;
+          let free = true;
+          for (let p = op.page; p < op.page + n; p++) if (ref.has(p)) free = false;
+          try {
+            pt.map(iova, paddr, BigInt(n) * SZ_4K, RW);
+            expect(free).toBe(true);
+            for (let p = 0; p < n; p++) ref.set(op.page + p, paddr + BigInt(p) * SZ_4K);
+          } catch (e) {
+            expect(isPhysrError(e, 'EEXIST')).toBe(true);
+            expect(free).toBe(false);
+          }
+        } else {
+          const unmapped = pt.unmap(iova, BigInt(n) * SZ_4K);
+          // Whatever was reported unmapped must be gone from the reference too.
+          for (let p = 0; p < Number(unmapped / SZ_4K); p++) {
+            expect(ref.has(op.page + p)).toBe(true);
+            ref.delete(op.page + p);
+          }
+        }
+        for (let p = 0; p < PAGES; p++) {
+          expect(pt.iovaToPhys(base + BigInt(p) * SZ_4K + 8n)).toBe(ref.has(p) ? ref.get(p)! + 8n : 0n);
+        }
+      }
+      // Tear down through unmap of the whole window (leaves may cover more than asked).
+      let guard = 0;
+      while (totalLeaves(pt) > 0 && guard++ < PAGES) {
+        const first = [...ref.keys()].sort((a, b) => a - b)[0]!;
+        const got = pt.unmap(base + BigInt(first) * SZ_4K, SZ_4K);
+        for (let p = 0; p < Number(got / SZ_4K); p++) ref.delete(first + p);
+      }
+      expect(ref.size).toBe(0);
+      expect(pt.tablePages).toBe(1);
+      expect(metrics.get(COUNTER.tablePagesAllocated) - metrics.get(COUNTER.tablePagesFreed)).toBe(1);
+    },
+  );
+
+  /** Brute force: the fewest leaves covering [iova, iova+size) given the bitmap and alignments. */
+  function minimumLeaves(bitmap: bigint, iova: bigint, paddr: bigint, size: bigint): number {
+    const sizes = pageSizes(bitmap);
+    const unit = sizes[0]!;
+    const n = Number(size / unit);
+    const best = new Array<number>(n + 1).fill(Number.POSITIVE_INFINITY);
+    best[0] = 0;
+    for (let i = 0; i < n; i++) {
+      if (!Number.isFinite(best[i]!)) continue;
+      const off = BigInt(i) * unit;
+      for (const s of sizes) {
+        const j = i + Number(s / unit);
+        if (j > n) continue;
+        if ((iova + off) % s !== 0n || (paddr + off) % s !== 0n) continue;
+        best[j] = Math.min(best[j]!, best[i]! + 1);
+      }
+    }
+    return best[n]!;
+  }
+
+  // A small mock format (generic_pt has one for tests): 4K/32K/256K leaves, 3 index bits a level.
+  const smallBitmap = (1n << 12n) | (1n << 15n) | (1n << 18n);
+  propTest.prop(
+    [
+      fc.integer({ min: 0, max: 200 }),
+      fc.integer({ min: 0, max: 200 }),
+      fc.integer({ min: 1, max: 200 }),
+      fc.boolean(),
+    ],
+    { numRuns: 300 },
+  )('iommu_pgsize writes the minimum number of leaves for the bitmap and alignments', (a, b, len, x86) => {
+    const bitmap = x86 ? x86SecondStageFormat(4).pgsizeBitmap : smallBitmap;
+    const unit = x86 ? SZ_4K * 64n : SZ_4K; // scale so 2M/1G choices occur in small cases
+    const granule = SZ_4K;
+    const iova = BigInt(a) * unit + (x86 ? BigInt(a % 3) * granule : 0n);
+    const paddr = BigInt(b) * unit + (x86 ? BigInt(a % 3) * granule : 0n);
+    const size = BigInt(len) * (x86 ? SZ_2M / 4n : granule);
+    let leaves = 0;
+    let done = 0n;
+    while (done < size) {
+      const step = iommuPgsize(bitmap, iova + done, paddr + done, size - done);
+      leaves += Number(step.count);
+      done += step.pgsize * step.count;
+    }
+    expect(done).toBe(size);
+    if (!x86 || size / SZ_4K <= 4096n) expect(leaves).toBe(minimumLeaves(bitmap, iova, paddr, size));
+  });
+
+  propTest.prop(
+    [fc.integer({ min: 0, max: 3000 }), fc.integer({ min: 0, max: 3000 }), fc.integer({ min: 1, max: 3000 })],
+    {
+      numRuns: 100,
+    },
+  )('map writes exactly the minimum leaf PTEs (x86, counted by the metrics)', (a, b, len) => {
+    const metrics = new Metrics();
+    const pt = new IoPageTable(x86SecondStageFormat(4), { metrics });
+    const iova = BigInt(a) * SZ_4K * 64n + BigInt(a % 5) * SZ_4K;
+    const paddr = BigInt(b) * SZ_4K * 64n + BigInt(a % 5) * SZ_4K;
+    const size = BigInt(len) * SZ_4K;
+    pt.map(iova, paddr, size, RW);
+    expect(metrics.get('iommu.leaf_pte_writes')).toBe(minimumLeaves(pt.pgsizeBitmap, iova, paddr, size));
+    expect(pt.unmap(iova, size)).toBe(size);
+    expect(pt.tablePages).toBe(1);
+  });
+});
