@@ -23,8 +23,8 @@ const acsArb: fc.Arbitrary<AcsState> = fc.oneof(
 );
 
 /** A port holding either an endpoint or a switch (up to `depth` levels) of 1..3 downstream ports. */
-function portChildren(depth: number): fc.Arbitrary<FunctionSpec[]> {
-  const leaf = fc.constant([endpoint({})]);
+function portChildren(depth: number): fc.Arbitrary<readonly FunctionSpec[]> {
+  const leaf: fc.Arbitrary<readonly FunctionSpec[]> = fc.constant([endpoint({})]);
   if (depth === 0) return leaf;
   const sw = fc
     .tuple(acsArb, fc.array(fc.tuple(acsArb, portChildren(depth - 1)), { minLength: 1, maxLength: 3 }))
