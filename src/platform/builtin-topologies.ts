@@ -19,7 +19,6 @@ const MiB = 1n << 20n;
 const KiB = 1n << 10n;
 
 const CLASS_NVME = 0x010802;
-const CLASS_ETHERNET = 0x020000;
 const CLASS_INFINIBAND = 0x020700;
 const CLASS_3D = 0x030200;
 const CLASS_VGA = 0x030000;
