@@ -1,0 +1,148 @@
+/**
+ * `physr topo`: the PCI tree of a real machine (live /sys, a sysfs capture, lspci text) or a
+ * built-in platform, with BARs, ACS and IOMMU groups; unknowns are marked.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import type { Command } from 'commander';
+import { fail } from '../../core/index.ts';
+import {
+  BUILTIN_TOPOLOGIES,
+  builtinTopology,
+  deriveIommuGroups,
+  formatTopology,
+  type ImportNote,
+  type IommuGroups,
+  importLspci,
+  importSysfs,
+  type PciTopology,
+  readIomem,
+  summarizeImport,
+  topologyToJson,
+} from '../../platform/index.ts';
+
+export interface SourceOptions {
+  readonly sysfs?: string;
+  readonly lspciTree?: string;
+  readonly lspciVerbose?: string;
+  readonly builtin?: string;
+  readonly iomem?: string;
+  readonly json?: boolean;
+}
+
+export interface LoadedTopology {
+  readonly topology: PciTopology;
+  readonly source: string;
+  readonly notes: readonly ImportNote[];
+  readonly live: boolean;
+}
+
+function readTextFile(path: string, option: string): string {
+  if (!existsSync(path)) fail('ENOENT', `${option} ${path}: no such file`, { file: path });
+  return readFileSync(path, 'utf8');
+}
+
+/** The topology the source options name (exactly one source; none means the live /sys). */
+export function loadTopology(options: SourceOptions): LoadedTopology {
+  const lspci = options.lspciTree !== undefined || options.lspciVerbose !== undefined;
+  const chosen = [options.sysfs !== undefined, lspci, options.builtin !== undefined].filter(Boolean).length;
+  if (chosen > 1) fail('EINVAL', 'choose one source: --sysfs, --lspci-tree/--lspci-verbose or --builtin');
+  if (options.builtin !== undefined) {
+    const builtin = builtinTopology(options.builtin);
+    if (builtin === undefined) {
+      fail(
+        'EINVAL',
+        `no built-in topology "${options.builtin}" (have: ${BUILTIN_TOPOLOGIES.map((b) => b.name).join(', ')})`,
+      );
+    }
+    return { topology: builtin.build(), source: `built-in ${builtin.name}`, notes: [], live: false };
+  }
+  if (lspci) {
+    if (options.lspciTree === undefined || options.lspciVerbose === undefined) {
+      fail('EINVAL', '--lspci-tree and --lspci-verbose go together (lspci -tv and lspci -nn -vvv output)');
+    }
+    const imported = importLspci({
+      tree: readTextFile(options.lspciTree, '--lspci-tree'),
+      verbose: readTextFile(options.lspciVerbose, '--lspci-verbose'),
+      treeFile: options.lspciTree,
+      verboseFile: options.lspciVerbose,
+    });
+    return { ...imported, live: false };
+  }
+  const dir = options.sysfs ?? '/sys';
+  return { ...importSysfs(dir), live: options.sysfs === undefined };
+}
+
+export function safeGroups(topology: PciTopology): IommuGroups | undefined {
+  try {
+    return deriveIommuGroups(topology);
+  } catch {
+    return undefined;
+  }
+}
+
+export function addSourceOptions(command: Command): Command {
+  return command
+    .option('--sysfs <dir>', 'a sysfs tree (a directory like /sys, or a capture holding sys/ and proc/)')
+    .option('--lspci-tree <file>', 'lspci -tv output')
+    .option('--lspci-verbose <file>', 'lspci -nn -vvv output')
+    .option('--builtin <name>', `a built-in platform (${BUILTIN_TOPOLOGIES.map((b) => b.name).join(', ')})`)
+    .option('--json', 'print JSON instead of text');
+}
+
+function iomemLines(
+  path: string | undefined,
+  live: boolean,
+): { lines: string[]; json: Record<string, unknown> | null } {
+  const file = path ?? (live ? '/proc/iomem' : undefined);
+  if (file === undefined) return { lines: [], json: null };
+  if (path === undefined && !existsSync(file)) return { lines: [`${file}: not present`], json: null };
+  const iomem = readIomem(file);
+  const bars = iomem.bars.length;
+  const windows = iomem.pciWindows.length;
+  const head = `${iomem.source}: ${iomem.tree.length} top-level entries, ${windows} PCI window${windows === 1 ? '' : 's'}, ${bars} BAR${bars === 1 ? '' : 's'}${iomem.addressesHidden ? ' (addresses hidden: not root)' : ''}`;
+  return {
+    lines: [head, ...iomem.notes.map((n) => `  note: ${n}`)],
+    json: {
+      source: iomem.source,
+      windows,
+      bars,
+      addressesHidden: iomem.addressesHidden,
+      notes: [...iomem.notes],
+    },
+  };
+}
+
+export function register(program: Command): void {
+  addSourceOptions(
+    program
+      .command('topo')
+      .description(
+        'print a PCI topology: host bridges, bridges, endpoints, BARs, ACS and IOMMU groups (default: this machine)',
+      ),
+  )
+    .option(
+      '--iomem <file>',
+      'a /proc/iomem capture to summarise alongside (default with no source: /proc/iomem)',
+    )
+    .action((options: SourceOptions) => {
+      const loaded = loadTopology(options);
+      const groups = safeGroups(loaded.topology);
+      const iomem = iomemLines(options.iomem, loaded.live);
+      if (options.json) {
+        const json = topologyToJson(loaded.topology, { ...(groups ? { groups } : {}), notes: loaded.notes });
+        process.stdout.write(
+          `${JSON.stringify({ source: loaded.source, topology: json, iomem: iomem.json }, null, 2)}\n`,
+        );
+        return;
+      }
+      process.stdout.write(`${summarizeImport(loaded.topology, loaded.source, loaded.notes)}\n`);
+      for (const line of iomem.lines) process.stdout.write(`${line}\n`);
+      process.stdout.write(formatTopology(loaded.topology, groups ? { groups } : {}));
+      const other = loaded.notes.filter((n) => n.what !== 'acs');
+      if (other.length > 0) {
+        process.stdout.write('notes:\n');
+        for (const n of other)
+          process.stdout.write(`  ${n.bdf === undefined ? '' : `${n.bdf}: `}${n.what}: ${n.why}\n`);
+      }
+    });
+}
