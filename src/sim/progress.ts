@@ -5,9 +5,12 @@
 import cliProgress from 'cli-progress';
 import type { RunOptions } from './engine.ts';
 
+/** Where the bar goes: stderr, or any writable that says whether it is a terminal. */
+export type ProgressStream = NodeJS.WritableStream & { readonly isTTY?: boolean };
+
 export interface ProgressOptions {
   readonly totalSteps: number;
-  readonly stream?: NodeJS.WriteStream;
+  readonly stream?: ProgressStream;
   readonly delayMs?: number;
   readonly now?: () => number;
 }

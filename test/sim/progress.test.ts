@@ -1,0 +1,36 @@
+import { PassThrough } from 'node:stream';
+import { describe, expect, test } from 'vitest';
+import { createProgress, parseScenario } from '../../src/sim/index.ts';
+
+const scenario = parseScenario('name: p\nplatform: core-only\nsteps:\n  - flush: {}\n', 'p.yaml');
+
+function fakeStream(isTTY: boolean): PassThrough & { isTTY: boolean; columns: number } {
+  const stream = Object.assign(new PassThrough(), { isTTY, columns: 80 });
+  stream.resume();
+  return stream;
+}
+
+describe('progress', () => {
+  test('quiet when stderr is not a terminal, however long the run', async () => {
+    let t = 0;
+    const stream = fakeStream(false);
+    const progress = createProgress({ totalSteps: 3, stream, now: () => t });
+    for (let i = 0; i <= 3; i++, t += 5000) await progress.onStep(scenario, i, 3);
+    progress.stop();
+    expect(progress.shown()).toBe(false);
+  });
+
+  test('on a terminal: nothing for the first second, then a bar', async () => {
+    let t = 0;
+    const stream = fakeStream(true);
+    const progress = createProgress({ totalSteps: 3, stream, now: () => t });
+    await progress.onStep(scenario, 0, 3);
+    t = 900;
+    await progress.onStep(scenario, 1, 3);
+    expect(progress.shown()).toBe(false);
+    t = 1500;
+    await progress.onStep(scenario, 2, 3);
+    expect(progress.shown()).toBe(true);
+    progress.stop();
+  });
+});
