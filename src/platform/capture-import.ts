@@ -1,9 +1,10 @@
 /**
- * What the sysfs and lspci importers share: BDF names, the result of an import (a topology plus
+ * What the sysfs and lspci importers share: the result of an import (a topology plus
  * notes on what the capture did not tell), rebuilding the bridge hierarchy from bus numbers, host
  * bridges from root buses, and /proc/cpuinfo.
  */
-import { fail, type SourceLocation } from '../core/index.ts';
+import { fail } from '../core/index.ts';
+import { compareBdf, formatBdf, parseBdfParts } from './pci-bdf.ts';
 import type { Bdf, CpuInfo, HostBridge, PciFunction, PciTopology } from './pci-types.ts';
 
 /** Something a capture did not tell (or told inconsistently), kept so the CLI can say it. */
@@ -21,52 +22,13 @@ export interface TopologyImport {
   readonly notes: readonly ImportNote[];
 }
 
-export interface BdfParts {
-  readonly domain: number;
-  readonly bus: number;
-  readonly device: number;
-  readonly fn: number;
-}
-
-// Domains may exceed 16 bits (VMD and Hyper-V use 32-bit domains: `10000:00:00.0`).
-const BDF_PATTERN = /^([0-9a-f]{4,8}):([0-9a-f]{2}):([01][0-9a-f])\.([0-7])$/i;
-
-export function tryParseBdf(text: string): BdfParts | undefined {
-  const match = BDF_PATTERN.exec(text.trim());
-  if (match === null) return undefined;
-  return {
-    domain: Number.parseInt(match[1]!, 16),
-    bus: Number.parseInt(match[2]!, 16),
-    device: Number.parseInt(match[3]!, 16),
-    fn: Number.parseInt(match[4]!, 16),
-  };
-}
-
-export function parseBdf(text: string, location?: SourceLocation): BdfParts {
-  const parts = tryParseBdf(text);
-  if (parts === undefined) fail('EINVAL', `"${text}" is not a PCI address (expected DDDD:BB:DD.F)`, location);
-  return parts;
-}
-
 function hex(value: number, width: number): string {
   return value.toString(16).padStart(width, '0');
-}
-
-export function formatBdf(parts: BdfParts): Bdf {
-  return `${hex(parts.domain, 4)}:${hex(parts.bus, 2)}:${hex(parts.device, 2)}.${parts.fn}`;
 }
 
 /** `pciDDDD:BB`, the name sysfs gives a host bridge's root bus directory. */
 export function hostBridgeId(domain: number, bus: number): string {
   return `pci${hex(domain, 4)}:${hex(bus, 2)}`;
-}
-
-/** Orders BDFs numerically (domain, bus, device, function) as lspci lists them. */
-export function compareBdf(a: Bdf, b: Bdf): number {
-  const x = tryParseBdf(a);
-  const y = tryParseBdf(b);
-  if (x === undefined || y === undefined) return a < b ? -1 : a > b ? 1 : 0;
-  return x.domain - y.domain || x.bus - y.bus || x.device - y.device || x.fn - y.fn;
 }
 
 /** A function before its place in the tree is settled. */
@@ -81,15 +43,15 @@ export function parentsFromBusNumbers(functions: readonly FunctionFacts[]): Map<
   const bridges = functions.filter((f) => f.secondaryBus !== undefined && f.subordinateBus !== undefined);
   const parents = new Map<Bdf, Bdf | undefined>();
   for (const f of functions) {
-    const me = parseBdf(f.bdf);
+    const me = parseBdfParts(f.bdf);
     let best: FunctionFacts | undefined;
     for (const bridge of bridges) {
       if (bridge.bdf === f.bdf) continue;
-      const b = parseBdf(bridge.bdf);
+      const b = parseBdfParts(bridge.bdf);
       const secondary = bridge.secondaryBus!;
       const subordinate = bridge.subordinateBus!;
       // A bridge whose secondary bus is not below it is unconfigured; it forwards nothing.
-      if (b.domain !== me.domain || secondary <= b.bus || secondary > me.bus || me.bus > subordinate)
+      if (b.segment !== me.segment || secondary <= b.bus || secondary > me.bus || me.bus > subordinate)
         continue;
       if (
         best === undefined ||
@@ -134,8 +96,8 @@ export function assembleTopology(
     let host: string;
     if (parent === undefined || depth > 256 || !byBdf.has(parent)) {
       const root = rootHostBridge.get(bdf);
-      const p = parseBdf(bdf);
-      host = root ?? hostBridgeId(p.domain, p.bus);
+      const p = parseBdfParts(bdf);
+      host = root ?? hostBridgeId(p.segment, p.bus);
     } else {
       host = resolveHost(parent, depth + 1);
     }
@@ -159,9 +121,9 @@ export function assembleTopology(
     const members = [...functions.values()].filter((f) => f.hostBridge === id);
     let busEnd = busStart;
     for (const m of members) {
-      busEnd = Math.max(busEnd, parseBdf(m.bdf).bus, m.subordinateBus ?? 0);
+      busEnd = Math.max(busEnd, parseBdfParts(m.bdf).bus, m.subordinateBus ?? 0);
     }
-    const self = functions.get(formatBdf({ domain: segment, bus: busStart, device: 0, fn: 0 }));
+    const self = functions.get(formatBdf({ segment, bus: busStart, device: 0, function: 0 }));
     const numaNode = members.find((m) => m.numaNode !== undefined)?.numaNode;
     const offset = busOffsets.get(id);
     if (offset === undefined) {

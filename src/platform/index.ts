@@ -13,5 +13,6 @@ export * from './pci-builder.ts';
 export * from './pci-config.ts';
 export * from './pci-query.ts';
 export * from './pci-types.ts';
+export * from './platform-model.ts';
 export * from './sysfs-import.ts';
 export * from './topology-format.ts';

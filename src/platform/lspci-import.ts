@@ -7,13 +7,12 @@ import { fail, parseAddress, parseSize, type SourceLocation } from '../core/inde
 import {
   assembleTopology,
   type FunctionFacts,
-  formatBdf,
   hostBridgeId,
   type ImportNote,
-  parseBdf,
   type TopologyImport,
   UNKNOWN_CPU,
 } from './capture-import.ts';
+import { formatBdf, parseBdf } from './pci-bdf.ts';
 import { functionKind, type PciePortType } from './pci-config.ts';
 import type { AcsBits, AcsState, Bdf, PciBar } from './pci-types.ts';
 
@@ -92,10 +91,10 @@ export function parseLspciTree(text: string, file = 'lspci -tv'): TreeEntry[] {
         });
       }
       const bdf = formatBdf({
-        domain: bus.domain,
+        segment: bus.domain,
         bus: bus.bus,
         device: Number.parseInt(m[1]!, 16),
-        fn: Number.parseInt(m[2]!, 16),
+        function: Number.parseInt(m[2]!, 16),
       });
       const secondary = m[3] === undefined ? undefined : Number.parseInt(m[3], 16);
       const subordinate = m[4] === undefined ? secondary : Number.parseInt(m[4], 16);
@@ -230,7 +229,7 @@ export function parseLspciVerbose(text: string, file = 'lspci -vvv'): VerboseEnt
       const address = m[1]!.split(':').length === 2 ? `0000:${m[1]}` : m[1]!;
       const progIf = /\(prog-if ([0-9a-f]{2})/.exec(m[7]!);
       current = {
-        bdf: formatBdf(parseBdf(address, location)),
+        bdf: parseBdf(address, location),
         line: index + 1,
         name: m[4]!.trim(),
         classCode: (Number.parseInt(m[3]!, 16) << 8) | (progIf ? Number.parseInt(progIf[1]!, 16) : 0),

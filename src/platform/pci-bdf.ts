@@ -19,8 +19,9 @@ function hex(value: number, width: number): string {
 /** Canonical lower-case `DDDD:BB:DD.F`; refuses out-of-range parts (EINVAL). */
 export function formatBdf(parts: BdfParts): Bdf {
   const { segment, bus, device, function: fn } = parts;
-  if (!Number.isInteger(segment) || segment < 0 || segment > 0xffff)
-    fail('EINVAL', `PCI segment ${segment} is outside 0..0xffff`);
+  // Domains may exceed 16 bits (VMD and Hyper-V use 32-bit domains: `10000:00:00.0`).
+  if (!Number.isInteger(segment) || segment < 0 || segment > 0xffff_ffff)
+    fail('EINVAL', `PCI domain ${segment} is outside 0..0xffffffff`);
   if (!Number.isInteger(bus) || bus < 0 || bus > 0xff) fail('EINVAL', `PCI bus ${bus} is outside 0..0xff`);
   if (!Number.isInteger(device) || device < 0 || device > 0x1f)
     fail('EINVAL', `PCI device ${device} is outside 0..0x1f`);
@@ -28,7 +29,7 @@ export function formatBdf(parts: BdfParts): Bdf {
   return `${hex(segment, 4)}:${hex(bus, 2)}:${hex(device, 2)}.${fn}`;
 }
 
-const BDF_PATTERN = /^(?:([0-9a-fA-F]{1,4}):)?([0-9a-fA-F]{1,2}):([0-9a-fA-F]{1,2})\.([0-7])$/;
+const BDF_PATTERN = /^(?:([0-9a-fA-F]{1,8}):)?([0-9a-fA-F]{1,2}):([0-9a-fA-F]{1,2})\.([0-7])$/;
 
 /** Parses `DDDD:BB:DD.F` or `BB:DD.F` (segment 0), as lspci and sysfs print them. */
 export function parseBdfParts(text: string, location?: SourceLocation): BdfParts {
@@ -43,6 +44,21 @@ export function parseBdfParts(text: string, location?: SourceLocation): BdfParts
     device,
     function: Number.parseInt(match[4]!, 10),
   };
+}
+
+/** The parts of a PCI address, or undefined when `text` is not one (for filtering directory names). */
+export function tryParseBdfParts(text: string): BdfParts | undefined {
+  const match = BDF_PATTERN.exec(text.trim());
+  if (match === null || Number.parseInt(match[3]!, 16) > 0x1f) return undefined;
+  return parseBdfParts(text);
+}
+
+/** Orders BDFs numerically (domain, bus, device, function) as lspci lists them. */
+export function compareBdf(a: Bdf, b: Bdf): number {
+  const x = tryParseBdfParts(a);
+  const y = tryParseBdfParts(b);
+  if (x === undefined || y === undefined) return a < b ? -1 : a > b ? 1 : 0;
+  return x.segment - y.segment || x.bus - y.bus || x.device - y.device || x.function - y.function;
 }
 
 /** Parses and canonicalises a PCI address (`01:00.0` becomes `0000:01:00.0`). */

@@ -4,7 +4,9 @@
  * 4096 bytes (PCIe extended space). Register offsets follow include/uapi/linux/pci_regs.h.
  * What the bytes do not contain is `undefined`, never guessed.
  */
+
 import { fail, type SourceLocation } from '../core/index.ts';
+import { acsBitsFromRegister, acsBitsToRegister } from './pci-acs.ts';
 import type { AcsBits, AcsState, PciFunctionKind } from './pci-types.ts';
 
 /** Config space sizes sysfs can hand out (drivers/pci/pci-sysfs.c: 64 unprivileged, 256, 4096). */
@@ -88,32 +90,6 @@ export interface DecodedConfig {
   readonly isPcie: boolean | undefined;
   readonly extendedCapabilities: readonly PciCapability[] | undefined;
   readonly acs: AcsState;
-}
-
-/** ACS bits from a 16-bit capability or control register (PCI_ACS_SV..PCI_ACS_DT). */
-export function decodeAcsBits(register: number): AcsBits {
-  return {
-    sourceValidation: (register & 0x01) !== 0,
-    translationBlocking: (register & 0x02) !== 0,
-    requestRedirect: (register & 0x04) !== 0,
-    completionRedirect: (register & 0x08) !== 0,
-    upstreamForwarding: (register & 0x10) !== 0,
-    egressControl: (register & 0x20) !== 0,
-    directTranslatedP2p: (register & 0x40) !== 0,
-  };
-}
-
-/** The register value for a set of ACS bits (inverse of {@link decodeAcsBits}). */
-export function encodeAcsBits(bits: AcsBits): number {
-  return (
-    (bits.sourceValidation ? 0x01 : 0) |
-    (bits.translationBlocking ? 0x02 : 0) |
-    (bits.requestRedirect ? 0x04 : 0) |
-    (bits.completionRedirect ? 0x08 : 0) |
-    (bits.upstreamForwarding ? 0x10 : 0) |
-    (bits.egressControl ? 0x20 : 0) |
-    (bits.directTranslatedP2p ? 0x40 : 0)
-  );
 }
 
 function u8(bytes: Uint8Array, offset: number): number {
@@ -232,8 +208,8 @@ function decodeAcs(bytes: Uint8Array, extended: readonly PciCapability[] | undef
   if (acs === undefined) return { kind: 'absent' };
   return {
     kind: 'known',
-    capability: decodeAcsBits(u16(bytes, acs.offset + PCI_ACS_CAP)),
-    control: decodeAcsBits(u16(bytes, acs.offset + PCI_ACS_CTRL)),
+    capability: acsBitsFromRegister(u16(bytes, acs.offset + PCI_ACS_CAP)),
+    control: acsBitsFromRegister(u16(bytes, acs.offset + PCI_ACS_CTRL)),
   };
 }
 
@@ -324,8 +300,8 @@ export function buildConfig(image: ConfigImage): Uint8Array {
       view.setUint32(CONFIG_SPACE_SIZE, (0x0001 | (1 << 16) | (acsOffset << 20)) >>> 0, true);
     }
     view.setUint32(acsOffset, PCI_EXT_CAP_ID_ACS | (1 << 16), true);
-    view.setUint16(acsOffset + PCI_ACS_CAP, encodeAcsBits(image.acs.capability), true);
-    view.setUint16(acsOffset + PCI_ACS_CTRL, encodeAcsBits(image.acs.control), true);
+    view.setUint16(acsOffset + PCI_ACS_CAP, acsBitsToRegister(image.acs.capability), true);
+    view.setUint16(acsOffset + PCI_ACS_CTRL, acsBitsToRegister(image.acs.control), true);
   }
   return bytes;
 }

@@ -13,12 +13,11 @@ import {
   hostBridgeId,
   type ImportNote,
   parentsFromBusNumbers,
-  parseBdf,
   parseCpuInfo,
   type TopologyImport,
-  tryParseBdf,
   UNKNOWN_CPU,
 } from './capture-import.ts';
+import { parseBdfParts, tryParseBdfParts } from './pci-bdf.ts';
 import { type DecodedConfig, decodeConfig, functionKind } from './pci-config.ts';
 import type { AcsState, Bdf, PciBar } from './pci-types.ts';
 
@@ -144,7 +143,7 @@ function readIommuGroups(sysRoot: string): Map<Bdf, number> {
     if (Number.isNaN(group)) continue;
     const devices = join(root, name, 'devices');
     if (!existsSync(devices)) continue;
-    for (const bdf of readdirSync(devices)) if (tryParseBdf(bdf)) groups.set(bdf.toLowerCase(), group);
+    for (const bdf of readdirSync(devices)) if (tryParseBdfParts(bdf)) groups.set(bdf.toLowerCase(), group);
   }
   return groups;
 }
@@ -165,7 +164,7 @@ function placementFromPath(entry: string): { host: string; parent: Bdf | undefin
   const parts = target.split(sep).filter((p) => p !== '');
   const rootIndex = parts.findIndex((p) => /^pci[0-9a-f]{4,8}:[0-9a-f]{2}$/i.test(p));
   if (rootIndex < 0) return undefined;
-  const chain = parts.slice(rootIndex + 1).filter((p) => tryParseBdf(p) !== undefined);
+  const chain = parts.slice(rootIndex + 1).filter((p) => tryParseBdfParts(p) !== undefined);
   if (chain.length === 0) return undefined;
   const root = parts[rootIndex]!.toLowerCase();
   // sysfs names the root bus `pciDDDD:BB`; keep our canonical 4-digit-minimum form.
@@ -211,7 +210,7 @@ export function importSysfs(dir: string, options: SysfsImportOptions = {}): Topo
   for (const name of names) {
     const entry = join(devicesDir, name);
     const bdf = name.toLowerCase();
-    parseBdf(bdf, { file: entry, field: 'name' });
+    parseBdfParts(bdf, { file: entry, field: 'name' });
     placements.set(bdf, placementFromPath(entry));
     const config = readConfig(entry, bdf, notes);
     if (config !== undefined) configs.set(bdf, config);
@@ -286,8 +285,8 @@ export function importSysfs(dir: string, options: SysfsImportOptions = {}): Topo
       if (parent === undefined || !parents.has(parent)) break;
       cursor = parent;
     }
-    const p = parseBdf(cursor);
-    return rootHost.get(cursor) ?? hostBridgeId(p.domain, p.bus);
+    const p = parseBdfParts(cursor);
+    return rootHost.get(cursor) ?? hostBridgeId(p.segment, p.bus);
   };
   for (const [bdf, bars] of resourceBars) {
     const config = configs.get(bdf);

@@ -6,7 +6,7 @@ import { formatHex, formatSize } from '../core/index.ts';
 import type { ImportNote } from './capture-import.ts';
 import type { IommuGroups } from './iommu-groups.ts';
 import type { P2pDecision } from './p2pdma.ts';
-import { encodeAcsBits } from './pci-config.ts';
+import { acsBitsToRegister } from './pci-acs.ts';
 import type { AcsBits, AcsState, Bdf, PciBar, PciFunction, PciTopology } from './pci-types.ts';
 
 const ACS_NAMES: ReadonlyArray<readonly [keyof AcsBits, string]> = [
@@ -129,8 +129,8 @@ function acsJson(acs: AcsState): Json {
   if (acs.kind === 'known') {
     return {
       kind: 'known',
-      capability: formatHex(BigInt(encodeAcsBits(acs.capability))),
-      control: formatHex(BigInt(encodeAcsBits(acs.control))),
+      capability: formatHex(BigInt(acsBitsToRegister(acs.capability))),
+      control: formatHex(BigInt(acsBitsToRegister(acs.control))),
       capabilityFlags: formatAcsBits(acs.capability),
       controlFlags: formatAcsBits(acs.control),
     };

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { formatError, isPhysrError } from '../../src/core/index.ts';
-import { decodeAcsBits, importLspci } from '../../src/platform/index.ts';
+import { acsBitsFromRegister, importLspci } from '../../src/platform/index.ts';
 
 const FIXTURES = join(import.meta.dirname, 'fixtures');
 const load = (name: string) =>
@@ -72,13 +72,13 @@ describe('lspci import: two-socket server with a PCIe switch', () => {
   test('ACS: known from ACSCap/ACSCtl, absent with other extended caps, unknown without any', () => {
     expect(f('0000:80:02.0').acs).toEqual({
       kind: 'known',
-      capability: decodeAcsBits(0x1f),
-      control: decodeAcsBits(0x1d),
+      capability: acsBitsFromRegister(0x1f),
+      control: acsBitsFromRegister(0x1d),
     });
     expect(f('0000:82:00.0').acs).toEqual({
       kind: 'known',
-      capability: decodeAcsBits(0x7f),
-      control: decodeAcsBits(0x11),
+      capability: acsBitsFromRegister(0x7f),
+      control: acsBitsFromRegister(0x11),
     });
     expect(f('0000:81:00.0').acs).toEqual({ kind: 'absent' });
     expect(f('0000:80:05.0').acs.kind).toBe('unknown');

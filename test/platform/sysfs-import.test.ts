@@ -10,18 +10,18 @@ import { afterEach, describe, expect } from 'vitest';
 import { formatError, isPhysrError } from '../../src/core/index.ts';
 import {
   type AcsBits,
+  acsBitsFromRegister,
+  acsBitsToRegister,
   buildConfig,
   type ConfigImage,
-  decodeAcsBits,
   decodeConfig,
-  encodeAcsBits,
   importSysfs,
   parseCpuInfo,
   parseResourceFile,
 } from '../../src/platform/index.ts';
 
-const ALL: AcsBits = decodeAcsBits(0x7f);
-const REDIRECT_ON: AcsBits = decodeAcsBits(0x1d); // SV RR CR UF
+const ALL: AcsBits = acsBitsFromRegister(0x7f);
+const REDIRECT_ON: AcsBits = acsBitsFromRegister(0x1d); // SV RR CR UF
 
 interface FakeFn {
   readonly path: string; // e.g. 'pci0000:00/0000:00:01.0/0000:01:00.0'
@@ -280,7 +280,7 @@ describe('malformed captures', () => {
   test('a device entry that is not a PCI address', () => {
     const root = makeSysfs(serverFns());
     mkdirSync(join(root, 'sys', 'bus', 'pci', 'devices', 'bogus'));
-    expectEinval(() => importSysfs(root), /devices\/bogus: name: EINVAL: "bogus" is not a PCI address/);
+    expectEinval(() => importSysfs(root), /devices\/bogus: name: EINVAL: 'bogus' is not a PCI address/);
   });
 
   test('config space of an absent function (all ones)', () => {
@@ -322,14 +322,14 @@ describe('config decoding', () => {
         classCode: 0x060400,
         headerType: 1,
         pcieType: 'downstream-port',
-        acs: { capability: decodeAcsBits(cap), control: decodeAcsBits(ctl) },
+        acs: { capability: acsBitsFromRegister(cap), control: acsBitsFromRegister(ctl) },
         aerFirst,
       });
       const decoded = decodeConfig(bytes);
       expect(decoded.acs.kind).toBe('known');
       if (decoded.acs.kind === 'known') {
-        expect(encodeAcsBits(decoded.acs.capability)).toBe(cap);
-        expect(encodeAcsBits(decoded.acs.control)).toBe(ctl);
+        expect(acsBitsToRegister(decoded.acs.capability)).toBe(cap);
+        expect(acsBitsToRegister(decoded.acs.control)).toBe(ctl);
       }
       expect(decoded.pcieType).toBe('downstream-port');
     },
