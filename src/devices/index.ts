@@ -1,0 +1,5 @@
+/** Devices that move bytes: DMA routing through the PCI fabric and IOMMU, and example devices. */
+export * from './device.ts';
+export * from './gpu.ts';
+export * from './nic.ts';
+export * from './routing.ts';
