@@ -1,0 +1,4 @@
+/** dma-buf: exporters hand out physical range lists, importers map them for their devices. */
+export * from './dma-buf.ts';
+export * from './fence.ts';
+export * from './phyr-exporter.ts';
