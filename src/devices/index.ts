@@ -2,4 +2,5 @@
 export * from './device.ts';
 export * from './gpu.ts';
 export * from './nic.ts';
+export * from './nvme.ts';
 export * from './routing.ts';
