@@ -1,5 +1,6 @@
 /** The physr library: every piece's public face. */
 export * from './core/index.ts';
 export * from './iommu/index.ts';
+export * from './mm/index.ts';
 export * from './platform/index.ts';
 export * from './sim/index.ts';

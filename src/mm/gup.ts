@@ -1,0 +1,318 @@
+/**
+ * pin_user_pages (mm/gup.c) in two forms:
+ *  - the physr form: the pinned memory as a PhyrList built straight from the page table's folio
+ *    extents, one range per physically contiguous run (adjacent folios merge), 16 bytes a range;
+ *  - the legacy form: one struct page pointer (8 bytes) per 4K page, as pin_user_pages fills
+ *    `struct page **pages` today.
+ * Both take FOLL_PIN references on the folios: `refs` = pages pinned in the folio, as
+ * try_grab_folio does, and unpin gives back exactly those (gup_put_folio).
+ */
+import { fail, formatHex, PhyrList, PhyrListBuilder, type PhysAddr, U64_MAX } from '../core/index.ts';
+import type { Folio } from '../platform/index.ts';
+import type { MemorySystem } from './memory-system.ts';
+import type { MmStruct } from './mm-struct.ts';
+import type { PageMapping } from './page-table.ts';
+import {
+  describeVmaFlags,
+  VM_IO,
+  VM_PFNMAP,
+  VM_READ,
+  VM_SHARED,
+  VM_WRITE,
+  type Vma,
+  vmaIsAnonymous,
+} from './vma.ts';
+
+export interface GupFlags {
+  /** FOLL_WRITE: the device will write the memory. */
+  readonly write?: boolean;
+  /** FOLL_LONGTERM: the pin may last indefinitely (RDMA MRs, VFIO/IOMMUFD maps). */
+  readonly longterm?: boolean;
+}
+
+/** Bytes of one `struct page *` in the legacy page array. */
+export const PAGE_POINTER_BYTES = 8;
+
+/** What one pin holds; released once by the matching unpin. */
+abstract class PinnedBase {
+  readonly system: MemorySystem;
+  readonly start: bigint;
+  readonly length: bigint;
+  /** 4K pages pinned (ib_umem_num_pages: the pages [start, start+length) touches). */
+  readonly pageCount: number;
+  readonly write: boolean;
+  readonly longterm: boolean;
+  private isReleased = false;
+
+  constructor(system: MemorySystem, start: bigint, length: bigint, pageCount: number, flags: GupFlags) {
+    this.system = system;
+    this.start = start;
+    this.length = length;
+    this.pageCount = pageCount;
+    this.write = flags.write ?? false;
+    this.longterm = flags.longterm ?? false;
+  }
+
+  get released(): boolean {
+    return this.isReleased;
+  }
+
+  /** @internal marks the pin given back; EINVAL on a second unpin. */
+  release(): void {
+    if (this.isReleased) fail('EINVAL', `pages at ${formatHex(this.start)} were already unpinned`);
+    this.isReleased = true;
+  }
+
+  abstract get metadataBytes(): number;
+}
+
+/** The physr result of a pin. */
+export class PinnedPhyrs extends PinnedBase {
+  /** The pinned bytes [start, start+length) in VA order, as physical ranges. */
+  readonly phyrs: PhyrList;
+
+  constructor(
+    system: MemorySystem,
+    start: bigint,
+    length: bigint,
+    pageCount: number,
+    flags: GupFlags,
+    phyrs: PhyrList,
+  ) {
+    super(system, start, length, pageCount, flags);
+    this.phyrs = phyrs;
+  }
+
+  get metadataBytes(): number {
+    return this.phyrs.metadataBytes;
+  }
+}
+
+/** The legacy result: one page frame per 4K page (the `struct page *` array). */
+export class PinnedPageArray extends PinnedBase {
+  /** pages[i] is the frame of the i-th page: pfns stand in for struct page pointers. */
+  readonly pages: BigUint64Array;
+  /** Offset of `start` in the first page. */
+  readonly offset: number;
+
+  constructor(system: MemorySystem, start: bigint, length: bigint, flags: GupFlags, pages: BigUint64Array) {
+    super(system, start, length, pages.length, flags);
+    this.pages = pages;
+    this.offset = Number(start & 0xfffn);
+  }
+
+  get metadataBytes(): number {
+    return this.pages.length * PAGE_POINTER_BYTES;
+  }
+}
+
+/**
+ * check_vma_flags (mm/gup.c): which VMAs GUP may pin from. FOLL_FORCE is not modelled (no caller
+ * here uses it), nor fsdax/secretmem VMAs (no such kinds).
+ */
+export function checkVmaFlags(vma: Vma, flags: GupFlags): void {
+  const where = `VMA ${formatHex(vma.start)}-${formatHex(vma.end)} (${describeVmaFlags(vma.flags)})`;
+  if ((vma.flags & (VM_IO | VM_PFNMAP)) !== 0) {
+    fail(
+      'EFAULT',
+      `${where} is VM_IO|VM_PFNMAP: MMIO has no struct pages, so GUP cannot pin it; export it as a dma-buf instead`,
+    );
+  }
+  if (flags.write) {
+    // writable_file_mapping_allowed: a longterm write pin of a shared file mapping whose filesystem
+    // tracks dirtying would let the device write behind writeback's back.
+    if (!vmaIsAnonymous(vma) && flags.longterm && needsDirtyTracking(vma)) {
+      fail(
+        'EFAULT',
+        `${where} is a shared writable mapping of ${vma.file?.name ?? 'a file'} whose filesystem tracks dirty pages: FOLL_LONGTERM write pins are refused`,
+      );
+    }
+    if ((vma.flags & VM_WRITE) === 0) fail('EFAULT', `${where} is not writable: write pin refused`);
+  } else if ((vma.flags & VM_READ) === 0) {
+    fail('EFAULT', `${where} is not readable`);
+  }
+}
+
+/** vma_needs_dirty_tracking (mm/mmap.c): shared, writable, and the backing store writes back. */
+function needsDirtyTracking(vma: Vma): boolean {
+  if ((vma.flags & (VM_SHARED | VM_WRITE)) !== (VM_SHARED | VM_WRITE)) return false;
+  return vma.kind === 'file' && (vma.file?.needsDirtyTracking ?? false);
+}
+
+/**
+ * Checks the range as gup_fast_fallback does: EOVERFLOW when start + length wraps 2^64, EFAULT
+ * beyond TASK_SIZE_MAX. Returns the page span.
+ */
+function pageSpan(mm: MmStruct, start: bigint, length: bigint): { from: number; to: number } {
+  if (start < 0n || length < 0n) fail('EINVAL', `pin of ${formatHex(start)} + ${length} is negative`);
+  if (start + length > U64_MAX + 1n) {
+    fail('EOVERFLOW', `pin range ${formatHex(start)} + ${formatHex(length)} wraps past 2^64`);
+  }
+  const end = (start + length + 0xfffn) & -0x1000n;
+  if (end > mm.taskSize) fail('EFAULT', `pin range ends at ${formatHex(end)}, beyond TASK_SIZE_MAX`);
+  return { from: Number(start >> 12n), to: Number(end >> 12n) };
+}
+
+/**
+ * Walks [from, to): checks each VMA, faults pages in, pins folio extents in VA order and calls
+ * `visit` with each pinned extent (clipped). On any error, unpins everything pinned so far
+ * (what __gup_longterm_locked does on failure) and rethrows.
+ */
+function pinWalk(
+  mm: MmStruct,
+  from: number,
+  to: number,
+  flags: GupFlags,
+  visit: (m: PageMapping) => void,
+): void {
+  const allocator = mm.system.allocator;
+  const pinnedFolios: Folio[] = [];
+  const pinnedRefs: number[] = [];
+  try {
+    let vpn = from;
+    while (vpn < to) {
+      const vma = mm.findVma(BigInt(vpn) << 12n);
+      if (vma === undefined) fail('EFAULT', `no VMA at ${formatHex(BigInt(vpn) << 12n)}: nothing to pin`);
+      checkVmaFlags(vma, flags);
+      const stop = Math.min(to, vma.endVpn);
+      mm.faultIn(vma, vpn, stop, flags.write ?? false);
+      for (const m of mm.pageTable.range(vpn, stop)) {
+        const lo = Math.max(m.vpn, vpn);
+        const hi = Math.min(m.vpn + m.pages, stop);
+        const folio = m.folio!;
+        allocator.pinFolio(folio, hi - lo);
+        pinnedFolios.push(folio);
+        pinnedRefs.push(hi - lo);
+        if (lo === m.vpn && hi === m.vpn + m.pages) visit(m);
+        else
+          visit({
+            ...m,
+            vpn: lo,
+            pages: hi - lo,
+            pfn: m.pfn + (lo - m.vpn),
+            folioPage: m.folioPage + (lo - m.vpn),
+          });
+      }
+      vpn = stop;
+    }
+  } catch (error) {
+    for (let i = 0; i < pinnedFolios.length; i++) allocator.unpinFolio(pinnedFolios[i]!, pinnedRefs[i]!);
+    throw error;
+  }
+  mm.system.metrics?.add('mm.pins');
+  mm.system.metrics?.add('mm.pinned_pages', to - from);
+}
+
+/**
+ * pin_user_pages returning a PhyrList: the bytes [start, start+length) as physical ranges in VA
+ * order, one range per physically contiguous run. Length 0 pins nothing.
+ */
+export function pinUserPages(mm: MmStruct, start: bigint, length: bigint, flags: GupFlags = {}): PinnedPhyrs {
+  const { from, to } = pageSpan(mm, start, length);
+  if (length === 0n) return new PinnedPhyrs(mm.system, start, 0n, 0, flags, PhyrList.empty());
+  const builder = new PhyrListBuilder({ capacity: 4 });
+  const headCut = start & 0xfffn;
+  const end = start + length;
+  pinWalk(mm, from, to, flags, (m) => {
+    let phys = BigInt(m.pfn) << 12n;
+    let bytes = BigInt(m.pages) << 12n;
+    const vaStart = BigInt(m.vpn) << 12n;
+    if (m.vpn === from && headCut !== 0n) {
+      phys += headCut;
+      bytes -= headCut;
+    }
+    const vaEnd = vaStart + (BigInt(m.pages) << 12n);
+    if (vaEnd > end) bytes -= vaEnd - end;
+    builder.append(phys, bytes);
+  });
+  const phyrs = builder.build();
+  mm.system.metrics?.add('core.physr_ranges', phyrs.count);
+  mm.system.metrics?.add('core.physr_metadata_bytes', phyrs.metadataBytes);
+  return new PinnedPhyrs(mm.system, start, length, to - from, flags, phyrs);
+}
+
+/** The legacy pin_user_pages: one page frame per 4K page. */
+export function pinUserPagesLegacy(
+  mm: MmStruct,
+  start: bigint,
+  length: bigint,
+  flags: GupFlags = {},
+): PinnedPageArray {
+  const { from, to: end } = pageSpan(mm, start, length);
+  const to = length === 0n ? from : end;
+  const pages = new BigUint64Array(to - from);
+  let k = 0;
+  pinWalk(mm, from, to, flags, (m) => {
+    for (let i = 0; i < m.pages; i++) pages[k++] = BigInt(m.pfn + i);
+  });
+  mm.system.metrics?.add('mm.legacy_page_bytes', pages.length * PAGE_POINTER_BYTES);
+  return new PinnedPageArray(mm.system, start, length, flags, pages);
+}
+
+/**
+ * unpin_user_pages(_dirty_lock) for the physr form: walks each range folio by folio (the folio
+ * containing a frame, and how many of its pages the range covers), marks folios dirty when asked,
+ * and drops the pins. A folio whose mapping went away meanwhile is freed by its last unpin.
+ */
+export function unpinUserPages(pinned: PinnedPhyrs, options: { dirty?: boolean } = {}): void {
+  pinned.release();
+  const { system } = pinned;
+  const dirty = options.dirty ?? false;
+  pinned.phyrs.forEachRange((address, length) => {
+    let pfn = address >> 12n;
+    const endPfn = (address + length + 0xfffn) >> 12n;
+    while (pfn < endPfn) {
+      const folio = folioOrFail(system, pfn);
+      const folioEnd = folio.pfn + (1n << BigInt(folio.order));
+      const stop = folioEnd < endPfn ? folioEnd : endPfn;
+      if (dirty) system.markDirty(folio);
+      system.allocator.unpinFolio(folio, Number(stop - pfn));
+      pfn = stop;
+    }
+  });
+  system.metrics?.add('mm.unpins');
+}
+
+/** unpin_user_pages(_dirty_lock) for the page array: consecutive pages of one folio go together. */
+export function unpinUserPagesLegacy(pinned: PinnedPageArray, options: { dirty?: boolean } = {}): void {
+  pinned.release();
+  const { system, pages } = pinned;
+  const dirty = options.dirty ?? false;
+  let i = 0;
+  while (i < pages.length) {
+    const folio = folioOrFail(system, pages[i]!);
+    const head = folio.pfn;
+    const tail = head + (1n << BigInt(folio.order));
+    let n = 1;
+    // gup_folio_next: count the following entries that are pages of the same folio.
+    while (i + n < pages.length && pages[i + n]! >= head && pages[i + n]! < tail) n++;
+    if (dirty) system.markDirty(folio);
+    system.allocator.unpinFolio(folio, n);
+    i += n;
+  }
+  system.metrics?.add('mm.unpins');
+}
+
+/** The folios a physr pin holds and the pins on each, in VA order (what unpin will give back). */
+export function pinnedFolios(pinned: PinnedPhyrs): { folio: Folio; refs: number }[] {
+  const out: { folio: Folio; refs: number }[] = [];
+  pinned.phyrs.forEachRange((address: PhysAddr, length) => {
+    let pfn = address >> 12n;
+    const endPfn = (address + length + 0xfffn) >> 12n;
+    while (pfn < endPfn) {
+      const folio = folioOrFail(pinned.system, pfn);
+      const folioEnd = folio.pfn + (1n << BigInt(folio.order));
+      const stop = folioEnd < endPfn ? folioEnd : endPfn;
+      out.push({ folio, refs: Number(stop - pfn) });
+      pfn = stop;
+    }
+  });
+  return out;
+}
+
+function folioOrFail(system: MemorySystem, pfn: bigint): Folio {
+  const folio = system.allocator.folioAt(pfn);
+  if (folio === undefined)
+    fail('EINVAL', `pfn ${formatHex(pfn)} is not in a live folio: unpin of memory never pinned`);
+  return folio;
+}

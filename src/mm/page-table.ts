@@ -1,0 +1,125 @@
+/**
+ * The user page table, modelled as a sorted array of mapped extents: each extent maps `pages`
+ * consecutive virtual pages starting at `vpn` to consecutive frames starting at `pfn`. An extent
+ * never spans two folios; for folio-backed memory it records the folio and the page of the folio
+ * that `vpn` maps (a large folio split by a partial munmap leaves two extents on one folio).
+ * PFN-mapped extents (remap_pfn_range) have no folio: there is no struct page to refer to.
+ *
+ * Every folio-backed extent holds exactly one reference on its folio (the mapping's), so the folio
+ * outlives the mapping only through other references, such as a DMA pin.
+ */
+import type { Folio } from '../platform/index.ts';
+
+export interface PageMapping {
+  readonly vpn: number;
+  readonly pages: number;
+  readonly pfn: number;
+  readonly folio: Folio | undefined;
+  /** Index in the folio of the page `vpn` maps. */
+  readonly folioPage: number;
+  /** An anonymous page (or a private COW copy): written through, never the page cache's. */
+  readonly anon: boolean;
+}
+
+export class PageTable {
+  private extents: PageMapping[] = [];
+
+  get extentCount(): number {
+    return this.extents.length;
+  }
+
+  /** Index of the first extent that ends after `vpn` (may start after it). */
+  firstEndingAfter(vpn: number): number {
+    const e = this.extents;
+    let lo = 0;
+    let hi = e.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      const m = e[mid]!;
+      if (m.vpn + m.pages <= vpn) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  at(index: number): PageMapping | undefined {
+    return this.extents[index];
+  }
+
+  /** The extent mapping `vpn`, if any. */
+  lookup(vpn: number): PageMapping | undefined {
+    const m = this.extents[this.firstEndingAfter(vpn)];
+    return m !== undefined && m.vpn <= vpn ? m : undefined;
+  }
+
+  /** Inserts sorted, non-overlapping extents that all fall in one hole, before index `at`. */
+  insertAt(at: number, added: readonly PageMapping[]): void {
+    if (added.length === 0) return;
+    if (at === this.extents.length) {
+      for (const m of added) this.extents.push(m);
+    } else {
+      this.spliceIn(at, 0, added);
+    }
+  }
+
+  /**
+   * Removes the mappings of pages [fromVpn, toVpn), cutting extents at the edges. Returns, for
+   * each extent touched, the original and how many pieces of it stay mapped (0, 1 or 2), so the
+   * caller can move folio references (one per extent).
+   */
+  remove(fromVpn: number, toVpn: number): { original: PageMapping; keptPieces: number }[] {
+    const first = this.firstEndingAfter(fromVpn);
+    let last = first;
+    const touched: { original: PageMapping; keptPieces: number }[] = [];
+    const kept: PageMapping[] = [];
+    while (last < this.extents.length && this.extents[last]!.vpn < toVpn) {
+      const m = this.extents[last]!;
+      const end = m.vpn + m.pages;
+      let keptPieces = 0;
+      if (m.vpn < fromVpn) {
+        kept.push(cut(m, m.vpn, fromVpn));
+        keptPieces++;
+      }
+      if (end > toVpn) {
+        kept.push(cut(m, toVpn, end));
+        keptPieces++;
+      }
+      touched.push({ original: m, keptPieces });
+      last++;
+    }
+    this.spliceIn(first, last - first, kept);
+    return touched;
+  }
+
+  /** Replaces the extents overlapping [fromVpn, toVpn) wholesale (a COW swap): no reference moves. */
+  replace(fromVpn: number, toVpn: number, added: readonly PageMapping[]): void {
+    const first = this.firstEndingAfter(fromVpn);
+    let last = first;
+    while (last < this.extents.length && this.extents[last]!.vpn < toVpn) last++;
+    this.spliceIn(first, last - first, added);
+  }
+
+  /** splice without spreading (a spread of 2^18 extents would overflow the argument stack). */
+  private spliceIn(at: number, deleteCount: number, added: readonly PageMapping[]): void {
+    if (added.length < 1024) {
+      this.extents.splice(at, deleteCount, ...added);
+      return;
+    }
+    this.extents = this.extents.slice(0, at).concat(added, this.extents.slice(at + deleteCount));
+  }
+
+  /** Every extent overlapping [fromVpn, toVpn), in VA order. */
+  *range(fromVpn: number, toVpn: number): Generator<PageMapping> {
+    for (let i = this.firstEndingAfter(fromVpn); i < this.extents.length; i++) {
+      const m = this.extents[i]!;
+      if (m.vpn >= toVpn) return;
+      yield m;
+    }
+  }
+}
+
+/** The part of `m` covering pages [from, to). */
+export function cut(m: PageMapping, from: number, to: number): PageMapping {
+  const delta = from - m.vpn;
+  return { ...m, vpn: from, pages: to - from, pfn: m.pfn + delta, folioPage: m.folioPage + delta };
+}
