@@ -1,6 +1,7 @@
 /**
- * Builders for the packed range lists. A builder appends ranges into a growable `BigUint64Array`
- * (doubling), optionally merging a range into the previous one when it starts exactly where the
+ * Builders for the packed range lists. A builder appends ranges into `BigUint64Array` chunks (the
+ * first ones doubling, then fixed 1 MiB chunks, so a huge list is written once into chunks and once
+ * into its final storage instead of being copied at every doubling), optionally merging a range into the previous one when it starts exactly where the
  * previous one ends (physically contiguous), and `build()` hands out an immutable list whose storage
  * is trimmed to exactly 16 bytes a range.
  *
@@ -41,9 +42,15 @@ function sumLengths(words: BigUint64Array, used: number): bigint {
   return (BigInt(carries) << 64n) + acc[0]!;
 }
 
+/** Chunks stop doubling at this many words (1 MiB); later chunks all have this size. */
+const MAX_CHUNK_WORDS = 1 << 17;
+
 abstract class RangeListBuilder<A extends bigint, L extends PackedRangeList<A, L>> {
+  /** Full chunks, in order; `words` is the chunk being filled. */
+  private readonly full: BigUint64Array[] = [];
+  private fullWords = 0;
   private words: BigUint64Array;
-  /** Words in use (2 × ranges). */
+  /** Words in use in `words` (2 × ranges). */
   private used = 0;
   private readonly merge: boolean;
   private readonly maxMerged: bigint;
@@ -67,12 +74,12 @@ abstract class RangeListBuilder<A extends bigint, L extends PackedRangeList<A, L
 
   /** Ranges so far (after merging). */
   get count(): number {
-    return this.used >>> 1;
+    return (this.fullWords + this.used) >>> 1;
   }
 
   /** Sum of the lengths so far (a walk: the hot path keeps no running bigint total). */
   get totalLength(): bigint {
-    return sumLengths(this.words, this.used);
+    return sumLengths(this.collect(), this.fullWords + this.used);
   }
 
   /**
@@ -91,20 +98,28 @@ abstract class RangeListBuilder<A extends bigint, L extends PackedRangeList<A, L
     ) {
       checkRange(address, length);
     }
-    const n = this.used;
+    let n = this.used;
     let w = this.words;
-    if (this.merge && n !== 0 && address !== 0n) {
-      // address !== 0: a previous range ending at 2^64 must not look contiguous with 0 after the wrap.
-      const prevLength = w[n - 1]!;
-      if (BigInt.asUintN(64, w[n - 2]! + prevLength) === address) {
-        const merged = BigInt.asUintN(64, prevLength + length);
-        if (merged >= length && merged <= this.maxMerged) {
-          w[n - 1] = merged;
-          return this;
+    // address !== 0: a previous range ending at 2^64 must not look contiguous with 0 after the wrap.
+    if (this.merge && address !== 0n) {
+      // The previous range is in this chunk, or (right after a chunk filled) at the end of the last one.
+      const prev = n !== 0 ? w : this.full[this.full.length - 1];
+      const at = n !== 0 ? n : (prev?.length ?? 0);
+      if (prev !== undefined) {
+        const prevLength = prev[at - 1]!;
+        if (BigInt.asUintN(64, prev[at - 2]! + prevLength) === address) {
+          const merged = BigInt.asUintN(64, prevLength + length);
+          if (merged >= length && merged <= this.maxMerged) {
+            prev[at - 1] = merged;
+            return this;
+          }
         }
       }
     }
-    if (n === w.length) w = this.grow();
+    if (n === w.length) {
+      w = this.nextChunk();
+      n = 0;
+    }
     w[n] = address;
     w[n + 1] = length;
     this.used = n + 2;
@@ -119,20 +134,36 @@ abstract class RangeListBuilder<A extends bigint, L extends PackedRangeList<A, L
 
   /** An immutable list of exactly the ranges so far; the builder stays usable. */
   build(): L {
-    const words = this.words.slice(0, this.used);
+    const words = this.collect();
     return this.finish(words, sumLengths(words, words.length));
   }
 
-  /** Forgets every range (keeps the allocated room). */
+  /** Forgets every range (keeps the chunk being filled). */
   reset(): void {
+    this.full.length = 0;
+    this.fullWords = 0;
     this.used = 0;
   }
 
-  private grow(): BigUint64Array {
-    const bigger = new BigUint64Array(this.words.length * 2);
-    bigger.set(this.words);
-    this.words = bigger;
-    return bigger;
+  /** Every range so far in one exactly sized array. */
+  private collect(): BigUint64Array {
+    const words = new BigUint64Array(this.fullWords + this.used);
+    let at = 0;
+    for (const chunk of this.full) {
+      words.set(chunk, at);
+      at += chunk.length;
+    }
+    words.set(this.words.subarray(0, this.used), at);
+    return words;
+  }
+
+  /** Retires the full chunk and starts the next one (doubling up to MAX_CHUNK_WORDS). */
+  private nextChunk(): BigUint64Array {
+    this.full.push(this.words);
+    this.fullWords += this.words.length;
+    this.words = new BigUint64Array(Math.min(this.words.length * 2, MAX_CHUNK_WORDS));
+    this.used = 0;
+    return this.words;
   }
 }
 
