@@ -1,0 +1,349 @@
+/**
+ * The two-step IOVA API (include/linux/dma-mapping.h and drivers/iommu/dma-iommu.c, from 6.16):
+ * allocate ONE IOVA range for a whole transfer, link each physical range into it at its byte offset,
+ * sync once, and later unlink and destroy. `DmaIovaState` is struct dma_iova_state.
+ *
+ * Alignment rules (dma_iova_link): a range may start mid-granule only when it is linked at offset 0
+ * (the IOVA was allocated with that same offset, from the `phys` hint given to try_alloc); every
+ * other range must start on a granule, and every range but the last must end on one, so the IOVA
+ * stays one contiguous run of bytes. The iommu layer picks page sizes for each link (iommu_pgsize).
+ *
+ * Untrusted devices (dev_is_untrusted → dev_use_swiotlb) must not see the rest of a page they were
+ * not given: a range's unaligned head and tail granules are bounced through swiotlb and the bounce
+ * page is linked in their place (iommu_dma_iova_link_swiotlb); MMIO is never bounced (EPERM).
+ */
+import { alignUp, fail, formatHex, formatSize } from '../core/index.ts';
+import type { IommuDomain } from '../iommu/index.ts';
+import { IOMMU_CACHE, IOMMU_MMIO, IOMMU_READ, IOMMU_WRITE, type Prot } from '../iommu/index.ts';
+import type { DmaDevice } from './device.ts';
+import type { SwiotlbBounce } from './swiotlb.ts';
+import type { DmaAttrs, DmaDirection } from './types.ts';
+
+const DMA_BIT_MASK_32 = 0xffff_ffffn;
+
+/** The smaller of two bigints (Math.min takes Numbers only). */
+export function bigintMin(a: bigint, b: bigint): bigint {
+  return a < b ? a : b;
+}
+
+/** A bounced piece of a linked range: its byte offset in the IOVA and the swiotlb record. */
+export interface LinkedBounce {
+  readonly offset: bigint;
+  readonly bounce: SwiotlbBounce;
+}
+
+/** struct dma_iova_state plus what the model needs to undo it. */
+export interface DmaIovaState {
+  readonly device: DmaDevice;
+  readonly domain: IommuDomain;
+  /** state->addr: the IOVA of byte 0 of the transfer (allocation start + the hint's granule offset). */
+  readonly addr: bigint;
+  /** Bytes asked for at try_alloc. */
+  readonly size: bigint;
+  /** The IOVA allocation: start (granule aligned) and size (granule multiple). */
+  readonly allocStart: bigint;
+  readonly allocSize: bigint;
+  /** DMA_IOVA_USE_SWIOTLB: some link bounced. */
+  usedSwiotlb: boolean;
+  readonly bounces: LinkedBounce[];
+  /** Bytes linked so far (for the unwind of a failed transfer). */
+  linkedBytes: bigint;
+  freed: boolean;
+}
+
+/** dma_info_to_prot (dma-iommu.c). */
+export function dmaInfoToProt(dir: DmaDirection, coherent: boolean, attrs: DmaAttrs): Prot {
+  let prot = coherent ? IOMMU_CACHE : 0;
+  if (attrs.mmio === true) prot |= IOMMU_MMIO;
+  if (dir === 'TO_DEVICE') return prot | IOMMU_READ;
+  if (dir === 'FROM_DEVICE') return prot | IOMMU_WRITE;
+  return prot | IOMMU_READ | IOMMU_WRITE;
+}
+
+/** The device's translating DMA domain, or undefined (use_dma_iommu false). */
+export function dmaDomainOf(device: DmaDevice): IommuDomain | undefined {
+  const domain = device.domain;
+  return domain?.type === 'dma' ? domain : undefined;
+}
+
+/**
+ * iommu_dma_alloc_iova: below the DMA mask; a PCI device first tries below 4 GiB (the 32-bit
+ * workaround), and only when that fails goes wide for good.
+ */
+export function iommuDmaAllocIova(device: DmaDevice, domain: IommuDomain, size: bigint): bigint {
+  const limit = device.dmaMask;
+  if (limit > DMA_BIT_MASK_32 && device.pci32bitWorkaround) {
+    try {
+      return domain.allocIova(size, DMA_BIT_MASK_32);
+    } catch {
+      device.pci32bitWorkaround = false;
+    }
+  }
+  return domain.allocIova(size, limit);
+}
+
+function granuleOf(domain: IommuDomain): bigint {
+  return domain.iovad!.granule;
+}
+
+/**
+ * dma_iova_try_alloc: undefined when the device does not use dma-iommu (the caller then maps range
+ * by range); otherwise IOVA space for `size` bytes whose first byte shares `phys`'s granule offset.
+ * ENOMEM when the IOVA space is exhausted (the kernel returns false; the caller's fallback would fail
+ * the same way, so the model says why at once).
+ */
+export function dmaIovaTryAlloc(device: DmaDevice, phys: bigint, size: bigint): DmaIovaState | undefined {
+  const domain = dmaDomainOf(device);
+  if (domain === undefined) return undefined;
+  if (size <= 0n) return undefined;
+  const granule = granuleOf(domain);
+  const iovaOff = phys & (granule - 1n);
+  const allocSize = alignUp(size + iovaOff, granule);
+  const allocStart = iommuDmaAllocIova(device, domain, allocSize);
+  device.machine.metrics.add('dma.iova_try_allocs');
+  return {
+    device,
+    domain,
+    addr: allocStart + iovaOff,
+    size,
+    allocStart,
+    allocSize,
+    usedSwiotlb: false,
+    bounces: [],
+    linkedBytes: 0n,
+    freed: false,
+  };
+}
+
+/** dma_use_iova. */
+export function dmaUseIova(state: DmaIovaState | undefined): state is DmaIovaState {
+  return state !== undefined && state.allocSize > 0n;
+}
+
+/** __dma_iova_link: cache maintenance for non-coherent devices, then iommu_map without a sync. */
+function linkRaw(
+  state: DmaIovaState,
+  iova: bigint,
+  phys: bigint,
+  size: bigint,
+  dir: DmaDirection,
+  attrs: DmaAttrs,
+): void {
+  const device = state.device;
+  if (!device.coherent && attrs.skipCpuSync !== true && attrs.mmio !== true) {
+    device.machine.metrics.add('dma.cache_sync_bytes', Number(size));
+  }
+  state.domain.map(iova, phys, size, dmaInfoToProt(dir, device.coherent, attrs));
+}
+
+/** iommu_dma_iova_bounce_and_link: one granule of a bounce page linked in place of the original. */
+function bounceAndLink(
+  state: DmaIovaState,
+  addr: bigint,
+  phys: bigint,
+  len: bigint,
+  offset: bigint,
+  dir: DmaDirection,
+  attrs: DmaAttrs,
+  startPad: bigint,
+): void {
+  const device = state.device;
+  const swiotlb = device.machine.swiotlb;
+  if (swiotlb === undefined) {
+    fail('ENOMEM', `${device.bdf}: DMA bounce buffers are inactive, unable to map an unaligned transaction`);
+  }
+  const granule = granuleOf(state.domain);
+  const bounce = swiotlb.map(phys, len, {
+    allocAlignMask: granule - 1n,
+    minAlignMask: granule - 1n,
+    segmentBoundaryMask: device.segmentBoundaryMask,
+  });
+  zeroPadding(device, bounce.tlbAddr, len, granule);
+  try {
+    linkRaw(state, addr - startPad, bounce.tlbAddr - startPad, granule, dir, attrs);
+  } catch (error) {
+    swiotlb.unmap(bounce, dir, true);
+    throw error;
+  }
+  state.bounces.push({ offset, bounce });
+  state.usedSwiotlb = true;
+}
+
+/** iommu_dma_map_swiotlb: an untrusted device must not see leftover bytes around its bounce. */
+export function zeroPadding(device: DmaDevice, tlbAddr: bigint, size: bigint, granule: bigint): void {
+  if (!device.untrusted) return;
+  const bytes = device.machine.platform.bytes;
+  const start = tlbAddr - (tlbAddr & (granule - 1n));
+  if (tlbAddr > start) bytes.fill(start, Number(tlbAddr - start), 0);
+  const end = tlbAddr + size;
+  const endAligned = alignUp(end, granule);
+  if (endAligned > end) bytes.fill(end, Number(endAligned - end), 0);
+}
+
+/**
+ * dma_iova_link: maps `[phys, phys + size)` at `state.addr + offset`. EIO when the range breaks the
+ * alignment rules; EPERM for MMIO that would need bouncing; ENOMEM when swiotlb is full.
+ */
+export function dmaIovaLink(
+  device: DmaDevice,
+  state: DmaIovaState,
+  phys: bigint,
+  offset: bigint,
+  size: bigint,
+  dir: DmaDirection,
+  attrs: DmaAttrs = {},
+): void {
+  if (state.device !== device) fail('EINVAL', `IOVA state belongs to ${state.device.bdf}, not ${device.bdf}`);
+  if (state.freed) fail('EINVAL', 'IOVA state was already destroyed');
+  if (size <= 0n || offset + size > state.size) {
+    fail(
+      'EINVAL',
+      `link of ${formatSize(size)} at offset ${formatHex(offset)} exceeds the ${formatSize(state.size)} IOVA`,
+    );
+  }
+  const granule = granuleOf(state.domain);
+  const mask = granule - 1n;
+  const startPad = phys & mask;
+  if (startPad !== 0n && offset > 0n) {
+    fail(
+      'EIO',
+      `dma_iova_link at offset ${formatHex(offset)}: ${formatHex(phys)} is not ${formatSize(granule)} aligned`,
+    );
+  }
+  const addr = state.addr + offset;
+  if ((addr & mask) !== startPad) {
+    fail(
+      'EIO',
+      `dma_iova_link: IOVA ${formatHex(addr)} and phys ${formatHex(phys)} differ in granule offset (previous range ended mid-granule)`,
+    );
+  }
+  const unaligned = ((phys | size) & mask) !== 0n;
+  if (device.untrusted && unaligned && device.machine.swiotlb !== undefined) {
+    if (attrs.mmio === true)
+      fail('EPERM', `${device.bdf}: MMIO at ${formatHex(phys)} cannot be bounced through swiotlb`);
+    linkSwiotlb(state, phys, offset, size, dir, attrs);
+  } else {
+    linkRaw(state, addr - startPad, phys - startPad, alignUp(size + startPad, granule), dir, attrs);
+  }
+  state.linkedBytes = offset + size;
+}
+
+/** iommu_dma_iova_link_swiotlb: bounce the unaligned head and tail granules, link the middle. */
+function linkSwiotlb(
+  state: DmaIovaState,
+  phys: bigint,
+  offset: bigint,
+  size: bigint,
+  dir: DmaDirection,
+  attrs: DmaAttrs,
+): void {
+  const granule = granuleOf(state.domain);
+  const mask = granule - 1n;
+  const startPad = phys & mask;
+  const endPad = (phys + size) & mask;
+  const addr = state.addr + offset;
+  let mapped = 0n;
+  let left = size;
+  if (startPad !== 0n) {
+    const len = bigintMin(left, granule - startPad);
+    bounceAndLink(state, addr, phys, len, offset, dir, attrs, startPad);
+    mapped += len;
+    left -= len;
+    if (left === 0n) return;
+  }
+  const tail = left >= endPad ? endPad : 0n;
+  const middle = left - tail;
+  if (middle > 0n) linkRaw(state, addr + mapped, phys + mapped, middle, dir, attrs);
+  mapped += middle;
+  if (tail > 0n) bounceAndLink(state, addr + mapped, phys + mapped, tail, offset + mapped, dir, attrs, 0n);
+}
+
+/** dma_iova_sync: one iotlb_sync_map for everything linked (what lets drivers batch links). */
+export function dmaIovaSync(device: DmaDevice, state: DmaIovaState, offset: bigint, size: bigint): void {
+  if (state.device !== device) fail('EINVAL', `IOVA state belongs to ${state.device.bdf}, not ${device.bdf}`);
+  if (offset + size > state.size)
+    fail('EINVAL', `sync of ${formatSize(size)} at ${formatHex(offset)} exceeds the IOVA`);
+  device.machine.metrics.add('dma.iova_syncs');
+}
+
+/** Bounce copy-back and cache maintenance for linked bytes in `[offset, offset + size)`. */
+function unlinkSlow(
+  state: DmaIovaState,
+  offset: bigint,
+  size: bigint,
+  dir: DmaDirection,
+  attrs: DmaAttrs,
+): void {
+  const device = state.device;
+  if (!device.coherent && attrs.skipCpuSync !== true && attrs.mmio !== true && dir !== 'TO_DEVICE') {
+    device.machine.metrics.add('dma.cache_sync_bytes', Number(size));
+  }
+  const swiotlb = device.machine.swiotlb;
+  if (swiotlb === undefined) return;
+  for (let i = state.bounces.length - 1; i >= 0; i--) {
+    const b = state.bounces[i]!;
+    if (b.offset >= offset && b.offset < offset + size) {
+      swiotlb.unmap(b.bounce, dir, attrs.skipCpuSync === true);
+      state.bounces.splice(i, 1);
+    }
+  }
+}
+
+/**
+ * dma_iova_unlink: unmaps `[offset, offset + size)` with one IOTLB invalidation, keeps the IOVA
+ * allocated for reuse.
+ */
+export function dmaIovaUnlink(
+  device: DmaDevice,
+  state: DmaIovaState,
+  offset: bigint,
+  size: bigint,
+  dir: DmaDirection,
+  attrs: DmaAttrs = {},
+): void {
+  if (state.device !== device) fail('EINVAL', `IOVA state belongs to ${state.device.bdf}, not ${device.bdf}`);
+  unlinkSlow(state, offset, size, dir, attrs);
+  const granule = granuleOf(state.domain);
+  const addr = state.addr + offset;
+  const pad = addr & (granule - 1n);
+  state.domain.unmap(addr - pad, alignUp(size + pad, granule));
+}
+
+/** dma_iova_free: gives the IOVA back without unmapping (nothing linked, or already unlinked). */
+export function dmaIovaFree(device: DmaDevice, state: DmaIovaState): void {
+  if (state.device !== device) fail('EINVAL', `IOVA state belongs to ${state.device.bdf}, not ${device.bdf}`);
+  if (state.freed) fail('EINVAL', 'IOVA state was already freed');
+  state.domain.freeIova(state.allocStart, state.allocSize);
+  state.freed = true;
+}
+
+/**
+ * dma_iova_destroy: unlink the first `mappedLen` bytes and free the IOVA in one go — strict domains
+ * invalidate once, lazy ones queue the IOVA behind the next flush.
+ */
+export function dmaIovaDestroy(
+  device: DmaDevice,
+  state: DmaIovaState,
+  mappedLen: bigint,
+  dir: DmaDirection,
+  attrs: DmaAttrs = {},
+): void {
+  if (state.device !== device) fail('EINVAL', `IOVA state belongs to ${state.device.bdf}, not ${device.bdf}`);
+  if (state.freed) fail('EINVAL', 'IOVA state was already destroyed');
+  if (mappedLen === 0n) {
+    dmaIovaFree(device, state);
+    return;
+  }
+  unlinkSlow(state, 0n, mappedLen, dir, attrs);
+  const granule = granuleOf(state.domain);
+  const pad = state.addr & (granule - 1n);
+  const size = alignUp(mappedLen + pad, granule);
+  // __iommu_dma_iova_unlink with free_iova: unmap as one batch, then free the whole allocation.
+  if (size === state.allocSize) {
+    state.domain.dmaUnmap(state.allocStart, size);
+  } else {
+    state.domain.unmap(state.allocStart, size);
+    state.domain.freeIova(state.allocStart, state.allocSize);
+  }
+  state.freed = true;
+}
