@@ -48,6 +48,11 @@ export interface DmaFabric {
   readonly metrics: Metrics;
   /** The device's IOMMU, or undefined when nothing translates its DMA. */
   iommuOf(bdf: Bdf): DeviceIommu | undefined;
+  /**
+   * CPU address minus DMA address for the device's untranslated requests at the root complex (its
+   * dma_range_map offset). Default: the host bridge's bus offset.
+   */
+  inboundOffset?(bdf: Bdf): bigint;
 }
 
 /** Counters this piece adds to the catalogue. */
@@ -282,7 +287,7 @@ function routeChunk(
   const unit = fabric.iommuOf(requester);
   const domain = unit?.iommu.domainOf(unit.deviceId);
   if (unit === undefined || domain?.type === 'identity') {
-    const phys = asCpu;
+    const phys = dma + (fabric.inboundOffset?.(requester) ?? hb.busOffset);
     const land = landing(fabric, requester, phys, remaining);
     return {
       path: 'direct',
