@@ -1,6 +1,9 @@
 /** The physr library: every piece's public face. */
 export * from './core/index.ts';
+export * from './dmabuf/index.ts';
 export * from './iommu/index.ts';
+export * from './iommufd/index.ts';
 export * from './mm/index.ts';
 export * from './platform/index.ts';
 export * from './sim/index.ts';
+export * from './vfio/index.ts';
