@@ -1,0 +1,77 @@
+/** Shared test helpers: patterns in the byte store and reading what a device would see by DMA. */
+import type { DmaRangeList, PhyrList } from '../../src/core/index.ts';
+import type { DmaDevice, DmaMapping } from '../../src/dma/index.ts';
+import { barContaining } from '../../src/platform/index.ts';
+
+/** Writes a deterministic byte pattern (seeded by the address) into every range of a list. */
+export function fillPattern(device: DmaDevice, list: PhyrList, salt = 0): void {
+  const bytes = device.machine.platform.bytes;
+  list.forEachRange((address, length) => {
+    const data = new Uint8Array(Number(length));
+    for (let i = 0; i < data.length; i++) data[i] = Number((address + BigInt(i)) % 251n) ^ salt;
+    bytes.write(address, data);
+  });
+}
+
+/** The bytes of a PhyrList in order, as the CPU reads them. */
+export function cpuBytes(device: DmaDevice, list: PhyrList): Uint8Array {
+  const out = new Uint8Array(Number(list.totalLength));
+  let at = 0;
+  list.forEachRange((address, length) => {
+    out.set(device.machine.platform.bytes.read(address, Number(length)), at);
+    at += Number(length);
+  });
+  return out;
+}
+
+/**
+ * Where a device's access to `dma` lands: a peer BAR's bus address (switch routing) back to its CPU
+ * address; else through the IOMMU (translate, page by page) or, without one, the address itself.
+ */
+export function dmaToPhys(device: DmaDevice, dma: bigint, access: 'read' | 'write' = 'read'): bigint {
+  const topology = device.machine.platform.topology;
+  const bar = barContaining(topology, dma + device.hostBridge.busOffset);
+  if (bar !== undefined && device.machine.platform.memoryMap.lookup(dma)?.kind !== 'ram') {
+    return dma + device.hostBridge.busOffset;
+  }
+  const domain = device.domain;
+  if (device.iommu !== undefined && domain?.type === 'dma')
+    return device.iommu.translate(device.id, dma, access);
+  return dma + device.dmaRangeOffset;
+}
+
+/** Reads every byte of a DmaRangeList as the device would (4 KiB steps through the IOMMU). */
+export function deviceBytes(device: DmaDevice, dma: DmaRangeList): Uint8Array {
+  const out = new Uint8Array(Number(dma.totalLength));
+  const bytes = device.machine.platform.bytes;
+  let at = 0;
+  dma.forEachRange((address, length) => {
+    let done = 0n;
+    while (done < length) {
+      const a = address + done;
+      const toPage = 0x1000n - (a & 0xfffn);
+      const take = toPage < length - done ? toPage : length - done;
+      out.set(bytes.read(dmaToPhys(device, a), Number(take)), at);
+      at += Number(take);
+      done += take;
+    }
+  });
+  return out;
+}
+
+/** A device write of `data` across a mapping's DMA ranges, in order. */
+export function deviceWrite(device: DmaDevice, mapping: DmaMapping, data: Uint8Array): void {
+  const bytes = device.machine.platform.bytes;
+  let at = 0;
+  mapping.dma.forEachRange((address, length) => {
+    let done = 0n;
+    while (done < length && at < data.length) {
+      const a = address + done;
+      const toPage = 0x1000n - (a & 0xfffn);
+      const take = toPage < length - done ? toPage : length - done;
+      bytes.write(dmaToPhys(device, a, 'write'), data.subarray(at, at + Number(take)));
+      at += Number(take);
+      done += take;
+    }
+  });
+}

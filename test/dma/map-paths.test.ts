@@ -1,0 +1,317 @@
+import { describe, expect, it } from 'vitest';
+import { COUNTER, isPhysrError, PhyrList } from '../../src/core/index.ts';
+import {
+  builtinMachine,
+  dmaIovaDestroy,
+  dmaIovaLink,
+  dmaIovaSync,
+  dmaIovaTryAlloc,
+  dmaMappingError,
+  mapPhys,
+  unmapPhys,
+} from '../../src/dma/index.ts';
+import { cpuBytes, deviceBytes, dmaToPhys, fillPattern } from './helpers.ts';
+
+const GiB = 1n << 30n;
+const NIC = '0000:04:00.0';
+const GPU = '0000:03:00.0';
+const NVME = '0000:06:00.0';
+const GPU_BAR1 = 0x200_0000_0000n;
+
+function expectErrno(fn: () => unknown, errno: string): void {
+  try {
+    fn();
+  } catch (error) {
+    expect(isPhysrError(error)).toBe(true);
+    expect((error as { errno: string }).errno).toBe(errno);
+    return;
+  }
+  throw new Error(`expected ${errno}`);
+}
+
+describe('direct path (no IOMMU)', () => {
+  it('maps RAM to the same bus address and needs no IOVA', () => {
+    const m = builtinMachine('two-socket-server', { iommu: false });
+    const dev = m.device(NVME);
+    expect(dev.usesIommu).toBe(false);
+    const list = PhyrList.fromRanges([
+      [5n * GiB, 0x3000n],
+      [6n * GiB + 0x200n, 0x100n],
+    ]);
+    const map = dev.map(list, 'TO_DEVICE');
+    expect(map.path).toBe('per-range');
+    expect(map.fallbackReason).toMatch(/no IOMMU/);
+    expect(map.dma.toArray()).toEqual([
+      { address: 5n * GiB, length: 0x3000n },
+      { address: 6n * GiB + 0x200n, length: 0x100n },
+    ]);
+    expect(m.metrics.get(COUNTER.iovaAllocations)).toBe(0);
+    expect(m.metrics.get(COUNTER.bounceBytes)).toBe(0);
+    dev.unmap(map);
+  });
+
+  it('bounces through swiotlb below 4 GiB for a 32-bit mask and copies the bytes', () => {
+    const m = builtinMachine('two-socket-server', { iommu: false });
+    const dev = m.device(NVME, { dmaMask: 32 });
+    const list = PhyrList.fromRanges([[5n * GiB + 0x40n, 0x1800n]]);
+    fillPattern(dev, list);
+    const map = dev.map(list, 'TO_DEVICE');
+    expect(map.segments.map((s) => s.kind)).toEqual(['bounce']);
+    const dma = map.dma.addressAt(0);
+    expect(dma + 0x1800n - 1n <= 0xffff_ffffn).toBe(true);
+    expect(m.swiotlb!.contains(dma)).toBe(true);
+    // The device sees the original bytes in the bounce buffer.
+    expect(deviceBytes(dev, map.dma)).toEqual(cpuBytes(dev, list));
+    expect(m.metrics.get(COUNTER.bounceBytes)).toBe(0x1800);
+    dev.unmap(map);
+    expect(m.swiotlb!.usedSlots).toBe(0);
+  });
+
+  it('splits by max segment size and boundary before mapping', () => {
+    const m = builtinMachine('two-socket-server', { iommu: false });
+    const dev = m.device(NVME, { maxSegmentSize: 0x1000n, segmentBoundaryMask: 0xffffn });
+    const map = dev.map(PhyrList.fromRanges([[5n * GiB + 0xf800n, 0x2000n]]), 'FROM_DEVICE');
+    expect(map.dma.toArray().map((r) => r.length)).toEqual([0x800n, 0x1000n, 0x800n]);
+    dev.unmap(map);
+  });
+
+  it('refuses an unreachable address when swiotlb is off (EIO)', () => {
+    const m = builtinMachine('two-socket-server', { iommu: false, platform: { swiotlbBytes: 0n } });
+    const dev = m.device(NVME, { dmaMask: 32 });
+    expectErrno(() => dev.map(PhyrList.fromRanges([[5n * GiB, 0x1000n]]), 'TO_DEVICE'), 'EIO');
+  });
+
+  it('dma_set_mask below the DMA zone is EIO on dma-direct', () => {
+    const m = builtinMachine('two-socket-server', { iommu: false });
+    expectErrno(() => m.device(NVME, { dmaMask: 20 }), 'EIO');
+  });
+});
+
+describe('IOMMU path: one IOVA with the two-step API', () => {
+  it('maps a whole list into one contiguous IOVA, one allocation, largest pages', () => {
+    const m = builtinMachine('two-socket-server');
+    const dev = m.device(NVME, { maxSegmentSize: 1n << 32n, segmentBoundaryMask: (1n << 64n) - 1n });
+    const list = PhyrList.fromRanges([
+      [5n * GiB + 0xe00n, 0x200n], // first starts mid-page
+      [7n * GiB, 0x20_0000n], // 2 MiB folio
+      [9n * GiB, 0x1000n],
+      [10n * GiB, 0x10n], // last ends mid-page
+    ]);
+    fillPattern(dev, list);
+    const map = dev.map(list, 'BIDIRECTIONAL');
+    expect(map.path).toBe('iova');
+    expect(map.type).toBe('iova');
+    expect(map.dma.count).toBe(1);
+    expect(map.dma.totalLength).toBe(list.totalLength);
+    expect(map.dma.addressAt(0) & 0xfffn).toBe(0xe00n);
+    expect(m.metrics.get(COUNTER.iovaAllocations)).toBe(1);
+    expect(m.metrics.get('dma.iova_syncs')).toBe(1);
+    expect(deviceBytes(dev, map.dma)).toEqual(cpuBytes(dev, list));
+    const flushes = m.metrics.get(COUNTER.iotlbFlushes);
+    dev.unmap(map);
+    // Strict: one invalidation for the whole list.
+    expect(m.metrics.get(COUNTER.iotlbFlushes)).toBe(flushes + 1);
+    expectErrno(() => dmaToPhys(dev, map.dma.addressAt(0)), 'EFAULT');
+  });
+
+  it('uses a 2 MiB leaf when IOVA and phys share the 2 MiB offset', () => {
+    const m = builtinMachine('two-socket-server');
+    const dev = m.device(NVME, { maxSegmentSize: 1n << 32n });
+    const map = dev.map(PhyrList.fromRanges([[7n * GiB, 0x40_0000n]]), 'TO_DEVICE');
+    expect(m.metrics.get('iommu.leaf_pte_writes.2M')).toBe(2);
+    expect(m.metrics.get('iommu.leaf_pte_writes.4K')).toBe(0);
+    dev.unmap(map);
+  });
+
+  it('falls back to per-range dma_map_phys when an interior range is not page aligned', () => {
+    const m = builtinMachine('two-socket-server');
+    const dev = m.device(NVME);
+    const list = PhyrList.fromRanges([
+      [5n * GiB, 0x1000n],
+      [6n * GiB + 0x100n, 0x100n],
+    ]);
+    fillPattern(dev, list);
+    const map = dev.map(list, 'TO_DEVICE');
+    expect(map.path).toBe('per-range');
+    expect(map.fallbackReason).toMatch(/does not start on a 4K granule/);
+    expect(map.segments.map((s) => s.kind)).toEqual(['iommu']);
+    expect(m.metrics.get(COUNTER.iovaAllocations)).toBe(2);
+    expect(deviceBytes(dev, map.dma)).toEqual(cpuBytes(dev, list));
+    dev.unmap(map);
+  });
+
+  it('the IOVA API functions compose by hand and try_alloc declines a direct device', () => {
+    const m = builtinMachine('two-socket-server');
+    const dev = m.device(NVME);
+    const state = dmaIovaTryAlloc(dev, 5n * GiB, 0x2000n)!;
+    dmaIovaLink(dev, state, 5n * GiB, 0n, 0x1000n, 'TO_DEVICE');
+    // A second range linked at an unaligned offset breaks the rules.
+    expectErrno(() => dmaIovaLink(dev, state, 6n * GiB + 0x10n, 0x1000n, 0x100n, 'TO_DEVICE'), 'EIO');
+    dmaIovaLink(dev, state, 6n * GiB, 0x1000n, 0x1000n, 'TO_DEVICE');
+    dmaIovaSync(dev, state, 0n, 0x2000n);
+    expect(dmaToPhys(dev, state.addr + 0x1000n)).toBe(6n * GiB);
+    dmaIovaDestroy(dev, state, 0x2000n, 'TO_DEVICE');
+    const direct = builtinMachine('two-socket-server', { iommu: false }).device(NVME);
+    expect(dmaIovaTryAlloc(direct, 0n, 0x1000n)).toBeUndefined();
+  });
+
+  it('identity (passthrough) domain maps like dma-direct', () => {
+    const m = builtinMachine('two-socket-server');
+    const dev = m.device(NVME, { passthrough: true });
+    const map = dev.map(PhyrList.fromRanges([[5n * GiB, 0x1000n]]), 'TO_DEVICE');
+    expect(map.fallbackReason).toMatch(/identity/);
+    expect(map.dma.addressAt(0)).toBe(5n * GiB);
+    dev.unmap(map);
+  });
+
+  it('lazy mode defers the invalidation to the flush queue', () => {
+    const m = builtinMachine('two-socket-server', { strict: false });
+    const dev = m.device(NVME);
+    const map = dev.map(PhyrList.fromRanges([[5n * GiB, 0x1000n]]), 'TO_DEVICE');
+    dmaToPhys(dev, map.dma.addressAt(0)); // fill the IOTLB
+    const flushes = m.metrics.get(COUNTER.iotlbFlushes);
+    dev.unmap(map);
+    expect(m.metrics.get(COUNTER.iotlbFlushes)).toBe(flushes);
+    // The stale IOTLB entry still reaches the old page.
+    expect(dmaToPhys(dev, map.dma.addressAt(0))).toBe(5n * GiB);
+    expect(m.metrics.get(COUNTER.iotlbStaleHits)).toBe(1);
+    m.flushQueues();
+    expect(m.metrics.get(COUNTER.iotlbFlushes)).toBe(flushes + 1);
+    expectErrno(() => dmaToPhys(dev, map.dma.addressAt(0)), 'EFAULT');
+  });
+
+  it('an untrusted device bounces only the unaligned head and tail granules', () => {
+    const m = builtinMachine('two-socket-server');
+    const dev = m.device(NVME, { untrusted: true, maxSegmentSize: 1n << 32n });
+    const list = PhyrList.fromRanges([[5n * GiB + 0xc00n, 0x2800n]]); // 0x400 head, 0x1000 middle, 0x1400 tail... ends at +0x3400
+    fillPattern(dev, list);
+    const map = dev.map(list, 'BIDIRECTIONAL');
+    expect(map.path).toBe('iova');
+    expect(map.segments[0]!.bouncedBytes).toBe(0x400n + 0x400n);
+    expect(m.metrics.get(COUNTER.bounceBytes)).toBe(0x800);
+    // The middle page is the original; the head is a bounce page with zeroed padding.
+    expect(dmaToPhys(dev, map.dma.addressAt(0) + 0x400n)).toBe(5n * GiB + 0x1000n);
+    expect(m.swiotlb!.contains(dmaToPhys(dev, map.dma.addressAt(0)))).toBe(true);
+    expect(deviceBytes(dev, map.dma)).toEqual(cpuBytes(dev, list));
+    const padding = m.platform.bytes.read(dmaToPhys(dev, map.dma.addressAt(0)) - 0xc00n, 0xc00);
+    expect(padding.every((b) => b === 0)).toBe(true);
+    dev.unmap(map);
+    expect(m.swiotlb!.usedSlots).toBe(0);
+  });
+});
+
+describe('P2P', () => {
+  it('bus address under a switch: no IOMMU mapping', () => {
+    const m = builtinMachine('two-socket-server');
+    const nic = m.device(NIC);
+    const pte = m.metrics.get(COUNTER.pteWrites);
+    const map = nic.map(PhyrList.fromRanges([[GPU_BAR1, 0x1_0000n]]), 'FROM_DEVICE');
+    expect(map.path).toBe('bus-address');
+    expect(map.segments[0]!.p2p?.mapType).toBe('bus-address');
+    expect(map.dma.addressAt(0)).toBe(GPU_BAR1); // host bridge offset 0 on this machine
+    expect(m.metrics.get(COUNTER.pteWrites)).toBe(pte);
+    nic.unmap(map);
+  });
+
+  it('bus address subtracts the host bridge offset (ARM high window)', () => {
+    const m = builtinMachine('arm-server');
+    const nic = m.device('0001:01:00.0');
+    const bar = 0x4100_0000_0000n;
+    const map = nic.map(PhyrList.fromRanges([[bar, 0x1000n]]), 'FROM_DEVICE');
+    expect(map.dma.addressAt(0)).toBe(bar - 0x4000_0000_0000n);
+    nic.unmap(map);
+  });
+
+  it('through the host bridge: mapped via the IOMMU like MMIO, never bounced', () => {
+    const m = builtinMachine('two-socket-server-acs');
+    const nic = m.device(NIC);
+    const map = nic.map(PhyrList.fromRanges([[GPU_BAR1 + 0x10n, 0x100n]]), 'BIDIRECTIONAL');
+    expect(map.segments[0]!.kind).toBe('through-host-bridge');
+    expect(m.metrics.get(COUNTER.bounceBytes)).toBe(0);
+    expect(dmaToPhys(nic, map.dma.addressAt(0))).toBe(GPU_BAR1 + 0x10n);
+    nic.unmap(map);
+  });
+
+  it('an untrusted device cannot map unaligned MMIO (it would need a bounce): EPERM', () => {
+    const m = builtinMachine('two-socket-server-acs');
+    const nic = m.device(NIC, { untrusted: true });
+    expectErrno(() => nic.map(PhyrList.fromRanges([[GPU_BAR1 + 0x10n, 0x100n]]), 'TO_DEVICE'), 'EPERM');
+    const ok = nic.map(PhyrList.fromRanges([[GPU_BAR1, 0x1000n]]), 'TO_DEVICE');
+    expect(m.metrics.get(COUNTER.bounceBytes)).toBe(0);
+    nic.unmap(ok);
+  });
+
+  it('not supported is EREMOTEIO with the p2pdma reason', () => {
+    const m = builtinMachine('laptop');
+    const nvme = m.device('0000:01:00.0');
+    try {
+      nvme.map(PhyrList.fromRanges([[0x200_0000_0000n, 0x1000n]]), 'TO_DEVICE');
+      throw new Error('mapped');
+    } catch (error) {
+      expect(isPhysrError(error, 'EREMOTEIO')).toBe(true);
+      expect(String((error as Error).message)).toMatch(/P2PDMA whitelist/);
+    }
+    expect(m.metrics.get(COUNTER.iovaAllocations)).toBe(0);
+  });
+
+  it('a mixed list is split into segments by kind, in order', () => {
+    const m = builtinMachine('two-socket-server');
+    const nic = m.device(NIC, { maxSegmentSize: 1n << 32n });
+    const list = PhyrList.fromRanges([
+      [5n * GiB, 0x2000n],
+      [5n * GiB + 0x10_0000n, 0x1000n],
+      [GPU_BAR1, 0x4000n],
+      [6n * GiB, 0x1000n],
+    ]);
+    const map = nic.map(list, 'TO_DEVICE');
+    expect(map.path).toBe('mixed');
+    expect(map.segments.map((s) => [s.kind, s.phys.count, s.dma.count])).toEqual([
+      ['iova', 2, 1],
+      ['bus-address', 1, 1],
+      ['iova', 1, 1],
+    ]);
+    expect(m.metrics.get(COUNTER.iovaAllocations)).toBe(2);
+    nic.unmap(map);
+  });
+
+  it('a failure part-way leaves nothing mapped', () => {
+    const m = builtinMachine('laptop');
+    const nvme = m.device('0000:01:00.0');
+    const list = PhyrList.fromRanges([
+      [5n * GiB, 0x2000n],
+      [0x200_0000_0000n, 0x1000n],
+    ]);
+    expectErrno(() => nvme.map(list, 'TO_DEVICE'), 'EREMOTEIO');
+    expect(nvme.domain!.pageTable!.countLeaves().size).toBe(0);
+  });
+});
+
+describe('dma_map_phys', () => {
+  it('DMA_ATTR_MMIO maps a BAR without struct pages and without bouncing', () => {
+    const m = builtinMachine('two-socket-server', { iommu: false });
+    const nic = m.device(NIC, { dmaMask: 64 });
+    const map = mapPhys(nic, 0x8000_0000n, 0x1000n, 'TO_DEVICE', { mmio: true });
+    expect(dmaMappingError(map)).toBe(false);
+    expect(map.dma.addressAt(0)).toBe(0x8000_0000n);
+    unmapPhys(nic, map.dma.addressAt(0), 0x1000n, 'TO_DEVICE');
+    expect(m.debug.findings).toEqual([]);
+  });
+
+  it('refuses to bounce MMIO (forced bounce) and needs MMIO for pageless memory', () => {
+    const m = builtinMachine('two-socket-server', { iommu: false });
+    const nic = m.device(NIC, { forceBounce: true });
+    expectErrno(() => mapPhys(nic, 0x8000_0000n, 0x1000n, 'TO_DEVICE', { mmio: true }), 'EIO');
+    expectErrno(() => mapPhys(nic, 0x8000_0000n, 0x1000n, 'TO_DEVICE'), 'EINVAL');
+  });
+
+  it('through the IOMMU gets its own IOVA', () => {
+    const m = builtinMachine('two-socket-server');
+    const nic = m.device(NIC);
+    const map = mapPhys(nic, GPU_BAR1 + 0x123n, 0x10n, 'BIDIRECTIONAL', { mmio: true });
+    expect(dmaToPhys(nic, map.dma.addressAt(0))).toBe(GPU_BAR1 + 0x123n);
+    expect(m.metrics.get(COUNTER.iovaAllocations)).toBe(1);
+    dmaMappingError(map);
+    nic.unmap(map);
+    expect(m.debug.findings).toEqual([]);
+  });
+});
