@@ -25,10 +25,12 @@ import {
   barContaining,
   calcP2pDecision,
   cpuSupportsP2pdma,
+  type HostBridge,
   hostBridgeAllowlist,
   hostBridgeOf,
   type MemoryMap,
   type P2pDecision,
+  type PciFunction,
   type PciTopology,
   requireFunction,
   upstreamChain,
@@ -159,13 +161,9 @@ function fault(errno: Errno, reason: string): AccessTarget {
  * Whether the root complex forwards a request to a peer's BAR: the p2pdma host-bridge rules
  * (cpu_supports_p2pdma, host_bridge_whitelist in drivers/pci/p2pdma.c) between these two devices.
  */
-function rootComplexForwards(
-  topology: PciTopology,
-  provider: Bdf,
-  client: Bdf,
-): { ok: boolean; why: string } {
+function rootComplexForwards(topology: PciTopology, decision: P2pDecision): { ok: boolean; why: string } {
+  const { provider, client } = decision;
   if (provider === client) return { ok: true, why: `${client} reaches its own BAR` };
-  const decision = calcP2pDecision(topology, provider, client);
   if (decision.mapType === 'through-host-bridge') return { ok: true, why: decision.hostBridgeCheck.rule };
   if (decision.mapType === 'not-supported') return { ok: false, why: decision.reason };
   // A pair the switch could serve, but this request came up to the root complex (e.g. an IOMMU
@@ -179,15 +177,16 @@ function rootComplexForwards(
 /** Where a physical address from the root complex lands. */
 function landing(
   fabric: DmaFabric,
-  requester: Bdf,
+  req: Requester,
   phys: bigint,
   remaining: bigint,
 ): { target: AccessTarget; hops: AccessHop[]; limit: bigint } {
+  const requester = req.bdf;
   const bar = barContaining(fabric.topology, phys);
   if (bar !== undefined) {
     const peer = bar.function.bdf;
     const limit = bar.bar.size - bar.offset;
-    const verdict = rootComplexForwards(fabric.topology, peer, requester);
+    const verdict = rootComplexForwards(fabric.topology, decisionFor(fabric, req, peer));
     const down = upstreamChain(fabric.topology, peer).reverse();
     if (!verdict.ok) {
       return {
@@ -237,25 +236,68 @@ function landing(
 }
 
 /** Routes one chunk (it never crosses the granule boundary). */
+/** What stays the same for every chunk of one access: looked up once. */
+interface Requester {
+  readonly bdf: Bdf;
+  readonly fn: PciFunction;
+  readonly hb: HostBridge;
+  readonly chain: readonly PciFunction[];
+  readonly unit: DeviceIommu | undefined;
+  /** Untranslated: no IOMMU, or an identity domain. */
+  readonly direct: boolean;
+  readonly inboundOffset: bigint;
+  readonly granule: bigint;
+  /** P2P decisions by provider, computed at most once per access. */
+  readonly decisions: Map<Bdf, P2pDecision>;
+}
+
+function requesterOf(fabric: DmaFabric, bdf: Bdf): Requester {
+  const { topology } = fabric;
+  const fn = requireFunction(topology, bdf);
+  const hb = hostBridgeOf(topology, bdf);
+  const unit = fabric.iommuOf(bdf);
+  const domain = unit?.iommu.domainOf(unit.deviceId);
+  const pt = domain?.pageTable;
+  return {
+    bdf,
+    fn,
+    hb,
+    chain: upstreamChain(topology, bdf),
+    unit,
+    direct: unit === undefined || domain?.type === 'identity',
+    inboundOffset: fabric.inboundOffset?.(bdf) ?? hb.busOffset,
+    granule: pt === undefined ? TLP_BOUNDARY : pt.minPageSize,
+    decisions: new Map(),
+  };
+}
+
+function decisionFor(fabric: DmaFabric, req: Requester, provider: Bdf): P2pDecision {
+  let d = req.decisions.get(provider);
+  if (d === undefined) {
+    d = calcP2pDecision(fabric.topology, provider, req.bdf);
+    req.decisions.set(provider, d);
+  }
+  return d;
+}
+
+/** Routes one chunk (it never crosses the granule boundary). */
 function routeChunk(
   fabric: DmaFabric,
-  requester: Bdf,
+  req: Requester,
   access: Access,
   dma: bigint,
   remaining: bigint,
 ): ChunkRoute {
   const { topology } = fabric;
-  const self = requireFunction(topology, requester);
-  const hb = hostBridgeOf(topology, requester);
-  const chain = upstreamChain(topology, requester);
+  const { hb, chain, bdf: requester } = req;
 
   // Step 1: does a bridge below the root complex claim the address for a peer?
   let redirects = new Set<Bdf>();
   const asCpu = dma + hb.busOffset;
   const peerBar = barContaining(topology, asCpu);
-  if (peerBar !== undefined && peerBar.function.hostBridge === self.hostBridge) {
+  if (peerBar !== undefined && peerBar.function.hostBridge === req.fn.hostBridge) {
     const peer = peerBar.function.bdf;
-    const decision = calcP2pDecision(topology, peer, requester);
+    const decision = decisionFor(fabric, req, peer);
     if (decision.commonUpstream !== undefined) {
       const limit = peerBar.bar.size - peerBar.offset;
       if (decision.acsRedirects.length === 0) {
@@ -284,11 +326,10 @@ function routeChunk(
   const hops: AccessHop[] = [{ kind: 'device', name: requester }];
   hops.push(...portHops(chain.slice(1), redirects));
   hops.push({ kind: 'root-complex', name: hb.id });
-  const unit = fabric.iommuOf(requester);
-  const domain = unit?.iommu.domainOf(unit.deviceId);
-  if (unit === undefined || domain?.type === 'identity') {
-    const phys = dma + (fabric.inboundOffset?.(requester) ?? hb.busOffset);
-    const land = landing(fabric, requester, phys, remaining);
+  const unit = req.unit;
+  if (unit === undefined || req.direct) {
+    const phys = dma + req.inboundOffset;
+    const land = landing(fabric, req, phys, remaining);
     return {
       path: 'direct',
       phys,
@@ -320,7 +361,7 @@ function routeChunk(
     name: unit.iommu.name,
     note: `iova ${formatHex(dma)} -> ${formatHex(phys)}${stale > 0 ? ' (stale IOTLB entry)' : ''}`,
   });
-  const land = landing(fabric, requester, phys, remaining);
+  const land = landing(fabric, req, phys, remaining);
   return {
     path: 'iommu',
     phys,
@@ -329,12 +370,6 @@ function routeChunk(
     stale,
     limit: land.limit,
   };
-}
-
-function granuleOf(fabric: DmaFabric, requester: Bdf): bigint {
-  const unit = fabric.iommuOf(requester);
-  const pt = unit?.iommu.domainOf(unit.deviceId)?.pageTable;
-  return pt === undefined ? TLP_BOUNDARY : pt.minPageSize;
 }
 
 function sameTarget(a: AccessTarget, b: AccessTarget): boolean {
@@ -373,8 +408,8 @@ export function routeDma(
       'EINVAL',
       `DMA of ${length} bytes at ${formatHex(dmaAddress)} leaves the 64-bit space`,
     );
-  requireFunction(fabric.topology, requester);
-  const granule = granuleOf(fabric, requester);
+  const req = requesterOf(fabric, requester);
+  const granule = req.granule;
   const end = dmaAddress + BigInt(length);
   const segments: AccessSegment[] = [];
   let moved = 0;
@@ -383,7 +418,7 @@ export function routeDma(
   while (at < end) {
     const boundary = (at / granule + 1n) * granule;
     let chunkEnd = boundary < end ? boundary : end;
-    const route = routeChunk(fabric, requester, access, at, chunkEnd - at);
+    const route = routeChunk(fabric, req, access, at, chunkEnd - at);
     if (at + route.limit < chunkEnd) chunkEnd = at + route.limit;
     const size = Number(chunkEnd - at);
     const prev = segments.at(-1);
