@@ -3,7 +3,6 @@
  * notes on what the capture did not tell), rebuilding the bridge hierarchy from bus numbers, host
  * bridges from root buses, and /proc/cpuinfo.
  */
-import { fail } from '../core/index.ts';
 import { compareBdf, formatBdf, parseBdfParts } from './pci-bdf.ts';
 import type { Bdf, CpuInfo, HostBridge, PciFunction, PciTopology } from './pci-types.ts';
 
