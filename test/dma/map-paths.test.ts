@@ -14,7 +14,6 @@ import { cpuBytes, deviceBytes, dmaToPhys, fillPattern } from './helpers.ts';
 
 const GiB = 1n << 30n;
 const NIC = '0000:04:00.0';
-const GPU = '0000:03:00.0';
 const NVME = '0000:06:00.0';
 const GPU_BAR1 = 0x200_0000_0000n;
 

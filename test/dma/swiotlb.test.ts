@@ -1,0 +1,167 @@
+import { fc, test } from '@fast-check/vitest';
+import { describe, expect, it } from 'vitest';
+import { COUNTER, isPhysrError, Metrics, PhyrList } from '../../src/core/index.ts';
+import {
+  builtinMachine,
+  IO_TLB_SEGSIZE,
+  IO_TLB_SIZE,
+  Swiotlb,
+  type SwiotlbBounce,
+} from '../../src/dma/index.ts';
+import { ByteStore } from '../../src/platform/index.ts';
+import { cpuBytes, deviceBytes, deviceWrite, fillPattern } from './helpers.ts';
+
+const GiB = 1n << 30n;
+const NVME = '0000:06:00.0';
+const POOL = 0x1000_0000n;
+
+function pool(slots: number): { tlb: Swiotlb; bytes: ByteStore; metrics: Metrics } {
+  const bytes = new ByteStore();
+  const metrics = new Metrics();
+  return { tlb: new Swiotlb(POOL, BigInt(slots) * IO_TLB_SIZE, bytes, metrics), bytes, metrics };
+}
+
+describe('swiotlb pool', () => {
+  it('is carved from RAM below 4 GiB and registered as reserved', () => {
+    const m = builtinMachine('two-socket-server');
+    const region = m.platform.memoryMap.lookup(m.swiotlb!.start)!;
+    expect(region.kind).toBe('reserved');
+    expect(region.name).toBe('swiotlb');
+    expect(m.swiotlb!.start + m.swiotlb!.size <= 4n * GiB).toBe(true);
+    expect(m.swiotlb!.size).toBe(64n << 20n);
+    const custom = builtinMachine('laptop', { platform: { swiotlbBytes: 4n << 20n } });
+    expect(custom.swiotlb!.nslabs).toBe(2048);
+  });
+
+  it('aligns mappings of a page or more to a page, smaller ones to a slot', () => {
+    const { tlb } = pool(256);
+    const small = tlb.map(0x5000_0123n, 0x100n);
+    expect(small.tlbAddr % IO_TLB_SIZE).toBe(0n);
+    const big = tlb.map(0x5000_0000n, 0x1000n);
+    expect(big.tlbAddr % 0x1000n).toBe(0n);
+    expect(big.slots).toBe(2);
+  });
+
+  it('keeps the bits min_align_mask asks for', () => {
+    const { tlb } = pool(256);
+    const b = tlb.map(0x5000_0a10n, 0x100n, { minAlignMask: 0xfffn });
+    expect(b.tlbAddr & 0xfffn).toBe(0xa10n);
+  });
+
+  it('never crosses a 128-slot segment and refuses more than one segment (EINVAL)', () => {
+    const { tlb } = pool(256);
+    tlb.map(0x5000_0000n, 100n * IO_TLB_SIZE);
+    const b = tlb.map(0x6000_0000n, 64n * IO_TLB_SIZE);
+    expect(Math.floor(b.index / IO_TLB_SEGSIZE)).toBe(Math.floor((b.index + b.slots - 1) / IO_TLB_SEGSIZE));
+    expect(() => tlb.map(0x7000_0000n, 129n * IO_TLB_SIZE)).toThrow(/exceeds/);
+  });
+
+  it('exhaustion is ENOMEM, and freeing makes room again', () => {
+    const { tlb, metrics } = pool(256);
+    const a = tlb.map(0x5000_0000n, 128n * IO_TLB_SIZE);
+    tlb.map(0x6000_0000n, 128n * IO_TLB_SIZE);
+    try {
+      tlb.map(0x7000_0000n, IO_TLB_SIZE);
+      throw new Error('mapped');
+    } catch (error) {
+      expect(isPhysrError(error, 'ENOMEM')).toBe(true);
+    }
+    expect(metrics.get('dma.swiotlb_full')).toBe(1);
+    tlb.unmap(a, 'TO_DEVICE');
+    expect(tlb.map(0x7000_0000n, IO_TLB_SIZE).index).toBe(0);
+  });
+
+  it('a 32-bit device exhausting the pool gets ENOMEM from map, not a crash', () => {
+    const m = builtinMachine('two-socket-server', { iommu: false, platform: { swiotlbBytes: 0x4_0000n } });
+    const dev = m.device(NVME, { dmaMask: 32 });
+    const first = dev.map(PhyrList.fromRanges([[5n * GiB, 0x4_0000n]]), 'TO_DEVICE');
+    expect(() => dev.map(PhyrList.fromRanges([[6n * GiB, 0x1000n]]), 'TO_DEVICE')).toThrow(
+      /swiotlb buffer is full/,
+    );
+    dev.unmap(first);
+  });
+
+  test.prop([fc.array(fc.tuple(fc.integer({ min: 1, max: 40 * 2048 }), fc.boolean()), { maxLength: 60 })])(
+    'slot accounting matches a reference count and no two live bounces overlap',
+    (ops) => {
+      const { tlb } = pool(512);
+      const live: SwiotlbBounce[] = [];
+      let used = 0;
+      for (const [size, free] of ops) {
+        if (free && live.length > 0) {
+          const b = live.shift()!;
+          tlb.unmap(b, 'TO_DEVICE', true);
+          used -= b.slots;
+        } else {
+          try {
+            const b = tlb.map(0x5000_0000n, BigInt(size));
+            live.push(b);
+            used += b.slots;
+          } catch (error) {
+            expect(isPhysrError(error, 'ENOMEM')).toBe(true);
+          }
+        }
+        expect(tlb.usedSlots).toBe(used);
+      }
+      const sorted = [...live].sort((a, b) => a.index - b.index);
+      for (let i = 1; i < sorted.length; i++) {
+        expect(sorted[i]!.index >= sorted[i - 1]!.index + sorted[i - 1]!.slots).toBe(true);
+      }
+    },
+  );
+});
+
+describe('bounce copies by direction', () => {
+  function setup(dir: 'TO_DEVICE' | 'FROM_DEVICE' | 'BIDIRECTIONAL') {
+    const m = builtinMachine('two-socket-server', { iommu: false });
+    const dev = m.device(NVME, { dmaMask: 32 });
+    const list = PhyrList.fromRanges([[5n * GiB + 0x100n, 0x300n]]);
+    fillPattern(dev, list);
+    const map = dev.map(list, dir);
+    return { m, dev, list, map };
+  }
+
+  it('TO_DEVICE: CPU writes reach the device only after sync_for_device', () => {
+    const { dev, list, map } = setup('TO_DEVICE');
+    const original = cpuBytes(dev, list);
+    dev.machine.platform.bytes.write(list.addressAt(0), new Uint8Array(0x300).fill(7));
+    expect(deviceBytes(dev, map.dma)).toEqual(original);
+    dev.syncForDevice(map);
+    expect(deviceBytes(dev, map.dma).every((b) => b === 7)).toBe(true);
+    // sync_for_cpu of a TO_DEVICE mapping copies nothing back.
+    const before = dev.machine.metrics.get(COUNTER.bounceBytes);
+    dev.syncForCpu(map, 0n, 0x300n);
+    expect(dev.machine.metrics.get(COUNTER.bounceBytes)).toBe(before);
+    dev.unmap(map);
+  });
+
+  it('FROM_DEVICE: device writes reach the CPU at sync_for_cpu and at unmap, partially by window', () => {
+    const { dev, list, map } = setup('FROM_DEVICE');
+    const original = cpuBytes(dev, list);
+    deviceWrite(dev, map, new Uint8Array(0x300).fill(0xab));
+    expect(cpuBytes(dev, list)).toEqual(original);
+    dev.syncForCpu(map, 0x100n, 0x10n);
+    const seen = cpuBytes(dev, list);
+    expect(seen.slice(0x100, 0x110).every((b) => b === 0xab)).toBe(true);
+    expect(seen.slice(0, 0x100)).toEqual(original.slice(0, 0x100));
+    expect(seen.slice(0x110)).toEqual(original.slice(0x110));
+    dev.unmap(map);
+    expect(cpuBytes(dev, list).every((b) => b === 0xab)).toBe(true);
+  });
+
+  it('FROM_DEVICE: bytes the device did not write come back unchanged (bounce filled at map)', () => {
+    const { dev, list, map } = setup('FROM_DEVICE');
+    const original = cpuBytes(dev, list);
+    dev.unmap(map);
+    expect(cpuBytes(dev, list)).toEqual(original);
+  });
+
+  it('BIDIRECTIONAL: both ways', () => {
+    const { dev, list, map } = setup('BIDIRECTIONAL');
+    expect(deviceBytes(dev, map.dma)).toEqual(cpuBytes(dev, list));
+    deviceWrite(dev, map, new Uint8Array(0x300).fill(1));
+    dev.syncForCpu(map);
+    expect(cpuBytes(dev, list).every((b) => b === 1)).toBe(true);
+    dev.unmap(map);
+  });
+});
