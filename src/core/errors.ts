@@ -27,6 +27,7 @@ export const ERRNO = {
   EREMOTEIO: 121,
   ENXIO: 6,
   EACCES: 13,
+  EADDRINUSE: 98,
 } as const;
 
 export type Errno = keyof typeof ERRNO;

@@ -170,15 +170,16 @@ export class Ioas {
     if (pt.minPageSize > align) align = pt.minPageSize;
     for (const a of this.areas.all()) {
       if (!isAligned(a.start, align) || !isAligned(a.last + 1n, align)) {
-        // The kernel says EADDRINUSE (iopt_check_iova_alignment); physr's errno table has no such name.
+        // iopt_check_iova_alignment (drivers/iommu/iommufd/io_pagetable.c)
         fail(
-          'EINVAL',
+          'EADDRINUSE',
           `area ${formatHex(a.start)}..${formatHex(a.last)} is not aligned to ${formatSize(align)} pages of domain ${domain.id}`,
         );
       }
       if (a.last > pt.apertureLast) {
+        // an existing area outside the new domain's aperture (iopt_table_add_domain)
         fail(
-          'EINVAL',
+          'EADDRINUSE',
           `area ${formatHex(a.start)}..${formatHex(a.last)} is beyond the aperture of domain ${domain.id} (${formatHex(pt.apertureLast)})`,
         );
       }

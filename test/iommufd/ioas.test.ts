@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { isPhysrError, Metrics, PhyrList } from '../../src/core/index.ts';
 import { PhyrExporter } from '../../src/dmabuf/index.ts';
-import { Iommu, x86SecondStageFormat } from '../../src/iommu/index.ts';
+import { armLpaeFormat, Iommu, x86SecondStageFormat } from '../../src/iommu/index.ts';
 import {
   IommufdCtx as Ctx,
   type IommufdCtx,
@@ -100,6 +100,16 @@ describe('IOAS map rules', () => {
     expect(errnoOf(() => ioas.mapUser(pin, 0n, 0x1000n, { iova: 0x20_8000n }))).toBe('EINVAL');
     // Refused maps leave no pins behind.
     expect(pin.live).toBe(1);
+  });
+
+  it('refuses a domain that cannot hold the existing areas with EADDRINUSE (iopt_table_add_domain)', () => {
+    const { ioas, metrics } = setup();
+    ioas.mapUser(fakePinner(), 0n, 0x1000n, { iova: 0x1000n });
+    const arm64k = new Iommu({ name: 'smmu0', format: armLpaeFormat({ granule: 65536 }), metrics });
+    expect(errnoOf(() => new Ctx(metrics).hwptAlloc(arm64k, ioas))).toBe('EADDRINUSE');
+    const { ioas: high, iommu } = setup();
+    high.mapUser(fakePinner(), 0n, 0x1000n, { iova: 1n << 50n });
+    expect(errnoOf(() => new Ctx(metrics).hwptAlloc(iommu, high))).toBe('EADDRINUSE');
   });
 
   it('allocates the lowest aligned hole above PAGE_SIZE, keeping the source alignment', () => {
