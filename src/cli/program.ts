@@ -23,7 +23,8 @@ export async function runCli(argv: readonly string[]): Promise<number> {
   const program = buildProgram();
   try {
     await program.parseAsync([...argv], { from: 'user' });
-    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+    // Commands end with a non-zero status by throwing a CommanderError carrying it.
+    return 0;
   } catch (error) {
     if (error instanceof CommanderError) {
       return error.exitCode;

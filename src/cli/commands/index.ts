@@ -7,7 +7,6 @@ import { register as registerTopo } from './topo.ts';
 
 /** Every subcommand, in the order `--help` lists them. */
 export function registerCommands(program: Command): void {
-  void program;
   registerRun(program);
   registerList(program);
   registerCompare(program);
