@@ -36,8 +36,10 @@ export class DmaCapableDevice {
   readonly fabric: DmaFabric;
   readonly bdf: Bdf;
   readonly name: string;
-  /** Every access this device made, oldest first (cleared by `clearLog`). */
+  /** The device's most recent accesses, oldest first (at most `logLimit`; `clearLog` empties it). */
   readonly log: DmaAccessRecord[] = [];
+  /** How many records `log` keeps (older ones are dropped, so long runs stay bounded). */
+  logLimit = 1024;
 
   constructor(fabric: DmaFabric, bdf: Bdf, name?: string) {
     this.fabric = fabric;
@@ -50,14 +52,14 @@ export class DmaCapableDevice {
   tryDmaWrite(dmaAddress: bigint, bytes: Uint8Array): DmaAccessRecord {
     const record = performDmaWrite(this.fabric, this.bdf, dmaAddress, bytes);
     this.fabric.metrics.add(COUNTER.dmaBytesWritten, record.bytesMoved);
-    this.log.push(record);
+    this.remember(record);
     return record;
   }
 
   tryDmaRead(dmaAddress: bigint, length: number): { record: DmaAccessRecord; data: Uint8Array } {
     const result = performDmaRead(this.fabric, this.bdf, dmaAddress, length);
     this.fabric.metrics.add(COUNTER.dmaBytesRead, result.record.bytesMoved);
-    this.log.push(result.record);
+    this.remember(result.record);
     return result;
   }
 
@@ -123,6 +125,11 @@ export class DmaCapableDevice {
 
   clearLog(): void {
     this.log.length = 0;
+  }
+
+  private remember(record: DmaAccessRecord): void {
+    this.log.push(record);
+    if (this.log.length > this.logLimit) this.log.splice(0, this.log.length - this.logLimit);
   }
 }
 

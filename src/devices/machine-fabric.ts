@@ -47,8 +47,7 @@ export function descriptorPool(machine: Machine, bdf: Bdf): DescriptorAllocator 
     alloc(size: number): DescriptorBuffer {
       if (!Number.isInteger(size) || size <= 0 || size > PAGE || (size & (size - 1)) !== 0)
         throw new PhysrError('EINVAL', `descriptor block of ${size} bytes: a power of two up to ${PAGE}`);
-      const at = Math.ceil(used / size) * size;
-      if (at + size > PAGE) newPage();
+      if (Math.ceil(used / size) * size + size > PAGE) newPage();
       const start = Math.ceil(used / size) * size;
       used = start + size;
       const page = pages.at(-1)!;

@@ -81,7 +81,7 @@ export interface AccessHop {
 export type AccessPath = 'switch' | 'iommu' | 'direct';
 
 export type AccessTarget =
-  | { readonly kind: 'ram'; readonly region: 'ram' | 'pmem'; readonly name: string }
+  | { readonly kind: 'ram'; readonly region: 'ram' | 'pmem' | 'swiotlb'; readonly name: string }
   | {
       readonly kind: 'peer-bar';
       readonly bdf: Bdf;
@@ -116,6 +116,9 @@ export interface DmaAccessRecord {
   readonly bytesMoved: number;
   readonly fault: { readonly errno: Errno; readonly reason: string } | undefined;
 }
+
+/** The memory-map name of the swiotlb pool (createPlatformModel registers it as `reserved`). */
+const SWIOTLB_REGION_NAME = 'swiotlb';
 
 /** The PCIe rule that a request never crosses a 4 KiB boundary, and the page size without an IOMMU. */
 const TLP_BOUNDARY = 4096n;
@@ -217,9 +220,16 @@ function landing(
     };
   }
   const region = fabric.memoryMap.lookup(phys);
-  if (region !== undefined && (region.kind === 'ram' || region.kind === 'pmem')) {
+  // The swiotlb pool is RAM the platform carved out as `reserved` (see platform-model.ts): bounced
+  // DMA lands there.
+  const swiotlb = region?.kind === 'reserved' && region.name === SWIOTLB_REGION_NAME;
+  if (region !== undefined && (region.kind === 'ram' || region.kind === 'pmem' || swiotlb)) {
     return {
-      target: { kind: 'ram', region: region.kind, name: region.name },
+      target: {
+        kind: 'ram',
+        region: swiotlb ? 'swiotlb' : region.kind === 'pmem' ? 'pmem' : 'ram',
+        name: region.name,
+      },
       hops: [{ kind: 'memory', name: region.name }],
       limit: region.last - phys + 1n,
     };

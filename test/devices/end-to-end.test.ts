@@ -91,6 +91,26 @@ describe('NIC receive into user memory mapped by physr', () => {
   });
 });
 
+describe('swiotlb bouncing', () => {
+  it('a forced-bounce device writes into the swiotlb slots; the CPU sees the packet only after sync', () => {
+    const machine = builtinMachine('two-socket-server', { iommu: false });
+    const fabric = machineFabric(machine);
+    const { mm, va, phyrs } = userBuffer(machine, 0x3000n);
+    const dev = machine.device(NIC, { forceBounce: true });
+    const mapping = dev.map(phyrs, 'FROM_DEVICE');
+    const nic = new Nic(fabric, NIC);
+    nic.postReceive(mapping.dma);
+    const packet = packetPattern(5, 0x3000);
+    const { records } = nic.receive(packet);
+    const targets = records.flatMap((r) => r.segments.map((s) => s.target));
+    expect(targets.every((t) => t.kind === 'ram' && t.region === 'swiotlb')).toBe(true);
+    expect(mm.readUser(va, 0x3000)).not.toEqual(packet);
+    dev.syncForCpu(mapping);
+    expect(mm.readUser(va, 0x3000)).toEqual(packet);
+    dev.unmap(mapping);
+  });
+});
+
 describe('NIC receive into a GPU BAR', () => {
   function gpuTarget(machine: Machine, offset: bigint, length: bigint) {
     const gpu = new Gpu(machineFabric(machine), GPU);
