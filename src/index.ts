@@ -5,5 +5,6 @@ export * from './iommu/index.ts';
 export * from './iommufd/index.ts';
 export * from './mm/index.ts';
 export * from './platform/index.ts';
+export * from './rdma/index.ts';
 export * from './sim/index.ts';
 export * from './vfio/index.ts';

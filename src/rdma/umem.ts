@@ -1,0 +1,186 @@
+/**
+ * ib_umem: user memory pinned and DMA-mapped for an RDMA device (drivers/infiniband/core/umem.c),
+ * in two forms: the physr path (pin_user_pages → PhyrList → one DMA map) and the legacy path
+ * (page array → sg_alloc_append_table_from_pages → dma_map_sgtable) for comparison. Like the
+ * kernel, the umem covers whole pages: the DMA segments start at the page holding `address`.
+ */
+import {
+  type DmaRangeList,
+  fail,
+  formatHex,
+  SCATTERLIST_MAX_SEGMENT,
+  type SgTable,
+  sgAllocTableFromPagesSegment,
+} from '../core/index.ts';
+import {
+  type MmStruct,
+  type PinnedPageArray,
+  type PinnedPhyrs,
+  pinUserPages,
+  pinUserPagesLegacy,
+  unpinUserPages,
+  unpinUserPagesLegacy,
+} from '../mm/index.ts';
+import { ibAccessWritable, type RdmaDevice } from './device.ts';
+
+export type UmemKind = 'user' | 'user-legacy' | 'dmabuf';
+
+/** What every umem offers the MR code. */
+export interface Umem {
+  readonly kind: UmemKind;
+  readonly device: RdmaDevice;
+  /** User VA (or dma-buf offset) of the first byte. */
+  readonly address: bigint;
+  readonly length: bigint;
+  readonly writable: boolean;
+  /** The current DMA segments (page granular); EAGAIN-style refusal when a dma-buf mapping is gone. */
+  mappedRanges(): DmaRangeList;
+  /** Bytes of kernel metadata the umem keeps for its pages and mapping. */
+  readonly metadataBytes: number;
+  release(): void;
+}
+
+function checkUserRange(address: bigint, size: bigint): void {
+  // ib_umem_get: an addr + size that wraps, or whose page-aligned end wraps, is EINVAL.
+  const end = address + size;
+  if (size <= 0n || end > 1n << 64n || ((end + 0xfffn) & -0x1000n) > 1n << 64n) {
+    fail('EINVAL', `umem ${formatHex(address)} + ${formatHex(size)} is empty or overflows`);
+  }
+}
+
+/** The physr umem. */
+export class PhyrUmem implements Umem {
+  readonly kind = 'user' as const;
+  private readonly unmapFn: () => void;
+  private released = false;
+
+  constructor(
+    readonly device: RdmaDevice,
+    readonly address: bigint,
+    readonly length: bigint,
+    readonly writable: boolean,
+    readonly pinned: PinnedPhyrs,
+    readonly dma: DmaRangeList,
+    unmap: () => void,
+  ) {
+    this.unmapFn = unmap;
+  }
+
+  mappedRanges(): DmaRangeList {
+    if (this.released) fail('EINVAL', 'umem was released');
+    return this.dma;
+  }
+
+  /** The PhyrList plus the DmaRangeList, 16 bytes a range each. */
+  get metadataBytes(): number {
+    return this.pinned.phyrs.metadataBytes + this.dma.metadataBytes;
+  }
+
+  release(): void {
+    if (this.released) fail('EINVAL', 'umem released twice');
+    this.released = true;
+    this.unmapFn();
+    unpinUserPages(this.pinned, { dirty: this.writable });
+  }
+}
+
+/** The legacy umem: page array and sg table. */
+export class LegacyUmem implements Umem {
+  readonly kind = 'user-legacy' as const;
+  private released = false;
+
+  constructor(
+    readonly device: RdmaDevice,
+    readonly address: bigint,
+    readonly length: bigint,
+    readonly writable: boolean,
+    readonly pinned: PinnedPageArray,
+    readonly table: SgTable,
+    private readonly unmapFn: () => void,
+    private readonly dma: DmaRangeList,
+  ) {}
+
+  mappedRanges(): DmaRangeList {
+    if (this.released) fail('EINVAL', 'umem was released');
+    return this.dma;
+  }
+
+  /**
+   * The sg table the umem keeps. The page array is a transient one-page buffer in ib_umem_get
+   * (PAGE_SIZE / sizeof(struct page *) pages at a time), so it is reported apart: pageArrayBytes.
+   */
+  get metadataBytes(): number {
+    return this.table.metadataBytes;
+  }
+
+  /** What the page array would take if held whole (what pin_user_pages' callers commonly do). */
+  get pageArrayBytes(): number {
+    return this.pinned.metadataBytes;
+  }
+
+  release(): void {
+    if (this.released) fail('EINVAL', 'umem released twice');
+    this.released = true;
+    this.unmapFn();
+    unpinUserPagesLegacy(this.pinned, { dirty: this.writable });
+  }
+}
+
+/**
+ * ib_umem_get (physr path): pins the pages under [address, address+size) FOLL_LONGTERM (and
+ * FOLL_WRITE when the access is writable), maps the page-granular PhyrList for the device.
+ * EINVAL for an empty or wrapping range; GUP's refusals pass through (EFAULT for a BAR mmap).
+ */
+export function ibUmemGet(
+  device: RdmaDevice,
+  mm: MmStruct,
+  address: bigint,
+  size: bigint,
+  access: number,
+): PhyrUmem {
+  checkUserRange(address, size);
+  const writable = ibAccessWritable(access);
+  const first = address & -0x1000n;
+  const end = (address + size + 0xfffn) & -0x1000n;
+  const pinned = pinUserPages(mm, first, end - first, { write: writable, longterm: true });
+  let mapping: ReturnType<RdmaDevice['dma']['mapPhyrs']>;
+  try {
+    mapping = device.dma.mapPhyrs(pinned.phyrs.split({ maxSegmentSize: device.dma.maxSegmentSize }), {
+      mmio: false,
+    });
+  } catch (error) {
+    unpinUserPages(pinned);
+    throw error;
+  }
+  return new PhyrUmem(device, address, size, writable, pinned, mapping.dma, () => mapping.unmap());
+}
+
+/**
+ * ib_umem_get as the kernel does it today: page array, sg_alloc_append_table_from_pages with the
+ * device's max segment size, dma_map_sgtable.
+ */
+export function ibUmemGetLegacy(
+  device: RdmaDevice,
+  mm: MmStruct,
+  address: bigint,
+  size: bigint,
+  access: number,
+): LegacyUmem {
+  checkUserRange(address, size);
+  const writable = ibAccessWritable(access);
+  const first = address & -0x1000n;
+  const end = (address + size + 0xfffn) & -0x1000n;
+  const pinned = pinUserPagesLegacy(mm, first, end - first, { write: writable, longterm: true });
+  try {
+    const maxSeg =
+      device.dma.maxSegmentSize > BigInt(SCATTERLIST_MAX_SEGMENT)
+        ? SCATTERLIST_MAX_SEGMENT
+        : Number(device.dma.maxSegmentSize);
+    const table = sgAllocTableFromPagesSegment(pinned.pages, 0, end - first, maxSeg);
+    const { unmap } = device.dma.mapSgTable(table);
+    return new LegacyUmem(device, address, size, writable, pinned, table, unmap, table.toDmaRangeList());
+  } catch (error) {
+    unpinUserPagesLegacy(pinned);
+    throw error;
+  }
+}

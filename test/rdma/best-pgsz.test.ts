@@ -1,0 +1,138 @@
+/**
+ * ib_umem_find_best_pgsz vectors. Each expected value is worked out by hand from the kernel's rule
+ * (drivers/infiniband/core/umem.c), the steps written beside it:
+ *   mask = bitmap & GENMASK(63, bits_per((len - 1 + virt) ^ virt))
+ *   per segment not contiguous with the previous: mask |= (dma + pgoff) ^ va; if not first: mask |= va
+ *   va += len - pgoff; pgoff = 0
+ *   result = rounddown_pow_of_two(bitmap & GENMASK(ctz(mask), 0)), or 0.
+ */
+import { describe, expect, it } from 'vitest';
+import { DmaRangeList } from '../../src/core/index.ts';
+import { genmask } from '../../src/iommu/index.ts';
+import { bitsPer, ibUmemFindBestPgsz, ibUmemNumDmaBlocks, umemDmaBlocks } from '../../src/rdma/index.ts';
+
+const K4 = 0x1000n;
+const M2 = 0x20_0000n;
+const G1 = 0x4000_0000n;
+const ALL = K4 | M2 | G1;
+const VA = 0x7f00_0000_0000n; // 1G aligned
+
+function layout(address: bigint, length: bigint, dma: [bigint, bigint][]) {
+  return { address, length, dma: DmaRangeList.fromRanges(dma) };
+}
+
+describe('helpers', () => {
+  it('bits_per and GENMASK', () => {
+    expect(bitsPer(0n)).toBe(1);
+    expect(bitsPer(1n)).toBe(1);
+    expect(bitsPer(0x1fffffn)).toBe(21);
+    expect(bitsPer(0x200000n)).toBe(22);
+    expect(genmask(63, 21)).toBe(0xffff_ffff_ffe0_0000n);
+    expect(genmask(12, 0)).toBe(0x1fffn);
+  });
+});
+
+describe('ib_umem_find_best_pgsz vectors', () => {
+  it('bitmap with only 4K gives 4K for a 2M-aligned 2M buffer', () => {
+    // span: 0x1fffff → 21 bits; GENMASK(63,21) & 4K = 0. seg: 0x2_0000_0000 ^ VA → ctz 33.
+    // bitmap & GENMASK(33,0) = 4K.
+    expect(ibUmemFindBestPgsz(layout(VA, M2, [[0x2_0000_0000n, M2]]), K4, VA)).toBe(K4);
+  });
+
+  it('one 2M-aligned segment under a 2M-aligned VA gives 2M', () => {
+    // GENMASK(63,21) & ALL = 2M|1G → ctz(mask) = 21 → 4K|2M → 2M.
+    expect(ibUmemFindBestPgsz(layout(VA, M2, [[0x2_0000_0000n, M2]]), ALL, VA)).toBe(M2);
+  });
+
+  it('IOVA differing from VA: only its alignment against the DMA address counts', () => {
+    const umem = layout(VA, (4n * M2) / 2n, [[0x2_0000_0000n, 2n * M2]]);
+    // virt 0x1000: span (0x3fffff + 0x1000) ^ 0x1000 = 0x401fff → 23 bits → mask 1G;
+    // seg 0x2_0000_0000 ^ 0x1000 → bit 12 → 4K.
+    expect(ibUmemFindBestPgsz(umem, ALL, 0x1000n)).toBe(K4);
+    // virt 2M: span 0x5fffff ^ 0x200000 = 0x7fffff → 23 bits → 1G; seg ^ 0x200000 → ctz 21 → 2M.
+    expect(ibUmemFindBestPgsz(umem, ALL, M2)).toBe(M2);
+  });
+
+  it('sub-page offset: pgoff joins the first DMA address and must match the IOVA offset', () => {
+    const umem = layout(VA + 0x100n, 0x2000n, [[0x3_0000_0000n, 0x3000n]]);
+    // span 0x21ff → 14 bits → mask 2M; seg (0x3_0000_0100) ^ (VA + 0x100) = 0x7f03_0000_0000 → ctz 21 → 2M.
+    expect(ibUmemFindBestPgsz(umem, K4 | M2, VA + 0x100n)).toBe(M2);
+    // IOVA offset 0x200 against DMA offset 0x100: ... ^ → 0x...0300 → ctz 8 → GENMASK(8,0) & bitmap = 0.
+    expect(ibUmemFindBestPgsz(umem, K4 | M2, VA + 0x200n)).toBe(0n);
+  });
+
+  it('mixed-size segments: a physical break at an unaligned VA limits the page to 4K', () => {
+    const umem = layout(VA, 2n * M2, [
+      [0x1_0000_0000n, M2],
+      [0x1_0020_0000n, 0x1000n], // contiguous with the first: skipped
+      [0x5_0000_1000n, M2 - 0x1000n],
+    ]);
+    // seg0: 0x1_0000_0000 ^ VA → ctz 32. seg1 skipped. seg2 at va VA+0x201000:
+    // 0x5_0000_1000 ^ 0x7f00_0020_1000 → ctz 21, and mask |= va → ctz 12 → 4K.
+    expect(ibUmemFindBestPgsz(umem, ALL, VA)).toBe(K4);
+  });
+
+  it('contiguous segments are one run: 2 x 2M at a 1G-aligned DMA address gives 1G', () => {
+    const umem = layout(VA, 2n * M2, [
+      [0x1_0000_0000n, M2],
+      [0x1_0020_0000n, M2],
+    ]);
+    // span 0x3fffff → 22 bits → mask = 1G bit; seg0 ^ VA → ctz 32; seg1 contiguous → nothing.
+    // ctz(mask) = 30 → 4K|2M|1G → 1G (the smallest size not below the range's span bits).
+    expect(ibUmemFindBestPgsz(umem, ALL, VA)).toBe(G1);
+    // Without 1G in the bitmap: GENMASK(63,22) & (4K|2M) = 0 → ctz 32 → 2M.
+    expect(ibUmemFindBestPgsz(umem, K4 | M2, VA)).toBe(M2);
+  });
+
+  it('huge segments: two discontiguous 1G folios give 1G', () => {
+    const umem = layout(VA, 2n * G1, [
+      [0x4000_0000n, G1],
+      [0x1_0000_0000n, G1],
+    ]);
+    // span 0x7fffffff → 31 bits → GENMASK(63,31) & ALL = 0. seg0 ^ VA → ctz 30;
+    // seg1 at va VA+1G: 0x1_0000_0000 ^ 0x7f00_4000_0000 → ctz 30, va itself → ctz 30 → 1G.
+    expect(ibUmemFindBestPgsz(umem, ALL, VA)).toBe(G1);
+    // IOVA 2M aligned only: 0x4000_0000 ^ 0x20_0000 → ctz 21 → 2M.
+    expect(ibUmemFindBestPgsz(umem, ALL, M2)).toBe(M2);
+  });
+
+  it('returns 0 when the bitmap holds only sizes the layout cannot use', () => {
+    const umem = layout(VA + 0x1000n, 0x1000n, [[0x3_0000_5000n, 0x1000n]]);
+    // span 0xfff → 12 bits → GENMASK(63,12) & 2M = 2M; seg 0x3_0000_5000 ^ (VA+0x1000) → ctz 14
+    // → 2M & GENMASK(14,0) = 0.
+    expect(ibUmemFindBestPgsz(umem, M2, VA + 0x1000n)).toBe(0n);
+    expect(ibUmemFindBestPgsz(umem, K4 | M2, VA + 0x1000n)).toBe(K4);
+  });
+});
+
+describe('dma blocks', () => {
+  it('ib_umem_num_dma_blocks counts the pages the IOVA range touches', () => {
+    expect(ibUmemNumDmaBlocks(VA + 0x100n, 0x2000n, K4)).toBe(3);
+    expect(ibUmemNumDmaBlocks(VA + 0x100n, 0x2000n, M2)).toBe(1);
+    expect(ibUmemNumDmaBlocks(VA + M2 - 0x1000n, 0x2000n, M2)).toBe(2);
+  });
+
+  it('rdma_umem_for_each_dma_block walks blocks across segments', () => {
+    const dma = DmaRangeList.fromRanges([
+      [0x1_0000_0000n, M2],
+      [0x1_0020_0000n, 0x1000n],
+      [0x5_0000_1000n, M2 - 0x1000n],
+    ]);
+    const blocks = umemDmaBlocks(dma, K4, 1024);
+    expect(blocks[0]).toBe(0x1_0000_0000n);
+    expect(blocks[512]).toBe(0x1_0020_0000n);
+    expect(blocks[513]).toBe(0x5_0000_1000n);
+    expect(blocks[1023]).toBe(0x5_001f_f000n);
+    const huge = DmaRangeList.fromRanges([
+      [0x4000_0000n, G1],
+      [0x1_0000_0000n, G1],
+    ]);
+    expect([...umemDmaBlocks(huge, G1, 2)]).toEqual([0x4000_0000n, 0x1_0000_0000n]);
+    // A 2M block made of two contiguous 1M segments is one block.
+    const halves = DmaRangeList.fromRanges([
+      [0x20_0000n, 0x10_0000n],
+      [0x30_0000n, 0x10_0000n],
+    ]);
+    expect([...umemDmaBlocks(halves, M2, 1)]).toEqual([0x20_0000n]);
+  });
+});
