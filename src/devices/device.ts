@@ -29,7 +29,7 @@ function raise(record: DmaAccessRecord): never {
   );
 }
 
-/** Largest list transfer a device model does in one go (each range is at most this too). */
+/** Largest gather a device model does in one go (the byte store's transfer limit). */
 const MAX_LIST_TRANSFER = 1 << 30;
 
 export class DmaCapableDevice {
@@ -90,10 +90,7 @@ export class DmaCapableDevice {
     const records: DmaAccessRecord[] = [];
     let offset = 0;
     for (let i = 0; i < list.count && offset < bytes.length; i++) {
-      const take = Math.min(
-        bytes.length - offset,
-        Number(bigMin(list.lengthAt(i), BigInt(MAX_LIST_TRANSFER))),
-      );
+      const take = Number(bigMin(list.lengthAt(i), BigInt(bytes.length - offset)));
       records.push(this.dmaWrite(list.addressAt(i), bytes.subarray(offset, offset + take)));
       offset += take;
     }
@@ -116,7 +113,7 @@ export class DmaCapableDevice {
     const out = new Uint8Array(want);
     let offset = 0;
     for (let i = 0; i < list.count && offset < want; i++) {
-      const take = Math.min(want - offset, Number(bigMin(list.lengthAt(i), BigInt(MAX_LIST_TRANSFER))));
+      const take = Number(bigMin(list.lengthAt(i), BigInt(want - offset)));
       out.set(this.dmaRead(list.addressAt(i), take), offset);
       offset += take;
     }

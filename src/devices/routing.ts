@@ -21,6 +21,7 @@ import { COUNTER, type Errno, formatHex, type Metrics, PhysrError } from '../cor
 import type { Access, Iommu } from '../iommu/index.ts';
 import {
   type Bdf,
+  BYTE_STORE_MAX_TRANSFER,
   type ByteStore,
   barContaining,
   calcP2pDecision,
@@ -451,6 +452,7 @@ export function routeDma(
       prev.physAddress !== undefined &&
       route.phys !== undefined &&
       prev.physAddress + BigInt(prev.length) === route.phys &&
+      prev.length + size <= BYTE_STORE_MAX_TRANSFER &&
       sameTarget(prev.target, route.target) &&
       sameHops(prev.hops, route.hops)
     ) {
