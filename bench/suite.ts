@@ -2,7 +2,14 @@ import { coreBenchmark } from './core.bench.ts';
 import { devicesBenchmark } from './devices.bench.ts';
 import type { Benchmark } from './harness.ts';
 import { iommuBenchmark } from './iommu.bench.ts';
+import { pinBenchmark } from './mm.bench.ts';
 import { platformMemoryBenchmark } from './platform.bench.ts';
 
 /** Every benchmark `npm run bench` runs, in order. Add new ones here. */
-export const suite: Benchmark[] = [coreBenchmark, platformMemoryBenchmark, iommuBenchmark, devicesBenchmark];
+export const suite: Benchmark[] = [
+  coreBenchmark,
+  platformMemoryBenchmark,
+  iommuBenchmark,
+  devicesBenchmark,
+  pinBenchmark,
+];

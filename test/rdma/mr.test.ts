@@ -23,9 +23,9 @@ function pattern(n: number, seed = 7): Uint8Array {
 }
 
 describe('registration from user memory', () => {
-  it('4K-backed memory with no two pages adjacent: 4K pages, one list entry per page', () => {
+  it('scattered 4K-backed memory: 4K pages, one list entry per page', () => {
     const { mm, allocator, device } = rdmaMachine({ anonOrders: [] });
-    // Take one page of every 8K so free pages are never physically adjacent.
+    // Take one page of every 8K, so VA-adjacent pages are mostly not physically adjacent.
     allocator.fragment(1, { fraction: 1, pageblockOrder: 1, maxScatterOrder: 0 });
     const va = mm.mmap({ kind: 'anon', length: MiB });
     const ctx = new RdmaContext(device);

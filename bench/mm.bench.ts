@@ -1,0 +1,91 @@
+/**
+ * pin_user_pages of a buffer backed by 4K folios (scattered: one page of every 8K taken elsewhere), 2M THPs
+ * and 1G hugetlb pages: ranges the physr form produces against the legacy page array's entries,
+ * metadata bytes both ways, and the time of pin + unpin (median of runs; the faults happen once,
+ * before measuring).
+ */
+import { formatSize } from '../src/core/index.ts';
+import {
+  MemorySystem,
+  type MmapOptions,
+  MmStruct,
+  pinUserPages,
+  pinUserPagesLegacy,
+  unpinUserPages,
+  unpinUserPagesLegacy,
+} from '../src/mm/index.ts';
+import { FolioAllocator, MemoryMap } from '../src/platform/index.ts';
+import { type Benchmark, type Figure, figure, measure, timeSeconds } from './harness.ts';
+
+const MiB = 1n << 20n;
+const GiB = 1n << 30n;
+
+type Backing = '4K' | '2M' | '1G';
+
+function setup(backing: Backing, bytes: bigint): { mm: MmStruct; va: bigint } {
+  const ram = backing === '4K' ? 2n * bytes + 64n * MiB : backing === '2M' ? bytes + 64n * MiB : 2n * GiB;
+  const map = new MemoryMap([{ kind: 'ram', start: 4n * GiB, last: 4n * GiB + ram - 1n, node: 0 }]);
+  const allocator = new FolioAllocator(map);
+  // 4K: one page of every 8K is taken (at a random end), so most neighbouring pages are not adjacent.
+  if (backing === '4K') allocator.fragment(1, { fraction: 1, pageblockOrder: 1, maxScatterOrder: 0 });
+  const system = new MemorySystem(allocator, { anonOrders: backing === '2M' ? [9] : [] });
+  if (backing === '1G') system.reserveHugetlb(18, 1);
+  const mm = new MmStruct(system);
+  const options: MmapOptions =
+    backing === '1G'
+      ? { kind: 'hugetlb', hugeOrder: 18, length: bytes }
+      : { kind: 'anon', length: bytes, address: 0x10_0000_0000n };
+  const va = mm.mmap(options);
+  mm.touch(va, bytes, { write: true });
+  return { mm, va };
+}
+
+export const pinBenchmark: Benchmark = {
+  name: 'pin',
+  description: 'pin_user_pages of 1 GiB (4K/2M/1G folios): physr ranges vs legacy page entries, bytes, time',
+  async run(ctx) {
+    const figures: Figure[] = [];
+    const bytes = BigInt(ctx.size(1 << 30, 4 << 20));
+    const size = formatSize(bytes);
+    for (const backing of ['4K', '2M', '1G'] as const) {
+      const { mm, va } = setup(backing, bytes);
+      const pin = pinUserPages(mm, va, bytes, { write: true, longterm: true });
+      const legacy = pinUserPagesLegacy(mm, va, bytes, { write: true, longterm: true });
+      const note = `${size} over ${backing} folios`;
+      figures.push(figure(`${backing}: physr ranges`, 'ranges', [pin.phyrs.count], { note }));
+      figures.push(figure(`${backing}: legacy page entries`, 'pages', [legacy.pages.length], { note }));
+      figures.push(
+        figure(`${backing}: physr metadata`, 'bytes', [pin.metadataBytes], { note: '16 B a range' }),
+      );
+      figures.push(
+        figure(`${backing}: legacy metadata`, 'bytes', [legacy.metadataBytes], {
+          note: `8 B a page, ${(legacy.metadataBytes / pin.metadataBytes).toFixed(2)}x physr`,
+        }),
+      );
+      unpinUserPages(pin);
+      unpinUserPagesLegacy(legacy);
+      figures.push(
+        await measure(
+          ctx,
+          `${backing}: pin+unpin physr`,
+          'ms',
+          () =>
+            timeSeconds(() => unpinUserPages(pinUserPages(mm, va, bytes, { write: true, longterm: true }))) *
+            1e3,
+        ),
+      );
+      figures.push(
+        await measure(
+          ctx,
+          `${backing}: pin+unpin legacy`,
+          'ms',
+          () =>
+            timeSeconds(() =>
+              unpinUserPagesLegacy(pinUserPagesLegacy(mm, va, bytes, { write: true, longterm: true })),
+            ) * 1e3,
+        ),
+      );
+    }
+    return figures;
+  },
+};
