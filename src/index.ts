@@ -1,5 +1,7 @@
 /** The physr library: every piece's public face. */
 export * from './core/index.ts';
+export * from './devices/index.ts';
+export * from './dma/index.ts';
 export * from './dmabuf/index.ts';
 export * from './iommu/index.ts';
 export * from './iommufd/index.ts';
