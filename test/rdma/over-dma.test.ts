@@ -1,0 +1,63 @@
+import { describe, expect, it } from 'vitest';
+import { machineFabric, Nic } from '../../src/devices/index.ts';
+import { builtinMachine } from '../../src/dma/index.ts';
+import { MemorySystem, MmStruct } from '../../src/mm/index.ts';
+import {
+  IB_ACCESS_LOCAL_WRITE,
+  IB_ACCESS_REMOTE_READ,
+  IB_ACCESS_REMOTE_WRITE,
+  ibUmemGet,
+  ibUmemGetLegacy,
+  RdmaContext,
+  rdmaDeviceOverDma,
+} from '../../src/rdma/index.ts';
+
+const RW = IB_ACCESS_LOCAL_WRITE | IB_ACCESS_REMOTE_WRITE | IB_ACCESS_REMOTE_READ;
+const MiB = 1n << 20n;
+
+function setup() {
+  const machine = builtinMachine('two-socket-server', { strict: true });
+  const { platform } = machine;
+  const system = new MemorySystem(platform.folios, { bytes: platform.bytes, metrics: platform.metrics });
+  const mm = new MmStruct(system);
+  const bdf = '0000:04:00.0';
+  const dmaDevice = machine.device(bdf, { maxSegmentSize: 1n << 31n });
+  const nic = new Nic(machineFabric(machine), bdf);
+  return { machine, mm, nic, device: rdmaDeviceOverDma(dmaDevice, nic) };
+}
+
+describe('MRs over the DMA layer and a NIC behind the IOMMU', () => {
+  it('registers THP memory through one IOVA mapping and an RDMA WRITE lands in the process', () => {
+    const { mm, nic, device, machine } = setup();
+    expect(machine.hasIommu).toBe(true);
+    const va = mm.mmap({ kind: 'anon', length: 4n * MiB, address: 0x10_0020_0000n });
+    const ctx = new RdmaContext(device);
+    const umem = ibUmemGet(device, mm, va, 4n * MiB, RW);
+    // The IOMMU path gives one contiguous IOVA range for the whole list.
+    expect(umem.dma.totalLength).toBe(4n * MiB);
+    const mr = ctx.registerMr(umem, RW);
+    expect(mr.pageSize).toBe(2n * MiB);
+    const data = Uint8Array.from({ length: 0x3000 }, (_, i) => (i * 7) & 0xff);
+    ctx.rdmaWrite(mr.rkey, va + 2n * MiB - 0x1000n, data);
+    expect(mm.readUser(va + 2n * MiB - 0x1000n, data.length)).toEqual(data);
+    // The page list names IOVAs, not physical addresses.
+    const iova = ctx.pageList(mr)![0]!;
+    expect(iova).not.toBe(mm.translate(va)!.phys);
+    ctx.deregisterMr(mr);
+    // After deregistration the IOVA is unmapped: the NIC's write faults in the IOMMU.
+    expect(nic.tryDmaWrite(iova, new Uint8Array(8)).fault).toBeDefined();
+  });
+
+  it('the legacy sg path maps the same memory to the same page size', () => {
+    const { mm, device } = setup();
+    const va = mm.mmap({ kind: 'anon', length: 4n * MiB, address: 0x10_0020_0000n });
+    const ctx = new RdmaContext(device);
+    const legacy = ibUmemGetLegacy(device, mm, va, 4n * MiB, RW);
+    const mr = ctx.registerMr(legacy, RW);
+    expect(mr.pageSize).toBe(2n * MiB);
+    expect(legacy.table.origNents).toBeGreaterThanOrEqual(1);
+    ctx.rdmaWrite(mr.rkey, va + 0x10n, new Uint8Array([9, 8, 7]));
+    expect(mm.readUser(va + 0x10n, 3)).toEqual(new Uint8Array([9, 8, 7]));
+    ctx.deregisterMr(mr);
+  });
+});
