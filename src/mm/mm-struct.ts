@@ -409,7 +409,7 @@ export class MmStruct {
     while (done < length) {
       const at = va + BigInt(done);
       const t = this.translate(at);
-      if (t === undefined || ((t.vma.flags & VM_PFNMAP) !== 0 && this.system.bytes === undefined)) {
+      if (t === undefined) {
         fail('EFAULT', `no page at ${formatHex(at)}`);
       }
       const take = Math.min(length - done, 4096 - Number(at & 0xfffn));
