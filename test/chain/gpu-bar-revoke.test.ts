@@ -1,18 +1,24 @@
 /**
  * The seed's chain (issue 6, first "Must hold"): a GPU BAR exported through VFIO as a dma-buf,
- * imported by IOMMUFD (an IOAS attached to an RDMA NIC) and by a second, DMA-API importer (a NIC on
- * the other socket mapping it through the host bridge, as an RDMA MR from a dma-buf does); the NIC
- * writes into it and the bytes land in the GPU BAR; then the GPU is reset: the revoke reaches both
- * importers, the NICs' next writes fault, and nothing else is touched.
+ * imported by IOMMUFD (an IOAS attached to a NIC) and by an RDMA MR (a dynamic dma-buf umem on an
+ * RDMA NIC on the other socket, mapped through the host bridge); RDMA WRITEs and the NIC's DMA land
+ * in the GPU BAR; then the GPU is reset: the revoke reaches both importers, the NICs' next writes to
+ * their old addresses fault, and nothing else is touched.
  */
 import { describe, expect, it } from 'vitest';
 import { isPhysrError } from '../../src/core/index.ts';
 import { type DeviceIommu, type DmaFabric, Nic } from '../../src/devices/index.ts';
 import { builtinMachine } from '../../src/dma/index.ts';
-import { dmaDeviceImporter } from '../../src/dmabuf/index.ts';
 import { IommufdCtx, mmUserPinner } from '../../src/iommufd/index.ts';
 import { MemorySystem, MmStruct } from '../../src/mm/index.ts';
 import type { Bdf } from '../../src/platform/index.ts';
+import {
+  IB_ACCESS_LOCAL_WRITE,
+  IB_ACCESS_REMOTE_WRITE,
+  ibUmemDmabufGet,
+  RdmaContext,
+  rdmaDeviceOverDma,
+} from '../../src/rdma/index.ts';
 import { VfioPciDevice } from '../../src/vfio/index.ts';
 
 const GPU = '0000:03:00.0';
@@ -23,6 +29,7 @@ const MiB = 1n << 20n;
 const GiB = 1n << 30n;
 const IOVA_BAR = 0x10_0000_0000n;
 const IOVA_RAM = 0x20_0000_0000n;
+const MR_IOVA = 0x7f00_0000_0000n;
 
 function pattern(seed: number, length: number): Uint8Array {
   const out = new Uint8Array(length);
@@ -77,19 +84,20 @@ describe('GPU BAR → VFIO dma-buf → IOMMUFD + DMA importer → NIC writes →
     const va = mm.mmap({ kind: 'anon', length: 2n * MiB });
     ioas.mapUser(mmUserPinner(mm), va, 2n * MiB, { iova: IOVA_RAM });
 
-    // Second importer: NIC2 on the other socket maps the buffer through the DMA layer.
-    const nic2Dev = machine.device(NIC2);
-    let nic2Notified = 0;
-    const att2 = buf.attach(dmaDeviceImporter(nic2Dev), {
-      allowPeer2peer: true,
-      moveNotify(att) {
-        nic2Notified++;
-        for (const m of att.mappings) buf.unmap(m);
-      },
-    });
-    const m2 = buf.map(att2, 'from-device');
-    expect(m2.p2p).toBe('through-host-bridge');
-    const nic2Dma = m2.ranges.addressAt(0);
+    // Second importer: an RDMA MR over the dma-buf on NIC2 (the other socket: through the host bridge).
+    const nic2 = new Nic(fabric, NIC2);
+    const rdma = new RdmaContext(rdmaDeviceOverDma(machine.device(NIC2), nic2));
+    const RW = IB_ACCESS_LOCAL_WRITE | IB_ACCESS_REMOTE_WRITE;
+    const umem = ibUmemDmabufGet(rdma.device, buf, 0n, 2n * MiB, RW);
+    let mrInvalidations = 0;
+    const mr = rdma.registerMr(umem, RW, { iova: MR_IOVA });
+    const previousInvalidate = umem.onInvalidate;
+    umem.onInvalidate = () => {
+      mrInvalidations++;
+      previousInvalidate?.();
+    };
+    expect(mr.pageSize).toBeGreaterThanOrEqual(0x1000n);
+    const nic2Dma = umem.mappedRanges().addressAt(0);
 
     // Bytes elsewhere that must not change.
     const otherBar = gpuBar.cpuAddress; // first 4K of the BAR, outside the export
@@ -103,10 +111,9 @@ describe('GPU BAR → VFIO dma-buf → IOMMUFD + DMA importer → NIC writes →
     const rec = nic.dmaWrite(IOVA_BAR + 0x1000n, data);
     expect(rec.fault).toBeUndefined();
     expect(bytes.read(barTarget + 0x1000n, 8192)).toEqual(data);
-    // NIC2 writes through its DMA-API mapping (through the host bridge).
-    const nic2 = new Nic(fabric, NIC2);
+    // An RDMA WRITE into the MR lands in the GPU BAR (NIC2's DMA through the host bridge).
     const data2 = pattern(2, 4096);
-    nic2.dmaWrite(nic2Dma + 0x10_0000n, data2);
+    rdma.rdmaWrite(mr.rkey, MR_IOVA + 0x10_0000n, data2);
     expect(bytes.read(barTarget + 0x10_0000n, 4096)).toEqual(data2);
     // And into user RAM through the same IOAS.
     nic.dmaWrite(IOVA_RAM, pattern(3, 4096));
@@ -120,8 +127,9 @@ describe('GPU BAR → VFIO dma-buf → IOMMUFD + DMA importer → NIC writes →
     expect(report.revoked[0]!.report.forcedUnmaps).toEqual([]);
     expect(ioas.revokes.length).toBe(1);
     expect(ioas.revokes[0]!.unmapped).toEqual([{ domain: hwpt.domain.id, iova: IOVA_BAR, length: 2n * MiB }]);
-    expect(nic2Notified).toBeGreaterThanOrEqual(1);
-    expect(att2.mappings.length).toBe(0);
+    expect(mrInvalidations).toBeGreaterThanOrEqual(1);
+    expect(umem.isMapped).toBe(false);
+    expect(umem.attachment.mappings.length).toBe(0);
 
     // The NIC's next write into the BAR faults at the IOMMU and is recorded; nothing lands.
     const snapshot = bytes.read(barTarget, 2 * 1024 * 1024);
@@ -130,7 +138,7 @@ describe('GPU BAR → VFIO dma-buf → IOMMUFD + DMA importer → NIC writes →
     expect(failed.bytesMoved).toBe(0);
     expect(iommu.faults.length).toBe(faultsBefore + 1);
     expect(iommu.faults.at(-1)!.iova).toBe(IOVA_BAR + 0x1000n);
-    // NIC2's old DMA address no longer reaches the BAR either.
+    // NIC2's old MR DMA address no longer reaches the BAR either.
     expect(faults(() => nic2.dmaWrite(nic2Dma, pattern(5, 64)))).not.toBe('no fault');
     expect(Buffer.from(bytes.read(barTarget, 2 * 1024 * 1024)).equals(Buffer.from(snapshot))).toBe(true);
 
@@ -141,12 +149,13 @@ describe('GPU BAR → VFIO dma-buf → IOMMUFD + DMA importer → NIC writes →
     expect(bytes.read(otherBar, 4096)).toEqual(pattern(9, 4096));
     expect(bytes.read(nvmeBar, 4096)).toEqual(pattern(11, 4096));
 
-    // The export itself is usable again after the reset (memory stayed enabled): the DMA importer can
-    // map again; IOMMUFD must unmap and map again (its revoke is permanent).
+    // The export itself is usable again after the reset (memory stayed enabled): the dynamic MR maps
+    // its pages again on next use (umem_dmabuf); IOMMUFD must unmap and map again (its revoke is
+    // permanent).
     expect(buf.revoked).toBe(false);
-    const again = buf.map(att2, 'from-device');
-    nic2.dmaWrite(again.ranges.addressAt(0), pattern(7, 64));
+    rdma.rdmaWrite(mr.rkey, MR_IOVA, pattern(7, 64));
     expect(bytes.read(barTarget, 64)).toEqual(pattern(7, 64));
+    expect(umem.mapCount).toBe(2);
     expect(faults(() => nic.dmaWrite(IOVA_BAR, pattern(8, 64)))).not.toBe('no fault');
     ioas.unmap(IOVA_BAR, 2n * MiB);
     ioas.mapDmaBuf(buf, 0n, 2n * MiB, { iova: IOVA_BAR });
@@ -175,5 +184,11 @@ describe('GPU BAR → VFIO dma-buf → IOMMUFD + DMA importer → NIC writes →
     vfio.close();
     expect(nic.tryDmaWrite(IOVA_BAR, pattern(3, 64)).fault).toBeDefined();
     expect(buf.revoked).toBe(true);
+    // An RDMA MR over a revoked dma-buf cannot map: every access through it is refused.
+    const rdma = new RdmaContext(rdmaDeviceOverDma(machine.device(NIC2), new Nic(fabric, NIC2)));
+    const RW = IB_ACCESS_LOCAL_WRITE | IB_ACCESS_REMOTE_WRITE;
+    expect(faults(() => rdma.registerMr(ibUmemDmabufGet(rdma.device, buf, 0n, 2n * MiB, RW), RW))).toBe(
+      'ENODEV',
+    );
   });
 });
