@@ -4,6 +4,7 @@
  * knows only these interfaces.
  */
 import { fail, type Metrics, type MetricsSnapshot } from '../core/index.ts';
+import type { Bdf, PlatformModel } from '../platform/index.ts';
 import type { DesignPath, ExpectationReport } from './report.ts';
 import type { Step, StepBody, StepKind } from './scenario-schema.ts';
 import type { SimContext } from './sim-context.ts';
@@ -63,13 +64,25 @@ export function registeredStepKinds(): StepKind[] {
   return (Object.keys(executors) as StepKind[]).sort();
 }
 
-/** A machine a scenario runs on. `machine` is the platform layer's model (typed by its users). */
+/**
+ * The hardware of a platform: the platform layer's model (topology, memory map, bytes, folios),
+ * device labels (gpu0, nic0, nvme0…) and what was assumed where a capture said nothing. The DMA
+ * layer's Machine is built over it per scenario, once the IOTLB mode is known.
+ */
+export interface SimPlatform {
+  readonly model: PlatformModel;
+  /** Label → BDF, e.g. gpu0 → 0000:03:00.0. */
+  readonly labels: ReadonlyMap<string, Bdf>;
+  readonly assumptions: readonly string[];
+}
+
+/** A machine a scenario runs on; `machine` is absent for platforms without hardware (core-only). */
 export interface PlatformInstance {
   readonly name: string;
   readonly description: string;
   /** The IOTLB mode when the scenario does not choose (the kernel's default for the arch). */
   readonly defaultIommuMode?: 'strict' | 'lazy';
-  readonly machine?: unknown;
+  readonly machine?: SimPlatform;
 }
 
 export interface PlatformOptions {

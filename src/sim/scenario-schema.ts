@@ -187,6 +187,37 @@ export const STEP_BODIES = {
   revoke: z.strictObject({ dmabuf: nameSchema, expect }),
   reset: z.strictObject({ device: nameSchema, expect }),
   flush: z.strictObject({ device: nameSchema.optional(), expect }),
+  probe: z
+    .strictObject({
+      device: nameSchema,
+      dmaMask: smallInt(1, 64).optional().meta({ description: 'dma_set_mask in bits (e.g. 32).' }),
+      maxSegmentSize: lengthSchema.optional().meta({ description: 'dma_set_max_seg_size.' }),
+      segmentBoundary: addressSchema.optional().meta({ description: 'dma_set_seg_boundary mask.' }),
+      untrusted: z.boolean().optional().meta({ description: 'An external-facing (untrusted) device.' }),
+      passthrough: z
+        .boolean()
+        .optional()
+        .meta({ description: 'Identity default domain for its IOMMU group (iommu.passthrough=1).' }),
+      expect,
+    })
+    .meta({ description: "The driver's probe: the device's DMA properties, before its first DMA." }),
+  sync: z
+    .strictObject({
+      mapping: nameSchema,
+      for: z.enum(['cpu', 'device']).default('cpu'),
+      expect,
+    })
+    .meta({ description: 'dma_sync_*_for_cpu / _for_device of a whole mapping (swiotlb copies here).' }),
+  'register-mr': z
+    .strictObject({
+      name: nameSchema,
+      buffer: nameSchema,
+      device: nameSchema,
+      via,
+      iova: addressSchema.optional(),
+      expect,
+    })
+    .meta({ description: 'ib_reg_user_mr over a buffer: pin, map, best page size, page list.' }),
   'expect-counters': z.strictObject({
     counters: countersSchema.meta({ description: 'Counter totals since the scenario began.' }),
   }),

@@ -1,0 +1,348 @@
+/**
+ * DMA steps over the DMA layer and the device models: `probe` (a driver's dma_set_mask & co.),
+ * `map` of a buffer, pin or dma-buf in either design (physr: one PhyrList mapped, mostly into one
+ * IOVA; sg: page array → sg_table → dma_map_sgtable), `sync`, `unmap`, `dma-write` / `dma-read` by a
+ * device at the DMA addresses a mapping handed out, and `flush` (drain lazy flush queues).
+ * An access the fabric aborts (IOMMU fault, unsupported request) is data: the step's `fault`.
+ */
+import {
+  COUNTER,
+  type DmaRangeList,
+  fail,
+  formatHex,
+  formatSize,
+  type PhyrList,
+  phyrListToSgTable,
+  SCATTERLIST_MAX_SEGMENT,
+  type SgTable,
+  sgAllocTableFromPagesSegment,
+} from '../core/index.ts';
+import { DmaAccessError, describeAccess } from '../devices/index.ts';
+import { type DmaDevice, type DmaDirection, dmaSyncSg } from '../dma/index.ts';
+import { dmaDeviceImporter } from '../dmabuf/index.ts';
+import { pinUserPages, pinUserPagesLegacy, unpinUserPages, unpinUserPagesLegacy } from '../mm/index.ts';
+import { patternBytes } from './pattern.ts';
+import { registerStep, type StepResult } from './registry.ts';
+import type { DesignPath } from './report.ts';
+import type { SimContext } from './sim-context.ts';
+import { DmaTarget, isBuffer, isDmabuf, isMr, isPin, isTarget, type SimBuffer } from './sim-objects.ts';
+import { worldOf } from './sim-world.ts';
+
+const DIRECTION = {
+  'to-device': 'TO_DEVICE',
+  'from-device': 'FROM_DEVICE',
+  bidirectional: 'BIDIRECTIONAL',
+} as const satisfies Record<string, DmaDirection>;
+
+/** The legacy page array's bytes count as the sg design's metadata (it exists only for the sg_table). */
+function legacyPageBytes(context: SimContext): number {
+  return context.metrics.get('mm.legacy_page_bytes');
+}
+
+/** An sg_table segment limit for a device: sg->length is 32-bit (include/linux/scatterlist.h). */
+function sgMaxSegment(device: DmaDevice): number {
+  return device.maxSegmentSize > BigInt(SCATTERLIST_MAX_SEGMENT)
+    ? SCATTERLIST_MAX_SEGMENT
+    : Number(device.maxSegmentSize);
+}
+
+function segmentNotes(kinds: readonly string[]): string {
+  const counts = new Map<string, number>();
+  for (const k of kinds) counts.set(k, (counts.get(k) ?? 0) + 1);
+  return [...counts.entries()].map(([k, n]) => `${n} ${k}`).join(', ');
+}
+
+/** Maps a PhyrList through the physr DMA API; returns the target and a note. */
+function mapPhysr(
+  context: SimContext,
+  device: DmaDevice,
+  what: string,
+  list: PhyrList,
+  dir: DmaDirection,
+  bufferOffset: bigint,
+  onRelease: () => void,
+  mmio: boolean,
+): { target: DmaTarget; note: string } {
+  const mapping = device.map(list, dir, mmio ? { mmio: true } : {});
+  for (const segment of mapping.segments)
+    context.metrics.add(`sim.segments_${segment.kind.replace(/-/g, '_')}`);
+  const target = new DmaTarget(
+    what,
+    'physr',
+    mapping.dma,
+    bufferOffset,
+    () => {
+      device.unmap(mapping);
+      onRelease();
+    },
+    (forCpu) => (forCpu ? device.syncForCpu(mapping) : device.syncForDevice(mapping)),
+  );
+  const reason = mapping.fallbackReason === undefined ? '' : ` (fallback: ${mapping.fallbackReason})`;
+  return {
+    target,
+    note: `${what}: ${list.count} ranges → ${mapping.dma.count} DMA ranges via ${mapping.path}; segments: ${segmentNotes(mapping.segments.map((s) => s.kind))}${reason}; first DMA address ${formatHex(mapping.dma.addressAt(0))}`,
+  };
+}
+
+/** Maps an sg_table through dma_map_sgtable; returns the target and a note. */
+function mapSg(
+  device: DmaDevice,
+  what: string,
+  table: SgTable,
+  dir: DmaDirection,
+  bufferOffset: bigint,
+  onRelease: () => void,
+): { target: DmaTarget; note: string } {
+  const nents = device.mapSg(table, dir);
+  const dma = table.toDmaRangeList();
+  const target = new DmaTarget(
+    what,
+    'sg',
+    dma,
+    bufferOffset,
+    () => {
+      device.unmapSg(table, dir);
+      onRelease();
+    },
+    (forCpu) => dmaSyncSg(device, table, dir, forCpu),
+  );
+  return {
+    target,
+    note: `${what}: ${table.origNents} sg entries (${table.metadataBytes} B) → ${nents} DMA segments; first DMA address ${formatHex(dma.addressAt(0))}`,
+  };
+}
+
+function mapBuffer(
+  context: SimContext,
+  device: DmaDevice,
+  name: string,
+  buffer: SimBuffer,
+  offset: bigint,
+  length: bigint,
+  via: DesignPath,
+  dir: DmaDirection,
+) {
+  const start = buffer.va + offset;
+  if (via === 'physr') {
+    const pinned = pinUserPages(buffer.mm, start, length, { write: true, longterm: false });
+    return mapPhysr(
+      context,
+      device,
+      name,
+      pinned.phyrs,
+      dir,
+      offset,
+      () => unpinUserPages(pinned, { dirty: true }),
+      false,
+    );
+  }
+  const before = legacyPageBytes(context);
+  const pages = pinUserPagesLegacy(buffer.mm, start, length, { write: true });
+  context.metrics.add(COUNTER.sgMetadataBytes, legacyPageBytes(context) - before);
+  const table = sgAllocTableFromPagesSegment(pages.pages, pages.offset, length, sgMaxSegment(device));
+  return mapSg(device, name, table, dir, offset, () => unpinUserPagesLegacy(pages, { dirty: true }));
+}
+
+/** The DMA range list of a target at [offset, offset + length) and the buffer offset it starts at. */
+function targetSpan(context: SimContext, name: string, offset: bigint, length: bigint) {
+  const target = context.objects.get(name, 'mapping', isTarget);
+  if (offset + length > target.dma.totalLength) {
+    fail(
+      'EINVAL',
+      `${formatHex(offset)} + ${formatSize(length)} is outside "${name}" (${formatSize(target.dma.totalLength)} of DMA ranges)`,
+    );
+  }
+  return { list: target.dma.slice(offset, length), bufferOffset: target.bufferOffset + offset };
+}
+
+/** Runs one DMA transfer range by range; an aborted access stops it and is the step's fault. */
+function transfer(
+  list: DmaRangeList,
+  each: (address: bigint, at: number, length: number) => string | undefined,
+): string | undefined {
+  let at = 0;
+  let fault: string | undefined;
+  list.forEachRange((address, length) => {
+    if (fault !== undefined) return;
+    fault = each(address, at, Number(length));
+    at += Number(length);
+  });
+  return fault;
+}
+
+let registered = false;
+
+export function registerDmaSteps(): void {
+  if (registered) return;
+  registered = true;
+
+  registerStep('probe', (body, context) => {
+    const world = worldOf(context);
+    const bdf = world.bdf(body.device);
+    const device = world.machine.device(bdf, {
+      ...(body.dmaMask === undefined ? {} : { dmaMask: body.dmaMask }),
+      ...(body.maxSegmentSize === undefined ? {} : { maxSegmentSize: body.maxSegmentSize }),
+      ...(body.segmentBoundary === undefined ? {} : { segmentBoundaryMask: body.segmentBoundary }),
+      ...(body.untrusted === undefined ? {} : { untrusted: body.untrusted }),
+      ...(body.passthrough === undefined ? {} : { passthrough: body.passthrough }),
+    });
+    const domain = device.domain?.type ?? 'none (no IOMMU)';
+    return {
+      notes: [
+        `${body.device} = ${bdf}: DMA mask ${formatHex(device.dmaMask)}, max segment ${formatSize(device.maxSegmentSize)}, domain ${domain}${device.usesIommu ? ' (dma-iommu)' : ' (dma-direct)'}`,
+      ],
+    };
+  });
+
+  registerStep('map', (body, context): StepResult => {
+    const world = worldOf(context);
+    const device = world.dmaDevice(body.device);
+    const dir = DIRECTION[body.direction];
+    const kind = context.objects.kindOf(body.buffer);
+    let mapped: { target: DmaTarget; note: string };
+    if (kind === 'dmabuf') {
+      const dmabuf = context.objects.get(body.buffer, 'dmabuf', isDmabuf);
+      const length = body.length ?? dmabuf.buf.size - body.offset;
+      if (body.via === 'physr') {
+        // A dynamic importer of the dma-buf: revoke/move_notify unmaps it (drivers/dma-buf/dma-buf.c).
+        const buf = dmabuf.buf;
+        const attachment = buf.attach(dmaDeviceImporter(device), {
+          allowPeer2peer: true,
+          moveNotify(att) {
+            for (const m of att.mappings) buf.unmap(m);
+          },
+        });
+        const mapping = buf.map(attachment, body.direction);
+        const ranges = mapping.ranges.slice(body.offset, length);
+        context.metrics.add(`sim.segments_${(mapping.p2p ?? 'host').replace(/-/g, '_')}`);
+        mapped = {
+          target: new DmaTarget(body.name, 'physr', ranges, body.offset, () => {
+            if (attachment.mappings.includes(mapping)) buf.unmap(mapping);
+            buf.detach(attachment);
+          }),
+          note: `${body.name}: dma-buf ${body.buffer} attached by ${device.bdf}: ${mapping.p2p ?? 'host memory'} via ${mapping.path}; ${ranges.count} DMA ranges at ${formatHex(ranges.addressAt(0))}`,
+        };
+      } else {
+        const table = phyrListToSgTable(dmabuf.phys.slice(body.offset, length), {
+          maxSegment: sgMaxSegment(device),
+        });
+        mapped = mapSg(device, body.name, table, dir, body.offset, () => {});
+      }
+    } else if (kind === 'pin') {
+      const pin = context.objects.get(body.buffer, 'pin', isPin);
+      if (pin.released) fail('EINVAL', `pin "${body.buffer}" was released`);
+      if (pin.phyrs !== undefined) {
+        const list = pin.phyrs.phyrs.slice(body.offset, body.length ?? pin.length - body.offset);
+        mapped = mapPhysr(context, device, body.name, list, dir, pin.offset + body.offset, () => {}, false);
+      } else {
+        const pages = pin.pages!;
+        const table = sgAllocTableFromPagesSegment(
+          pages.pages,
+          pages.offset,
+          pin.length,
+          sgMaxSegment(device),
+        );
+        mapped = mapSg(device, body.name, table, dir, pin.offset, () => {});
+      }
+      if (pin.via !== body.via)
+        fail('EINVAL', `pin "${body.buffer}" is in the ${pin.via} form, not ${body.via}`);
+    } else {
+      const buffer = context.objects.get(body.buffer, 'buffer', isBuffer);
+      const length = body.length ?? buffer.length - body.offset;
+      if (body.offset + length > buffer.length)
+        fail('EINVAL', `${formatHex(body.offset)} + ${formatSize(length)} is outside "${body.buffer}"`);
+      mapped = mapBuffer(context, device, body.name, buffer, body.offset, length, body.via, dir);
+    }
+    context.objects.define(body.name, 'mapping', mapped.target);
+    return { path: body.via, notes: [mapped.note] };
+  });
+
+  registerStep('sync', (body, context) => {
+    const target = context.objects.get(body.mapping, 'mapping', isTarget);
+    if (target.sync === undefined)
+      fail('EINVAL', `"${body.mapping}" has no CPU sync (not a DMA-API mapping)`);
+    target.sync(body.for === 'cpu');
+    return { path: target.via };
+  });
+
+  registerStep('unmap', (body, context): StepResult => {
+    const kind = context.objects.kindOf(body.mapping);
+    if (kind === 'pin') {
+      const pin = context.objects.get(body.mapping, 'pin', isPin);
+      if (pin.released) fail('EINVAL', `pin "${body.mapping}" was already released`);
+      if (pin.phyrs !== undefined) unpinUserPages(pin.phyrs, { dirty: true });
+      else unpinUserPagesLegacy(pin.pages!, { dirty: true });
+      pin.released = true;
+      return { path: pin.via };
+    }
+    if (kind === 'mr') {
+      const mr = context.objects.get(body.mapping, 'mr', isMr);
+      mr.context.deregisterMr(mr.mr);
+      mr.released = true;
+      return { notes: [`${body.mapping}: deregistered`] };
+    }
+    const target = context.objects.get(body.mapping, 'mapping', isTarget);
+    target.release();
+    return { path: target.via };
+  });
+
+  registerStep('dma-write', (body, context): StepResult => {
+    const world = worldOf(context);
+    const engine = world.engine(body.device);
+    const n = Number(body.length);
+    if (context.objects.kindOf(body.buffer) === 'mr')
+      return mrAccess(context, body.buffer, body.offset, n, body.pattern);
+    const { list, bufferOffset } = targetSpan(context, body.buffer, body.offset, body.length);
+    const data = patternBytes(body.pattern, bufferOffset, n);
+    const fault = transfer(list, (address, at, length) => {
+      const record = engine.tryDmaWrite(address, data.subarray(at, at + length));
+      return record.fault === undefined ? undefined : describeAccess(record);
+    });
+    return fault === undefined
+      ? { notes: [`${body.device} wrote ${formatSize(body.length)} over ${list.count} DMA ranges`] }
+      : { observed: { fault } };
+  });
+
+  registerStep('dma-read', (body, context): StepResult => {
+    const world = worldOf(context);
+    const engine = world.engine(body.device);
+    const n = Number(body.length);
+    if (context.objects.kindOf(body.buffer) === 'mr')
+      return mrAccess(context, body.buffer, body.offset, n, undefined);
+    const { list, bufferOffset } = targetSpan(context, body.buffer, body.offset, body.length);
+    const out = new Uint8Array(n);
+    const fault = transfer(list, (address, at, length) => {
+      const { record, data } = engine.tryDmaRead(address, length);
+      if (record.fault !== undefined) return describeAccess(record);
+      out.set(data, at);
+      return undefined;
+    });
+    return fault === undefined ? { observed: { bytes: out, offset: bufferOffset } } : { observed: { fault } };
+  });
+
+  registerStep('flush', (_body, context) => {
+    worldOf(context).machine.flushQueues();
+    return { notes: ['flush queues drained (IOTLB invalidated for every queued unmap)'] };
+  });
+}
+
+/** RDMA WRITE (pattern given) or READ by a peer into/from an MR: (rkey, MR iova + offset). */
+function mrAccess(
+  context: SimContext,
+  name: string,
+  offset: bigint,
+  length: number,
+  pattern: Parameters<typeof patternBytes>[0] | undefined,
+): StepResult {
+  const { context: rdma, mr } = context.objects.get(name, 'mr', isMr);
+  try {
+    if (pattern !== undefined) {
+      rdma.rdmaWrite(mr.rkey, mr.iova + offset, patternBytes(pattern, offset, length));
+      return { notes: [`RDMA WRITE of ${formatSize(BigInt(length))} to rkey ${formatHex(BigInt(mr.rkey))}`] };
+    }
+    return { observed: { bytes: rdma.rdmaRead(mr.rkey, mr.iova + offset, length), offset } };
+  } catch (error) {
+    if (error instanceof DmaAccessError) return { observed: { fault: error.reason } };
+    throw error;
+  }
+}
