@@ -1,0 +1,128 @@
+/**
+ * Every built-in scenario passes through the engine (one test each, so a failure names it); a broken
+ * expectation after a real DMA fails the run and names the step; `physr run` exits non-zero on it;
+ * malformed files with the new step fields give one located error.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import {
+  builtinScenarioNames,
+  isScenarioError,
+  listPlatforms,
+  loadScenarioFile,
+  parseScenario,
+  registerBuiltins,
+  resolveScenarioTarget,
+  runScenario,
+} from '../../src/sim/index.ts';
+
+registerBuiltins();
+
+describe('built-in scenarios', () => {
+  for (const name of builtinScenarioNames()) {
+    it(`${name} passes`, async () => {
+      const report = await runScenario(loadScenarioFile(resolveScenarioTarget(name)));
+      expect(report.failure).toBeUndefined();
+      expect(report.status).toBe('passed');
+    }, 30_000);
+  }
+});
+
+describe('platforms', () => {
+  it('lists the built-ins with their device labels', () => {
+    const names = listPlatforms().map((p) => p.name);
+    for (const n of ['x86-2s', 'laptop', 'arm-server', 'amd-server']) expect(names).toContain(n);
+    const x86 = listPlatforms().find((p) => p.name === 'x86-2s')!;
+    expect(x86.description).toContain('gpu0=03:00.0');
+    expect(x86.description).toContain('nic1=81:00.0');
+    expect(x86.description).toContain('nvme0=06:00.0');
+  });
+});
+
+const BROKEN = `name: broken-bytes
+platform: x86-2s
+steps:
+  - allocate: { name: buf, size: 16K }
+  - map: { name: m, buffer: buf, device: nvme0, via: physr, direction: from-device }
+  - dma-write: { device: nvme0, buffer: m, length: 16K, pattern: seq }
+  - check: { buffer: buf, length: 16K, pattern: seq:1 }
+`;
+
+describe('a broken expectation', () => {
+  it('fails the scenario and says which step and why', async () => {
+    const report = await runScenario(parseScenario(BROKEN, '/tmp/broken.yaml'));
+    expect(report.status).toBe('failed');
+    expect(report.failure).toMatchObject({ step: 3, op: 'check', line: 7 });
+    expect(report.failure!.reason).toMatch(/bytes = seq:1: byte at offset 0x0 is 0x00/);
+  });
+
+  it('makes physr run exit non-zero', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'physr-sim-'));
+    const file = join(dir, 'broken.yaml');
+    writeFileSync(file, BROKEN);
+    let status = 0;
+    let out = '';
+    try {
+      execFileSync('npx', ['tsx', 'src/cli/main.ts', 'run', file], { encoding: 'utf8', stdio: 'pipe' });
+    } catch (error) {
+      const e = error as { status: number; stdout: string };
+      status = e.status;
+      out = e.stdout;
+    }
+    expect(status).toBe(1);
+    expect(out).toContain('failed at step 4 (check, line 7)');
+  }, 30_000);
+
+  it('an unexpected fault fails the step, an expected one passes', async () => {
+    const text = `name: fault
+platform: x86-2s
+iommu: { mode: strict }
+steps:
+  - allocate: { name: buf, size: 4K }
+  - map: { name: m, buffer: buf, device: nic0 }
+  - unmap: { mapping: m }
+  - dma-write: { device: nic0, buffer: m, length: 4K, pattern: seq }
+`;
+    const report = await runScenario(parseScenario(text, '/tmp/fault.yaml'));
+    expect(report.status).toBe('failed');
+    expect(report.failure!.reason).toMatch(/unexpected fault/);
+    const ok = await runScenario(parseScenario(`${text}    expect: { fault: true }\n`, '/tmp/fault.yaml'));
+    expect(ok.status).toBe('passed');
+  });
+
+  it('an unknown device label is a step error naming the labels', async () => {
+    const report = await runScenario(
+      parseScenario(
+        `name: nodev\nplatform: laptop\nsteps:\n  - probe: { device: gpu7 }\n`,
+        '/tmp/nodev.yaml',
+      ),
+    );
+    expect(report.status).toBe('error');
+    expect(report.failure!.reason).toMatch(/ENODEV: no device "gpu7".*gpu0=0000:00:02.0/);
+  });
+});
+
+describe('malformed new fields', () => {
+  const cases: [string, string, RegExp][] = [
+    ['probe mask', '  - probe: { device: nvme0, dmaMask: 65 }', /line 4.*dmaMask.*1\.\.64/s],
+    ['sync for', '  - sync: { mapping: m, for: gpu }', /line 4.*for/s],
+    ['register-mr size', '  - register-mr: { name: r, buffer: b, device: nic0, iova: zz }', /line 4.*iova/s],
+  ];
+  for (const [what, step, message] of cases) {
+    it(what, () => {
+      let error: unknown;
+      try {
+        parseScenario(`name: bad\nplatform: x86-2s\nsteps:\n${step}\n`, '/tmp/bad.yaml');
+      } catch (e) {
+        error = e;
+      }
+      expect(isScenarioError(error)).toBe(true);
+      expect(String((error as Error).message ?? error)).toBeTruthy();
+      const loc = (error as { location?: { line?: number; field?: string } }).location;
+      expect(`line ${loc?.line} ${loc?.field} ${(error as { reason: string }).reason}`).toMatch(message);
+    });
+  }
+});
