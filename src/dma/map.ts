@@ -16,8 +16,9 @@
  * The result's DmaRangeList obeys the device's max_segment_size and segment boundary (the IOVA of a
  * segment is one contiguous run, cut by those rules).
  *
- * Cost accounting: `dma.maps`/`dma.unmaps`, `core.physr_metadata_bytes` (the PhyrList handed in plus
- * the DmaRangeList handed out), PTE writes, IOTLB flushes and IOVA allocations from the iommu layer,
+ * Cost accounting: `dma.maps`/`dma.unmaps`, `core.physr_metadata_bytes` for the DmaRangeList handed
+ * out (metadata is counted where it is built: the PhyrList handed in was counted by whoever built it,
+ * e.g. pin_user_pages, as dma_map_sg counts the sg_table it fills), PTE writes, IOTLB flushes and IOVA allocations from the iommu layer,
  * `dma.bounce_bytes` from swiotlb, `dma.cache_sync_bytes` for non-coherent devices.
  */
 import {
@@ -523,8 +524,7 @@ export function dmaMapPhyrList(
   const type: DmaMappingType = pieces.some((p) => p.state !== undefined) ? 'iova' : 'phys';
   const mapping = register(device, type, list, dir, attrs, pieces, segments, fallbackReason);
   const metrics = device.machine.metrics;
-  metrics.add(COUNTER.physrMetadataBytes, list.metadataBytes + mapping.dma.metadataBytes);
-  metrics.add(COUNTER.physrRanges, list.count);
+  metrics.add(COUNTER.physrMetadataBytes, mapping.dma.metadataBytes);
   return mapping;
 }
 
@@ -683,7 +683,7 @@ export function mapPhys(
     bouncedBytes: piece.bounce === undefined ? 0n : size,
   };
   const mapping = register(device, 'phys', source, dir, attrs, [piece], [segment], undefined, true);
-  device.machine.metrics.add(COUNTER.physrMetadataBytes, source.metadataBytes + dma.metadataBytes);
+  // dma_map_phys returns one dma_addr_t: no list metadata to count.
   return mapping;
 }
 

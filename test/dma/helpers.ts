@@ -75,3 +75,8 @@ export function deviceWrite(device: DmaDevice, mapping: DmaMapping, data: Uint8A
     }
   });
 }
+
+/** Byte equality without vitest's slow deep-equal on large typed arrays. */
+export function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && Buffer.compare(a, b) === 0;
+}
