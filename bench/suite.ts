@@ -1,5 +1,6 @@
 import { coreBenchmark } from './core.bench.ts';
 import { devicesBenchmark } from './devices.bench.ts';
+import { dmaBenchmark } from './dma.bench.ts';
 import type { Benchmark } from './harness.ts';
 import { iommuBenchmark } from './iommu.bench.ts';
 import { pinBenchmark } from './mm.bench.ts';
@@ -10,6 +11,7 @@ export const suite: Benchmark[] = [
   coreBenchmark,
   platformMemoryBenchmark,
   iommuBenchmark,
+  dmaBenchmark,
   devicesBenchmark,
   pinBenchmark,
 ];
