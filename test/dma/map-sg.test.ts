@@ -1,0 +1,105 @@
+import { describe, expect, it } from 'vitest';
+import { COUNTER, PhyrList, phyrListToSgTable, SG_DMA_SWIOTLB } from '../../src/core/index.ts';
+import { builtinMachine, dmaMappingError, dmaSyncSg, mapPhys, sgMappedBy } from '../../src/dma/index.ts';
+import { cpuBytes, deviceBytes, fillPattern, sameBytes } from './helpers.ts';
+
+const GiB = 1n << 30n;
+const NVME = '0000:06:00.0';
+
+describe('legacy dma_map_sg', () => {
+  it('__finalise_sg merges page-aligned entries up to max_segment_size and writes nents', () => {
+    const m = builtinMachine('two-socket-server');
+    const dev = m.device(NVME, { maxSegmentSize: 0x3000n });
+    const list = PhyrList.fromRanges([
+      [5n * GiB, 0x1000n],
+      [6n * GiB, 0x1000n],
+      [7n * GiB, 0x1000n],
+      [8n * GiB, 0x1000n],
+      [9n * GiB + 0x200n, 0x100n], // starts mid-page: a new segment
+    ]);
+    const sgt = phyrListToSgTable(list);
+    expect(dev.mapSg(sgt, 'TO_DEVICE')).toBe(3);
+    expect(sgt.nents).toBe(3);
+    expect(
+      sgt
+        .toDmaRangeList()
+        .toArray()
+        .map((r) => r.length),
+    ).toEqual([0x3000n, 0x1000n, 0x100n]);
+    expect(m.metrics.get(COUNTER.iovaAllocations)).toBe(1);
+    expect(sgMappedBy(sgt)).toBe(dev);
+    fillPattern(dev, list);
+    expect(sameBytes(deviceBytes(dev, sgt.toDmaRangeList()), cpuBytes(dev, list))).toBe(true);
+    dev.unmapSg(sgt, 'TO_DEVICE');
+    expect(sgMappedBy(sgt)).toBeUndefined();
+    expect(dev.domain!.pageTable!.countLeaves().size).toBe(0);
+    expect(m.debug.findings).toEqual([]);
+  });
+
+  it('an untrusted device maps entry by entry and bounces the unaligned ones', () => {
+    const m = builtinMachine('two-socket-server');
+    const dev = m.device(NVME, { untrusted: true });
+    const list = PhyrList.fromRanges([
+      [5n * GiB, 0x1000n],
+      [6n * GiB + 0x80n, 0x100n],
+    ]);
+    fillPattern(dev, list);
+    const sgt = phyrListToSgTable(list);
+    expect(dev.mapSg(sgt, 'BIDIRECTIONAL')).toBe(2);
+    const slots = sgt.entrySlots();
+    expect(sgt.dmaFlagsAt(slots[0]!)).toBe(0);
+    expect(sgt.dmaFlagsAt(slots[1]!)).toBe(SG_DMA_SWIOTLB);
+    expect(m.metrics.get(COUNTER.iovaAllocations)).toBe(2);
+    expect(m.metrics.get(COUNTER.bounceBytes)).toBe(0x100);
+    expect(sameBytes(deviceBytes(dev, sgt.toDmaRangeList()), cpuBytes(dev, list))).toBe(true);
+    dmaSyncSg(dev, sgt, 'BIDIRECTIONAL', true);
+    dev.unmapSg(sgt, 'BIDIRECTIONAL');
+    expect(m.swiotlb!.usedSlots).toBe(0);
+  });
+
+  it('refuses BAR memory without struct pages and unsupported P2P', () => {
+    const m = builtinMachine('laptop');
+    const dev = m.device('0000:01:00.0');
+    // The iGPU's BAR0 is not prefetchable: not published, no struct pages.
+    expect(() =>
+      dev.mapSg(phyrListToSgTable(PhyrList.fromRanges([[0x8000_0000n, 0x1000n]])), 'TO_DEVICE'),
+    ).toThrow(/without struct pages/);
+    expect(() =>
+      dev.mapSg(phyrListToSgTable(PhyrList.fromRanges([[0x200_0000_0000n, 0x1000n]])), 'TO_DEVICE'),
+    ).toThrow(/P2PDMA whitelist/);
+    expect(m.metrics.get(COUNTER.iovaAllocations)).toBe(0);
+  });
+
+  it('a non-coherent device counts cache maintenance on both paths', () => {
+    const m = builtinMachine('arm-server', { iommu: false });
+    const dev = m.device('0000:01:00.0', { coherent: false });
+    const list = PhyrList.fromRanges([[0x80_0000_0000n, 0x2000n]]);
+    const map = dev.map(list, 'FROM_DEVICE');
+    dev.unmap(map);
+    const physr = m.metrics.get('dma.cache_sync_bytes');
+    expect(physr).toBe(0x4000); // for_device at map, for_cpu at unmap
+    const sgt = phyrListToSgTable(list);
+    dev.mapSg(sgt, 'FROM_DEVICE');
+    dev.unmapSg(sgt, 'FROM_DEVICE');
+    expect(m.metrics.get('dma.cache_sync_bytes')).toBe(2 * physr);
+    // MMIO is never cache-maintained.
+    const bar = mapPhys(dev, 0x200_0000_0000n, 0x1000n, 'TO_DEVICE', { mmio: true });
+    dmaMappingError(bar);
+    dev.unmap(bar);
+    expect(m.metrics.get('dma.cache_sync_bytes')).toBe(2 * physr);
+  });
+
+  it('lazy mode: unmap_sg queues the IOVA and defers the flush', () => {
+    const m = builtinMachine('two-socket-server', { strict: false });
+    const dev = m.device(NVME);
+    const sgt = phyrListToSgTable(PhyrList.fromRanges([[5n * GiB, 0x1000n]]));
+    dev.mapSg(sgt, 'TO_DEVICE');
+    const flushes = m.metrics.get(COUNTER.iotlbFlushes);
+    dev.unmapSg(sgt, 'TO_DEVICE');
+    expect(m.metrics.get(COUNTER.iotlbFlushes)).toBe(flushes);
+    expect(dev.domain!.queuedIovas).toBe(1);
+    m.advanceClock(10);
+    expect(dev.domain!.queuedIovas).toBe(0);
+    expect(m.metrics.get(COUNTER.iotlbFlushes)).toBe(flushes + 1);
+  });
+});
