@@ -31,6 +31,7 @@ import {
   formatSize,
   type PhyrList,
   PhyrListBuilder,
+  U64_MAX,
 } from '../core/index.ts';
 import { busAddressOf, calcP2pDecision, type P2pDecision } from '../platform/index.ts';
 import type { DmaDevice } from './device.ts';
@@ -138,6 +139,21 @@ export function classifyRanges(device: DmaDevice, list: PhyrList): ClassifiedRan
     offset += length;
   });
   return out;
+}
+
+/**
+ * dma_max_mapping_size (kernel/dma/mapping.c): the largest single mapping the device can be given.
+ * dma-direct: swiotlb's per-mapping limit when bouncing may happen (forced, or the mask does not
+ * cover all RAM: dma_addressing_limited); dma-iommu: the same limit for untrusted devices; else none.
+ */
+export function dmaMaxMappingSize(device: DmaDevice): bigint {
+  const swiotlb = device.machine.swiotlb;
+  if (swiotlb === undefined) return U64_MAX;
+  const limit = swiotlb.maxMappingSize(device.minAlignMask);
+  if (dmaDomainOf(device) !== undefined) return device.untrusted ? limit : U64_MAX;
+  const lastRam = device.machine.platform.memoryMap.byKind('ram').at(-1)?.last ?? 0n;
+  const limited = device.dmaMask < lastRam - device.dmaRangeOffset;
+  return device.forceBounce || limited ? limit : U64_MAX;
 }
 
 /** dma_capable (include/linux/dma-direct.h): the last byte within the device's mask. */
@@ -288,9 +304,15 @@ export function iovaLayoutProblem(ranges: readonly ClassifiedRange[], granule: b
 }
 
 /** Splits ranges by the device's segment rules (what a block layer does before mapping). */
-function splitForDevice(device: DmaDevice, ranges: readonly ClassifiedRange[]): ClassifiedRange[] {
+function splitForDevice(
+  device: DmaDevice,
+  ranges: readonly ClassifiedRange[],
+  mappingLimit = true,
+): ClassifiedRange[] {
   const out: ClassifiedRange[] = [];
-  const max = device.maxSegmentSize;
+  const max = mappingLimit
+    ? bigintMin(device.maxSegmentSize, dmaMaxMappingSize(device))
+    : device.maxSegmentSize;
   const boundary = device.segmentBoundaryMask;
   for (const r of ranges) {
     let address = r.address;
@@ -499,7 +521,7 @@ export function dmaMapPhyrList(
       while (j < classified.length && classified[j]!.cls === cls) j++;
       const run = classified.slice(i, j);
       if (cls === 'bus-address') {
-        for (const r of splitForDevice(device, run)) {
+        for (const r of splitForDevice(device, run, false)) {
           pieces.push({
             kind: 'bus-address',
             sourceOffset: r.sourceOffset,

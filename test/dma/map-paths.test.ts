@@ -10,7 +10,7 @@ import {
   mapPhys,
   unmapPhys,
 } from '../../src/dma/index.ts';
-import { cpuBytes, deviceBytes, dmaToPhys, fillPattern } from './helpers.ts';
+import { cpuBytes, deviceBytes, dmaToPhys, fillPattern, sameBytes } from './helpers.ts';
 
 const GiB = 1n << 30n;
 const NIC = '0000:04:00.0';
@@ -312,5 +312,24 @@ describe('dma_map_phys', () => {
     dmaMappingError(map);
     nic.unmap(map);
     expect(m.debug.findings).toEqual([]);
+  });
+});
+
+describe('dma_max_mapping_size', () => {
+  it('an addressing-limited direct device gets ranges cut to what swiotlb can bounce', async () => {
+    const { dmaMaxMappingSize } = await import('../../src/dma/index.ts');
+    const m = builtinMachine('two-socket-server', { iommu: false });
+    const dev = m.device(NVME, { dmaMask: 32, maxSegmentSize: 1n << 32n });
+    expect(dmaMaxMappingSize(dev)).toBe(0x4_0000n);
+    const list = PhyrList.fromRanges([[5n * GiB, 0x20_0000n]]);
+    fillPattern(dev, list);
+    const map = dev.map(list, 'TO_DEVICE');
+    // Eight 256 KiB bounces (they may sit back to back in the pool, so the DMA ranges can merge).
+    expect(map.pieces.length).toBe(8);
+    expect(map.pieces.every((p) => p.kind === 'bounce' && p.size === 0x4_0000n)).toBe(true);
+    expect(sameBytes(deviceBytes(dev, map.dma), cpuBytes(dev, list))).toBe(true);
+    dev.unmap(map);
+    const wide = m.device('0000:04:00.0', { maxSegmentSize: 1n << 32n });
+    expect(dmaMaxMappingSize(wide)).toBe((1n << 64n) - 1n);
   });
 });
