@@ -282,6 +282,8 @@ export function amdServer(): PciTopology {
 
 export interface BuiltinTopology {
   readonly name: string;
+  /** Other names it answers to (the scenario platform names, e.g. `x86-2s`). */
+  readonly aliases: readonly string[];
   readonly description: string;
   readonly iommu: 'intel-vt-d' | 'amd-vi' | 'arm-smmu-v3' | 'none';
   readonly build: () => PciTopology;
@@ -290,6 +292,7 @@ export interface BuiltinTopology {
 export const BUILTIN_TOPOLOGIES: readonly BuiltinTopology[] = [
   {
     name: 'two-socket-server',
+    aliases: ['x86-2s'],
     description:
       '2x Intel Ice Lake Xeon (allowlisted host bridges), PCIe switch with GPU + RDMA NIC, NVMe, second NIC',
     iommu: 'intel-vt-d',
@@ -297,24 +300,28 @@ export const BUILTIN_TOPOLOGIES: readonly BuiltinTopology[] = [
   },
   {
     name: 'two-socket-server-acs',
+    aliases: ['x86-2s-acs'],
     description: 'two-socket-server with ACS redirect on: GPU<->NIC goes through the host bridge',
     iommu: 'intel-vt-d',
     build: () => twoSocketServer({ acsRedirect: true }),
   },
   {
     name: 'laptop',
+    aliases: [],
     description: 'Tiger Lake laptop: iGPU (RC-integrated), NVMe, Wi-Fi; host bridge not allowlisted, no P2P',
     iommu: 'intel-vt-d',
     build: laptop,
   },
   {
     name: 'arm-server',
+    aliases: [],
     description: 'Ampere-style ARM server, SMMUv3, two non-allowlisted root complexes, high-mapped windows',
     iommu: 'arm-smmu-v3',
     build: armServer,
   },
   {
     name: 'amd-server',
+    aliases: [],
     description: 'AMD EPYC family 0x19: P2P through the host bridge allowed by the CPU rule',
     iommu: 'amd-vi',
     build: amdServer,
@@ -322,5 +329,5 @@ export const BUILTIN_TOPOLOGIES: readonly BuiltinTopology[] = [
 ];
 
 export function builtinTopology(name: string): BuiltinTopology | undefined {
-  return BUILTIN_TOPOLOGIES.find((b) => b.name === name);
+  return BUILTIN_TOPOLOGIES.find((b) => b.name === name || b.aliases.includes(name));
 }

@@ -1,6 +1,7 @@
 export * from './builtin-topologies.ts';
 export * from './byte-store.ts';
 export { type ImportNote, parseCpuInfo, type TopologyImport } from './capture-import.ts';
+export * from './device-labels.ts';
 export * from './folio-allocator.ts';
 export * from './iomem-import.ts';
 export * from './iommu-groups.ts';

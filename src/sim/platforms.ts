@@ -14,13 +14,15 @@ import {
   builtinPlatform,
   builtinTopology,
   createPlatformModel,
+  deviceLabels,
+  formatDeviceLabels,
   type IommuKind,
   importSysfs,
   type PciTopology,
   type PlatformModel,
-  parseBdf,
   parseIomem,
   type RamLayoutEntry,
+  resolveDevice as resolveTopologyDevice,
 } from '../platform/index.ts';
 import {
   type PlatformInstance,
@@ -33,54 +35,9 @@ import {
 const GiB = 1n << 30n;
 const MiB = 1n << 20n;
 
-/** The label prefix of an endpoint, from its PCI class (include/linux/pci_ids.h class codes). */
-function labelPrefix(classCode: number | undefined): string {
-  if (classCode === undefined) return 'dev';
-  const base = classCode >> 16;
-  const sub = (classCode >> 8) & 0xff;
-  if (base === 0x01 && sub === 0x08) return 'nvme';
-  if (base === 0x01) return 'storage';
-  if (base === 0x03) return 'gpu';
-  if (base === 0x02 && sub === 0x80) return 'wifi';
-  if (base === 0x02) return 'nic';
-  return 'dev';
-}
-
-/** gpu0, nic0, nic1, nvme0…: endpoints numbered per kind in BDF order. */
-export function deviceLabels(topology: PciTopology): Map<string, Bdf> {
-  const labels = new Map<string, Bdf>();
-  const counts = new Map<string, number>();
-  const endpoints = [...topology.functions.values()]
-    .filter((f) => f.kind === 'endpoint' || f.kind === 'rc-integrated-endpoint')
-    .sort((a, b) => a.bdf.localeCompare(b.bdf));
-  for (const fn of endpoints) {
-    const prefix = labelPrefix(fn.classCode);
-    const n = counts.get(prefix) ?? 0;
-    counts.set(prefix, n + 1);
-    labels.set(`${prefix}${n}`, fn.bdf);
-  }
-  return labels;
-}
-
 /** A device named by label or BDF (`03:00.0` or `0000:03:00.0`); ENODEV with the known labels. */
 export function resolveDevice(platform: SimPlatform, name: string): Bdf {
-  const labelled = platform.labels.get(name);
-  if (labelled !== undefined) return labelled;
-  let bdf: Bdf | undefined;
-  try {
-    bdf = parseBdf(name);
-  } catch (error) {
-    if (!isPhysrError(error)) throw error;
-  }
-  if (bdf === undefined || !platform.model.topology.functions.has(bdf)) {
-    const known = [...platform.labels.entries()].map(([l, b]) => `${l}=${b}`).join(', ');
-    fail('ENODEV', `no device "${name}" on ${platform.model.name} (labels: ${known || 'none'})`);
-  }
-  return bdf;
-}
-
-function labelText(labels: ReadonlyMap<string, Bdf>): string {
-  return [...labels.entries()].map(([l, b]) => `${l}=${b.replace(/^0000:/, '')}`).join(' ');
+  return resolveTopologyDevice(platform.model.topology, name);
 }
 
 /**
@@ -138,7 +95,7 @@ export const BUILTIN_PLATFORMS: readonly { name: string; builtin: string; summar
 /** Label list of a built-in platform (for descriptions and `physr list`). */
 function builtinLabels(builtin: string): string {
   const topology = builtinTopology(builtin)?.build();
-  return topology === undefined ? '' : labelText(deviceLabels(topology));
+  return topology === undefined ? '' : formatDeviceLabels(topology);
 }
 
 /** RAM the capture's /proc/iomem lists, or undefined when it has none (or hides addresses). */

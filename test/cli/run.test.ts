@@ -83,7 +83,7 @@ describe('physr run', () => {
     );
     const list = await cli(['list']);
     expect(list.stdout).toMatch(/range-list-metadata\s+core-only/);
-    expect(list.stdout).toMatch(/platforms:\n\s+core-only/);
+    expect(list.stdout).toMatch(/platforms:\n(.*\n)*\s+core-only\s+no memory map/);
     const compare = await cli(['compare', 'range-list-metadata']);
     expect(compare.status).toBe(0);
     expect(compare.stdout).toMatch(/metadata \(bytes\)\s+64\s+192\s+3\.00x/);

@@ -94,6 +94,19 @@ describe('physr topo', () => {
 });
 
 describe('physr p2p', () => {
+  test('built-ins answer to the scenario platform names and devices to the scenario labels', async () => {
+    const { code, out } = await run(['p2p', '--builtin', 'x86-2s', 'gpu0', 'nic0', 'nic1']);
+    expect(code).toBe(0);
+    expect(out).toContain('topology: built-in two-socket-server');
+    expect(out).toContain('0000:03:00.0 -> 0000:04:00.0: bus-address');
+    expect(out).toContain('0000:03:00.0 -> 0000:81:00.0: through-host-bridge');
+    const acs = await run(['p2p', '--builtin', 'x86-2s-acs', 'gpu0', 'nic0']);
+    expect(acs.out).toContain('0000:03:00.0 -> 0000:04:00.0: through-host-bridge');
+    const bad = await run(['p2p', '--builtin', 'x86-2s', 'gpu9', 'nic0']);
+    expect(bad.code).toBe(2);
+    expect(bad.err).toMatch(/ENODEV: "gpu9" .*labels: gpu0=03:00\.0 nic0=04:00\.0/);
+  });
+
   test('switch-local pair with ACS redirect off below the switch, hop by hop', async () => {
     const { code, out } = await run(['p2p', '0000:83:00.0', '84:00.0', ...LSPCI]);
     expect(code).toBe(0);

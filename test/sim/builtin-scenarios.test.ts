@@ -101,7 +101,7 @@ steps:
       ),
     );
     expect(report.status).toBe('error');
-    expect(report.failure!.reason).toMatch(/ENODEV: no device "gpu7".*gpu0=0000:00:02.0/);
+    expect(report.failure!.reason).toMatch(/ENODEV: "gpu7" is neither a PCI address .*labels: gpu0=00:02.0/);
   });
 });
 

@@ -1,33 +1,12 @@
 /** `physr p2p PROVIDER CLIENT...`: the P2PDMA decision for each pair, as drivers/pci/p2pdma.c makes it. */
 import type { Command } from 'commander';
-import { fail } from '../../core/index.ts';
 import {
-  type Bdf,
   calcP2pDecision,
   formatP2pDecision,
-  type PciTopology,
   p2pDecisionToJson,
+  resolveDevice,
 } from '../../platform/index.ts';
 import { addSourceOptions, loadTopology, type SourceOptions } from './topo.ts';
-
-const FULL_BDF = /^[0-9a-f]{4,8}:[0-9a-f]{2}:[01][0-9a-f]\.[0-7]$/i;
-const SHORT_BDF = /^[0-9a-f]{2}:[01][0-9a-f]\.[0-7]$/i;
-
-/** A device named by BDF (`0000:03:00.0` or `03:00.0`) or by its label (built-ins). */
-export function resolveDevice(topology: PciTopology, name: string): Bdf {
-  const lower = name.toLowerCase();
-  const bdf = FULL_BDF.test(lower) ? lower : SHORT_BDF.test(lower) ? `0000:${lower}` : undefined;
-  if (bdf !== undefined) {
-    if (!topology.functions.has(bdf)) fail('ENODEV', `no PCI function ${bdf} in this topology`);
-    return bdf;
-  }
-  const matches = [...topology.functions.values()].filter((f) => f.name?.toLowerCase() === lower);
-  if (matches.length === 1) return matches[0]!.bdf;
-  if (matches.length > 1) fail('EINVAL', `"${name}" names ${matches.length} functions; use a BDF`);
-  const labels = [...topology.functions.values()].map((f) => f.name).filter((n) => n !== undefined);
-  const hint = labels.length > 0 ? ` (labels: ${labels.join(', ')})` : '';
-  fail('ENODEV', `"${name}" is neither a PCI address (DDDD:BB:DD.F) nor a device label${hint}`);
-}
 
 export function register(program: Command): void {
   addSourceOptions(

@@ -51,7 +51,7 @@ export function loadTopology(options: SourceOptions): LoadedTopology {
     if (builtin === undefined) {
       fail(
         'EINVAL',
-        `no built-in topology "${options.builtin}" (have: ${BUILTIN_TOPOLOGIES.map((b) => b.name).join(', ')})`,
+        `no built-in topology "${options.builtin}" (have: ${BUILTIN_TOPOLOGIES.map((b) => [b.name, ...b.aliases].join(' = ')).join(', ')})`,
       );
     }
     return { topology: builtin.build(), source: `built-in ${builtin.name}`, notes: [], live: false };
