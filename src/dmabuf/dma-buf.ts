@@ -24,6 +24,7 @@
  *    torn down by force and reported, so after revoke no device can reach the memory through it.
  */
 import {
+  COUNTER,
   type DmaRangeList,
   fail,
   formatHex,
@@ -305,6 +306,9 @@ export class DmaBuf {
       };
       att.records.push({ mapping, device, implicitPin });
       this.metrics.add('dmabuf.maps');
+      // The exporter built this list for the map (where the proposal replaces its sg_table).
+      this.metrics.add(COUNTER.physrRanges, phys.count);
+      this.metrics.add(COUNTER.physrMetadataBytes, phys.metadataBytes);
       return mapping;
     } catch (error) {
       if (phys !== undefined) this.ops.unmap?.(att, phys, dir);

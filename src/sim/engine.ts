@@ -27,6 +27,7 @@ import {
 import {
   compareSteps,
   type DesignPath,
+  designsOf,
   type ExpectationReport,
   type RunReport,
   type ScenarioFailure,
@@ -197,6 +198,7 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
       continue;
     }
     const before = metrics.snapshot();
+    const setupBefore = context.setupMetrics.snapshot();
     const expect = stepExpect(step);
     let result: StepResult | undefined;
     let refusal: PhysrError | undefined;
@@ -209,7 +211,10 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
       if (!isPhysrError(error)) throw error;
       refusal = error;
     }
-    const moved = metricsDelta(before, metrics.snapshot());
+    const moved = withoutSetup(
+      metricsDelta(before, metrics.snapshot()),
+      metricsDelta(setupBefore, context.setupMetrics.snapshot()),
+    );
     const path = result?.path ?? stepVia(step);
     const pathField = path === undefined ? {} : { path };
     const notes = result?.notes ?? [];
@@ -258,8 +263,19 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
     ...(failure === undefined ? {} : { failure }),
     steps,
     metrics: context.scenarioMetrics(),
+    designs: designsOf(steps),
     comparison: compareSteps(steps),
   };
+}
+
+/** A step's counters less what device probing moved during it (see SimContext.setupMetrics). */
+function withoutSetup(moved: MetricsSnapshot, setup: MetricsSnapshot): MetricsSnapshot {
+  const out: Record<string, number> = {};
+  for (const [name, value] of Object.entries(moved)) {
+    const left = value - (setup[name] ?? 0);
+    if (left !== 0) out[name] = left;
+  }
+  return out;
 }
 
 function toFailure(step: Step, reason: string): ScenarioFailure {

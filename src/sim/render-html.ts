@@ -3,7 +3,7 @@
  * scatterlist comparison, no scripts and no external assets. Every piece of text is escaped.
  */
 
-import { renderSummaryLine } from './render-text.ts';
+import { comparisonHeading, renderSummaryLine, suiteComparisonHeading } from './render-text.ts';
 import type { ComparisonRow, RunReport, ScenarioReport, StepReport } from './report.ts';
 
 const ESCAPES: Record<string, string> = {
@@ -104,8 +104,8 @@ function scenarioSection(s: ScenarioReport): string {
     `<p class="muted">platform ${escapeHtml(s.platform)} · seed ${escapeHtml(String(s.seed))} · IOTLB ${escapeHtml(s.iommuMode)} · ${escapeHtml(s.file)}</p>`,
     failure,
     `<table><tr><th></th><th>#</th><th>step</th><th>line</th><th>path</th><th>what happened</th></tr>${s.steps.map(stepRow).join('')}</table>`,
-    '<h3>physr vs scatterlist</h3>',
-    comparisonChart(s.comparison, `${s.name}: physr vs scatterlist`),
+    `<h3>${escapeHtml(comparisonHeading(s))}</h3>`,
+    comparisonChart(s.comparison, `${s.name}: ${comparisonHeading(s)}`),
     comparisonTable(s.comparison),
     '</section>',
   ].join('\n');
@@ -114,7 +114,7 @@ function scenarioSection(s: ScenarioReport): string {
 export function renderRunHtml(report: RunReport, title = 'physr run report'): string {
   const overall =
     report.scenarios.length > 1
-      ? `<section><h2>All scenarios: physr vs scatterlist</h2>${comparisonChart(report.comparison, 'all scenarios')}${comparisonTable(report.comparison)}</section>`
+      ? `<section><h2>${escapeHtml(suiteComparisonHeading(report))}</h2>${comparisonChart(report.comparison, 'the scenarios that ran both designs')}${comparisonTable(report.comparison)}</section>`
       : '';
   return [
     '<!doctype html>',

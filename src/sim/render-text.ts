@@ -27,7 +27,11 @@ function table(rows: readonly (readonly string[])[], rightAligned: readonly bool
 }
 
 /** The physr-vs-scatterlist table, indented by `indent`. */
-export function renderComparisonText(rows: readonly ComparisonRow[], indent = '  '): string {
+export function renderComparisonText(
+  rows: readonly ComparisonRow[],
+  indent = '  ',
+  bothDesignsRan = true,
+): string {
   const body = table(
     [
       ['metric', 'physr', 'scatterlist', 'sg/physr'],
@@ -35,7 +39,7 @@ export function renderComparisonText(rows: readonly ComparisonRow[], indent = ' 
         r.unit === r.metric ? r.metric : `${r.metric} (${r.unit})`,
         String(r.physr),
         String(r.sg),
-        ratioText(r),
+        bothDesignsRan ? ratioText(r) : '—',
       ]),
     ],
     [false, true, true, true],
@@ -73,8 +77,26 @@ export function renderScenarioText(scenario: ScenarioReport): string {
       `  failed at step ${f.step + 1} (${f.op}${f.line === undefined ? '' : `, line ${f.line}`}): ${f.reason}`,
     );
   }
-  lines.push('  physr vs scatterlist:', renderComparisonText(scenario.comparison, '    '));
+  lines.push(
+    `  ${comparisonHeading(scenario)}:`,
+    renderComparisonText(scenario.comparison, '    ', scenario.designs.length === 2),
+  );
   return lines.join('\n');
+}
+
+/** What a scenario's table compares: both designs, or the one it ran (the other column is empty). */
+export function comparisonHeading(scenario: ScenarioReport): string {
+  if (scenario.designs.length === 2) return 'physr vs scatterlist';
+  if (scenario.designs.length === 0) return 'costs (no step ran either design)';
+  return `costs (only the ${scenario.designs[0] === 'physr' ? 'physr' : 'scatterlist'} design runs here)`;
+}
+
+/** The heading of the suite's comparison: which scenarios it sums. */
+export function suiteComparisonHeading(report: RunReport): string {
+  const names = report.comparedScenarios;
+  return names.length === 0
+    ? 'no scenario ran both designs: nothing to compare across the suite'
+    : `physr vs scatterlist over the ${names.length} scenario${names.length === 1 ? '' : 's'} that ran both designs (${names.join(', ')})`;
 }
 
 export function renderSummaryLine(report: RunReport): string {
@@ -91,7 +113,7 @@ export function renderSummaryLine(report: RunReport): string {
 export function renderRunText(report: RunReport): string {
   const parts = report.scenarios.map(renderScenarioText);
   if (report.scenarios.length > 1) {
-    parts.push(`all scenarios, physr vs scatterlist:\n${renderComparisonText(report.comparison)}`);
+    parts.push(`${suiteComparisonHeading(report)}:\n${renderComparisonText(report.comparison)}`);
   }
   parts.push(renderSummaryLine(report));
   return `${parts.join('\n\n')}\n`;
@@ -100,8 +122,11 @@ export function renderRunText(report: RunReport): string {
 /** Only the comparisons (`physr compare`). */
 export function renderComparisonOnly(report: RunReport): string {
   const parts = report.scenarios.map(
-    (s) => `${s.name} (${s.platform}):\n${renderComparisonText(s.comparison)}`,
+    (s) =>
+      `${s.name} (${s.platform}), ${comparisonHeading(s)}:\n${renderComparisonText(s.comparison, '  ', s.designs.length === 2)}`,
   );
-  if (report.scenarios.length > 1) parts.push(`all scenarios:\n${renderComparisonText(report.comparison)}`);
+  if (report.scenarios.length > 1) {
+    parts.push(`${suiteComparisonHeading(report)}:\n${renderComparisonText(report.comparison)}`);
+  }
   return `${parts.join('\n\n')}\n`;
 }

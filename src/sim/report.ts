@@ -62,8 +62,12 @@ export interface ScenarioReport {
   readonly steps: readonly StepReport[];
   /** Counters the whole scenario moved. */
   readonly metrics: MetricsSnapshot;
+  /** Which designs the scenario's steps ran (a step's `path`). */
+  readonly designs: readonly Design[];
   readonly comparison: readonly ComparisonRow[];
 }
+
+export type Design = 'physr' | 'sg';
 
 export interface RunSummary {
   readonly scenarios: number;
@@ -78,8 +82,12 @@ export interface RunSummary {
 export interface RunReport {
   readonly scenarios: readonly ScenarioReport[];
   readonly summary: RunSummary;
-  /** The comparison summed over every scenario. */
+  /**
+   * The comparison summed over the scenarios that ran both designs (`comparedScenarios`): a scenario
+   * that runs only one design has nothing to compare it with, and would tilt the sum.
+   */
   readonly comparison: readonly ComparisonRow[];
+  readonly comparedScenarios: readonly string[];
 }
 
 /**
@@ -151,6 +159,11 @@ export function compareSteps(steps: readonly StepReport[]): ComparisonRow[] {
   });
 }
 
+/** The designs some step ran, physr first. */
+export function designsOf(steps: readonly StepReport[]): Design[] {
+  return (['physr', 'sg'] as const).filter((d) => steps.some((s) => s.path === d));
+}
+
 /** Row-wise sum of several comparisons (all built by {@link compareSteps}, same row order). */
 export function sumComparisons(tables: readonly (readonly ComparisonRow[])[]): ComparisonRow[] {
   return COMPARED.map((row, i) => {
@@ -177,6 +190,7 @@ export function summarizeRun(scenarios: readonly ScenarioReport[]): RunReport {
       }
     }
   }
+  const compared = scenarios.filter((s) => s.designs.length === 2);
   return {
     scenarios,
     summary: {
@@ -188,7 +202,8 @@ export function summarizeRun(scenarios: readonly ScenarioReport[]): RunReport {
       expectationsMet: met,
       expectationsFailed: failedExpectations,
     },
-    comparison: sumComparisons(scenarios.map((s) => s.comparison)),
+    comparison: sumComparisons(compared.map((s) => s.comparison)),
+    comparedScenarios: compared.map((s) => s.name),
   };
 }
 

@@ -2,7 +2,7 @@
  * What a step executor works with: the scenario, its platform, one Metrics object for the whole
  * scenario, a seeded PRNG, and the named objects earlier steps created (buffers, mappings, dma-bufs).
  */
-import { fail, type Metrics, type MetricsSnapshot, metricsDelta, type SeededRandom } from '../core/index.ts';
+import { fail, Metrics, type MetricsSnapshot, metricsDelta, type SeededRandom } from '../core/index.ts';
 import type { PlatformInstance } from './registry.ts';
 import type { Scenario } from './scenario-loader.ts';
 
@@ -47,15 +47,25 @@ export interface SimContext {
   readonly seed: bigint;
   readonly iommuMode: 'strict' | 'lazy';
   readonly objects: ObjectStore;
+  /**
+   * Counters moved by probing devices (iommu_probe_device and the group's default domain with its
+   * top-level table): boot-time work the kernel does before any driver maps, so the engine leaves it
+   * out of the step that happened to touch a device first. Otherwise whichever design ran first
+   * would pay for it in the comparison.
+   */
+  readonly setupMetrics: Metrics;
   /** Counters moved since the scenario began. */
   scenarioMetrics(): MetricsSnapshot;
 }
 
-export function createContext(fields: Omit<SimContext, 'scenarioMetrics' | 'objects'>): SimContext {
+export function createContext(
+  fields: Omit<SimContext, 'scenarioMetrics' | 'objects' | 'setupMetrics'>,
+): SimContext {
   const start = fields.metrics.snapshot();
   return {
     ...fields,
     objects: new ObjectStore(),
+    setupMetrics: new Metrics(),
     scenarioMetrics: () => metricsDelta(start, fields.metrics.snapshot()),
   };
 }

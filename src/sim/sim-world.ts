@@ -3,9 +3,9 @@
  * mode is known), the routing fabric, one user address space for the scenario's buffers, and the
  * device models (DMA engines, vfio-pci bindings, IOMMUFD, RDMA contexts) made on first use.
  */
-import { fail } from '../core/index.ts';
+import { type CounterName, fail, type Metrics, metricsDelta } from '../core/index.ts';
 import { DmaCapableDevice, type DmaFabric, machineFabric } from '../devices/index.ts';
-import { type DmaDevice, Machine } from '../dma/index.ts';
+import { type DmaDevice, type DmaDeviceProps, Machine } from '../dma/index.ts';
 import { IommufdCtx } from '../iommufd/index.ts';
 import { MemorySystem, MmStruct } from '../mm/index.ts';
 import type { Bdf } from '../platform/index.ts';
@@ -25,8 +25,11 @@ export class SimWorld {
   private readonly vfios = new Map<Bdf, VfioPciDevice>();
   private iommufdCtx: IommufdCtx | undefined;
 
-  constructor(platform: SimPlatform, strict: boolean) {
+  private readonly setupMetrics: Metrics;
+
+  constructor(platform: SimPlatform, strict: boolean, setupMetrics: Metrics) {
     this.platform = platform;
+    this.setupMetrics = setupMetrics;
     this.machine = new Machine(platform.model, { strict });
     this.fabric = machineFabric(this.machine);
     // anonOrders [] would be base pages only; the kernel default (PMD THP) is what a buffer gets.
@@ -44,7 +47,21 @@ export class SimWorld {
 
   /** The device's DMA-API identity (probing it the first time). */
   dmaDevice(name: string): DmaDevice {
-    return this.machine.device(this.bdf(name));
+    return this.probe(this.bdf(name));
+  }
+
+  /**
+   * machine.device (iommu_probe_device + default domain on first sight), with what the probe moved
+   * recorded as setup so no step is charged for it.
+   */
+  probe(bdf: Bdf, props: DmaDeviceProps = {}): DmaDevice {
+    const metrics = this.machine.metrics;
+    const before = metrics.snapshot();
+    const device = this.machine.device(bdf, props);
+    for (const [name, moved] of Object.entries(metricsDelta(before, metrics.snapshot()))) {
+      this.setupMetrics.add(name as CounterName, moved);
+    }
+    return device;
   }
 
   /** The device's DMA engine (what moves bytes by DMA address). */
@@ -52,7 +69,7 @@ export class SimWorld {
     const bdf = this.bdf(name);
     let engine = this.engines.get(bdf);
     if (engine === undefined) {
-      this.machine.device(bdf);
+      this.probe(bdf);
       engine = new DmaCapableDevice(this.fabric, bdf);
       this.engines.set(bdf, engine);
     }
@@ -95,7 +112,7 @@ export function worldOf(context: SimContext): SimWorld {
     if (platform === undefined) {
       fail('ENODEV', `platform ${context.platform.name} has no machine: this step needs devices and memory`);
     }
-    world = new SimWorld(platform, context.iommuMode === 'strict');
+    world = new SimWorld(platform, context.iommuMode === 'strict', context.setupMetrics);
     worlds.set(context, world);
   }
   return world;

@@ -179,7 +179,7 @@ export function registerDmaSteps(): void {
   registerStep('probe', (body, context) => {
     const world = worldOf(context);
     const bdf = world.bdf(body.device);
-    const device = world.machine.device(bdf, {
+    const device = world.probe(bdf, {
       ...(body.dmaMask === undefined ? {} : { dmaMask: body.dmaMask }),
       ...(body.maxSegmentSize === undefined ? {} : { maxSegmentSize: body.maxSegmentSize }),
       ...(body.segmentBoundary === undefined ? {} : { segmentBoundaryMask: body.segmentBoundary }),

@@ -15,8 +15,10 @@ import {
   loadScenarioFile,
   parseScenario,
   registerBuiltins,
+  renderRunText,
   resolveScenarioTarget,
   runScenario,
+  runSuite,
 } from '../../src/sim/index.ts';
 
 registerBuiltins();
@@ -125,4 +127,48 @@ describe('malformed new fields', () => {
       expect(`line ${loc?.line} ${loc?.field} ${(error as { reason: string }).reason}`).toMatch(message);
     });
   }
+});
+
+describe('a fair comparison', () => {
+  it('device probing is charged to no step: the design that runs first pays no extra table pages', async () => {
+    const report = await runScenario(
+      parseScenario(
+        'name: fair\nplatform: x86-2s\niommu: { mode: strict }\nsteps:\n' +
+          '  - allocate: { name: a, size: 64K }\n' +
+          '  - map: { name: m, buffer: a, device: nvme0, via: physr }\n' +
+          '  - unmap: { mapping: m }\n' +
+          '  - allocate: { name: b, size: 64K }\n' +
+          '  - map: { name: s, buffer: b, device: nvme0, via: sg }\n' +
+          '  - unmap: { mapping: s }\n',
+        'fair.yaml',
+      ),
+    );
+    expect(report.status).toBe('passed');
+    expect(report.designs).toEqual(['physr', 'sg']);
+    const row = (metric: string) => report.comparison.find((r) => r.metric === metric)!;
+    expect(row('table pages').physr).toBeGreaterThan(0);
+    expect(row('table pages').physr).toBe(row('table pages').sg);
+    expect(row('PTE writes').physr).toBe(row('PTE writes').sg);
+    expect(row('IOVA allocations')).toMatchObject({ physr: 1, sg: 1 });
+  });
+
+  it('the suite total sums only the scenarios that ran both designs', async () => {
+    const both = parseScenario(
+      'name: both\nplatform: core-only\nsteps:\n' +
+        '  - build-list: { name: l, ranges: [ { addr: 0x1000, len: 4K } ] }\n' +
+        '  - compare-metadata: { list: l }\n',
+      'both.yaml',
+    );
+    const physrOnly = parseScenario(
+      'name: one\nplatform: core-only\nsteps:\n  - build-list: { name: l, ranges: [ { addr: 0x1000, len: 8K } ] }\n',
+      'one.yaml',
+    );
+    const run = await runSuite([both, physrOnly]);
+    expect(run.scenarios.map((s) => s.designs)).toEqual([['physr', 'sg'], ['physr']]);
+    expect(run.comparedScenarios).toEqual(['both']);
+    expect(run.comparison).toEqual(run.scenarios[0]!.comparison);
+    const text = renderRunText(run);
+    expect(text).toContain('costs (only the physr design runs here)');
+    expect(text).toContain('physr vs scatterlist over the 1 scenario that ran both designs (both)');
+  });
 });

@@ -17,9 +17,12 @@ export function register(program: Command): void {
         const rows = report.scenarios.map((s) => ({
           name: s.name,
           platform: s.platform,
+          designs: s.designs,
           comparison: s.comparison,
         }));
-        process.stdout.write(renderJson({ scenarios: rows, total: report.comparison }));
+        process.stdout.write(
+          renderJson({ scenarios: rows, total: report.comparison, totalOver: report.comparedScenarios }),
+        );
       } else {
         process.stdout.write(renderComparisonOnly(report));
       }
