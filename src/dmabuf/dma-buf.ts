@@ -33,6 +33,7 @@ import {
   Metrics as MetricsClass,
   type PhyrList,
 } from '../core/index.ts';
+import type { DmaDirection } from '../dma/index.ts';
 import {
   type Bdf,
   barContaining,
@@ -43,7 +44,6 @@ import {
 import { DmaResv, type FenceWaitReport } from './fence.ts';
 
 /** enum dma_data_direction. */
-export type DmaDataDirection = 'to-device' | 'from-device' | 'bidirectional';
 
 /** What a device's DMA mapping of a buffer gives back. */
 export interface DmaBufDeviceMapping {
@@ -61,8 +61,8 @@ export interface DmaBufDeviceMapping {
 export interface DmaBufDevice {
   readonly name: string;
   readonly bdf: Bdf | undefined;
-  mapForDmaBuf(list: PhyrList, dir: DmaDataDirection, options: { mmio: boolean }): DmaBufDeviceMapping;
-  unmapForDmaBuf(mapping: DmaBufDeviceMapping, dir: DmaDataDirection): void;
+  mapForDmaBuf(list: PhyrList, dir: DmaDirection, options: { mmio: boolean }): DmaBufDeviceMapping;
+  unmapForDmaBuf(mapping: DmaBufDeviceMapping, dir: DmaDirection): void;
 }
 
 /** struct dma_buf_attach_ops: what a dynamic importer provides. */
@@ -81,8 +81,8 @@ export interface DmaBufExporterOps {
   /** Present ⇒ the exporter is dynamic (dma_buf_is_dynamic). */
   pin?(attachment: DmaBufAttachment): void;
   unpin?(attachment: DmaBufAttachment): void;
-  map(attachment: DmaBufAttachment, dir: DmaDataDirection): PhyrList;
-  unmap?(attachment: DmaBufAttachment, list: PhyrList, dir: DmaDataDirection): void;
+  map(attachment: DmaBufAttachment, dir: DmaDirection): PhyrList;
+  unmap?(attachment: DmaBufAttachment, list: PhyrList, dir: DmaDirection): void;
   release?(buf: DmaBuf): void;
   /**
    * The vfio ↔ iommufd private interconnect (vfio_pci_dma_buf_iommufd_map): the physical ranges
@@ -105,7 +105,7 @@ export interface DmaBufExportInfo {
 /** One mapping of an attachment (what dma_buf_map_attachment returns). */
 export interface DmaBufMapping {
   readonly attachment: DmaBufAttachment;
-  readonly dir: DmaDataDirection;
+  readonly dir: DmaDirection;
   /** The exporter's physical ranges. */
   readonly phys: PhyrList;
   /** The device's DMA view. */
@@ -286,7 +286,7 @@ export class DmaBuf {
   // --- map / unmap -------------------------------------------------------------------------------
 
   /** dma_buf_map_attachment: exporter's ranges, P2P checks, then the DMA layer's map for the device. */
-  map(att: DmaBufAttachment, dir: DmaDataDirection): DmaBufMapping {
+  map(att: DmaBufAttachment, dir: DmaDirection): DmaBufMapping {
     this.own(att);
     if (this.revokedFlag) fail('ENODEV', `${this.describe()} is revoked: ${att.device.name} cannot map it`);
     const implicitPin = this.dynamic && !att.dynamic;

@@ -5,21 +5,15 @@
  */
 import type { PhyrList } from '../core/index.ts';
 import type { DmaDevice, DmaDirection, DmaMapping } from '../dma/index.ts';
-import type { DmaBufDevice, DmaBufDeviceMapping, DmaDataDirection } from './dma-buf.ts';
-
-const DIRECTION: Readonly<Record<DmaDataDirection, DmaDirection>> = {
-  'to-device': 'TO_DEVICE',
-  'from-device': 'FROM_DEVICE',
-  bidirectional: 'BIDIRECTIONAL',
-};
+import type { DmaBufDevice, DmaBufDeviceMapping } from './dma-buf.ts';
 
 export function dmaDeviceImporter(device: DmaDevice, name = device.bdf): DmaBufDevice {
   const handles = new WeakMap<DmaBufDeviceMapping, DmaMapping>();
   return {
     name,
     bdf: device.bdf,
-    mapForDmaBuf(list: PhyrList, dir: DmaDataDirection, options: { mmio: boolean }): DmaBufDeviceMapping {
-      const mapping = device.map(list, DIRECTION[dir], options.mmio ? { mmio: true } : {});
+    mapForDmaBuf(list: PhyrList, dir: DmaDirection, options: { mmio: boolean }): DmaBufDeviceMapping {
+      const mapping = device.map(list, dir, options.mmio ? { mmio: true } : {});
       const out: DmaBufDeviceMapping = { ranges: mapping.dma, path: mapping.path };
       handles.set(out, mapping);
       return out;

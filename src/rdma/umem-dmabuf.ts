@@ -73,7 +73,7 @@ export class DmabufUmem implements Umem {
   mapPages(): DmaRangeList {
     if (this.released) fail('EINVAL', 'dma-buf umem was released');
     if (this.ranges !== undefined) return this.ranges;
-    const mapping = this.dmabuf.map(this.attachment, 'bidirectional');
+    const mapping = this.dmabuf.map(this.attachment, 'BIDIRECTIONAL');
     const first = this.address & -0x1000n;
     const end = (this.address + this.length + 0xfffn) & -0x1000n;
     this.mapping = mapping;

@@ -212,7 +212,7 @@ export function registerDmaSteps(): void {
             for (const m of att.mappings) buf.unmap(m);
           },
         });
-        const mapping = buf.map(attachment, body.direction);
+        const mapping = buf.map(attachment, dir);
         const ranges = mapping.ranges.slice(body.offset, length);
         context.metrics.add(`sim.segments_${(mapping.p2p ?? 'host').replace(/-/g, '_')}`);
         mapped = {

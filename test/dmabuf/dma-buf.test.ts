@@ -80,7 +80,7 @@ describe('dma-buf attach, map, unmap', () => {
     const att = exp.buf.attach(dev);
     expect(att.dynamic).toBe(false);
     expect(att.peer2peer).toBe(false);
-    const m = exp.buf.map(att, 'to-device');
+    const m = exp.buf.map(att, 'TO_DEVICE');
     expect(m.p2p).toBeUndefined();
     expect(m.ranges.count).toBe(2);
     expect(m.ranges.addressAt(1)).toBe(0x3000_0000n);
@@ -93,7 +93,7 @@ describe('dma-buf attach, map, unmap', () => {
   it('a static importer of a dynamic exporter pins implicitly while mapped', () => {
     const exp = ramExporter(true);
     const att = exp.buf.attach(new FakeDevice('nic', NIC));
-    const m = exp.buf.map(att, 'bidirectional');
+    const m = exp.buf.map(att, 'BIDIRECTIONAL');
     expect(exp.pinCount).toBe(1);
     expectErrno(() => exp.move(PhyrList.fromRanges([[0x5000_0000n, exp.buf.size]])), 'EBUSY');
     exp.buf.unmap(m);
@@ -111,7 +111,7 @@ describe('dma-buf attach, map, unmap', () => {
     exp.buf.unpin(dyn);
     expectErrno(() => exp.buf.unpin(dyn), 'EINVAL');
     exp.buf.detach(dyn);
-    expectErrno(() => exp.buf.map(dyn, 'to-device'), 'EINVAL');
+    expectErrno(() => exp.buf.map(dyn, 'TO_DEVICE'), 'EINVAL');
   });
 
   it('a dynamic importer without move_notify is refused', () => {
@@ -123,7 +123,7 @@ describe('dma-buf attach, map, unmap', () => {
   it('detach while mapped is EBUSY; release with attachments is EBUSY', () => {
     const exp = ramExporter();
     const att = exp.buf.attach(new FakeDevice('nic', NIC));
-    const m = exp.buf.map(att, 'to-device');
+    const m = exp.buf.map(att, 'TO_DEVICE');
     expectErrno(() => exp.buf.detach(att), 'EBUSY');
     exp.buf.unmap(m);
     exp.buf.get();
@@ -140,14 +140,14 @@ describe('peer memory', () => {
   it('BAR memory to an importer without peer2peer is EOPNOTSUPP', () => {
     const exp = barExporter();
     const att = exp.buf.attach(new FakeDevice('nic', NIC));
-    expectErrno(() => exp.buf.map(att, 'from-device'), 'EOPNOTSUPP');
+    expectErrno(() => exp.buf.map(att, 'FROM_DEVICE'), 'EOPNOTSUPP');
   });
 
   it('BAR memory under the same switch maps with the bus-address type', () => {
     const exp = barExporter();
     const dev = new FakeDevice('nic', NIC);
     const att = exp.buf.attach(dev, politeImporter(true));
-    const m = exp.buf.map(att, 'from-device');
+    const m = exp.buf.map(att, 'FROM_DEVICE');
     expect(m.p2p).toBe('bus-address');
     expect(m.path).toBe('mmio');
   });
@@ -155,7 +155,7 @@ describe('peer memory', () => {
   it('BAR memory to a NIC on another allowlisted host bridge goes through the host bridge', () => {
     const exp = barExporter();
     const att = exp.buf.attach(new FakeDevice('nic2', NIC2), politeImporter(true));
-    expect(exp.buf.map(att, 'from-device').p2p).toBe('through-host-bridge');
+    expect(exp.buf.map(att, 'FROM_DEVICE').p2p).toBe('through-host-bridge');
   });
 
   it('a pair p2pdma refuses is EINVAL (dma_buf_phys_vec_to_sgt) and nothing stays mapped', () => {
@@ -165,7 +165,7 @@ describe('peer memory', () => {
     });
     const dev = new FakeDevice('nvme', '0000:01:00.0');
     const att = laptopLike.buf.attach(dev, politeImporter(true));
-    expectErrno(() => laptopLike.buf.map(att, 'from-device'), 'EINVAL');
+    expectErrno(() => laptopLike.buf.map(att, 'FROM_DEVICE'), 'EINVAL');
     expect(dev.live.size).toBe(0);
     expect(att.mappings.length).toBe(0);
   });
@@ -173,7 +173,7 @@ describe('peer memory', () => {
   it('a range straddling a BAR edge is EINVAL', () => {
     const exp = new PhyrExporter(PhyrList.fromRanges([[GPU_BAR1 - 0x1000n, 0x2000n]]), { topology });
     const att = exp.buf.attach(new FakeDevice('nic', NIC), politeImporter(true));
-    expectErrno(() => exp.buf.map(att, 'to-device'), 'EINVAL');
+    expectErrno(() => exp.buf.map(att, 'TO_DEVICE'), 'EINVAL');
   });
 });
 
@@ -185,12 +185,12 @@ describe('move_notify, fences and revoke', () => {
     const a = exp.buf.attach(dev, politeImporter(false, log));
     const b = exp.buf.attach(new FakeDevice('nic', NIC), politeImporter(false, log));
     exp.buf.attach(new FakeDevice('static', NIC));
-    exp.buf.map(a, 'to-device');
+    exp.buf.map(a, 'TO_DEVICE');
     const notified = exp.move(PhyrList.fromRanges([[0x7000_0000n, exp.buf.size]]));
     expect(notified.length).toBe(2);
     expect(log).toEqual([`move ${a.id}`, `move ${b.id}`]);
     expect(dev.live.size).toBe(0);
-    const again = exp.buf.map(a, 'to-device');
+    const again = exp.buf.map(a, 'TO_DEVICE');
     expect(again.ranges.addressAt(0)).toBe(0x7000_0000n);
     expect(again.ranges.count).toBe(1);
   });
@@ -210,8 +210,8 @@ describe('move_notify, fences and revoke', () => {
     });
     const lazyDev = new FakeDevice('lazy', NIC2);
     const lazy = buf.attach(lazyDev, { allowPeer2peer: true, moveNotify() {} });
-    buf.map(polite, 'from-device');
-    buf.map(lazy, 'from-device');
+    buf.map(polite, 'FROM_DEVICE');
+    buf.map(lazy, 'FROM_DEVICE');
     const earlier = new DmaFence('old read');
     buf.resv.addFence(earlier, 'read');
     earlier.signal();
@@ -225,13 +225,13 @@ describe('move_notify, fences and revoke', () => {
     expect(report.forcedUnmaps[0]).toContain('lazy');
     expect(lazyDev.live.size).toBe(0);
     expect(buf.resv.testSignaled()).toBe(true);
-    expectErrno(() => buf.map(polite, 'from-device'), 'ENODEV');
+    expectErrno(() => buf.map(polite, 'FROM_DEVICE'), 'ENODEV');
     expectErrno(() => buf.attach(new FakeDevice('new', NIC), politeImporter(true)), 'ENODEV');
     expect(buf.revoke().changed).toBe(false);
     expect(metrics.get('dmabuf.revokes')).toBe(1);
     // Un-revoke: importers are told again and may map.
     expect(buf.unrevoke().length).toBe(2);
-    expect(buf.map(polite, 'from-device').p2p).toBe('bus-address');
+    expect(buf.map(polite, 'FROM_DEVICE').p2p).toBe('bus-address');
   });
 
   it('signalling a fence twice is EINVAL; a newer fence of a context replaces the older', () => {
@@ -263,7 +263,7 @@ describe('properties', () => {
     for (const [op, who] of ops) {
       const att = atts[who]!;
       try {
-        if (op === 0) exp.buf.map(att, 'to-device');
+        if (op === 0) exp.buf.map(att, 'TO_DEVICE');
         else if (op === 1 && att.mappings.length > 0) exp.buf.unmap(att.mappings[0]!);
         else if (op === 2) exp.buf.pin(att);
         else if (op === 3 && att.pinCount > 0) exp.buf.unpin(att);

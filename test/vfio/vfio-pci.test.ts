@@ -133,20 +133,20 @@ describe('revocation', () => {
     const log: string[] = [];
     const nic = new FakeDevice('nic', NIC);
     const att = buf.attach(nic, importer(log));
-    buf.map(att, 'from-device');
+    buf.map(att, 'FROM_DEVICE');
     const off = dev.configWrite(PCI_COMMAND, PCI_COMMAND_MASTER);
     expect(off.revoked.length).toBe(1);
     expect(off.restored).toEqual([]);
     expect(buf.revoked).toBe(true);
     expect(nic.live.size).toBe(0);
-    expect(errnoOf(() => buf.map(att, 'from-device'))).toBe('ENODEV');
+    expect(errnoOf(() => buf.map(att, 'FROM_DEVICE'))).toBe('ENODEV');
     // An export made while memory is off starts revoked.
     const late = dev.exportDmaBuf({ regionIndex: 1, ranges: [{ offset: 0n, length: 0x1000n }] });
     expect(late.revoked).toBe(true);
     const on = dev.configWrite(PCI_COMMAND, PCI_COMMAND_MASTER | PCI_COMMAND_MEMORY);
     expect(on.restored.length).toBe(2);
     expect(log).toEqual(['revoked', 'restored']);
-    expect(buf.map(att, 'from-device').ranges.addressAt(0)).toBe(BAR1);
+    expect(buf.map(att, 'FROM_DEVICE').ranges.addressAt(0)).toBe(BAR1);
     // A write that leaves memory on does not revoke.
     expect(dev.configWrite(PCI_COMMAND, PCI_COMMAND_MEMORY).revoked.length).toBe(0);
   });
@@ -187,7 +187,7 @@ describe('revocation', () => {
     expect(
       errnoOf(() => dev.exportDmaBuf({ regionIndex: 1, ranges: [{ offset: 0n, length: 0x1000n }] })),
     ).toBe('ENODEV');
-    expect(errnoOf(() => buf.map(att, 'to-device'))).toBe('ENODEV');
+    expect(errnoOf(() => buf.map(att, 'TO_DEVICE'))).toBe('ENODEV');
     buf.detach(att);
     buf.put();
     expect(buf.released).toBe(true);
