@@ -11,7 +11,12 @@
  *    aligned too (iopt_insert_area). Without a fixed iova one is allocated (iopt_alloc_iova): the
  *    lowest hole from PAGE_SIZE up, aligned to the smaller of roundup_pow_of_two(length) and the
  *    source address's own alignment, keeping its page offset; ENOSPC when none fits.
- *  - the alignment is the largest minimum page size of the attached domains, at least PAGE_SIZE.
+ *  - the alignment is 1 while no domain is attached (iopt_init_table: a software table takes any
+ *    byte range) and the largest minimum page size of the attached domains after; a domain whose
+ *    minimum page is above PAGE_SIZE is refused (EINVAL), and one that raises the alignment is
+ *    refused while an area's IOVA, length or page offset is not aligned to it (EADDRINUSE,
+ *    iopt_table_add_domain / iopt_check_iova_alignment).
+ *  - reserved ranges may overlap one another; a reserve over an area is EADDRINUSE (iopt_reserve_iova).
  *  - unmap (iopt_unmap_iova_range): length zero EINVAL, overflow EOVERFLOW; areas are removed in
  *    IOVA order; meeting an area that is not wholly inside the range stops with ENOENT (areas before
  *    it are already gone — the kernel reports the error, not the partial progress); nothing mapped in
@@ -66,6 +71,8 @@ export interface IoptArea {
   readonly pages: IoptPages;
   /** Offset of the area in its pages. */
   readonly startByte: bigint;
+  /** area->page_offset: the source's offset inside its first page. */
+  readonly pageOffset: bigint;
   readonly prot: Prot;
 }
 
@@ -81,7 +88,8 @@ export class Ioas {
   readonly id: number;
   readonly metrics: Metrics;
   private readonly areas = new IntervalList<IoptArea>();
-  private readonly reserved = new IntervalList<Reserved>();
+  /** Reserved ranges may overlap (several owners), so they are searched linearly; there are few. */
+  private readonly reserved: Reserved[] = [];
   private readonly domainList: IommuDomain[] = [];
   /** Every revoke iommufd handled, in order. */
   readonly revokes: IommufdRevokeRecord[] = [];
@@ -91,9 +99,9 @@ export class Ioas {
     this.metrics = metrics;
   }
 
-  /** iopt->iova_alignment. */
+  /** iopt->iova_alignment (iopt_calculate_iova_alignment): 1 without domains. */
   get iovaAlignment(): bigint {
-    let align = PAGE_SIZE;
+    let align = 1n;
     for (const d of this.domainList) {
       const min = d.pageTable?.minPageSize ?? PAGE_SIZE;
       if (min > align) align = min;
@@ -121,7 +129,7 @@ export class Ioas {
     const prot = this.checkMapRequest(length, options);
     const iova = this.placeArea(uptr, length, options.iova);
     const pages = new UserPages(pinner, uptr, length, (prot & IOMMU_WRITE) !== 0);
-    return this.insertArea(iova, length, pages, 0n, prot);
+    return this.insertArea(iova, length, pages, 0n, uptr % PAGE_SIZE, prot);
   }
 
   /** IOMMU_IOAS_MAP_FILE with a dma-buf: `[start, start + length)` of the buffer. Returns the IOVA. */
@@ -132,7 +140,7 @@ export class Ioas {
     );
     try {
       const iova = this.placeArea(start, length, options.iova);
-      return this.insertArea(iova, length, pages, 0n, prot);
+      return this.insertArea(iova, length, pages, 0n, start % PAGE_SIZE, prot);
     } catch (error) {
       pages.release();
       throw error;
@@ -166,14 +174,28 @@ export class Ioas {
     if (pt === undefined)
       fail('EINVAL', `domain ${domain.id} is a ${domain.type} domain: it has no page table`);
     if (this.domainList.includes(domain)) fail('EEXIST', `domain ${domain.id} is already in IOAS ${this.id}`);
-    let align = this.iovaAlignment;
+    const current = this.iovaAlignment;
+    let align = current;
     if (pt.minPageSize > align) align = pt.minPageSize;
+    // iopt_table_add_domain (drivers/iommu/iommufd/io_pagetable.c): iopt_pages work in PAGE_SIZE
+    // units, so a domain must accept PAGE_SIZE pages.
+    if (align > PAGE_SIZE) {
+      fail(
+        'EINVAL',
+        `domain ${domain.id} maps at least ${formatSize(align)} pages: an IOAS needs domains that take ${formatSize(PAGE_SIZE)} pages`,
+      );
+    }
     for (const a of this.areas.all()) {
-      if (!isAligned(a.start, align) || !isAligned(a.last + 1n, align)) {
-        // iopt_check_iova_alignment (drivers/iommu/iommufd/io_pagetable.c)
+      const aligned =
+        align === current ||
+        (isAligned(a.start, align) &&
+          isAligned(a.last + 1n - a.start, align) &&
+          isAligned(a.pageOffset, align));
+      if (!aligned) {
+        // iopt_check_iova_alignment: IOVA, length and page offset must suit the raised alignment.
         fail(
           'EADDRINUSE',
-          `area ${formatHex(a.start)}..${formatHex(a.last)} is not aligned to ${formatSize(align)} pages of domain ${domain.id}`,
+          `area ${formatHex(a.start)}..${formatHex(a.last)} (page offset ${formatHex(a.pageOffset)}) is not aligned to ${formatSize(align)} pages of domain ${domain.id}`,
         );
       }
       if (a.last > pt.apertureLast) {
@@ -185,7 +207,7 @@ export class Ioas {
       }
     }
     if (pt.apertureLast < ULONG_MAX) {
-      this.reserved.insert({ start: pt.apertureLast + 1n, last: ULONG_MAX, owner: `${owner}:aperture` });
+      this.reserved.push({ start: pt.apertureLast + 1n, last: ULONG_MAX, owner: `${owner}:aperture` });
     }
     const filled: IoptArea[] = [];
     try {
@@ -210,12 +232,16 @@ export class Ioas {
     this.dropReserved(`${owner}:aperture`);
   }
 
-  /** Reserve IOVA (e.g. a device's MSI window, iopt_reserve_iova); EINVAL over an existing area. */
+  /**
+   * Reserve IOVA (e.g. a device's MSI window, iopt_reserve_iova): EADDRINUSE over an existing area;
+   * it may overlap other reserved ranges.
+   */
   reserve(start: bigint, last: bigint, owner: string): void {
+    if (start > last) fail('EINVAL', `reserved range ${formatHex(start)}..${formatHex(last)} is empty`);
     if (this.areas.first(start, last) !== undefined) {
-      fail('EINVAL', `reserved range ${formatHex(start)}..${formatHex(last)} meets a mapped area`);
+      fail('EADDRINUSE', `reserved range ${formatHex(start)}..${formatHex(last)} meets a mapped area`);
     }
-    this.reserved.insert({ start, last, owner });
+    this.reserved.push({ start, last, owner });
   }
 
   // --- internals -------------------------------------------------------------------------------
@@ -246,7 +272,7 @@ export class Ioas {
         fail('EINVAL', `iova ${formatHex(fixed)} is not aligned to ${formatSize(align)}`);
       const last = fixed + length - 1n;
       if (last > ULONG_MAX) fail('EOVERFLOW', `${formatHex(fixed)} + ${formatHex(length)} overflows`);
-      const r = this.reserved.first(fixed, last);
+      const r = this.reserved.find((x) => x.start <= last && x.last >= fixed);
       if (r !== undefined)
         fail('EINVAL', `iova ${formatHex(fixed)}..${formatHex(last)} meets reserved ${r.owner}`);
       if (this.areas.first(fixed, last) !== undefined)
@@ -269,7 +295,7 @@ export class Ioas {
       fail('EINVAL', `source alignment ${formatSize(alignment)} is below the IOAS alignment`);
     const pageOffset = source % PAGE_SIZE;
     // Holes between used intervals (areas and reserved), from PAGE_SIZE to ULONG_MAX - PAGE_SIZE.
-    const used = [...this.areas.all(), ...this.reserved.all()]
+    const used = [...this.areas.all(), ...this.reserved]
       .map((u) => ({ start: u.start, last: u.last }))
       .sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0));
     let holeStart = PAGE_SIZE;
@@ -293,12 +319,20 @@ export class Ioas {
     return got;
   }
 
-  private insertArea(iova: bigint, length: bigint, pages: IoptPages, startByte: bigint, prot: Prot): bigint {
+  private insertArea(
+    iova: bigint,
+    length: bigint,
+    pages: IoptPages,
+    startByte: bigint,
+    pageOffset: bigint,
+    prot: Prot,
+  ): bigint {
     const area: IoptArea = {
       start: iova,
       last: iova + length - 1n,
       pages,
       startByte,
+      pageOffset,
       prot: pages.mmio ? (prot & ~IOMMU_CACHE) | IOMMU_MMIO : prot,
     };
     const filled: IommuDomain[] = [];
@@ -365,6 +399,8 @@ export class Ioas {
   }
 
   private dropReserved(owner: string): void {
-    for (const r of [...this.reserved.all()]) if (r.owner === owner) this.reserved.remove(r);
+    for (let i = this.reserved.length - 1; i >= 0; i--) {
+      if (this.reserved[i]!.owner === owner) this.reserved.splice(i, 1);
+    }
   }
 }

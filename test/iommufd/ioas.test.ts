@@ -84,7 +84,9 @@ describe('IOAS map rules', () => {
   });
 
   it('refuses as ioas.c / io_pagetable.c do', () => {
-    const { ioas } = setup();
+    const { iommu, ctx, ioas } = setup();
+    // A 4K domain sets the IOAS alignment to 4K (without one it is 1 byte).
+    ctx.hwptAlloc(iommu, ioas);
     const pin = fakePinner();
     expect(errnoOf(() => ioas.mapUser(pin, 0n, 0x1000n, { readable: false, writable: false }))).toBe(
       'EINVAL',
@@ -102,11 +104,41 @@ describe('IOAS map rules', () => {
     expect(pin.live).toBe(1);
   });
 
-  it('refuses a domain that cannot hold the existing areas with EADDRINUSE (iopt_table_add_domain)', () => {
+  it('reserved ranges may overlap and are all honoured; reserving over an area is EADDRINUSE (iopt_reserve_iova)', () => {
+    const { ioas } = setup();
+    const pin = fakePinner();
+    ioas.mapUser(pin, 0n, 0x1000n, { iova: 0x10_0000n });
+    expect(errnoOf(() => ioas.reserve(0xf_f000n, 0x10_0fffn, 'msi'))).toBe('EADDRINUSE');
+    // A wide range, then a narrow one inside it: an IOVA past the narrow one is still reserved.
+    ioas.reserve(0x100_0000n, 0x1ff_ffffn, 'wide');
+    ioas.reserve(0x110_0000n, 0x110_ffffn, 'narrow');
+    expect(errnoOf(() => ioas.mapUser(pin, 0n, 0x1000n, { iova: 0x180_0000n }))).toBe('EINVAL');
+    expect(errnoOf(() => ioas.mapUser(pin, 0n, 0x1000n, { iova: 0x110_8000n }))).toBe('EINVAL');
+    expect(ioas.mapUser(pin, 0n, 0x1000n, { iova: 0x200_0000n })).toBe(0x200_0000n);
+  });
+
+  it('without a domain any byte range maps; a 4K domain then refuses the sub-page area (iopt_check_iova_alignment)', () => {
+    const { iommu, ctx, ioas } = setup();
+    const pin = fakePinner();
+    expect(ioas.iovaAlignment).toBe(1n);
+    expect(ioas.mapUser(pin, 0n, 0x1800n, { iova: 0x10_0000n })).toBe(0x10_0000n);
+    expect(errnoOf(() => ctx.hwptAlloc(iommu, ioas))).toBe('EADDRINUSE');
+    // A page-multiple area mapped from a sub-page source is refused for its page offset alone.
+    const { iommu: iommu2, ctx: ctx2, ioas: offset } = setup();
+    offset.mapUser(fakePinner(), 0x800n, 0x1000n, { iova: 0x10_0000n });
+    expect(errnoOf(() => ctx2.hwptAlloc(iommu2, offset))).toBe('EADDRINUSE');
+    ioas.unmapAll();
+    ctx.hwptAlloc(iommu, ioas);
+    expect(ioas.iovaAlignment).toBe(0x1000n);
+  });
+
+  it('refuses a domain that cannot hold the existing areas (iopt_table_add_domain)', () => {
     const { ioas, metrics } = setup();
     ioas.mapUser(fakePinner(), 0n, 0x1000n, { iova: 0x1000n });
+    // A 64K-granule domain cannot take the PAGE_SIZE pages iopt_pages deal in: EINVAL, areas or not.
     const arm64k = new Iommu({ name: 'smmu0', format: armLpaeFormat({ granule: 65536 }), metrics });
-    expect(errnoOf(() => new Ctx(metrics).hwptAlloc(arm64k, ioas))).toBe('EADDRINUSE');
+    expect(errnoOf(() => new Ctx(metrics).hwptAlloc(arm64k, ioas))).toBe('EINVAL');
+    expect(errnoOf(() => new Ctx(metrics).hwptAlloc(arm64k, new Ctx(metrics).ioasAlloc()))).toBe('EINVAL');
     const { ioas: high, iommu } = setup();
     high.mapUser(fakePinner(), 0n, 0x1000n, { iova: 1n << 50n });
     expect(errnoOf(() => new Ctx(metrics).hwptAlloc(iommu, high))).toBe('EADDRINUSE');
