@@ -6,8 +6,9 @@
  * Rules:
  *  - the request: at least one range and no flags (EINVAL); region index must be a BAR, below the ROM
  *    region (ENODEV); every range non-empty with page-aligned offset and length, total not
- *    overflowing (EINVAL, validate_dmabuf_input); the BAR must be a memory BAR that has a p2pdma
- *    provider (EINVAL, vfio_pci_core_get_dmabuf_phys); offset + length must not overflow (EOVERFLOW)
+ *    overflowing nor reaching 2^63 (EINVAL, validate_dmabuf_input); the BAR must be a memory BAR
+ *    that has a p2pdma provider (EINVAL, vfio_pci_core_get_dmabuf_phys); offset + length must not
+ *    overflow (EOVERFLOW)
  *    and must stay inside the BAR (EINVAL, vfio_pci_core_fill_phys_vec).
  *  - a new export starts revoked when memory decoding is off (`revoked = !memory enabled`).
  *  - importers must allow peer2peer (attach: EOPNOTSUPP); revoked buffers refuse attach and map
@@ -59,6 +60,9 @@ export const PCI_COMMAND_MEMORY = 0x2;
 export const PCI_COMMAND_MASTER = 0x4;
 /** VFIO_PCI_ROM_REGION_INDEX: regions 0..5 are the BARs. */
 export const VFIO_PCI_ROM_REGION_INDEX = 6;
+
+/** DMA_IOVA_USE_SWIOTLB (include/linux/dma-mapping.h): bit 63 of a dma_iova_state size. */
+const DMA_IOVA_USE_SWIOTLB = 1n << 63n;
 
 /** struct vfio_region_dma_range. */
 export interface VfioDmaRange {
@@ -200,6 +204,10 @@ export class VfioPciDevice {
       total += r.length;
       if (total > U64_MAX) fail('EINVAL', `the ranges add up to more than 2^64 bytes`);
     });
+    // dma_iova_try_alloc cannot take a size with bit 63 set (it is DMA_IOVA_USE_SWIOTLB).
+    if ((total & DMA_IOVA_USE_SWIOTLB) !== 0n) {
+      fail('EINVAL', `the ranges add up to ${formatHex(total)} bytes: 2^63 or more cannot be mapped`);
+    }
     // vfio_pci_core_get_dmabuf_phys: the BAR must be memory with a p2pdma provider.
     const bar = this.fn.bars.find((b) => b.index === request.regionIndex);
     if (bar === undefined || bar.size === 0n || bar.io) {

@@ -100,6 +100,19 @@ describe('VFIO_DEVICE_FEATURE_DMA_BUF validation', () => {
         dev.exportDmaBuf({ regionIndex: 1, ranges: [{ offset: (1n << 64n) - 0x1000n, length: 0x1000n }] }),
       ),
     ).toBe('EOVERFLOW');
+    // validate_dmabuf_input: a total length with bit 63 (DMA_IOVA_USE_SWIOTLB) set is EINVAL before
+    // any range is checked against the BAR (else the first range here would be EOVERFLOW).
+    expect(
+      errnoOf(() =>
+        dev.exportDmaBuf({
+          regionIndex: 1,
+          ranges: [
+            { offset: (1n << 64n) - 0x1000n, length: 0x1000n },
+            { offset: 0n, length: 1n << 63n },
+          ],
+        }),
+      ),
+    ).toBe('EINVAL');
     expect(dev.dmaBufs.length).toBe(0);
   });
 
