@@ -1,11 +1,9 @@
 /** The plain-text report: per scenario what happened, every expectation, the comparison, a summary. */
 import type { ComparisonRow, RunReport, ScenarioReport, StepReport, StepStatus } from './report.ts';
 
-const MARK: Record<StepStatus, string> = { ok: '✓', failed: '✗', error: '!', skipped: '-' };
+import { plural } from './wording.ts';
 
-function plural(n: number, word: string): string {
-  return `${n} ${word}${n === 1 ? '' : 's'}`;
-}
+const MARK: Record<StepStatus, string> = { ok: '✓', failed: '✗', error: '!', skipped: '-' };
 
 /** `sg / physr` as a factor, or `—` when physr is 0. */
 export function ratioText(row: ComparisonRow): string {

@@ -27,6 +27,7 @@ import type { DesignPath } from './report.ts';
 import type { SimContext } from './sim-context.ts';
 import { DmaTarget, isBuffer, isDmabuf, isMr, isPin, isTarget, type SimBuffer } from './sim-objects.ts';
 import { worldOf } from './sim-world.ts';
+import { plural } from './wording.ts';
 
 const DIRECTION = {
   'to-device': 'TO_DEVICE',
@@ -80,7 +81,7 @@ function mapPhysr(
   const reason = mapping.fallbackReason === undefined ? '' : ` (fallback: ${mapping.fallbackReason})`;
   return {
     target,
-    note: `${what}: ${list.count} ranges → ${mapping.dma.count} DMA ranges via ${mapping.path}; segments: ${segmentNotes(mapping.segments.map((s) => s.kind))}${reason}; first DMA address ${formatHex(mapping.dma.addressAt(0))}`,
+    note: `${what}: ${plural(list.count, 'range')} → ${plural(mapping.dma.count, 'DMA range')} via ${mapping.path}; segments: ${segmentNotes(mapping.segments.map((s) => s.kind))}${reason}; first DMA address ${formatHex(mapping.dma.addressAt(0))}`,
   };
 }
 
@@ -108,7 +109,7 @@ function mapSg(
   );
   return {
     target,
-    note: `${what}: ${table.origNents} sg entries (${table.metadataBytes} B) → ${nents} DMA segments; first DMA address ${formatHex(dma.addressAt(0))}`,
+    note: `${what}: ${plural(table.origNents, 'sg entry', 'sg entries')} (${table.metadataBytes} B) → ${plural(nents, 'DMA segment')}; first DMA address ${formatHex(dma.addressAt(0))}`,
   };
 }
 
@@ -220,7 +221,7 @@ export function registerDmaSteps(): void {
             if (attachment.mappings.includes(mapping)) buf.unmap(mapping);
             buf.detach(attachment);
           }),
-          note: `${body.name}: dma-buf ${body.buffer} attached by ${device.bdf}: ${mapping.p2p ?? 'host memory'} via ${mapping.path}; ${ranges.count} DMA ranges at ${formatHex(ranges.addressAt(0))}`,
+          note: `${body.name}: dma-buf ${body.buffer} attached by ${device.bdf}: ${mapping.p2p ?? 'host memory'} via ${mapping.path}; ${plural(ranges.count, 'DMA range')} at ${formatHex(ranges.addressAt(0))}`,
         };
       } else {
         const table = phyrListToSgTable(dmabuf.phys.slice(body.offset, length), {
@@ -299,7 +300,7 @@ export function registerDmaSteps(): void {
       return record.fault === undefined ? undefined : describeAccess(record);
     });
     return fault === undefined
-      ? { notes: [`${body.device} wrote ${formatSize(body.length)} over ${list.count} DMA ranges`] }
+      ? { notes: [`${body.device} wrote ${formatSize(body.length)} over ${plural(list.count, 'DMA range')}`] }
       : { observed: { fault } };
   });
 

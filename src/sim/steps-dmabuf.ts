@@ -20,6 +20,7 @@ import { registerStep, type StepResult } from './registry.ts';
 import type { SimContext } from './sim-context.ts';
 import { DmaTarget, isBuffer, isDmabuf, SimDmabuf, SimMr } from './sim-objects.ts';
 import { type SimWorld, worldOf } from './sim-world.ts';
+import { plural } from './wording.ts';
 
 const ACCESS = IB_ACCESS_LOCAL_WRITE | IB_ACCESS_REMOTE_WRITE | IB_ACCESS_REMOTE_READ;
 
@@ -43,7 +44,7 @@ function rdmaContext(world: SimWorld, device: DmaDevice): RdmaContext {
 
 function mrNote(name: string, ctx: SimMr): string {
   const { mr } = ctx;
-  return `${name}: rkey ${formatHex(BigInt(mr.rkey))}, ${formatSize(mr.length)} at IOVA ${formatHex(mr.iova)}, page size ${formatSize(mr.pageSize)}, ${mr.numBlocks} page-list entries`;
+  return `${name}: rkey ${formatHex(BigInt(mr.rkey))}, ${formatSize(mr.length)} at IOVA ${formatHex(mr.iova)}, page size ${formatSize(mr.pageSize)}, ${plural(mr.numBlocks, 'page-list entry', 'page-list entries')}`;
 }
 
 function countMr(context: SimContext, sim: SimMr): void {
@@ -145,7 +146,7 @@ export function registerDmabufSteps(): void {
     const notified = report.revoked.reduce((n, r) => n + r.report.notified.length, 0);
     return {
       notes: [
-        `${body.device} reset (${report.cause}): ${report.revoked.length} dma-bufs revoked, ${notified} importers notified, ${report.restored.length} restored`,
+        `${body.device} reset (${report.cause}): ${plural(report.revoked.length, 'dma-buf')} revoked, ${plural(notified, 'importer')} notified, ${report.restored.length} restored`,
       ],
     };
   });

@@ -172,3 +172,16 @@ describe('a fair comparison', () => {
     expect(text).toContain('physr vs scatterlist over the 1 scenario that ran both designs (both)');
   });
 });
+
+describe('step notes read as English', () => {
+  it('counts of one are singular ("1 range → 1 DMA range", "1 dma-buf revoked")', async () => {
+    const strict = await runScenario(loadScenarioFile(resolveScenarioTarget('iotlb-strict')));
+    const notes = strict.steps.flatMap((s) => s.notes);
+    expect(notes.some((n) => n.includes(': 1 range → 1 DMA range via iova;'))).toBe(true);
+    expect(notes).toContain('nic0 wrote 64K over 1 DMA range');
+    const revoke = await runScenario(loadScenarioFile(resolveScenarioTarget('vfio-dmabuf-revoke')));
+    const resetNote = revoke.steps.flatMap((s) => s.notes).find((n) => n.includes('reset'));
+    expect(resetNote).toMatch(/: 1 dma-buf revoked, 2 importers notified, 1 restored$/);
+    expect(revoke.steps.flatMap((s) => s.notes).some((n) => n.endsWith('512 page-list entries'))).toBe(true);
+  }, 30_000);
+});
