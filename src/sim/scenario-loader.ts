@@ -130,7 +130,7 @@ function describeIssue(issue: z.core.$ZodIssue, data: unknown): Located {
     const hint = known.length > 0 ? ` (known: ${known.join(', ')})` : '';
     return { path: [...path, key], atKey: true, reason: `unknown field "${key}"${hint}`, kind: 'unknown' };
   }
-  const message = issue.message.replace(/^Invalid input: /, '');
+  const message = inUserTerms(issue.message.replace(/^Invalid input: /, ''));
   const { parentIsMap, present } = valueAt(data, path);
   const last = path[path.length - 1];
   if (!present && parentIsMap && last !== undefined) {
@@ -233,4 +233,27 @@ export function loadScenarios(targets: readonly string[], dir = BUILTIN_SCENARIO
       ? targets.map((t) => resolveScenarioTarget(t, dir))
       : builtinScenarioNames(dir).map((n) => resolveScenarioTarget(n, dir));
   return paths.map(loadScenarioFile);
+}
+
+/**
+ * zod names JavaScript types ("expected object, received bigint": YAML integers parse as bigint);
+ * a scenario author wrote YAML, so say it in YAML's terms.
+ */
+const YAML_TERMS: Record<string, string> = {
+  object: 'a map of fields',
+  array: 'a list',
+  bigint: 'a number',
+  number: 'a number',
+  string: 'text',
+  boolean: 'true/false',
+  null: 'nothing',
+  undefined: 'nothing',
+};
+
+function inUserTerms(message: string): string {
+  return message.replace(/^expected (\w+), received (\w+)$/, (whole, want: string, got: string) =>
+    YAML_TERMS[want] !== undefined && YAML_TERMS[got] !== undefined
+      ? `expected ${YAML_TERMS[want]}, got ${YAML_TERMS[got]}`
+      : whole,
+  );
 }

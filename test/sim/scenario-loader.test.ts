@@ -22,7 +22,15 @@ describe('malformed scenarios give one located error', () => {
       7,
       19,
       'steps[0].allocate.fragmented',
-      /expected boolean/,
+      /expected true\/false, got text$/,
+    ],
+    [
+      'a scalar where the step fields belong',
+      `${HEAD}  - allocate: 5\n`,
+      4,
+      15,
+      'steps[0].allocate',
+      /expected a map of fields, got a number$/,
     ],
     [
       'unknown step',
