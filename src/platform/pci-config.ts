@@ -27,6 +27,12 @@ const PCI_SECONDARY_BUS = 0x19;
 const PCI_SUBORDINATE_BUS = 0x1a;
 const PCI_CAPABILITY_LIST = 0x34;
 const PCI_CAP_ID_EXP = 0x10;
+const PCI_CAP_ID_PCIX = 0x07;
+const PCI_X_STATUS = 0x04;
+/** PCI-X Mode 2 (266/533 MHz) devices have the 4096-byte space too (PCI_X_STATUS_266MHZ | _533MHZ). */
+const PCI_X_STATUS_MODE2 = 0xc000_0000;
+/** dev->class >> 8 of a host bridge (PCI_CLASS_BRIDGE_HOST in include/linux/pci_ids.h). */
+const PCI_CLASS_BRIDGE_HOST = 0x0600;
 const PCI_EXP_FLAGS = 0x02;
 const PCI_EXT_CAP_ID_ACS = 0x000d;
 const PCI_ACS_CAP = 0x04;
@@ -196,12 +202,37 @@ export function decodeConfig(bytes: Uint8Array, location?: SourceLocation): Deco
     pcieType,
     isPcie: capabilities === undefined ? undefined : express !== undefined,
     extendedCapabilities,
-    acs: decodeAcs(bytes, extendedCapabilities),
+    acs: decodeAcs(bytes, extendedCapabilities, capabilities, u32(bytes, PCI_CLASS_REVISION) >>> 16),
   };
 }
 
-function decodeAcs(bytes: Uint8Array, extended: readonly PciCapability[] | undefined): AcsState {
+/**
+ * Whether the function has no extended config space at all, by pci_cfg_space_size (drivers/pci/probe.c):
+ * only a host bridge, a PCIe function or a PCI-X Mode 2 function has the 4096-byte space, so a
+ * conventional function's ACS capability (an extended one) cannot exist. Needs the capability list.
+ */
+function lacksExtendedSpace(
+  bytes: Uint8Array,
+  capabilities: readonly PciCapability[] | undefined,
+  deviceClass: number,
+): boolean {
+  if (capabilities === undefined || deviceClass === PCI_CLASS_BRIDGE_HOST) return false;
+  if (capabilities.some((cap) => cap.id === PCI_CAP_ID_EXP)) return false;
+  const pcix = capabilities.find((cap) => cap.id === PCI_CAP_ID_PCIX);
+  if (pcix === undefined) return true;
+  if (pcix.offset + PCI_X_STATUS + 4 > bytes.length) return false;
+  return (u32(bytes, pcix.offset + PCI_X_STATUS) & PCI_X_STATUS_MODE2) === 0;
+}
+
+function decodeAcs(
+  bytes: Uint8Array,
+  extended: readonly PciCapability[] | undefined,
+  capabilities: readonly PciCapability[] | undefined,
+  deviceClass: number,
+): AcsState {
   if (extended === undefined) {
+    // A 256-byte dump of a conventional function is its whole config space: ACS is certainly absent.
+    if (lacksExtendedSpace(bytes, capabilities, deviceClass)) return { kind: 'absent' };
     return { kind: 'unknown', why: `config has ${bytes.length} bytes; extended capabilities absent` };
   }
   const acs = extended.find((cap) => cap.id === PCI_EXT_CAP_ID_ACS);

@@ -367,6 +367,36 @@ describe('config decoding', () => {
     expect(decodeConfig(bytes).pcieType).toBe('endpoint');
   });
 
+  test('a conventional function (no Express, no PCI-X Mode 2 capability) has no ACS; the rest stay unknown', () => {
+    // pci_cfg_space_size (drivers/pci/probe.c): only host bridges, PCIe and PCI-X Mode 2 functions
+    // have the 4096-byte space that ACS lives in.
+    const withCaps = (classCode: number, pcixStatus?: number): Uint8Array => {
+      const bytes = buildConfig({ length: 256, vendorId: 0x1af4, deviceId: 0x1000, classCode });
+      const view = new DataView(bytes.buffer);
+      view.setUint16(0x06, 0x10, true); // capability list present
+      view.setUint8(0x34, 0x40);
+      view.setUint8(0x40, pcixStatus === undefined ? 0x05 : 0x07); // MSI, or PCI-X
+      if (pcixStatus !== undefined) view.setUint32(0x44, pcixStatus, true);
+      return bytes;
+    };
+    const unknown256 = { kind: 'unknown', why: 'config has 256 bytes; extended capabilities absent' };
+    expect(decodeConfig(withCaps(0x020000)).acs).toEqual({ kind: 'absent' });
+    // No capability list at all, even in a 64-byte dump: not PCIe (its Express capability is mandatory).
+    const bare = buildConfig({ length: 64, vendorId: 0x8086, deviceId: 0x7010, classCode: 0x010180 });
+    expect(decodeConfig(bare).acs).toEqual({ kind: 'absent' });
+    expect(decodeConfig(withCaps(0x020000, 0x0001_0000)).acs).toEqual({ kind: 'absent' }); // PCI-X 133
+    expect(decodeConfig(withCaps(0x020000, 0x4000_0000)).acs).toEqual(unknown256); // PCI-X 266
+    expect(decodeConfig(withCaps(0x060000)).acs).toEqual(unknown256); // host bridge
+    const pcie = buildConfig({
+      length: 256,
+      vendorId: 1,
+      deviceId: 2,
+      classCode: 0x020000,
+      pcieType: 'endpoint',
+    });
+    expect(decodeConfig(pcie).acs).toEqual(unknown256);
+  });
+
   test('cpuinfo: vendors and families', () => {
     expect(parseCpuInfo('vendor_id\t: GenuineIntel\ncpu family\t: 6\n')).toEqual({
       vendor: 'intel',
