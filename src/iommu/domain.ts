@@ -167,10 +167,13 @@ export class IommuDomain {
       iovad.freeIovaFast(pfn, pages);
       return;
     }
+    // queue_iova (dma-iommu.c): the ring of fqSize slots holds fqSize - 1 entries (fq_full); a full
+    // ring is flushed and freed first, and then this IOVA waits for the next flush. The timer is armed
+    // by the first queued IOVA and a full-ring flush does not disarm it.
+    if (this.fq.length >= this.fqSize - 1) this.flushRing();
     this.fq.push({ pfn, pages });
     this.host.metrics.add('iommu.fq_queued');
     if (this.fqDeadlineMs === undefined) this.fqDeadlineMs = this.clockMs + this.fqTimeoutMs;
-    if (this.fq.length >= this.fqSize) this.flushQueue();
   }
 
   /**
@@ -192,14 +195,19 @@ export class IommuDomain {
     return unmapped;
   }
 
-  /** fq_flush_iotlb + fq_ring_free: one invalidation of the domain, then every queued IOVA is freed. */
+  /** The flush-queue timer's work (fq_flush_timeout), also run on demand: flush, free, disarm. */
   flushQueue(): void {
+    this.fqDeadlineMs = undefined;
+    this.flushRing();
+  }
+
+  /** fq_flush_iotlb + fq_ring_free: one invalidation of the domain, then every queued IOVA is freed. */
+  private flushRing(): void {
     if (this.fq.length === 0) return;
     this.flushIotlbAll();
     const iovad = this.iovaDomain();
     for (const entry of this.fq) iovad.freeIovaFast(entry.pfn, entry.pages);
     this.fq.length = 0;
-    this.fqDeadlineMs = undefined;
     this.host.metrics.add('iommu.fq_flushes');
   }
 

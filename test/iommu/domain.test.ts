@@ -84,6 +84,26 @@ describe('domains, IOTLB and faults', () => {
       domain.map(iova, 0x1000_0000n, SZ_4K, RW);
       domain.dmaUnmap(iova, SZ_4K);
     }
+    // dma-iommu.c fq_full: a ring of fqSize slots holds fqSize - 1 IOVAs. The 4th unmap finds it full,
+    // flushes and frees the three queued IOVAs, and then waits in the queue itself.
+    expect(domain.queuedIovas).toBe(1);
+    expect(domain.iovad!.cachedCounts()[0]).toBe(3);
+    expect(metrics.get(COUNTER.iotlbFlushes) - flushes).toBe(1);
+  });
+
+  test('lazy: a flush because the queue is full does not rearm the timer (fq_flush_timeout)', () => {
+    const { metrics, iommu, domain } = setup(false);
+    const cycle = (): void => {
+      const iova = domain.allocIova(SZ_4K, U32);
+      domain.map(iova, 0x1000_0000n, SZ_4K, RW);
+      domain.dmaUnmap(iova, SZ_4K);
+    };
+    cycle(); // t = 0: the timer is armed for t = 10
+    iommu.advanceClock(6);
+    for (let i = 0; i < 3; i++) cycle(); // the 4th unmap flushes the full ring at t = 6
+    expect(domain.queuedIovas).toBe(1);
+    const flushes = metrics.get(COUNTER.iotlbFlushes);
+    iommu.advanceClock(4); // the timer armed at t = 0 fires at t = 10 and frees the 4th
     expect(domain.queuedIovas).toBe(0);
     expect(metrics.get(COUNTER.iotlbFlushes) - flushes).toBe(1);
   });
