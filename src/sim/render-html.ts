@@ -114,7 +114,12 @@ function scenarioSection(s: ScenarioReport): string {
 export function renderRunHtml(report: RunReport, title = 'physr run report'): string {
   const overall =
     report.scenarios.length > 1
-      ? `<section><h2>${escapeHtml(suiteComparisonHeading(report))}</h2>${comparisonChart(report.comparison, 'the scenarios that ran both designs')}${comparisonTable(report.comparison)}</section>`
+      ? `<section><h2>${escapeHtml(suiteComparisonHeading(report))}</h2>${
+          report.comparedScenarios.length === 0
+            ? ''
+            : comparisonChart(report.comparison, 'the scenarios that ran both designs') +
+              comparisonTable(report.comparison)
+        }</section>`
       : '';
   return [
     '<!doctype html>',

@@ -89,6 +89,14 @@ export function comparisonHeading(scenario: ScenarioReport): string {
   return `costs (only the ${scenario.designs[0] === 'physr' ? 'physr' : 'scatterlist'} design runs here)`;
 }
 
+/** The suite's comparison with its heading (just the heading when no scenario ran both designs). */
+function suiteComparisonText(report: RunReport): string {
+  const heading = suiteComparisonHeading(report);
+  return report.comparedScenarios.length === 0
+    ? heading
+    : `${heading}:\n${renderComparisonText(report.comparison)}`;
+}
+
 /** The heading of the suite's comparison: which scenarios it sums. */
 export function suiteComparisonHeading(report: RunReport): string {
   const names = report.comparedScenarios;
@@ -111,7 +119,7 @@ export function renderSummaryLine(report: RunReport): string {
 export function renderRunText(report: RunReport): string {
   const parts = report.scenarios.map(renderScenarioText);
   if (report.scenarios.length > 1) {
-    parts.push(`${suiteComparisonHeading(report)}:\n${renderComparisonText(report.comparison)}`);
+    parts.push(suiteComparisonText(report));
   }
   parts.push(renderSummaryLine(report));
   return `${parts.join('\n\n')}\n`;
@@ -123,8 +131,6 @@ export function renderComparisonOnly(report: RunReport): string {
     (s) =>
       `${s.name} (${s.platform}), ${comparisonHeading(s)}:\n${renderComparisonText(s.comparison, '  ', s.designs.length === 2)}`,
   );
-  if (report.scenarios.length > 1) {
-    parts.push(`${suiteComparisonHeading(report)}:\n${renderComparisonText(report.comparison)}`);
-  }
+  if (report.scenarios.length > 1) parts.push(suiteComparisonText(report));
   return `${parts.join('\n\n')}\n`;
 }

@@ -153,7 +153,12 @@ function targetSpan(context: SimContext, name: string, offset: bigint, length: b
       `${formatHex(offset)} + ${formatSize(length)} is outside "${name}" (${formatSize(target.dma.totalLength)} of DMA ranges)`,
     );
   }
-  return { list: target.dma.slice(offset, length), bufferOffset: target.bufferOffset + offset };
+  return {
+    list: target.dma.slice(offset, length),
+    bufferOffset: target.bufferOffset + offset,
+    // A DMA through a mapping belongs to the mapping's design: its IOTLB work and faults count there.
+    via: target.via,
+  };
 }
 
 /** Runs one DMA transfer range by range; an aborted access stops it and is the step's fault. */
@@ -293,15 +298,18 @@ export function registerDmaSteps(): void {
     const n = Number(body.length);
     if (context.objects.kindOf(body.buffer) === 'mr')
       return mrAccess(context, body.buffer, body.offset, n, body.pattern);
-    const { list, bufferOffset } = targetSpan(context, body.buffer, body.offset, body.length);
+    const { list, bufferOffset, via } = targetSpan(context, body.buffer, body.offset, body.length);
     const data = patternBytes(body.pattern, bufferOffset, n);
     const fault = transfer(list, (address, at, length) => {
       const record = engine.tryDmaWrite(address, data.subarray(at, at + length));
       return record.fault === undefined ? undefined : describeAccess(record);
     });
     return fault === undefined
-      ? { notes: [`${body.device} wrote ${formatSize(body.length)} over ${plural(list.count, 'DMA range')}`] }
-      : { observed: { fault } };
+      ? {
+          path: via,
+          notes: [`${body.device} wrote ${formatSize(body.length)} over ${plural(list.count, 'DMA range')}`],
+        }
+      : { path: via, observed: { fault } };
   });
 
   registerStep('dma-read', (body, context): StepResult => {
@@ -310,7 +318,7 @@ export function registerDmaSteps(): void {
     const n = Number(body.length);
     if (context.objects.kindOf(body.buffer) === 'mr')
       return mrAccess(context, body.buffer, body.offset, n, undefined);
-    const { list, bufferOffset } = targetSpan(context, body.buffer, body.offset, body.length);
+    const { list, bufferOffset, via } = targetSpan(context, body.buffer, body.offset, body.length);
     const out = new Uint8Array(n);
     const fault = transfer(list, (address, at, length) => {
       const { record, data } = engine.tryDmaRead(address, length);
@@ -318,7 +326,9 @@ export function registerDmaSteps(): void {
       out.set(data, at);
       return undefined;
     });
-    return fault === undefined ? { observed: { bytes: out, offset: bufferOffset } } : { observed: { fault } };
+    return fault === undefined
+      ? { path: via, observed: { bytes: out, offset: bufferOffset } }
+      : { path: via, observed: { fault } };
   });
 
   registerStep('flush', (_body, context) => {

@@ -152,6 +152,13 @@ describe('a fair comparison', () => {
     expect(row('IOVA allocations')).toMatchObject({ physr: 1, sg: 1 });
   });
 
+  it("a DMA through a mapping counts for the mapping's design: the strict-mode fault shows in the table", async () => {
+    const report = await runScenario(loadScenarioFile(resolveScenarioTarget('iotlb-strict')));
+    const faults = report.comparison.find((r) => r.metric === 'faults')!;
+    expect(faults).toMatchObject({ physr: 1, sg: 0 });
+    expect(report.steps.filter((s) => s.op === 'dma-write').every((s) => s.path === 'physr')).toBe(true);
+  });
+
   it('the suite total sums only the scenarios that ran both designs', async () => {
     const both = parseScenario(
       'name: both\nplatform: core-only\nsteps:\n' +
