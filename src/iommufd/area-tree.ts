@@ -38,15 +38,6 @@ export class IntervalList<T extends Interval> {
     return item !== undefined && item.start <= last ? item : undefined;
   }
 
-  /** Every interval meeting `[start, last]`, in order. */
-  overlapping(start: bigint, last: bigint): T[] {
-    const out: T[] = [];
-    for (let i = this.lowerBound(start); i < this.items.length && this.items[i]!.start <= last; i++) {
-      out.push(this.items[i]!);
-    }
-    return out;
-  }
-
   /** Inserts; the caller has checked that nothing overlaps. */
   insert(item: T): void {
     const i = this.lowerBound(item.start);

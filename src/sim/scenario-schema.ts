@@ -15,7 +15,7 @@
  * numeric field takes a bigint, and sizes/addresses also take strings (`2M`, `0xfee00000`).
  */
 import { z } from 'zod';
-import { ERRNO, type Errno, isPhysrError, parseAddress, parseSize } from '../core/index.ts';
+import { ERRNO, type Errno, fail, isPhysrError, parseAddress, parseSize } from '../core/index.ts';
 import { type Pattern, parsePattern } from './pattern.ts';
 
 /** Runs a core parser inside zod, turning its PhysrError into a zod issue with the same reason. */
@@ -29,6 +29,14 @@ function parsedBy<T>(parse: (value: string | bigint) => T, expected: string) {
       return z.NEVER;
     }
   });
+}
+
+/** A seed: any 64-bit integer, decimal or `0x…`. */
+function parseSeed(value: string | bigint): bigint {
+  if (typeof value === 'string' && !/^\s*(0x[0-9a-f_]+|[0-9][0-9_]*)\s*$/i.test(value)) {
+    fail('EINVAL', `seed "${value}" is not an integer (e.g. 7 or 0x1234)`);
+  }
+  return parseAddress(value, 'seed');
 }
 
 /** A byte count: 4096, 0x1000, "4K", "2M", "1G", "2MiB". */
@@ -356,7 +364,7 @@ const scenarioFields = {
   name: nameSchema.meta({ description: 'The scenario name used in reports and by `physr run NAME`.' }),
   description: z.string().optional(),
   platform: platformSchema,
-  seed: parsedBy((v) => parseAddress(v, 'seed'), 'a seed (an integer)').default(0n),
+  seed: parsedBy(parseSeed, 'a seed (an integer)').default(0n),
   iommu: iommuOptionsSchema.default({}),
 };
 

@@ -73,6 +73,14 @@ describe('malformed scenarios give one located error', () => {
       /outside 0..2\^64-1/,
     ],
     [
+      'seed that is not a number',
+      'name: demo\nplatform: core-only\nseed: abc\nsteps:\n  - allocate: { name: b, size: 4K }\n',
+      3,
+      7,
+      'seed',
+      /seed "abc" is not an integer/,
+    ],
+    [
       'address out of range',
       `${HEAD}  - build-list: { name: l, ranges: [ { addr: 0x10000000000000000, len: 4K } ] }\n`,
       4,
