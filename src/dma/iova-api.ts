@@ -218,7 +218,9 @@ export function dmaIovaLink(
     );
   }
   const unaligned = ((phys | size) & mask) !== 0n;
-  if (device.untrusted && unaligned && device.machine.swiotlb !== undefined) {
+  // dev_use_swiotlb: an untrusted device's unaligned range must be bounced; without swiotlb the
+  // bounce fails (ENOMEM) rather than exposing the rest of the granule.
+  if (device.untrusted && unaligned) {
     if (attrs.mmio === true)
       fail('EPERM', `${device.bdf}: MMIO at ${formatHex(phys)} cannot be bounced through swiotlb`);
     linkSwiotlb(state, phys, offset, size, dir, attrs);

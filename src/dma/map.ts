@@ -243,8 +243,15 @@ export function iommuDmaMapPhys(
   let target = phys;
   let b: SwiotlbBounce | undefined;
   const swiotlb = device.machine.swiotlb;
-  if (device.untrusted && ((phys | size) & mask) !== 0n && swiotlb !== undefined) {
+  if (device.untrusted && ((phys | size) & mask) !== 0n) {
     if (mmio) fail('EIO', `${device.bdf}: MMIO at ${formatHex(phys)} cannot be bounced through swiotlb`);
+    // iommu_dma_map_swiotlb: no pool, no mapping (never the whole granule for an untrusted device).
+    if (swiotlb === undefined) {
+      fail(
+        'EIO',
+        `${device.bdf}: DMA bounce buffers are inactive, unable to map unaligned ${formatHex(phys)}`,
+      );
+    }
     b = swiotlb.map(phys, size, { allocAlignMask: mask, segmentBoundaryMask: device.segmentBoundaryMask });
     zeroPadding(device, b.tlbAddr, size, granule);
     target = b.tlbAddr;

@@ -333,3 +333,20 @@ describe('dma_max_mapping_size', () => {
     expect(dmaMaxMappingSize(wide)).toBe((1n << 64n) - 1n);
   });
 });
+
+describe('dma-iommu corner rules', () => {
+  it('an untrusted device with no swiotlb cannot map an unaligned range (no whole-page exposure)', () => {
+    // dma-iommu.c: the bounce is required (dev_use_swiotlb); iommu_dma_map_swiotlb fails when swiotlb
+    // is inactive, so dma_iova_link is ENOMEM and iommu_dma_map_phys a mapping error.
+    const m = builtinMachine('two-socket-server', { platform: { swiotlbBytes: 0n } });
+    const dev = m.device(NVME, { untrusted: true, maxSegmentSize: 1n << 32n });
+    expect(m.swiotlb).toBeUndefined();
+    expectErrno(() => dev.map(PhyrList.fromRanges([[5n * GiB + 0xc00n, 0x2800n]]), 'TO_DEVICE'), 'ENOMEM');
+    expectErrno(() => mapPhys(dev, 5n * GiB + 0x10n, 0x100n, 'TO_DEVICE'), 'EIO');
+    expect(dev.domain!.pageTable!.countLeaves().size).toBe(0);
+    // Granule-aligned ranges need no bounce and still map.
+    const ok = dev.map(PhyrList.fromRanges([[5n * GiB, 0x2000n]]), 'TO_DEVICE');
+    expect(ok.path).toBe('iova');
+    dev.unmap(ok);
+  });
+});
