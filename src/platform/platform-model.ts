@@ -77,7 +77,8 @@ export interface PlatformModel {
   readonly seed: number | bigint;
 }
 
-function defaultIommu(topology: PciTopology): IommuKind {
+/** The IOMMU a machine has by its CPU vendor: VT-d on Intel, AMD-Vi on AMD, SMMUv3 on Arm, none otherwise. */
+export function defaultIommuKind(topology: PciTopology): IommuKind {
   switch (topology.cpu.vendor) {
     case 'intel':
       return 'intel-vt-d';
@@ -178,7 +179,7 @@ export function createPlatformModel(options: PlatformModelOptions): PlatformMode
     bytes: new ByteStore(),
     folios,
     iommuGroups: deriveIommuGroups(topology),
-    iommu: options.iommu ?? defaultIommu(topology),
+    iommu: options.iommu ?? defaultIommuKind(topology),
     swiotlbPool: pool === undefined ? undefined : { start: pool.start, size: swiotlbBytes },
     metrics,
     random: new SeededRandom(seed),

@@ -14,6 +14,7 @@ import {
   builtinPlatform,
   builtinTopology,
   createPlatformModel,
+  defaultIommuKind,
   deviceLabels,
   formatDeviceLabels,
   type IommuKind,
@@ -133,19 +134,6 @@ function defaultRam(topology: PciTopology): RamLayoutEntry[] {
   return out;
 }
 
-function iommuFromTopology(topology: PciTopology): IommuKind {
-  switch (topology.cpu.vendor) {
-    case 'intel':
-      return 'intel-vt-d';
-    case 'amd':
-      return 'amd-vi';
-    case 'arm':
-      return 'arm-smmu-v3';
-    default:
-      return 'none';
-  }
-}
-
 /** A Machine model from a captured sysfs tree; RAM from its /proc/iomem when present. */
 export function loadSysfsPlatform(
   dir: string,
@@ -166,7 +154,7 @@ export function loadSysfsPlatform(
       );
     }
   }
-  const iommu = overrides.iommu ?? iommuFromTopology(topology);
+  const iommu = overrides.iommu ?? defaultIommuKind(topology);
   if (overrides.iommu === undefined) assumptions.push(`IOMMU assumed from the CPU vendor: ${iommu}`);
   if (imported.notes.length > 0) assumptions.push(`${imported.notes.length} unknowns noted by the import`);
   const name = overrides.name ?? `sysfs:${dir}`;
