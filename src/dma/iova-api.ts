@@ -255,9 +255,16 @@ function linkSwiotlb(
   }
   const tail = left >= endPad ? endPad : 0n;
   const middle = left - tail;
-  if (middle > 0n) linkRaw(state, addr + mapped, phys + mapped, middle, dir, attrs);
-  mapped += middle;
-  if (tail > 0n) bounceAndLink(state, addr + mapped, phys + mapped, tail, offset + mapped, dir, attrs, 0n);
+  try {
+    if (middle > 0n) linkRaw(state, addr + mapped, phys + mapped, middle, dir, attrs);
+    mapped += middle;
+    if (tail > 0n) bounceAndLink(state, addr + mapped, phys + mapped, tail, offset + mapped, dir, attrs, 0n);
+  } catch (error) {
+    // out_unmap (fixed upstream by 6ec91df8aff7): unlink what this call linked, from `offset`, so the
+    // caller's dma_iova_destroy of the earlier links leaves no mapping or bounce slot behind.
+    if (mapped > 0n) dmaIovaUnlink(state.device, state, offset, mapped, dir, attrs);
+    throw error;
+  }
 }
 
 /** dma_iova_sync: one iotlb_sync_map for everything linked (what lets drivers batch links). */

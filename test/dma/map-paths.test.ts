@@ -349,4 +349,17 @@ describe('dma-iommu corner rules', () => {
     expect(ok.path).toBe('iova');
     dev.unmap(ok);
   });
+
+  it('a link whose tail bounce fails undoes its head bounce and mapping (iommu_dma_iova_link_swiotlb)', () => {
+    // Two 2 KiB slots: the head granule's bounce takes both, so the tail's bounce finds none.
+    const m = builtinMachine('two-socket-server', { platform: { swiotlbBytes: 0x1000n } });
+    const dev = m.device(NVME, { untrusted: true, maxSegmentSize: 1n << 32n });
+    const list = PhyrList.fromRanges([[5n * GiB + 0x400n, 0x2000n]]); // head 0xc00, middle 0x1000, tail 0x400
+    expectErrno(() => dev.map(list, 'FROM_DEVICE'), 'ENOMEM');
+    expect(m.swiotlb!.usedSlots).toBe(0);
+    expect(dev.domain!.pageTable!.countLeaves().size).toBe(0);
+    // Nothing stale is left in the table: a later mapping of the same IOVA space succeeds.
+    const ok = dev.map(PhyrList.fromRanges([[5n * GiB, 0x3000n]]), 'FROM_DEVICE');
+    dev.unmap(ok);
+  });
 });
