@@ -40,12 +40,18 @@ export interface Umem {
   release(): void;
 }
 
-function checkUserRange(address: bigint, size: bigint): void {
-  // ib_umem_get: an addr + size that wraps, or whose page-aligned end wraps, is EINVAL.
+/**
+ * The whole pages under [address, address+size): ib_umem_get refuses (EINVAL) an addr + size that
+ * is empty, wraps, or whose page-aligned end wraps.
+ */
+function userPageSpan(address: bigint, size: bigint): { first: bigint; length: bigint } {
   const end = address + size;
-  if (size <= 0n || end > 1n << 64n || ((end + 0xfffn) & -0x1000n) > 1n << 64n) {
+  const pageEnd = (end + 0xfffn) & -0x1000n;
+  if (size <= 0n || end > 1n << 64n || pageEnd > 1n << 64n) {
     fail('EINVAL', `umem ${formatHex(address)} + ${formatHex(size)} is empty or overflows`);
   }
+  const first = address & -0x1000n;
+  return { first, length: pageEnd - first };
 }
 
 /** The physr umem. */
@@ -138,11 +144,9 @@ export function ibUmemGet(
   size: bigint,
   access: number,
 ): PhyrUmem {
-  checkUserRange(address, size);
+  const { first, length } = userPageSpan(address, size);
   const writable = ibAccessWritable(access);
-  const first = address & -0x1000n;
-  const end = (address + size + 0xfffn) & -0x1000n;
-  const pinned = pinUserPages(mm, first, end - first, { write: writable, longterm: true });
+  const pinned = pinUserPages(mm, first, length, { write: writable, longterm: true });
   let mapping: ReturnType<RdmaDevice['dma']['mapPhyrs']>;
   try {
     mapping = device.dma.mapPhyrs(pinned.phyrs.split({ maxSegmentSize: device.dma.maxSegmentSize }), {
@@ -166,17 +170,15 @@ export function ibUmemGetLegacy(
   size: bigint,
   access: number,
 ): LegacyUmem {
-  checkUserRange(address, size);
+  const { first, length } = userPageSpan(address, size);
   const writable = ibAccessWritable(access);
-  const first = address & -0x1000n;
-  const end = (address + size + 0xfffn) & -0x1000n;
-  const pinned = pinUserPagesLegacy(mm, first, end - first, { write: writable, longterm: true });
+  const pinned = pinUserPagesLegacy(mm, first, length, { write: writable, longterm: true });
   try {
     const maxSeg =
       device.dma.maxSegmentSize > BigInt(SCATTERLIST_MAX_SEGMENT)
         ? SCATTERLIST_MAX_SEGMENT
         : Number(device.dma.maxSegmentSize);
-    const table = sgAllocTableFromPagesSegment(pinned.pages, 0, end - first, maxSeg);
+    const table = sgAllocTableFromPagesSegment(pinned.pages, 0, length, maxSeg);
     const { unmap } = device.dma.mapSgTable(table);
     return new LegacyUmem(device, address, size, writable, pinned, table, unmap, table.toDmaRangeList());
   } catch (error) {
