@@ -123,8 +123,15 @@ export class DmabufUmem implements Umem {
   }
 }
 
-function checkDmabufRange(dmabuf: DmaBuf, offset: bigint, size: bigint): void {
-  // ib_umem_dmabuf_get: the range must lie inside the buffer (EINVAL).
+/** A new dma-buf umem over [offset, offset+size), which ib_umem_dmabuf_get requires inside the buffer (EINVAL). */
+function newDmabufUmem(
+  device: RdmaDevice,
+  dmabuf: DmaBuf,
+  offset: bigint,
+  size: bigint,
+  access: number,
+  pinned: boolean,
+): DmabufUmem {
   const end = offset + size;
   if (size <= 0n || offset < 0n || end > dmabuf.size) {
     fail(
@@ -132,6 +139,7 @@ function checkDmabufRange(dmabuf: DmaBuf, offset: bigint, size: bigint): void {
       `umem ${formatHex(offset)} + ${formatHex(size)} is outside the ${formatHex(dmabuf.size)}-byte dma-buf`,
     );
   }
+  return new DmabufUmem(device, dmabuf, offset, size, ibAccessWritable(access), pinned);
 }
 
 /** ib_umem_dmabuf_get: a dynamic importer; pages are mapped when first used. */
@@ -142,8 +150,7 @@ export function ibUmemDmabufGet(
   size: bigint,
   access: number,
 ): DmabufUmem {
-  checkDmabufRange(dmabuf, offset, size);
-  return new DmabufUmem(device, dmabuf, offset, size, ibAccessWritable(access), false);
+  return newDmabufUmem(device, dmabuf, offset, size, access, false);
 }
 
 /** ib_umem_dmabuf_get_pinned: attach, pin (the buffer can no longer move) and map now. */
@@ -154,8 +161,7 @@ export function ibUmemDmabufGetPinned(
   size: bigint,
   access: number,
 ): DmabufUmem {
-  checkDmabufRange(dmabuf, offset, size);
-  const umem = new DmabufUmem(device, dmabuf, offset, size, ibAccessWritable(access), true);
+  const umem = newDmabufUmem(device, dmabuf, offset, size, access, true);
   try {
     dmabuf.pin(umem.attachment);
     umem.mapPages();
