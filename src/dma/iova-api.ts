@@ -74,7 +74,8 @@ export function iommuDmaAllocIova(device: DmaDevice, domain: IommuDomain, size: 
   const limit = device.dmaMask;
   if (limit > DMA_BIT_MASK_32 && device.pci32bitWorkaround) {
     try {
-      return domain.allocIova(size, DMA_BIT_MASK_32);
+      // This first try does not flush the IOVA caches (alloc_iova_fast's flush_rcache is false).
+      return domain.allocIova(size, DMA_BIT_MASK_32, false);
     } catch {
       device.pci32bitWorkaround = false;
     }

@@ -149,13 +149,13 @@ export class IommuDomain {
   /**
    * iommu_dma_alloc_iova: `size` bytes (rounded up to the granule) of IOVA ending at or below
    * `dmaLimit` (the device's DMA mask, clipped to the aperture), through the rcache. ENOMEM when
-   * full.
+   * full (after emptying the caches and retrying, unless `flushRcache` is false).
    */
-  allocIova(size: bigint, dmaLimit: bigint): bigint {
+  allocIova(size: bigint, dmaLimit: bigint, flushRcache = true): bigint {
     const iovad = this.iovaDomain();
     const pages = Number((size + iovad.granule - 1n) >> iovad.granuleShift);
     const limitPfn = Number(dmaLimit >> iovad.granuleShift);
-    return iovad.addressOf(iovad.allocIovaFast(pages, limitPfn, true));
+    return iovad.addressOf(iovad.allocIovaFast(pages, limitPfn, flushRcache));
   }
 
   /** iommu_dma_free_iova: lazy domains queue it behind the next flush; strict ones free it now. */

@@ -7,6 +7,7 @@ import {
   dmaIovaSync,
   dmaIovaTryAlloc,
   dmaMappingError,
+  iommuDmaAllocIova,
   mapPhys,
   unmapPhys,
 } from '../../src/dma/index.ts';
@@ -361,5 +362,23 @@ describe('dma-iommu corner rules', () => {
     // Nothing stale is left in the table: a later mapping of the same IOVA space succeeds.
     const ok = dev.map(PhyrList.fromRanges([[5n * GiB, 0x3000n]]), 'FROM_DEVICE');
     dev.unmap(ok);
+  });
+
+  it('the below-4 GiB attempt does not flush the IOVA caches; on failure the device goes wide for good', () => {
+    // iommu_dma_alloc_iova: alloc_iova_fast(..., DMA_BIT_MASK(32) >> shift, false), then the full mask.
+    const m = builtinMachine('two-socket-server');
+    const dev = m.device(NIC);
+    const domain = dev.domain!;
+    const iovad = domain.iovad!;
+    iovad.reserveIova(1, 0xf_fffd); // leave pfns 0xffffe and 0xfffff free below 4 GiB
+    const a = iommuDmaAllocIova(dev, domain, 0x1000n);
+    const b = iommuDmaAllocIova(dev, domain, 0x1000n);
+    expect([a, b].every((x) => x < 1n << 32n)).toBe(true);
+    domain.freeIova(a, 0x1000n);
+    domain.freeIova(b, 0x1000n); // both wait in the order-0 rcache, still allocated in the tree
+    const wide = iommuDmaAllocIova(dev, domain, 0x2000n);
+    expect(wide >= 1n << 32n).toBe(true);
+    expect(dev.pci32bitWorkaround).toBe(false);
+    expect(iovad.cachedCounts()[0]).toBe(2);
   });
 });
