@@ -7,11 +7,10 @@
  */
 import { describe, expect, it } from 'vitest';
 import { isPhysrError } from '../../src/core/index.ts';
-import { type DeviceIommu, type DmaFabric, Nic } from '../../src/devices/index.ts';
+import { machineFabric, Nic } from '../../src/devices/index.ts';
 import { builtinMachine } from '../../src/dma/index.ts';
 import { IommufdCtx, mmUserPinner } from '../../src/iommufd/index.ts';
 import { MemorySystem, MmStruct } from '../../src/mm/index.ts';
-import type { Bdf } from '../../src/platform/index.ts';
 import {
   IB_ACCESS_LOCAL_WRITE,
   IB_ACCESS_REMOTE_WRITE,
@@ -40,18 +39,9 @@ function pattern(seed: number, length: number): Uint8Array {
 function setup() {
   const machine = builtinMachine('two-socket-server');
   const { platform } = machine;
-  const fabric: DmaFabric = {
-    topology: platform.topology,
-    memoryMap: platform.memoryMap,
-    bytes: platform.bytes,
-    metrics: machine.metrics,
-    iommuOf(bdf: Bdf): DeviceIommu | undefined {
-      const iommu = machine.iommuOf(bdf);
-      return iommu === undefined ? undefined : { iommu, deviceId: bdf };
-    },
-  };
   // Register the devices with the DMA layer (IOMMU groups and default domains).
   for (const bdf of [GPU, NIC, NIC2, NVME]) machine.device(bdf);
+  const fabric = machineFabric(machine);
   const gpuBar = platform.topology.functions.get(GPU)!.bars.find((b) => b.index === 1)!;
   const vfio = new VfioPciDevice({ topology: platform.topology, bdf: GPU, metrics: machine.metrics });
   const mm = new MmStruct(new MemorySystem(platform.folios, { bytes: platform.bytes }));
