@@ -1,8 +1,8 @@
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, test, vi } from 'vitest';
-import { runCli } from '../../src/cli/index.ts';
+import { describe, expect, test } from 'vitest';
+import { captureCli } from './capture.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'physr-run-'));
 
@@ -12,27 +12,9 @@ function scenarioFile(name: string, text: string): string {
   return path;
 }
 
-async function cli(argv: string[]): Promise<{ status: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => {
-    stdout += String(chunk);
-    return true;
-  });
-  vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => {
-    stderr += String(chunk);
-    return true;
-  });
-  const status = await runCli(argv);
-  vi.restoreAllMocks();
-  return { status, stdout, stderr };
-}
-
-afterEach(() => vi.restoreAllMocks());
-
 describe('physr run', () => {
   test('no arguments runs the built-in suite and passes', async () => {
-    const { status, stdout, stderr } = await cli(['run']);
+    const { status, stdout, stderr } = await captureCli(['run']);
     expect(status).toBe(0);
     expect(stdout).toContain('range-list-metadata  ✓ passed');
     expect(stdout).toMatch(/✓ \d+ scenarios?: \d+ passed, 0 failed/);
@@ -44,7 +26,7 @@ describe('physr run', () => {
       'bad.yaml',
       'name: x\nplatform: core-only\nsteps:\n  - allocate: { name: b, size: 2Q }\n',
     );
-    const { status, stdout, stderr } = await cli(['run', file]);
+    const { status, stdout, stderr } = await captureCli(['run', file]);
     expect(status).toBe(2);
     expect(stdout).toBe('');
     const lines = stderr.trimEnd().split('\n');
@@ -61,13 +43,13 @@ describe('physr run', () => {
       'fail.yaml',
       'name: fails\nplatform: core-only\nsteps:\n  - build-list: { name: l, ranges: [ { addr: 0, len: 4K } ] }\n  - expect-counters: { counters: { core.physr_ranges: 2 } }\n',
     );
-    const text = await cli(['run', file]);
+    const text = await captureCli(['run', file]);
     expect(text.status).toBe(1);
     expect(text.stdout).toContain(
       'failed at step 2 (expect-counters, line 5): expected core.physr_ranges = 2',
     );
     const html = join(dir, 'report.html');
-    const json = await cli(['run', file, '--json', '--html', html, '--seed', '0x10']);
+    const json = await captureCli(['run', file, '--json', '--html', html, '--seed', '0x10']);
     expect(json.status).toBe(1);
     const parsed = JSON.parse(json.stdout);
     expect(parsed.scenarios[0].seed).toBe('0x10');
@@ -76,18 +58,18 @@ describe('physr run', () => {
   });
 
   test('an unknown name is ENOENT naming the built-ins; list and compare work; help exists', async () => {
-    const missing = await cli(['run', 'no-such-scenario']);
+    const missing = await captureCli(['run', 'no-such-scenario']);
     expect(missing.status).toBe(2);
     expect(missing.stderr).toMatch(
       /ENOENT: no scenario file or built-in scenario "no-such-scenario" \(built in: .*range-list-metadata/,
     );
-    const list = await cli(['list']);
+    const list = await captureCli(['list']);
     expect(list.stdout).toMatch(/range-list-metadata\s+core-only/);
     expect(list.stdout).toMatch(/platforms:\n(.*\n)*\s+core-only\s+no memory map/);
-    const compare = await cli(['compare', 'range-list-metadata']);
+    const compare = await captureCli(['compare', 'range-list-metadata']);
     expect(compare.status).toBe(0);
     expect(compare.stdout).toMatch(/metadata \(bytes\)\s+64\s+192\s+3\.00x/);
-    const help = await cli(['run', '--help']);
+    const help = await captureCli(['run', '--help']);
     expect(help.stdout).toContain('--html <file>');
   });
 });
