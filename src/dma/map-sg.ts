@@ -34,6 +34,8 @@ interface SgMapState {
   readonly direction: DmaDirection;
   /** One IOVA for the whole list (dma-iommu merged path). */
   readonly iova?: { readonly start: bigint; readonly size: bigint };
+  /** Mapped by iommu_dma_map_sg (one IOVA, possibly none when every entry is a bus address). */
+  readonly merged: boolean;
   /** Per-entry pieces (dma-direct or the swiotlb per-entry path), indexed like the entries. */
   readonly pieces: readonly (MappedPiece | undefined)[];
   readonly mappedNents: number;
@@ -151,7 +153,7 @@ function mapPerEntry(
     undoPieces(device, pieces, dir);
     throw error;
   }
-  return { device, direction: dir, pieces, mappedNents: slots.length };
+  return { device, direction: dir, merged: false, pieces, mappedNents: slots.length };
 }
 
 function undoPieces(
@@ -180,6 +182,7 @@ function mapIommuMerged(
   const gmask = granule - 1n;
   const boundary = device.segmentBoundaryMask;
   const n = slots.length;
+  cacheSyncEntries(device, sgt, slots, attrs, 'TO_DEVICE');
   // The kernel stashes these in the entries' dma fields while it works; here they are columns.
   const iovaOff = new BigUint64Array(n);
   const iovaLen = new BigUint64Array(n); // padded, granule-aligned length of each entry
@@ -238,18 +241,34 @@ function mapIommuMerged(
       domain.freeIova(iova, total);
       throw error;
     }
-    if (!device.coherent && attrs.skipCpuSync !== true) {
-      device.machine.metrics.add('dma.cache_sync_bytes', Number(total));
-    }
   }
   const count = finaliseSg(device, sgt, slots, iovaOff, iovaLen, bus, busDma, iova);
   return {
     device,
     direction: dir,
+    merged: true,
     ...(total > 0n ? { iova: { start: iova, size: total } } : {}),
     pieces: [],
     mappedNents: count,
   };
+}
+
+/**
+ * iommu_dma_sync_sg_for_device / _for_cpu on the merged path: cache maintenance over every entry's
+ * own bytes (sg_phys, length), not the granule-padded IOVA; for the CPU only when the device wrote.
+ */
+function cacheSyncEntries(
+  device: DmaDevice,
+  sgt: SgTable,
+  slots: Int32Array,
+  attrs: DmaAttrs,
+  dir: DmaDirection,
+  toCpu = false,
+): void {
+  if (device.coherent || attrs.skipCpuSync === true || (toCpu && dir === 'TO_DEVICE')) return;
+  let bytes = 0;
+  for (const slot of slots) bytes += sgt.lengthAt(slot);
+  device.machine.metrics.add('dma.cache_sync_bytes', bytes);
 }
 
 /**
@@ -338,12 +357,10 @@ export function dmaUnmapSg(
     });
   }
   const domain = dmaDomainOf(device);
-  if (state.iova !== undefined) {
-    if (!device.coherent && attrs.skipCpuSync !== true && state.direction !== 'TO_DEVICE') {
-      device.machine.metrics.add('dma.cache_sync_bytes', Number(state.iova.size));
-    }
-    domain!.dmaUnmap(state.iova.start, state.iova.size);
+  if (state.merged) {
+    cacheSyncEntries(device, sgt, sgt.entrySlots(sgt.origNents), attrs, state.direction, true);
   }
+  if (state.iova !== undefined) domain!.dmaUnmap(state.iova.start, state.iova.size);
   for (const p of state.pieces) {
     if (p === undefined) continue;
     if (!device.coherent && attrs.skipCpuSync !== true && !p.mmio && state.direction !== 'TO_DEVICE') {

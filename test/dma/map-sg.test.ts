@@ -89,6 +89,23 @@ describe('legacy dma_map_sg', () => {
     expect(m.metrics.get('dma.cache_sync_bytes')).toBe(2 * physr);
   });
 
+  it('dma-iommu map_sg cache maintenance covers the entries, not their granule padding', () => {
+    // iommu_dma_sync_sg_for_device / _for_cpu run over each entry's own sg_phys and length.
+    const m = builtinMachine('arm-server');
+    const dev = m.device('0000:01:00.0', { coherent: false });
+    expect(dev.usesIommu).toBe(true);
+    const sgt = phyrListToSgTable(
+      PhyrList.fromRanges([
+        [0x80_0000_0200n, 0x100n],
+        [0x80_1000_0000n, 0x1800n],
+      ]),
+    );
+    dev.mapSg(sgt, 'FROM_DEVICE');
+    expect(m.metrics.get('dma.cache_sync_bytes')).toBe(0x1900);
+    dev.unmapSg(sgt, 'FROM_DEVICE');
+    expect(m.metrics.get('dma.cache_sync_bytes')).toBe(2 * 0x1900);
+  });
+
   it('lazy mode: unmap_sg queues the IOVA and defers the flush', () => {
     const m = builtinMachine('two-socket-server', { strict: false });
     const dev = m.device(NVME);
