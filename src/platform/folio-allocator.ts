@@ -5,6 +5,13 @@
  * the free lists (expand()); on free, merge with the buddy while the buddy is free at the same order
  * (__free_one_page()).
  *
+ * Free-list order follows the kernel, because it decides how physically contiguous consecutive
+ * allocations come out (and so how few ranges a later pin_user_pages gives): allocation takes the
+ * head of the list (__rmqueue_smallest / get_page_from_free_area); expand() puts the split-off high
+ * halves at the head, so the next small allocations continue right after this one; boot-time memory
+ * is freed to the tail (FPI_TO_TAIL from memblock_free_all), lowest address first; a freed block goes
+ * to the tail when its merged buddy is likely to become free soon (buddy_merge_likely), else the head.
+ *
  * Orders go up to 18 (1 GiB) by default. The real buddy stops at MAX_PAGE_ORDER (10 on x86-64) and
  * 1 GiB folios come from hugetlb/CMA's contiguous allocator; one allocator with a higher top order
  * models both, and `maxOrder` can be set to 10 to get the stock buddy.
@@ -98,12 +105,63 @@ interface RamSpan {
   readonly node: number;
 }
 
+/**
+ * One free list (struct free_area's list for an order): block heads in list order, with O(1) insert
+ * at either end, removal from anywhere (a buddy taken out to merge) and the head.
+ */
+class FreeList {
+  private readonly next = new Map<number, number | undefined>();
+  private readonly prev = new Map<number, number | undefined>();
+  private headPfn: number | undefined;
+  private tailPfn: number | undefined;
+
+  get size(): number {
+    return this.next.size;
+  }
+
+  get first(): number | undefined {
+    return this.headPfn;
+  }
+
+  pushHead(pfn: number): void {
+    this.next.set(pfn, this.headPfn);
+    this.prev.set(pfn, undefined);
+    if (this.headPfn === undefined) this.tailPfn = pfn;
+    else this.prev.set(this.headPfn, pfn);
+    this.headPfn = pfn;
+  }
+
+  pushTail(pfn: number): void {
+    this.prev.set(pfn, this.tailPfn);
+    this.next.set(pfn, undefined);
+    if (this.tailPfn === undefined) this.headPfn = pfn;
+    else this.next.set(this.tailPfn, pfn);
+    this.tailPfn = pfn;
+  }
+
+  delete(pfn: number): void {
+    if (!this.next.has(pfn)) return;
+    const before = this.prev.get(pfn);
+    const after = this.next.get(pfn);
+    if (before === undefined) this.headPfn = after;
+    else this.next.set(before, after);
+    if (after === undefined) this.tailPfn = before;
+    else this.prev.set(after, before);
+    this.next.delete(pfn);
+    this.prev.delete(pfn);
+  }
+
+  *[Symbol.iterator](): Generator<number> {
+    for (let pfn = this.headPfn; pfn !== undefined; pfn = this.next.get(pfn)) yield pfn;
+  }
+}
+
 export class FolioAllocator {
   readonly maxOrder: number;
   private readonly spans: RamSpan[];
   private readonly nodeList: number[];
-  /** node → order → free block heads (insertion-ordered: allocation takes the oldest). */
-  private readonly freeLists = new Map<number, Set<number>[]>();
+  /** node → order → free block heads, in the kernel's list order (allocation takes the head). */
+  private readonly freeLists = new Map<number, FreeList[]>();
   /** Head pfn of every free block → its order (PageBuddy + buddy_order). */
   private readonly freeOrder = new Map<number, number>();
   private readonly folios = new Map<number, MutableFolio>();
@@ -133,7 +191,7 @@ export class FolioAllocator {
       while (pfn < span.endPfn) {
         let order = this.maxOrder;
         while (order > 0 && (pfn % 2 ** order !== 0 || pfn + 2 ** order > span.endPfn)) order--;
-        this.addFree(pfn, order, span.node);
+        this.addFree(pfn, order, span.node, true);
         pfn += 2 ** order;
       }
     }
@@ -164,9 +222,8 @@ export class FolioAllocator {
     for (const node of this.nodeOrder(options)) {
       const lists = this.freeLists.get(node)!;
       for (let k = order; k <= this.maxOrder; k++) {
-        const first = lists[k]!.values().next();
-        if (first.done) continue;
-        const head = first.value;
+        const head = lists[k]!.first;
+        if (head === undefined) continue;
         this.removeFree(head, k, node);
         // expand(): keep the low half, give the high halves back.
         while (k > order) {
@@ -309,7 +366,7 @@ export class FolioAllocator {
   buddyInfo(): BuddyInfo[] {
     return this.nodes().map((node) => ({
       node,
-      free: this.freeLists.get(node)!.map((set) => set.size),
+      free: this.freeLists.get(node)!.map((list) => list.size),
     }));
   }
 
@@ -396,16 +453,40 @@ export class FolioAllocator {
     // __free_one_page(): merge upward while the buddy is a free block of the same order in the
     // same RAM span (so blocks never straddle a hole or a node boundary).
     while (order < this.maxOrder) {
-      const size = 2 ** order;
-      const buddy = (head / size) % 2 === 0 ? head + size : head - size;
-      const merged = Math.min(head, buddy);
-      if (this.freeOrder.get(buddy) !== order || merged < span.startPfn || merged + 2 * size > span.endPfn)
-        break;
+      const buddy = this.buddyOf(head, order);
+      if (!this.isFreeBuddy(buddy, order, span)) break;
       this.removeFree(buddy, order, span.node);
-      head = merged;
+      head = Math.min(head, buddy);
       order++;
     }
-    this.addFree(head, order, span.node);
+    this.addFree(head, order, span.node, this.buddyMergeLikely(head, order, span));
+  }
+
+  /** pfn ^ (1 << order): the block this one merges with (__find_buddy_pfn). */
+  private buddyOf(head: number, order: number): number {
+    const size = 2 ** order;
+    return (head / size) % 2 === 0 ? head + size : head - size;
+  }
+
+  /** A free block of exactly `order` at `buddy`, merging into a block inside the span. */
+  private isFreeBuddy(buddy: number, order: number, span: RamSpan): boolean {
+    const merged = buddy - (buddy % 2 ** (order + 1));
+    return (
+      this.freeOrder.get(buddy) === order &&
+      merged >= span.startPfn &&
+      merged + 2 ** (order + 1) <= span.endPfn
+    );
+  }
+
+  /**
+   * buddy_merge_likely (mm/page_alloc.c): a block whose buddy at the next order up is already free
+   * will merge into a larger block as soon as its own buddy comes back, so it goes to the list's tail
+   * to be allocated last. Not for the top orders (order >= MAX_PAGE_ORDER - 1).
+   */
+  private buddyMergeLikely(head: number, order: number, span: RamSpan): boolean {
+    if (order >= this.maxOrder - 1) return false;
+    const higher = head - (head % 2 ** (order + 1));
+    return this.isFreeBuddy(this.buddyOf(higher, order + 1), order + 1, span);
   }
 
   private makeFolio(head: number, order: number, node: number): Folio {
@@ -416,16 +497,19 @@ export class FolioAllocator {
     return folio;
   }
 
-  private addFree(head: number, order: number, node: number): void {
-    this.listsOf(node)[order]!.add(head);
+  /** __add_to_free_list: at the head unless `toTail`. */
+  private addFree(head: number, order: number, node: number, toTail = false): void {
+    const list = this.listsOf(node)[order]!;
+    if (toTail) list.pushTail(head);
+    else list.pushHead(head);
     this.freeOrder.set(head, order);
     this.free += 2 ** order;
   }
 
-  private listsOf(node: number): Set<number>[] {
+  private listsOf(node: number): FreeList[] {
     let lists = this.freeLists.get(node);
     if (lists === undefined) {
-      lists = Array.from({ length: this.maxOrder + 1 }, () => new Set<number>());
+      lists = Array.from({ length: this.maxOrder + 1 }, () => new FreeList());
       this.freeLists.set(node, lists);
     }
     return lists;

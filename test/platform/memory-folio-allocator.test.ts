@@ -285,3 +285,49 @@ describe('FolioAllocator invariants (fast-check)', () => {
     },
   );
 });
+
+describe('free-list order (mm/page_alloc.c)', () => {
+  /** One node of 64 MiB at 1 GiB: order-9 blocks are pageblocks, maxOrder 10 as on x86-64. */
+  function small(): FolioAllocator {
+    return new FolioAllocator(
+      new MemoryMap([{ kind: 'ram', start: GiB, last: GiB + (64n << 20n) - 1n, node: 0 }]),
+      {
+        maxOrder: 10,
+      },
+    );
+  }
+
+  it('boot memory is freed to the tail: the lowest block is allocated first', () => {
+    expect(small().allocFolio(10).pfn).toBe(GiB >> 12n);
+  });
+
+  it('expand() puts the split-off halves at the head: consecutive small allocations are contiguous', () => {
+    const alloc = small();
+    const pfns = Array.from({ length: 64 }, () => alloc.allocFolio(0).pfn);
+    for (let i = 1; i < pfns.length; i++) expect(pfns[i]).toBe(pfns[i - 1]! + 1n);
+  });
+
+  it('a freed block whose buddies are in use goes to the head: the most recently freed is reused first', () => {
+    const alloc = small();
+    const folios = Array.from({ length: 8 }, () => alloc.allocFolio(0));
+    alloc.freeFolio(folios[1]!); // buddy 0 live, order-1 buddy 2..3 live: head
+    alloc.freeFolio(folios[3]!); // buddy 2 live, order-1 buddy 0..1 not free: head, before 1
+    expect(alloc.allocFolio(0).pfn).toBe(folios[3]!.pfn);
+    expect(alloc.allocFolio(0).pfn).toBe(folios[1]!.pfn);
+  });
+
+  it('buddy_merge_likely: a block whose higher buddy is free goes to the tail', () => {
+    const alloc = small();
+    const folios = Array.from({ length: 8 }, () => alloc.allocFolio(0));
+    // Free 6 and 7: they merge into the order-1 block at 6.
+    alloc.freeFolio(folios[6]!);
+    alloc.freeFolio(folios[7]!);
+    // Free 1: buddy 0 is live and so is the order-1 buddy (2..3): no merge likely, to the head.
+    alloc.freeFolio(folios[1]!);
+    // Free 5 after it: buddy 4 is live, but the order-1 block holding it (4..5) has a free buddy
+    // (6..7): a merge is likely, so 5 goes to the tail, behind 1 (a plain head insert would put it first).
+    alloc.freeFolio(folios[5]!);
+    expect(alloc.allocFolio(0).pfn).toBe(folios[1]!.pfn);
+    expect(alloc.allocFolio(0).pfn).toBe(folios[5]!.pfn);
+  });
+});
