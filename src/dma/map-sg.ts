@@ -228,10 +228,11 @@ function mapIommuMerged(
         len = 0n;
       };
       for (let i = 0; i < n; i++) {
-        if (bus[i] === 1) continue;
         const slot = slots[i]!;
         const phys = sgt.physAt(slot) - iovaOff[i]!;
+        // The contiguity test comes before a bus-address entry is skipped, so one ends the run.
         if (len !== 0n && phys !== start + len) flush();
+        if (bus[i] === 1) continue;
         if (len === 0n) start = phys;
         len += iovaLen[i]!;
       }
