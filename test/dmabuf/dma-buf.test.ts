@@ -10,6 +10,7 @@ import {
   PhyrExporter,
 } from '../../src/dmabuf/index.ts';
 import { laptop, twoSocketServer } from '../../src/platform/index.ts';
+import { expectErrno } from '../errno.ts';
 
 const topology = twoSocketServer();
 const GPU = '0000:03:00.0';
@@ -49,17 +50,6 @@ function ramExporter(dynamic = false): PhyrExporter {
 
 function barExporter(): PhyrExporter {
   return new PhyrExporter(PhyrList.fromRanges([[GPU_BAR1, 4n * MiB]]), { topology, name: 'gpu-bar' });
-}
-
-function expectErrno(fn: () => unknown, errno: string): void {
-  try {
-    fn();
-  } catch (e) {
-    expect(isPhysrError(e)).toBe(true);
-    if (isPhysrError(e)) expect(e.errno).toBe(errno);
-    return;
-  }
-  throw new Error(`expected ${errno}`);
 }
 
 /** A dynamic importer that unmaps its mappings on move_notify, like a well-behaved driver. */

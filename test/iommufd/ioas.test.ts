@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { isPhysrError, Metrics, PhyrList } from '../../src/core/index.ts';
+import { Metrics, PhyrList } from '../../src/core/index.ts';
 import { PhyrExporter } from '../../src/dmabuf/index.ts';
 import { armLpaeFormat, Iommu, x86SecondStageFormat } from '../../src/iommu/index.ts';
 import {
@@ -11,6 +11,7 @@ import {
 import { MemorySystem, MmStruct } from '../../src/mm/index.ts';
 import { ByteStore, FolioAllocator, MemoryMap, twoSocketServer } from '../../src/platform/index.ts';
 import { VfioPciDevice } from '../../src/vfio/index.ts';
+import { errnoOf } from '../errno.ts';
 
 const topology = twoSocketServer();
 const GPU = '0000:03:00.0';
@@ -20,16 +21,6 @@ const BAR1 = 0x200_0000_0000n;
 const KiB = 1024n;
 const MiB = 1n << 20n;
 const GiB = 1n << 30n;
-
-function errnoOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (e) {
-    if (isPhysrError(e)) return e.errno;
-    throw e;
-  }
-  return undefined;
-}
 
 /** A pinner over a fixed identity layout: user VA v maps physical 0x1_0000_0000 + v. Counts pins. */
 function fakePinner(): UserMemoryPinner & { live: number } {

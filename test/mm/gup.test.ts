@@ -7,7 +7,8 @@ import {
   unpinUserPages,
   unpinUserPagesLegacy,
 } from '../../src/mm/index.ts';
-import { expectErrno, GiB, MiB, machine } from './helpers.ts';
+import { expectErrno } from '../errno.ts';
+import { GiB, MiB, machine } from './helpers.ts';
 
 describe('pinUserPages: ranges from folios', () => {
   it('pins 4 MiB of THP-backed anonymous memory as one range and two order-9 folios', () => {

@@ -1,5 +1,4 @@
-import { expect } from 'vitest';
-import { isPhysrError, Metrics } from '../../src/core/index.ts';
+import { Metrics } from '../../src/core/index.ts';
 import { MemorySystem, type MemorySystemOptions, MmStruct } from '../../src/mm/index.ts';
 import { ByteStore, FolioAllocator, MemoryMap } from '../../src/platform/index.ts';
 
@@ -24,18 +23,4 @@ export function machine(
   const system = new MemorySystem(allocator, { bytes, metrics, anonOrders: options.anonOrders });
   const mm = new MmStruct(system);
   return { map, allocator, system, mm, bytes, metrics };
-}
-
-export function expectErrno(fn: () => unknown, errno: string, reason?: RegExp): void {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (e) {
-    caught = e;
-  }
-  expect(isPhysrError(caught), `expected ${errno}, got ${String(caught)}`).toBe(true);
-  if (isPhysrError(caught)) {
-    expect(caught.errno).toBe(errno);
-    if (reason !== undefined) expect(caught.reason).toMatch(reason);
-  }
 }

@@ -9,17 +9,7 @@ import {
   pfnToAddr,
   pfnUp,
 } from '../../src/platform/index.ts';
-
-function expectErrno(fn: () => unknown, errno: string): void {
-  try {
-    fn();
-  } catch (e) {
-    expect(isPhysrError(e)).toBe(true);
-    if (isPhysrError(e)) expect(e.errno).toBe(errno);
-    return;
-  }
-  throw new Error(`expected ${errno}`);
-}
+import { expectErrno } from '../errno.ts';
 
 describe('MemoryMap', () => {
   const map = (): MemoryMap =>

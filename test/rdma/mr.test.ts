@@ -11,7 +11,7 @@ import {
   ibUmemGetLegacy,
   RdmaContext,
 } from '../../src/rdma/index.ts';
-import { expectErrno } from '../mm/helpers.ts';
+import { expectErrno } from '../errno.ts';
 import { GPU_BAR1, rdmaMachine } from './fixture.ts';
 
 const RW = IB_ACCESS_LOCAL_WRITE | IB_ACCESS_REMOTE_WRITE | IB_ACCESS_REMOTE_READ;

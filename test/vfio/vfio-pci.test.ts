@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { DmaRangeList, isPhysrError, type PhyrList } from '../../src/core/index.ts';
+import { DmaRangeList, type PhyrList } from '../../src/core/index.ts';
 import type {
   DmaBufAttachment,
   DmaBufDevice,
@@ -8,6 +8,7 @@ import type {
 } from '../../src/dmabuf/index.ts';
 import { twoSocketServer } from '../../src/platform/index.ts';
 import { PCI_COMMAND, PCI_COMMAND_MASTER, PCI_COMMAND_MEMORY, VfioPciDevice } from '../../src/vfio/index.ts';
+import { errnoOf } from '../errno.ts';
 
 const topology = twoSocketServer();
 const GPU = '0000:03:00.0';
@@ -30,16 +31,6 @@ class FakeDevice implements DmaBufDevice {
   unmapForDmaBuf(mapping: DmaBufDeviceMapping): void {
     this.live.delete(mapping);
   }
-}
-
-function errnoOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (e) {
-    if (isPhysrError(e)) return e.errno;
-    throw e;
-  }
-  return undefined;
 }
 
 function importer(log: string[]): DmaBufImporterOps {
