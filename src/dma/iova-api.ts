@@ -348,12 +348,8 @@ export function dmaIovaDestroy(
   const granule = granuleOf(state.domain);
   const pad = state.addr & (granule - 1n);
   const size = alignUp(mappedLen + pad, granule);
-  // __iommu_dma_iova_unlink with free_iova: unmap as one batch, then free the whole allocation.
-  if (size === state.allocSize) {
-    state.domain.dmaUnmap(state.allocStart, size);
-  } else {
-    state.domain.unmap(state.allocStart, size);
-    state.domain.freeIova(state.allocStart, state.allocSize);
-  }
+  // __iommu_dma_iova_unlink with free_iova: unmap as one batch (synced only in strict mode), then
+  // free the whole allocation.
+  state.domain.dmaUnmap(state.allocStart, size, state.allocSize);
   state.freed = true;
 }

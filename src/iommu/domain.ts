@@ -179,9 +179,10 @@ export class IommuDomain {
   /**
    * __iommu_dma_unmap: unmap `[iova, iova + size)` as one batch. Strict: one IOTLB invalidation for
    * the batch, then the IOVA is freed. Lazy: no invalidation now; the IOVA waits in the flush queue.
-   * Returns bytes unmapped.
+   * `allocSize` is the IOVA allocation to free when only its first `size` bytes were mapped (an
+   * unwound dma_iova_destroy). Returns bytes unmapped.
    */
-  dmaUnmap(iova: bigint, size: bigint): bigint {
+  dmaUnmap(iova: bigint, size: bigint, allocSize = size): bigint {
     const gather = new IotlbGather();
     const unmapped = this.unmapFast(iova, size, gather);
     if (unmapped !== size) {
@@ -191,7 +192,7 @@ export class IommuDomain {
       );
     }
     if (this.strict) this.iotlbSync(gather);
-    this.freeIova(iova, size);
+    this.freeIova(iova, allocSize);
     return unmapped;
   }
 

@@ -381,4 +381,20 @@ describe('dma-iommu corner rules', () => {
     expect(dev.pci32bitWorkaround).toBe(false);
     expect(iovad.cachedCounts()[0]).toBe(2);
   });
+  it('a lazy domain unwinds a partly linked IOVA without an IOTLB flush: the IOVA waits in the queue', () => {
+    // dma_iova_destroy → __iommu_dma_iova_unlink(free_iova): with a flush queue the gather is queued,
+    // never synced, whatever the mapped length.
+    const m = builtinMachine('two-socket-server', { strict: false, platform: { swiotlbBytes: 0x1000n } });
+    const dev = m.device(NVME, { untrusted: true, maxSegmentSize: 1n << 32n });
+    const list = PhyrList.fromRanges([
+      [5n * GiB + 0x400n, 0xc00n], // its head bounce takes both slots
+      [6n * GiB, 0x400n], // its tail bounce finds none
+    ]);
+    const flushes = m.metrics.get(COUNTER.iotlbFlushes);
+    expectErrno(() => dev.map(list, 'TO_DEVICE'), 'ENOMEM');
+    expect(m.metrics.get(COUNTER.iotlbFlushes)).toBe(flushes);
+    expect(dev.domain!.queuedIovas).toBe(1);
+    expect(dev.domain!.pageTable!.countLeaves().size).toBe(0);
+    expect(m.swiotlb!.usedSlots).toBe(0);
+  });
 });
