@@ -1,16 +1,15 @@
 import { fc, test } from '@fast-check/vitest';
 import { describe, expect, it } from 'vitest';
-import { DmaRangeList, isPhysrError, Metrics, PhyrList } from '../../src/core/index.ts';
+import { isPhysrError, Metrics, PhyrList } from '../../src/core/index.ts';
 import {
   type DmaBufAttachment,
-  type DmaBufDevice,
-  type DmaBufDeviceMapping,
   type DmaBufImporterOps,
   DmaFence,
   PhyrExporter,
 } from '../../src/dmabuf/index.ts';
 import { laptop, twoSocketServer } from '../../src/platform/index.ts';
 import { expectErrno } from '../errno.ts';
+import { FakeDevice } from './fake-device.ts';
 
 const topology = twoSocketServer();
 const GPU = '0000:03:00.0';
@@ -18,25 +17,6 @@ const NIC = '0000:04:00.0';
 const NIC2 = '0000:81:00.0';
 const GPU_BAR1 = 0x200_0000_0000n;
 const MiB = 1n << 20n;
-
-/** A device whose DMA address is the physical address; it records what is mapped. */
-class FakeDevice implements DmaBufDevice {
-  readonly live = new Set<DmaBufDeviceMapping>();
-  readonly name: string;
-  readonly bdf: string | undefined;
-  constructor(name: string, bdf: string | undefined) {
-    this.name = name;
-    this.bdf = bdf;
-  }
-  mapForDmaBuf(list: PhyrList, _dir: string, options: { mmio: boolean }): DmaBufDeviceMapping {
-    const m = { ranges: DmaRangeList.fromRanges(list.toArray()), path: options.mmio ? 'mmio' : 'ram' };
-    this.live.add(m);
-    return m;
-  }
-  unmapForDmaBuf(mapping: DmaBufDeviceMapping): void {
-    if (!this.live.delete(mapping)) throw new Error('unmap of an unknown mapping');
-  }
-}
 
 function ramExporter(dynamic = false): PhyrExporter {
   return new PhyrExporter(

@@ -1,13 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { DmaRangeList, type PhyrList } from '../../src/core/index.ts';
-import type {
-  DmaBufAttachment,
-  DmaBufDevice,
-  DmaBufDeviceMapping,
-  DmaBufImporterOps,
-} from '../../src/dmabuf/index.ts';
+import type { DmaBufAttachment, DmaBufImporterOps } from '../../src/dmabuf/index.ts';
 import { twoSocketServer } from '../../src/platform/index.ts';
 import { PCI_COMMAND, PCI_COMMAND_MASTER, PCI_COMMAND_MEMORY, VfioPciDevice } from '../../src/vfio/index.ts';
+import { FakeDevice } from '../dmabuf/fake-device.ts';
 import { errnoOf } from '../errno.ts';
 
 const topology = twoSocketServer();
@@ -16,22 +11,6 @@ const NIC = '0000:04:00.0';
 const BAR1 = 0x200_0000_0000n;
 const MiB = 1n << 20n;
 const GiB = 1n << 30n;
-
-class FakeDevice implements DmaBufDevice {
-  readonly live = new Set<DmaBufDeviceMapping>();
-  constructor(
-    readonly name: string,
-    readonly bdf: string | undefined,
-  ) {}
-  mapForDmaBuf(list: PhyrList): DmaBufDeviceMapping {
-    const m = { ranges: DmaRangeList.fromRanges(list.toArray()), path: 'fake' };
-    this.live.add(m);
-    return m;
-  }
-  unmapForDmaBuf(mapping: DmaBufDeviceMapping): void {
-    this.live.delete(mapping);
-  }
-}
 
 function importer(log: string[]): DmaBufImporterOps {
   return {
