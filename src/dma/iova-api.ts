@@ -116,6 +116,11 @@ export function dmaIovaTryAlloc(device: DmaDevice, phys: bigint, size: bigint): 
   };
 }
 
+/** An IOVA state is used only with the device it was allocated for. */
+function checkOwner(device: DmaDevice, state: DmaIovaState): void {
+  if (state.device !== device) fail('EINVAL', `IOVA state belongs to ${state.device.bdf}, not ${device.bdf}`);
+}
+
 /** dma_use_iova. */
 export function dmaUseIova(state: DmaIovaState | undefined): state is DmaIovaState {
   return state !== undefined && state.allocSize > 0n;
@@ -194,7 +199,7 @@ export function dmaIovaLink(
   dir: DmaDirection,
   attrs: DmaAttrs = {},
 ): void {
-  if (state.device !== device) fail('EINVAL', `IOVA state belongs to ${state.device.bdf}, not ${device.bdf}`);
+  checkOwner(device, state);
   if (state.freed) fail('EINVAL', 'IOVA state was already destroyed');
   if (size <= 0n || offset + size > state.size) {
     fail(
@@ -270,7 +275,7 @@ function linkSwiotlb(
 
 /** dma_iova_sync: one iotlb_sync_map for everything linked (what lets drivers batch links). */
 export function dmaIovaSync(device: DmaDevice, state: DmaIovaState, offset: bigint, size: bigint): void {
-  if (state.device !== device) fail('EINVAL', `IOVA state belongs to ${state.device.bdf}, not ${device.bdf}`);
+  checkOwner(device, state);
   if (offset + size > state.size)
     fail('EINVAL', `sync of ${formatSize(size)} at ${formatHex(offset)} exceeds the IOVA`);
   device.machine.metrics.add('dma.iova_syncs');
@@ -311,7 +316,7 @@ export function dmaIovaUnlink(
   dir: DmaDirection,
   attrs: DmaAttrs = {},
 ): void {
-  if (state.device !== device) fail('EINVAL', `IOVA state belongs to ${state.device.bdf}, not ${device.bdf}`);
+  checkOwner(device, state);
   unlinkSlow(state, offset, size, dir, attrs);
   const granule = granuleOf(state.domain);
   const addr = state.addr + offset;
@@ -321,7 +326,7 @@ export function dmaIovaUnlink(
 
 /** dma_iova_free: gives the IOVA back without unmapping (nothing linked, or already unlinked). */
 export function dmaIovaFree(device: DmaDevice, state: DmaIovaState): void {
-  if (state.device !== device) fail('EINVAL', `IOVA state belongs to ${state.device.bdf}, not ${device.bdf}`);
+  checkOwner(device, state);
   if (state.freed) fail('EINVAL', 'IOVA state was already freed');
   state.domain.freeIova(state.allocStart, state.allocSize);
   state.freed = true;
@@ -338,7 +343,7 @@ export function dmaIovaDestroy(
   dir: DmaDirection,
   attrs: DmaAttrs = {},
 ): void {
-  if (state.device !== device) fail('EINVAL', `IOVA state belongs to ${state.device.bdf}, not ${device.bdf}`);
+  checkOwner(device, state);
   if (state.freed) fail('EINVAL', 'IOVA state was already destroyed');
   if (mappedLen === 0n) {
     dmaIovaFree(device, state);
