@@ -10,6 +10,7 @@ import {
   GUP_PIN_COUNTING_BIAS,
   MemoryMap,
 } from '../../src/platform/index.ts';
+import { expectErrno } from '../errno.ts';
 
 const GiB = 1n << 30n;
 
@@ -23,17 +24,6 @@ function twoNodeMap(): MemoryMap {
     { kind: 'ram', start: 4n * GiB, last: 6n * GiB - 1n, node: 0 },
     { kind: 'ram', start: 6n * GiB, last: 10n * GiB - 1n, node: 1 },
   ]);
-}
-
-function expectErrno(fn: () => unknown, errno: string): void {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (e) {
-    caught = e;
-  }
-  expect(isPhysrError(caught), `expected ${errno}`).toBe(true);
-  if (isPhysrError(caught)) expect(caught.errno).toBe(errno);
 }
 
 /** Checks every structural invariant through the public API. */
