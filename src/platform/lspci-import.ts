@@ -13,7 +13,12 @@ import {
   UNKNOWN_CPU,
 } from './capture-import.ts';
 import { formatBdf, parseBdf } from './pci-bdf.ts';
-import { functionKind, type PciePortType } from './pci-config.ts';
+import {
+  type ExtendedSpaceFacts,
+  functionKind,
+  lacksExtendedSpace,
+  type PciePortType,
+} from './pci-config.ts';
 import type { AcsBits, AcsState, Bdf, PciBar } from './pci-types.ts';
 
 export interface LspciInput {
@@ -151,6 +156,18 @@ interface VerboseEntry {
   sawAcs: boolean;
   sawExtended: boolean;
   accessDenied: boolean;
+  /** `Capabilities: [xx]` lines of the standard list (offset below 0x100). */
+  standardCaps: number;
+  /** An Express capability line (whatever its port type). */
+  pcie: boolean;
+  /** A PCI-X capability line. */
+  pcix: boolean;
+  /** The function's own Control:/Status: lines, which only -vv and -vvv print. */
+  sawControlStatus: boolean;
+  /** Cap+ or Cap- on the function's Status: line. */
+  statusCapList: boolean | undefined;
+  /** Inside a capability's block, where Control:/Status: lines are the capability's own. */
+  inCapability: boolean;
   numaNode: number | undefined;
   iommuGroup: number | undefined;
 }
@@ -245,6 +262,12 @@ export function parseLspciVerbose(text: string, file = 'lspci -vvv'): VerboseEnt
         sawAcs: false,
         sawExtended: false,
         accessDenied: false,
+        standardCaps: 0,
+        pcie: false,
+        pcix: false,
+        sawControlStatus: false,
+        statusCapList: undefined,
+        inCapability: false,
         numaNode: undefined,
         iommuGroup: undefined,
       };
@@ -285,14 +308,25 @@ export function parseLspciVerbose(text: string, file = 'lspci -vvv'): VerboseEnt
       current.subordinateBus = Number.parseInt(m[2]!, 16);
     } else if (line.startsWith('Capabilities: <access denied>')) {
       current.accessDenied = true;
+      current.inCapability = true;
     } else if (line.startsWith('Capabilities: [')) {
+      current.inCapability = true;
       const offset = /^Capabilities: \[([0-9a-f]+)/.exec(line);
-      if (offset !== null && Number.parseInt(offset[1]!, 16) >= 0x100) current.sawExtended = true;
-      const express = /Express \(v\d\) (.*)$/.exec(line);
+      const extended = offset !== null && Number.parseInt(offset[1]!, 16) >= 0x100;
+      if (extended) current.sawExtended = true;
+      else current.standardCaps++;
+      // -v prints "Express Endpoint", -vv and up "Express (v2) Endpoint".
+      const express = extended ? null : /\] Express (?:\(v\d+\) )?(.*)$/.exec(line);
       if (express !== null) {
+        current.pcie = true;
         current.pcieType = EXPRESS_TYPES.find(([text]) => express[1]!.startsWith(text))?.[1];
       }
+      if (!extended && /\] PCI-X /.test(line)) current.pcix = true;
       if (line.includes('Access Control Services')) current.sawAcs = true;
+    } else if (!current.inCapability && (line.startsWith('Control:') || line.startsWith('Status:'))) {
+      current.sawControlStatus = true;
+      const cap = /^Status:.*\bCap([+-])/.exec(line);
+      if (cap !== null) current.statusCapList = cap[1] === '+';
     } else if (line.startsWith('ACSCap:')) {
       current.acsCap = parseAcsFlags(line.slice(7), location);
     } else if (line.startsWith('ACSCtl:')) {
@@ -304,6 +338,23 @@ export function parseLspciVerbose(text: string, file = 'lspci -vvv'): VerboseEnt
     }
   }
   return entries;
+}
+
+/**
+ * What the text proves about the function's standard capability list: read when lspci listed it, or
+ * when verbose output (Control:/Status: lines) shows none and the Status line does not claim one.
+ */
+function extendedSpaceFacts(entry: VerboseEntry): ExtendedSpaceFacts {
+  const listed = entry.standardCaps > 0 && !entry.accessDenied;
+  const noList = entry.standardCaps === 0 && !entry.accessDenied && entry.statusCapList !== true;
+  return {
+    deviceClass: entry.classCode === undefined ? undefined : entry.classCode >> 8,
+    capabilitiesRead: listed || (noList && entry.sawControlStatus),
+    pcie: entry.pcie,
+    pcix: entry.pcix,
+    // lspci prints 266MHz/533MHz only for PCI-X non-bridges; with the capability listed it is not needed.
+    pcixMode2: undefined,
+  };
 }
 
 function acsOf(entry: VerboseEntry, file: string): AcsState {
@@ -318,8 +369,18 @@ function acsOf(entry: VerboseEntry, file: string): AcsState {
   }
   if (entry.accessDenied)
     return { kind: 'unknown', why: 'lspci: capabilities <access denied> (run as root)' };
-  if (entry.sawExtended) return { kind: 'absent' };
-  return { kind: 'unknown', why: 'lspci shows no extended capabilities (not root, or 256-byte config)' };
+  // A conventional function has no extended space, so no ACS (pci_cfg_space_size, drivers/pci/probe.c).
+  if (lacksExtendedSpace(extendedSpaceFacts(entry))) return { kind: 'absent' };
+  // lspci (ls-caps.c) walks the extended list after an Express or PCI-X capability; with the
+  // capabilities readable it had the config space the kernel searches for ACS, and found none.
+  if (entry.sawExtended || (entry.standardCaps > 0 && (entry.pcie || entry.pcix))) return { kind: 'absent' };
+  if (entry.standardCaps > 0)
+    return { kind: 'unknown', why: 'lspci shows no extended capabilities for a host bridge without Express' };
+  if (entry.statusCapList === true)
+    return { kind: 'unknown', why: 'lspci: Status says Cap+ but no Capabilities lines follow (truncated?)' };
+  if (entry.sawControlStatus)
+    return { kind: 'unknown', why: 'lspci: a host bridge without capabilities; extended space not shown' };
+  return { kind: 'unknown', why: 'lspci shows no capabilities or Status line (not -vvv output)' };
 }
 
 /** Imports a topology from `lspci -tv` plus `lspci -nn -vvv` text. */

@@ -207,21 +207,48 @@ export function decodeConfig(bytes: Uint8Array, location?: SourceLocation): Deco
 }
 
 /**
- * Whether the function has no extended config space at all, by pci_cfg_space_size (drivers/pci/probe.c):
- * only a host bridge, a PCIe function or a PCI-X Mode 2 function has the 4096-byte space, so a
- * conventional function's ACS capability (an extended one) cannot exist. Needs the capability list.
+ * What pci_cfg_space_size (drivers/pci/probe.c) looks at to decide whether a function can have the
+ * 4096-byte extended config space. Shared by the sysfs and lspci importers.
  */
-function lacksExtendedSpace(
+export interface ExtendedSpaceFacts {
+  /** Base class and sub-class (dev->class >> 8); undefined when unknown. */
+  readonly deviceClass: number | undefined;
+  /** Whether the standard capability list was read (a function without one counts as read). */
+  readonly capabilitiesRead: boolean;
+  /** A PCI Express capability is in the list. */
+  readonly pcie: boolean;
+  /** A PCI-X capability is in the list. */
+  readonly pcix: boolean;
+  /** The PCI-X Status register shows 266 or 533 MHz (Mode 2); undefined when not read. */
+  readonly pcixMode2: boolean | undefined;
+}
+
+/**
+ * Whether the function certainly has no extended config space, by pci_cfg_space_size: only a host
+ * bridge, a PCIe function or a PCI-X Mode 2 function has it, so a conventional function's ACS
+ * capability (an extended one) cannot exist. False whenever the facts do not settle it.
+ */
+export function lacksExtendedSpace(facts: ExtendedSpaceFacts): boolean {
+  if (!facts.capabilitiesRead || facts.deviceClass === undefined) return false;
+  if (facts.deviceClass === PCI_CLASS_BRIDGE_HOST || facts.pcie) return false;
+  if (!facts.pcix) return true;
+  return facts.pcixMode2 === false;
+}
+
+function extendedSpaceFacts(
   bytes: Uint8Array,
   capabilities: readonly PciCapability[] | undefined,
   deviceClass: number,
-): boolean {
-  if (capabilities === undefined || deviceClass === PCI_CLASS_BRIDGE_HOST) return false;
-  if (capabilities.some((cap) => cap.id === PCI_CAP_ID_EXP)) return false;
-  const pcix = capabilities.find((cap) => cap.id === PCI_CAP_ID_PCIX);
-  if (pcix === undefined) return true;
-  if (pcix.offset + PCI_X_STATUS + 4 > bytes.length) return false;
-  return (u32(bytes, pcix.offset + PCI_X_STATUS) & PCI_X_STATUS_MODE2) === 0;
+): ExtendedSpaceFacts {
+  const pcix = capabilities?.find((cap) => cap.id === PCI_CAP_ID_PCIX);
+  const pcixReadable = pcix !== undefined && pcix.offset + PCI_X_STATUS + 4 <= bytes.length;
+  return {
+    deviceClass,
+    capabilitiesRead: capabilities !== undefined,
+    pcie: capabilities?.some((cap) => cap.id === PCI_CAP_ID_EXP) === true,
+    pcix: pcix !== undefined,
+    pcixMode2: pcixReadable ? (u32(bytes, pcix.offset + PCI_X_STATUS) & PCI_X_STATUS_MODE2) !== 0 : undefined,
+  };
 }
 
 function decodeAcs(
@@ -232,7 +259,7 @@ function decodeAcs(
 ): AcsState {
   if (extended === undefined) {
     // A 256-byte dump of a conventional function is its whole config space: ACS is certainly absent.
-    if (lacksExtendedSpace(bytes, capabilities, deviceClass)) return { kind: 'absent' };
+    if (lacksExtendedSpace(extendedSpaceFacts(bytes, capabilities, deviceClass))) return { kind: 'absent' };
     return { kind: 'unknown', why: `config has ${bytes.length} bytes; extended capabilities absent` };
   }
   const acs = extended.find((cap) => cap.id === PCI_EXT_CAP_ID_ACS);

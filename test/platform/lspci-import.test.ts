@@ -69,7 +69,7 @@ describe('lspci import: two-socket server with a PCIe switch', () => {
     ]);
   });
 
-  test('ACS: known from ACSCap/ACSCtl, absent with other extended caps, unknown without any', () => {
+  test('ACS: known from ACSCap/ACSCtl, absent when lspci read the capabilities, unknown without them', () => {
     expect(f('0000:80:02.0').acs).toEqual({
       kind: 'known',
       capability: acsBitsFromRegister(0x1f),
@@ -81,13 +81,17 @@ describe('lspci import: two-socket server with a PCIe switch', () => {
       control: acsBitsFromRegister(0x11),
     });
     expect(f('0000:81:00.0').acs).toEqual({ kind: 'absent' });
-    expect(f('0000:80:05.0').acs.kind).toBe('unknown');
-    expect(
-      notes
-        .filter((n) => n.what === 'acs')
-        .map((n) => n.bdf)
-        .sort(),
-    ).toEqual(['0000:00:1f.0', '0000:80:00.0', '0000:80:05.0']);
+    // PCIe functions whose capability list lspci read (no <access denied>) but with no extended caps.
+    expect(f('0000:80:05.0').acs).toEqual({ kind: 'absent' });
+    expect(f('0000:80:00.0').acs).toEqual({ kind: 'absent' });
+    // The ISA bridge's block has no Capabilities/Control/Status lines: nothing proves it is -vvv text.
+    expect(notes.filter((n) => n.what === 'acs')).toEqual([
+      {
+        bdf: '0000:00:1f.0',
+        what: 'acs',
+        why: 'lspci shows no capabilities or Status line (not -vvv output)',
+      },
+    ]);
   });
 });
 
@@ -112,6 +116,73 @@ describe('lspci import: laptop and ARM server', () => {
     expect(topology.functions.get('0000:02:00.0')!.parent).toBe('0000:01:00.0');
     expect(topology.functions.get('0002:01:00.0')!.hostBridge).toBe('pci0002:00');
     expect(topology.functions.get('0000:02:00.0')!.bars[1]!.cpuAddress).toBe(0x2800_0000_0000n);
+  });
+});
+
+describe('lspci import: ACS absent or unknown without ACS lines (pci_cfg_space_size)', () => {
+  const tree = '-[0000:00]-+-00.0  Host\n           \\-01.0  Dev\n';
+  const host = '00:00.0 Host bridge [0600]: Intel Corporation X [8086:1234]\n';
+  const control =
+    '\tControl: I/O+ Mem+ BusMaster+ SpecCycle- MemWINV- VGASnoop- ParErr- Stepping- SERR- FastB2B- DisINTx-\n';
+  const status = (cap: '+' | '-') =>
+    `\tStatus: Cap${cap} 66MHz- UDF- FastB2B+ ParErr- DEVSEL=medium >TAbort- <TAbort- <MAbort- >SERR- <PERR- INTx-\n`;
+  const pm =
+    '\tCapabilities: [dc] Power Management version 2\n\t\tStatus: D0 NoSoftRst- PME-Enable- DSel=0 DScale=0 PME-\n';
+  /** The ACS state of 00:01.0 when its -vvv block is `header` then `body`. */
+  const acsOf = (header: string, body: string) =>
+    importLspci({ tree, verbose: `${host}\n${header}\n${body}` }).topology.functions.get('0000:00:01.0')!.acs;
+  const nic = '00:01.0 Ethernet controller [0200]: Intel Corporation 82540EM [8086:100e] (rev 02)';
+  const gpu = '00:01.0 VGA compatible controller [0300]: NVIDIA Corporation X [10de:1234] (rev a1)';
+  const hostFn = '00:01.0 Host bridge [0600]: Intel Corporation Y [8086:1235]';
+
+  test('a conventional PCI function in -vvv output: absent (no extended space, so no ACS)', () => {
+    expect(acsOf(nic, `${control}${status('+')}${pm}`)).toEqual({ kind: 'absent' });
+    // No capability list at all (Status: Cap-): lspci prints no Capabilities lines, even without root.
+    expect(acsOf(nic, `${control}${status('-')}`)).toEqual({ kind: 'absent' });
+    // A PCI-X capability below Mode 2 leaves it conventional; lspci found no extended caps either.
+    expect(acsOf(nic, `${status('+')}\tCapabilities: [e4] PCI-X non-bridge device\n`)).toEqual({
+      kind: 'absent',
+    });
+  });
+
+  test('plain `lspci -nn` (or a block without verbose lines): unknown, never guessed', () => {
+    expect(acsOf(nic, '')).toEqual({
+      kind: 'unknown',
+      why: 'lspci shows no capabilities or Status line (not -vvv output)',
+    });
+    expect(
+      acsOf(
+        nic,
+        '\tSubsystem: Intel Corporation PRO/1000 [8086:001e]\n\tRegion 0: Memory at febc0000 (32-bit, non-prefetchable) [size=128K]\n',
+      ).kind,
+    ).toBe('unknown');
+    // Cap+ with no Capabilities lines is a cut-short block, not proof of a conventional function.
+    expect(acsOf(nic, `${control}${status('+')}`)).toEqual({
+      kind: 'unknown',
+      why: 'lspci: Status says Cap+ but no Capabilities lines follow (truncated?)',
+    });
+  });
+
+  test('a PCIe function: absent when lspci read its capabilities, unknown behind <access denied>', () => {
+    const express = `${control}${status('+')}${pm}\tCapabilities: [78] Express (v2) Endpoint, MSI 00\n`;
+    expect(acsOf(gpu, express)).toEqual({ kind: 'absent' });
+    expect(acsOf(gpu, `${express}\tCapabilities: [100 v1] Virtual Channel\n`)).toEqual({ kind: 'absent' });
+    // -v prints the Express line without the version.
+    expect(acsOf(gpu, '\tCapabilities: [78] Express Endpoint, MSI 00\n')).toEqual({ kind: 'absent' });
+    expect(acsOf(gpu, `${control}${status('+')}\tCapabilities: <access denied>\n`)).toEqual({
+      kind: 'unknown',
+      why: 'lspci: capabilities <access denied> (run as root)',
+    });
+  });
+
+  test('a host bridge may have extended space without Express, where lspci does not look: unknown', () => {
+    expect(acsOf(hostFn, `${control}${status('+')}${pm}`).kind).toBe('unknown');
+    expect(acsOf(hostFn, `${control}${status('-')}`).kind).toBe('unknown');
+    expect(
+      acsOf(hostFn, `${status('+')}\tCapabilities: [90] Express (v2) Root Port (Slot-), MSI 00\n`),
+    ).toEqual({
+      kind: 'absent',
+    });
   });
 });
 
