@@ -95,7 +95,8 @@ export class Swiotlb {
 
   /** swiotlb_max_mapping_size: the largest mapping one segment can hold with this min_align_mask. */
   maxMappingSize(minAlignMask = 0n): bigint {
-    const minAlign = minAlignMask === 0n ? 0n : ((minAlignMask + IO_TLB_SIZE) / IO_TLB_SIZE) * IO_TLB_SIZE;
+    // roundup(min_align_mask, IO_TLB_SIZE): a mask that is already a multiple of a slot stays as is.
+    const minAlign = ((minAlignMask + IO_TLB_SIZE - 1n) / IO_TLB_SIZE) * IO_TLB_SIZE;
     return SWIOTLB_MAX_MAPPING - minAlign;
   }
 
@@ -105,55 +106,79 @@ export class Swiotlb {
    */
   map(origAddr: bigint, size: bigint, options: SwiotlbMapOptions = {}): SwiotlbBounce {
     const minAlignMask = options.minAlignMask ?? 0n;
-    let allocAlignMask = options.allocAlignMask ?? 0n;
+    const allocAlignMask = options.allocAlignMask ?? 0n;
     if (size <= 0n) fail('EINVAL', 'swiotlb mapping of zero bytes');
-    if (allocAlignMask > PAGE_SIZE - 1n) {
-      fail('EINVAL', `swiotlb alignment ${formatHex(allocAlignMask + 1n)} exceeds PAGE_SIZE`);
-    }
-    // swiotlb_align_offset: keep the original's low bits the min_align_mask asks for.
-    const offset = origAddr & minAlignMask & (allocAlignMask | (IO_TLB_SIZE - 1n));
-    const allocSize = size + offset;
+    // The kernel only WARNs when alloc_align_mask exceeds a page (the pool is page aligned, so such
+    // a mapping may not use a segment's first slots); the search below still honours it.
+    if (allocAlignMask > PAGE_SIZE - 1n) this.metrics.add('dma.swiotlb_align_warnings');
+    const offset = swiotlbAlignOffset(minAlignMask, allocAlignMask, origAddr);
+    // The allocation covers whole alloc_align_mask + 1 units, so an IOMMU granule holding the bounce
+    // holds nothing else (swiotlb_tbl_map_single: ALIGN(mapping_size + offset, alloc_align_mask + 1)).
+    const allocSize = alignUpMask(size + offset, allocAlignMask);
     if (allocSize > SWIOTLB_MAX_MAPPING) {
       fail(
         'EINVAL',
         `swiotlb mapping of ${formatSize(size)} exceeds the ${formatSize(this.maxMappingSize(minAlignMask))} maximum (IO_TLB_SEGSIZE ${IO_TLB_SEGSIZE} slots of 2 KiB)`,
       );
     }
-    // swiotlb_search_pool_area: streaming mappings of a page or more are page aligned.
-    let iotlbAlignMask = minAlignMask;
-    if (allocAlignMask === 0n && iotlbAlignMask === 0n && allocSize >= PAGE_SIZE)
-      allocAlignMask = PAGE_SIZE - 1n;
-    allocAlignMask |= IO_TLB_SIZE - 1n;
-    iotlbAlignMask &= U64_NOT(allocAlignMask);
     const nslots = Number((allocSize + IO_TLB_SIZE - 1n) >> IO_TLB_SHIFT);
-    const alignMax = allocAlignMask > iotlbAlignMask ? allocAlignMask : iotlbAlignMask;
-    const stride = Math.max(1, Number((alignMax + 1n) >> IO_TLB_SHIFT));
+    const index = this.findSlots(origAddr, allocSize, nslots, minAlignMask, allocAlignMask, options);
+    if (index < 0) {
+      this.metrics.add('dma.swiotlb_full');
+      fail(
+        'ENOMEM',
+        `swiotlb buffer is full (sz: ${allocSize} bytes), total ${this.nslabs} (slots), used ${this.used} (slots)`,
+      );
+    }
+    return this.claim(index, nslots, origAddr, size, offset);
+  }
+
+  /**
+   * swiotlb_search_pool_area: next-fit from the rotating index. A candidate slot must sit on the
+   * allocation alignment and, when there is an original address, agree with it on the
+   * min_align_mask bits the offset does not carry; an aligned candidate that is busy or would cross
+   * the segment boundary moves on by the stride. Returns the first slot, or -1.
+   */
+  private findSlots(
+    origAddr: bigint,
+    allocSize: bigint,
+    nslots: number,
+    minAlignMask: bigint,
+    allocAlignMask: bigint,
+    options: SwiotlbMapOptions,
+  ): number {
+    if (nslots > this.nslabs - this.used) return -1;
+    const search = swiotlbSearchParams(minAlignMask, allocAlignMask, allocSize);
+    // The masks are unsigned int in the kernel: the low 32 bits of each address decide.
+    const allocMask = Number(search.allocAlignMask & U32_MASK);
+    const iotlbMask = Number(search.iotlbAlignMask & U32_MASK);
+    const origBits = Number(origAddr & U32_MASK) & iotlbMask;
+    const checkOrig = origAddr !== 0n;
+    const startLow = Number(this.start & U32_MASK);
+    const slotBytes = Number(IO_TLB_SIZE);
+    const stride = search.stride;
     const boundary = options.segmentBoundaryMask;
     const maxSlots =
       boundary === undefined || boundary >= 1n << 63n
         ? Number.MAX_SAFE_INTEGER
         : Number((boundary + 1n) >> IO_TLB_SHIFT);
     const tblSlotBase = Number(this.start >> IO_TLB_SHIFT);
-    let index = Math.floor(this.index / stride) * stride;
-    if (index >= this.nslabs) index = 0;
-    for (let i = 0; i < this.nslabs; ) {
-      const slotAddr = this.start + (BigInt(index) << IO_TLB_SHIFT);
-      if ((slotAddr & iotlbAlignMask) !== (origAddr & iotlbAlignMask)) {
-        index = index + 1 >= this.nslabs ? 0 : index + 1;
-        i += 1;
+    const nslabs = this.nslabs;
+    let index = this.index;
+    for (let checked = 0; checked < nslabs; ) {
+      const slotLow = startLow + index * slotBytes;
+      if ((slotLow & allocMask) !== 0 || (checkOrig && (slotLow & iotlbMask) !== origBits)) {
+        index = index + 1 >= nslabs ? 0 : index + 1;
+        checked += 1;
         continue;
       }
       const spanOk =
         maxSlots === Number.MAX_SAFE_INTEGER || ((tblSlotBase + index) % maxSlots) + nslots <= maxSlots;
-      if (spanOk && this.list[index]! >= nslots) return this.claim(index, nslots, origAddr, size, offset);
-      index = index + stride >= this.nslabs ? 0 : index + stride;
-      i += stride;
+      if (spanOk && this.list[index]! >= nslots) return index;
+      index = index + stride >= nslabs ? 0 : index + stride;
+      checked += stride;
     }
-    this.metrics.add('dma.swiotlb_full');
-    fail(
-      'ENOMEM',
-      `swiotlb buffer is full (sz: ${size} bytes), total ${this.nslabs} (slots), used ${this.used} (slots)`,
-    );
+    return -1;
   }
 
   private claim(
@@ -163,9 +188,13 @@ export class Swiotlb {
     size: bigint,
     offset: bigint,
   ): SwiotlbBounce {
+    // Whole slots of padding before the data (offset >> IO_TLB_SHIFT, the kernel's pad_slots) keep
+    // no original address; the data slots map to the original slot by slot.
+    const padSlots = Number(offset >> IO_TLB_SHIFT);
     for (let i = index; i < index + nslots; i++) {
       this.list[i] = 0;
-      this.origAddr[i] = origAddr + (BigInt(i - index) << IO_TLB_SHIFT);
+      this.origAddr[i] =
+        i < index + padSlots ? 0n : origAddr + (BigInt(i - index - padSlots) << IO_TLB_SHIFT);
     }
     // Free slots before this run in the same segment now end where it starts.
     const segStart = index - (index % IO_TLB_SEGSIZE);
@@ -223,7 +252,46 @@ export class Swiotlb {
   }
 }
 
-/** ~mask over 64 bits without `~` on a bigint (TOOLCHAIN-NOTES). */
-function U64_NOT(mask: bigint): bigint {
-  return (1n << 64n) - 1n - mask;
+const U32_MASK = 0xffff_ffffn;
+const U64_MAX = (1n << 64n) - 1n;
+
+/**
+ * swiotlb_align_offset: the bytes before the data inside the allocation, the original's low bits
+ * that min_align_mask asks to keep, within the allocation alignment (or within one slot).
+ */
+export function swiotlbAlignOffset(minAlignMask: bigint, allocAlignMask: bigint, addr: bigint): bigint {
+  return addr & minAlignMask & (allocAlignMask | (IO_TLB_SIZE - 1n));
+}
+
+/** The alignment a swiotlb_search_pool_area pass applies to each candidate slot. */
+export interface SwiotlbSearch {
+  /** Bits a candidate slot address must have clear (at least slot aligned). */
+  readonly allocAlignMask: bigint;
+  /** Bits a candidate must share with the original address (min_align_mask minus allocAlignMask). */
+  readonly iotlbAlignMask: bigint;
+  /** Slots to skip after an aligned candidate that does not fit. */
+  readonly stride: number;
+}
+
+/**
+ * swiotlb_search_pool_area (kernel/dma/swiotlb.c, 6.9+): a streaming mapping of a page or more with
+ * no alignment asked is page aligned; the allocation is at least slot aligned; min_align_mask bits
+ * the offset already carries are not matched again; the stride is get_max_slots of the larger mask.
+ */
+export function swiotlbSearchParams(
+  minAlignMask: bigint,
+  allocAlignMask: bigint,
+  allocSize: bigint,
+): SwiotlbSearch {
+  let alloc = allocAlignMask;
+  if (alloc === 0n && minAlignMask === 0n && allocSize >= PAGE_SIZE) alloc = PAGE_SIZE - 1n;
+  alloc |= IO_TLB_SIZE - 1n;
+  const iotlb = minAlignMask & (U64_MAX ^ alloc);
+  const widest = alloc > iotlb ? alloc : iotlb;
+  return { allocAlignMask: alloc, iotlbAlignMask: iotlb, stride: Number(widest >> IO_TLB_SHIFT) + 1 };
+}
+
+/** ALIGN(value, mask + 1) for a 2^k - 1 mask. */
+function alignUpMask(value: bigint, mask: bigint): bigint {
+  return (value + mask) & (U64_MAX ^ mask);
 }

@@ -7,6 +7,7 @@ import {
   IO_TLB_SIZE,
   Swiotlb,
   type SwiotlbBounce,
+  swiotlbSearchParams,
 } from '../../src/dma/index.ts';
 import { ByteStore } from '../../src/platform/index.ts';
 import { cpuBytes, deviceBytes, deviceWrite, fillPattern } from './helpers.ts';
@@ -109,6 +110,104 @@ describe('swiotlb pool', () => {
       }
     },
   );
+});
+
+describe('swiotlb slot search (swiotlb_search_pool_area, 6.9+)', () => {
+  it('starts at the rotating index itself and skips to the next slot on the allocation alignment', () => {
+    const { tlb } = pool(256);
+    // One slot leaves the next-fit index at slot 1; freeing it leaves slot 0 free below the index.
+    tlb.unmap(tlb.map(0x5000_0000n, 0x100n), 'TO_DEVICE', true);
+    const page = tlb.map(0x5000_0000n, 0x1000n);
+    expect(page.index).toBe(2);
+    expect(page.tlbAddr % 0x1000n).toBe(0n);
+  });
+
+  it('checks alloc_align_mask per candidate slot, also when min_align_mask moves the walk by one', () => {
+    const { tlb } = pool(256);
+    tlb.map(0x5000_0000n, 0x100n);
+    // 64 KiB alloc alignment with a 4 KiB min_align_mask: the slot is 64 KiB aligned and the offset
+    // carries the original's low 12 bits.
+    const b = tlb.map(0x5000_0a10n, 0x100n, { allocAlignMask: 0xffffn, minAlignMask: 0xfffn });
+    expect((b.tlbAddr - (b.tlbAddr & 0xfffn)) % 0x1_0000n).toBe(0n);
+    expect(b.tlbAddr & 0xfffn).toBe(0xa10n);
+  });
+
+  it('allocates whole alloc_align_mask + 1 units, so a bounced IOMMU granule holds nothing else', () => {
+    const { tlb } = pool(256);
+    const a = tlb.map(0x5000_0100n, 0x100n, { allocAlignMask: 0xfffn });
+    expect(a.slots).toBe(2);
+    const b = tlb.map(0x6000_0100n, 0x100n, { allocAlignMask: 0xfffn });
+    expect(b.tlbAddr - a.tlbAddr >= 0x1000n).toBe(true);
+    expect(tlb.usedSlots).toBe(4);
+  });
+
+  it('stride is get_max_slots of the larger mask, also for masks that are not 2^k - 1', () => {
+    // NVMe's 4 KiB min_align_mask without alloc alignment: bit 11 is matched, stride 2.
+    expect(swiotlbSearchParams(0xfffn, 0n, 0x100n)).toEqual({
+      allocAlignMask: 0x7ffn,
+      iotlbAlignMask: 0x800n,
+      stride: 2,
+    });
+    expect(swiotlbSearchParams(0xffffn, 0n, 0x100n).stride).toBe(32);
+    // A page-sized streaming mapping with no masks is page aligned.
+    expect(swiotlbSearchParams(0n, 0n, 0x1000n)).toEqual({
+      allocAlignMask: 0xfffn,
+      iotlbAlignMask: 0n,
+      stride: 2,
+    });
+    // min_align_mask bits under alloc_align_mask are carried by the offset, not matched.
+    expect(swiotlbSearchParams(0xfffn, 0xffffn, 0x100n)).toEqual({
+      allocAlignMask: 0xffffn,
+      iotlbAlignMask: 0n,
+      stride: 32,
+    });
+  });
+
+  it('swiotlb_max_mapping_size rounds min_align_mask up to a slot (roundup, not + one slot)', () => {
+    const { tlb } = pool(256);
+    expect(tlb.maxMappingSize(0xfffn)).toBe(0x4_0000n - 0x1000n);
+    expect(tlb.maxMappingSize(0x800n)).toBe(0x4_0000n - 0x800n);
+  });
+
+  test.prop([
+    fc.array(
+      fc.record({
+        orig: fc.bigInt({ min: 1n, max: (1n << 40n) - 1n }),
+        size: fc.integer({ min: 1, max: 12 * 2048 }),
+        minAlign: fc.constantFrom(0n, 0x7ffn, 0xfffn, 0x1fffn, 0xffffn),
+        allocAlign: fc.constantFrom(0n, 0xfffn, 0x3fffn, 0xffffn),
+        free: fc.boolean(),
+      }),
+      { maxLength: 50 },
+    ),
+  ])('every bounce is aligned as asked, keeps the min_align_mask bits and never overlaps another', (ops) => {
+    const { tlb } = pool(1024);
+    const live: SwiotlbBounce[] = [];
+    for (const op of ops) {
+      if (op.free && live.length > 0) {
+        tlb.unmap(live.shift()!, 'TO_DEVICE', true);
+        continue;
+      }
+      let b: SwiotlbBounce;
+      try {
+        b = tlb.map(op.orig, BigInt(op.size), { minAlignMask: op.minAlign, allocAlignMask: op.allocAlign });
+      } catch (error) {
+        expect(isPhysrError(error, 'ENOMEM')).toBe(true);
+        continue;
+      }
+      live.push(b);
+      const allocStart = POOL + BigInt(b.index) * IO_TLB_SIZE;
+      const search = swiotlbSearchParams(op.minAlign, op.allocAlign, BigInt(b.slots) * IO_TLB_SIZE);
+      expect(allocStart & search.allocAlignMask).toBe(0n);
+      expect(b.tlbAddr & op.minAlign).toBe(op.orig & op.minAlign);
+      expect(b.tlbAddr + b.size <= allocStart + BigInt(b.slots) * IO_TLB_SIZE).toBe(true);
+      expect((BigInt(b.slots) * IO_TLB_SIZE) & op.allocAlign).toBe(0n);
+    }
+    const sorted = [...live].sort((x, y) => x.index - y.index);
+    for (let i = 1; i < sorted.length; i++) {
+      expect(sorted[i]!.index >= sorted[i - 1]!.index + sorted[i - 1]!.slots).toBe(true);
+    }
+  });
 });
 
 describe('bounce copies by direction', () => {
