@@ -72,6 +72,19 @@ export function acsPort(options: { redirect: boolean; egressControl?: boolean })
   return acsKnown(capability, control);
 }
 
+/**
+ * Base class and sub-class of a Root Complex Event Collector (PCI_CLASS_SYSTEM_RCEC in
+ * include/linux/pci_ids.h): the PCIe spec gives every RCEC class 08 07 00, and the pcieport driver
+ * (drivers/pci/pcie/portdrv.c) finds RCECs by it. A PciFunction keeps no port type, so this is how
+ * an RCEC (port type 0xa) is told apart from the endpoints it is otherwise filed with.
+ */
+export const PCI_CLASS_SYSTEM_RCEC = 0x0807;
+
+/** Whether the function is a Root Complex Event Collector, by its class code. */
+export function isRcEventCollector(fn: Pick<PciFunction, 'classCode'>): boolean {
+  return fn.classCode !== undefined && fn.classCode >>> 8 === PCI_CLASS_SYSTEM_RCEC;
+}
+
 /** Tri-state answer: `unknown` when the capture lacked the extended config space. */
 export type AcsAnswer = boolean | 'unknown';
 
@@ -97,11 +110,12 @@ export function acsFlagsEnabled(acs: AcsState, flags: number): AcsAnswer {
 /**
  * pci_acs_enabled (without device-specific quirks): which kinds must implement ACS to be isolated.
  * Downstream and root ports must show the flags; endpoints and upstream ports only when part of a
- * multi-function device (otherwise they are isolated by definition); PCIe-to-PCI bridges never.
+ * multi-function device (otherwise they are isolated by definition); PCIe-to-PCI bridges and Root
+ * Complex Event Collectors never, whatever their ACS registers say (the spec forbids them ACS).
  * `multifunction` is the caller's effective answer (see effectiveMultifunction in iommu-groups.ts).
  */
 export function acsEnabled(
-  fn: Pick<PciFunction, 'kind' | 'acs'>,
+  fn: Pick<PciFunction, 'kind' | 'acs' | 'classCode'>,
   multifunction: boolean,
   flags: number,
 ): AcsAnswer {
@@ -113,6 +127,10 @@ export function acsEnabled(
     case 'switch-downstream':
       return acsFlagsEnabled(fn.acs, flags);
     case 'endpoint':
+      // PCI_EXP_TYPE_RC_EC: not isolated even as a single function.
+      if (isRcEventCollector(fn)) return false;
+      if (!multifunction) return true;
+      return acsFlagsEnabled(fn.acs, flags);
     case 'switch-upstream':
     case 'rc-integrated-endpoint':
     case 'host-bridge-device':

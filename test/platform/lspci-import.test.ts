@@ -3,7 +3,14 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { formatError, isPhysrError } from '../../src/core/index.ts';
-import { acsBitsFromRegister, importLspci } from '../../src/platform/index.ts';
+import {
+  acsBitsFromRegister,
+  acsEnabled,
+  deriveIommuGroups,
+  importLspci,
+  isRcEventCollector,
+  REQ_ACS_FLAGS,
+} from '../../src/platform/index.ts';
 
 const FIXTURES = join(import.meta.dirname, 'fixtures');
 const load = (name: string) =>
@@ -183,6 +190,50 @@ describe('lspci import: ACS absent or unknown without ACS lines (pci_cfg_space_s
     ).toEqual({
       kind: 'absent',
     });
+  });
+});
+
+describe('lspci import: a Root Complex Event Collector never counts as ACS-isolated (pci_acs_enabled)', () => {
+  const tree = '-[0000:00]-+-00.0  Host\n           +-0d.0  IEH\n           \\-0d.1  RCEC\n';
+  const all = 'SrcValid+ TransBlk+ ReqRedir+ CmpltRedir+ UpstreamFwd+ EgressCtrl+ DirectTrans+';
+  const on = 'SrcValid+ TransBlk- ReqRedir+ CmpltRedir+ UpstreamFwd+ EgressCtrl- DirectTrans-';
+  const verbose = [
+    '00:00.0 Host bridge [0600]: Intel Corporation Ice Lake Memory Map/VT-d [8086:09a2] (rev 04)',
+    '\tCapabilities: [40] Express (v2) Root Complex Integrated Endpoint, MSI 00',
+    '',
+    '00:0d.0 System peripheral [0880]: Intel Corporation Ice Lake IEH [8086:0998]',
+    '\tCapabilities: [40] Express (v2) Root Complex Integrated Endpoint, MSI 00',
+    '\tCapabilities: [100 v1] Advanced Error Reporting',
+    '',
+    '00:0d.1 Generic system peripheral [0807]: Intel Corporation Ice Lake RCEC [8086:0b23]',
+    '\tCapabilities: [40] Express (v2) Root Complex Event Collector, MSI 00',
+    '\tCapabilities: [100 v1] Advanced Error Reporting',
+    '\tCapabilities: [148 v1] Access Control Services',
+    `\t\tACSCap:\t${all}`,
+    `\t\tACSCtl:\t${on}`,
+    '',
+  ].join('\n');
+  const { topology } = importLspci({ tree, verbose });
+  const rcec = topology.functions.get('0000:00:0d.1')!;
+
+  test('filed as an endpoint, told apart by its class 08 07 00, and never isolated', () => {
+    expect(rcec).toMatchObject({ kind: 'endpoint', classCode: 0x080700, multifunction: true });
+    expect(rcec.acs.kind).toBe('known');
+    expect(isRcEventCollector(rcec)).toBe(true);
+    expect(acsEnabled(rcec, true, REQ_ACS_FLAGS)).toBe(false);
+    expect(acsEnabled(rcec, false, REQ_ACS_FLAGS)).toBe(false);
+    // The same registers on an ordinary multi-function endpoint do isolate it.
+    expect(acsEnabled({ ...rcec, classCode: 0x088000 }, true, REQ_ACS_FLAGS)).toBe(true);
+    expect(isRcEventCollector(topology.functions.get('0000:00:0d.0')!)).toBe(false);
+  });
+
+  test('iommu groups: the RCEC joins its ACS-less sibling function (get_pci_function_alias_group)', () => {
+    const { groupOf, groups } = deriveIommuGroups(topology);
+    const id = groupOf.get('0000:00:0d.1')!;
+    expect(groupOf.get('0000:00:0d.0')).toBe(id);
+    expect(groupOf.get('0000:00:00.0')).not.toBe(id);
+    expect(groups[id]).toMatchObject({ members: ['0000:00:0d.0', '0000:00:0d.1'], certainty: 'derived' });
+    expect(groups[id]!.reasons.join('\n')).toMatch(/multi-function device without ACS isolation/);
   });
 });
 
