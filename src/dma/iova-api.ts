@@ -159,13 +159,23 @@ function bounceAndLink(
     fail('ENOMEM', `${device.bdf}: DMA bounce buffers are inactive, unable to map an unaligned transaction`);
   }
   const granule = granuleOf(state.domain);
+  // iommu_dma_map_swiotlb → swiotlb_tbl_map_single: the device's own min_align_mask, the IOVA
+  // granule as alloc_align_mask.
   const bounce = swiotlb.map(phys, len, {
     allocAlignMask: granule - 1n,
-    minAlignMask: granule - 1n,
+    minAlignMask: device.minAlignMask,
     segmentBoundaryMask: device.segmentBoundaryMask,
   });
   zeroPadding(device, bounce.tlbAddr, len, granule);
   try {
+    // The bounce is linked `startPad` bytes below its start; iommu_map refuses (EINVAL) unless the
+    // device's min_align_mask made the bounce keep the original's offset in the granule.
+    if (((bounce.tlbAddr - startPad) & (granule - 1n)) !== 0n) {
+      fail(
+        'EINVAL',
+        `${device.bdf}: bounce of ${formatHex(phys)} at ${formatHex(bounce.tlbAddr)} does not keep its ${formatSize(granule)} granule offset (min_align_mask ${formatHex(device.minAlignMask)}), so it cannot be linked at that offset`,
+      );
+    }
     linkRaw(state, addr - startPad, bounce.tlbAddr - startPad, granule, dir, attrs);
   } catch (error) {
     swiotlb.unmap(bounce, dir, true);

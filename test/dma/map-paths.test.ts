@@ -16,6 +16,8 @@ import { cpuBytes, deviceBytes, dmaToPhys, fillPattern, sameBytes } from './help
 const GiB = 1n << 30n;
 const NIC = '0000:04:00.0';
 const NVME = '0000:06:00.0';
+/** nvme_probe: dma_set_min_align_mask(NVME_CTRL_PAGE_SIZE - 1), so a bounce keeps the 4 KiB offset. */
+const NVME_MIN_ALIGN = 0xfffn;
 const GPU_BAR1 = 0x200_0000_0000n;
 
 function expectErrno(fn: () => unknown, errno: string): void {
@@ -182,7 +184,7 @@ describe('IOMMU path: one IOVA with the two-step API', () => {
 
   it('an untrusted device bounces only the unaligned head and tail granules', () => {
     const m = builtinMachine('two-socket-server');
-    const dev = m.device(NVME, { untrusted: true, maxSegmentSize: 1n << 32n });
+    const dev = m.device(NVME, { untrusted: true, maxSegmentSize: 1n << 32n, minAlignMask: NVME_MIN_ALIGN });
     const list = PhyrList.fromRanges([[5n * GiB + 0xc00n, 0x2800n]]); // 0x400 head, 0x1000 middle, 0x1400 tail... ends at +0x3400
     fillPattern(dev, list);
     const map = dev.map(list, 'BIDIRECTIONAL');
@@ -230,6 +232,37 @@ describe('P2P', () => {
     expect(m.metrics.get(COUNTER.bounceBytes)).toBe(0);
     expect(dmaToPhys(nic, map.dma.addressAt(0))).toBe(GPU_BAR1 + 0x10n);
     nic.unmap(map);
+  });
+
+  it('the IOVA-API bounce keeps the bits of the device min_align_mask, not just the granule offset', () => {
+    const m = builtinMachine('two-socket-server');
+    const dev = m.device(NVME, { untrusted: true, maxSegmentSize: 1n << 32n, minAlignMask: 0x1fffn });
+    const phys = 5n * GiB + 0x1c00n; // bit 12 set: min_align_mask 0x1fff asks the slot to match it
+    const list = PhyrList.fromRanges([[phys, 0x400n]]);
+    fillPattern(dev, list);
+    const map = dev.map(list, 'TO_DEVICE');
+    expect(map.path).toBe('iova');
+    const bounce = dmaToPhys(dev, map.dma.addressAt(0));
+    expect(m.swiotlb!.contains(bounce)).toBe(true);
+    expect(bounce & 0x1fffn).toBe(phys & 0x1fffn);
+    expect(deviceBytes(dev, map.dma)).toEqual(cpuBytes(dev, list));
+    dev.unmap(map);
+    expect(m.swiotlb!.usedSlots).toBe(0);
+  });
+
+  it('an untrusted device without min_align_mask cannot link an unaligned head: iommu_map EINVAL, nothing left behind', () => {
+    const m = builtinMachine('two-socket-server');
+    const dev = m.device(NVME, { untrusted: true, maxSegmentSize: 1n << 32n });
+    // The granule-aligned bounce would be linked 0x123 bytes below a granule (dma-iommu.c
+    // iommu_dma_iova_bounce_and_link), which iommu_map refuses.
+    expectErrno(() => dev.map(PhyrList.fromRanges([[5n * GiB + 0x123n, 0x2000n]]), 'TO_DEVICE'), 'EINVAL');
+    expect(m.swiotlb!.usedSlots).toBe(0);
+    expect(dev.domain!.pageTable!.countLeaves().size).toBe(0);
+    // A granule-aligned start needs no head bounce; the tail bounce starts on a granule.
+    const map = dev.map(PhyrList.fromRanges([[5n * GiB, 0x1400n]]), 'TO_DEVICE');
+    expect(map.segments[0]!.bouncedBytes).toBe(0x400n);
+    dev.unmap(map);
+    expect(m.swiotlb!.usedSlots).toBe(0);
   });
 
   it('an untrusted device cannot map unaligned MMIO (it would need a bounce): EPERM', () => {
@@ -340,7 +373,7 @@ describe('dma-iommu corner rules', () => {
     // dma-iommu.c: the bounce is required (dev_use_swiotlb); iommu_dma_map_swiotlb fails when swiotlb
     // is inactive, so dma_iova_link is ENOMEM and iommu_dma_map_phys a mapping error.
     const m = builtinMachine('two-socket-server', { platform: { swiotlbBytes: 0n } });
-    const dev = m.device(NVME, { untrusted: true, maxSegmentSize: 1n << 32n });
+    const dev = m.device(NVME, { untrusted: true, maxSegmentSize: 1n << 32n, minAlignMask: NVME_MIN_ALIGN });
     expect(m.swiotlb).toBeUndefined();
     expectErrno(() => dev.map(PhyrList.fromRanges([[5n * GiB + 0xc00n, 0x2800n]]), 'TO_DEVICE'), 'ENOMEM');
     expectErrno(() => mapPhys(dev, 5n * GiB + 0x10n, 0x100n, 'TO_DEVICE'), 'EIO');
@@ -354,7 +387,7 @@ describe('dma-iommu corner rules', () => {
   it('a link whose tail bounce fails undoes its head bounce and mapping (iommu_dma_iova_link_swiotlb)', () => {
     // Two 2 KiB slots: the head granule's bounce takes both, so the tail's bounce finds none.
     const m = builtinMachine('two-socket-server', { platform: { swiotlbBytes: 0x1000n } });
-    const dev = m.device(NVME, { untrusted: true, maxSegmentSize: 1n << 32n });
+    const dev = m.device(NVME, { untrusted: true, maxSegmentSize: 1n << 32n, minAlignMask: NVME_MIN_ALIGN });
     const list = PhyrList.fromRanges([[5n * GiB + 0x400n, 0x2000n]]); // head 0xc00, middle 0x1000, tail 0x400
     expectErrno(() => dev.map(list, 'FROM_DEVICE'), 'ENOMEM');
     expect(m.swiotlb!.usedSlots).toBe(0);
@@ -385,7 +418,7 @@ describe('dma-iommu corner rules', () => {
     // dma_iova_destroy → __iommu_dma_iova_unlink(free_iova): with a flush queue the gather is queued,
     // never synced, whatever the mapped length.
     const m = builtinMachine('two-socket-server', { strict: false, platform: { swiotlbBytes: 0x1000n } });
-    const dev = m.device(NVME, { untrusted: true, maxSegmentSize: 1n << 32n });
+    const dev = m.device(NVME, { untrusted: true, maxSegmentSize: 1n << 32n, minAlignMask: NVME_MIN_ALIGN });
     const list = PhyrList.fromRanges([
       [5n * GiB + 0x400n, 0xc00n], // its head bounce takes both slots
       [6n * GiB, 0x400n], // its tail bounce finds none
