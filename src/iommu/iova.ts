@@ -71,6 +71,8 @@ export class IovaDomain {
   private readonly hi: number[] = [];
   private readonly reservedFlag: boolean[] = [];
   private readonly rcache: RcacheOrder[] = [];
+  /** First pfns of the ranges the rcache holds: a second free of one is a double free. */
+  private readonly cachedPfns = new Set<number>();
 
   constructor(options: IovaDomainOptions = {}) {
     this.granule = options.granule ?? 4096n;
@@ -133,6 +135,7 @@ export class IovaDomain {
     const i = this.indexContaining(pfn);
     if (i < 0) fail('ENOENT', `no IOVA allocation contains pfn ${formatHex(BigInt(pfn))}`);
     if (this.reservedFlag[i]) fail('EBUSY', `pfn ${formatHex(BigInt(pfn))} is in a reserved IOVA range`);
+    if (this.cachedPfns.has(this.lo[i]!)) this.doubleFree(this.lo[i]!);
     this.removeAt(i);
     this.metrics.add(COUNTER.iovaFrees);
   }
@@ -207,6 +210,15 @@ export class IovaDomain {
 
   /** free_iova_fast: into the cache of its order when it has room, else straight back to the list. */
   freeIovaFast(pfn: number, pages: number): void {
+    // The kernel trusts the caller and only WARNs when a flush finds a cached pfn gone
+    // (iova_magazine_free_pfns); here a free of something not allocated, or already cached, is
+    // refused before it can make a later flush delete another range.
+    const i = this.indexContaining(pfn);
+    if (i < 0 || this.lo[i] !== pfn) {
+      fail('ENOENT', `free_iova_fast of pfn ${formatHex(BigInt(pfn))}: no IOVA allocation starts there`);
+    }
+    if (this.reservedFlag[i]) fail('EBUSY', `pfn ${formatHex(BigInt(pfn))} is in a reserved IOVA range`);
+    if (this.cachedPfns.has(pfn)) this.doubleFree(pfn);
     const size = pages < 1 << (IOVA_RANGE_CACHE_MAX_SIZE - 1) ? upperPow2(pages) : pages;
     const order = orderOf(size);
     if (order < IOVA_RANGE_CACHE_MAX_SIZE && upperPow2(size) === size && this.rcacheInsert(order, pfn)) {
@@ -220,7 +232,7 @@ export class IovaDomain {
   flushRcaches(): void {
     for (const cache of this.rcache) {
       for (const mag of [cache.loaded, cache.prev, ...cache.depot]) {
-        for (const pfn of mag) this.removeAt(this.indexContaining(pfn));
+        for (const pfn of mag) this.removeCached(pfn);
       }
       cache.loaded = [];
       cache.prev = [];
@@ -237,6 +249,7 @@ export class IovaDomain {
 
   private rcacheInsert(order: number, pfn: number): boolean {
     const cache = this.rcache[order]!;
+    this.cachedPfns.add(pfn);
     if (cache.loaded.length < IOVA_MAG_SIZE) {
       cache.loaded.push(pfn);
       return true;
@@ -252,7 +265,7 @@ export class IovaDomain {
       return true;
     }
     // Depot full: the loaded magazine's ranges go back to the list (iova_magazine_free_pfns).
-    for (const cachedPfn of cache.loaded) this.removeAt(this.indexContaining(cachedPfn));
+    for (const cachedPfn of cache.loaded) this.removeCached(cachedPfn);
     cache.loaded = [pfn];
     return true;
   }
@@ -271,10 +284,25 @@ export class IovaDomain {
       const pfn = cache.loaded[i]!;
       if (pfn + size - 1 <= limitPfn) {
         cache.loaded.splice(i, 1);
+        this.cachedPfns.delete(pfn);
         return pfn;
       }
     }
     return undefined;
+  }
+
+  /** A cached range goes back to the list (iova_magazine_free_pfns). */
+  private removeCached(pfn: number): void {
+    this.cachedPfns.delete(pfn);
+    const i = this.indexContaining(pfn);
+    // Unreachable while frees are checked; never splice(-1), which would drop the last range.
+    if (i < 0 || this.lo[i] !== pfn)
+      fail('EFAULT', `rcache holds pfn ${formatHex(BigInt(pfn))}, which is not allocated`);
+    this.removeAt(i);
+  }
+
+  private doubleFree(pfn: number): never {
+    fail('EINVAL', `double free of IOVA pfn ${formatHex(BigInt(pfn))}: it is already in the rcache`);
   }
 
   // --- inspection ------------------------------------------------------------------------------

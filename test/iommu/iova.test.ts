@@ -42,6 +42,22 @@ describe('IOVA allocator (drivers/iommu/iova.c)', () => {
     expect(iovad.ranges()).toHaveLength(0);
   });
 
+  test('a double free is refused (EINVAL) instead of making a flush delete another range', () => {
+    const iovad = new IovaDomain({ lastPfn: 0xfffff });
+    const a = iovad.allocIovaFast(1);
+    const b = iovad.allocIovaFast(1);
+    iovad.freeIovaFast(a, 1);
+    expect(() => iovad.freeIovaFast(a, 1)).toThrow(/EINVAL.*double free/);
+    expect(() => iovad.freeIova(a)).toThrow(/EINVAL.*double free/);
+    expect(() => iovad.freeIovaFast(0x1234, 1)).toThrow(/ENOENT/);
+    iovad.flushRcaches();
+    expect(iovad.findIova(a)).toBeUndefined();
+    expect(iovad.findIova(b)).toEqual({ pfnLo: b, pfnHi: b, reserved: false });
+    // Once flushed the pfn is free again: a new allocation may reuse it and free it normally.
+    expect(iovad.allocIovaFast(1)).toBe(a);
+    iovad.freeIovaFast(a, 1);
+  });
+
   test('allocation retries after flushing the rcache when space is short', () => {
     const iovad = new IovaDomain({ startPfn: 1, lastPfn: 8 });
     const pfns = [iovad.allocIovaFast(4), iovad.allocIovaFast(2), iovad.allocIovaFast(1)];
