@@ -252,7 +252,12 @@ export function iommuDmaMapPhys(
         `${device.bdf}: DMA bounce buffers are inactive, unable to map unaligned ${formatHex(phys)}`,
       );
     }
-    b = swiotlb.map(phys, size, { allocAlignMask: mask, segmentBoundaryMask: device.segmentBoundaryMask });
+    // swiotlb_tbl_map_single takes the device's min_align_mask itself (dma_get_min_align_mask).
+    b = swiotlb.map(phys, size, {
+      minAlignMask: device.minAlignMask,
+      allocAlignMask: mask,
+      segmentBoundaryMask: device.segmentBoundaryMask,
+    });
     zeroPadding(device, b.tlbAddr, size, granule);
     target = b.tlbAddr;
   }
