@@ -3,7 +3,13 @@
  * scatterlist comparison, no scripts and no external assets. Every piece of text is escaped.
  */
 
-import { comparisonHeading, renderSummaryLine, suiteComparisonHeading } from './render-text.ts';
+import {
+  comparisonHeading,
+  metricLabel,
+  ratioText,
+  renderSummaryLine,
+  suiteComparisonHeading,
+} from './render-text.ts';
 import type { ComparisonRow, RunReport, ScenarioReport, StepReport } from './report.ts';
 
 const ESCAPES: Record<string, string> = {
@@ -36,8 +42,8 @@ const SG_COLOUR = '#e0883a';
 export function comparisonChart(rows: readonly ComparisonRow[], title: string): string {
   const shown = rows.filter((r) => r.physr !== 0 || r.sg !== 0);
   if (shown.length === 0) return '<p class="muted">No compared counter moved.</p>';
-  const label = 170;
-  const width = 560;
+  const label = 210;
+  const width = 600;
   const bar = 14;
   const rowHeight = 2 * bar + 14;
   const height = shown.length * rowHeight + 8;
@@ -47,7 +53,7 @@ export function comparisonChart(rows: readonly ComparisonRow[], title: string): 
     const scale = (v: number): number =>
       max === 0 ? 0 : Math.max((v / max) * (width - label - 70), v > 0 ? 1 : 0);
     return [
-      `<text x="0" y="${y + bar + 3}">${escapeHtml(`${r.metric} (${r.unit})`)}</text>`,
+      `<text x="0" y="${y + bar + 3}">${escapeHtml(metricLabel(r))}</text>`,
       `<rect x="${label}" y="${y}" width="${scale(r.physr).toFixed(1)}" height="${bar}" fill="${PHYSR_COLOUR}"><title>physr: ${r.physr}</title></rect>`,
       `<text x="${label + scale(r.physr) + 4}" y="${y + bar - 3}">${r.physr}</text>`,
       `<rect x="${label}" y="${y + bar + 2}" width="${scale(r.sg).toFixed(1)}" height="${bar}" fill="${SG_COLOUR}"><title>scatterlist: ${r.sg}</title></rect>`,
@@ -60,14 +66,18 @@ export function comparisonChart(rows: readonly ComparisonRow[], title: string): 
   );
 }
 
-function comparisonTable(rows: readonly ComparisonRow[]): string {
+/** The rows as a table; the sg/physr column only where both designs ran. */
+function comparisonTable(rows: readonly ComparisonRow[], bothDesignsRan = true): string {
   const body = rows
     .map(
       (r) =>
-        `<tr><td>${escapeHtml(r.metric)} (${escapeHtml(r.unit)})</td><td class="n">${r.physr}</td><td class="n">${r.sg}</td></tr>`,
+        `<tr><td>${escapeHtml(metricLabel(r))}</td><td class="n">${r.physr}</td><td class="n">${r.sg}</td>${
+          bothDesignsRan ? `<td class="n">${escapeHtml(ratioText(r))}</td>` : ''
+        }</tr>`,
     )
     .join('');
-  return `<table><tr><th>metric</th><th>physr</th><th>scatterlist</th></tr>${body}</table>`;
+  const ratio = bothDesignsRan ? '<th>sg/physr</th>' : '';
+  return `<table><tr><th>metric</th><th>physr</th><th>scatterlist</th>${ratio}</tr>${body}</table>`;
 }
 
 const MARK = { ok: '✓', failed: '✗', error: '!', skipped: '–' } as const;
@@ -106,7 +116,7 @@ function scenarioSection(s: ScenarioReport): string {
     `<table><tr><th></th><th>#</th><th>step</th><th>line</th><th>path</th><th>what happened</th></tr>${s.steps.map(stepRow).join('')}</table>`,
     `<h3>${escapeHtml(comparisonHeading(s))}</h3>`,
     comparisonChart(s.comparison, `${s.name}: ${comparisonHeading(s)}`),
-    comparisonTable(s.comparison),
+    comparisonTable(s.comparison, s.designs.length === 2),
     '</section>',
   ].join('\n');
 }

@@ -5,6 +5,11 @@ import { plural } from './wording.ts';
 
 const MARK: Record<StepStatus, string> = { ok: '✓', failed: '✗', error: '!', skipped: '-' };
 
+/** A row's name with its unit, unless the unit only repeats it (`faults`, `entries`). */
+export function metricLabel(row: ComparisonRow): string {
+  return row.unit === row.metric ? row.metric : `${row.metric} (${row.unit})`;
+}
+
 /** `sg / physr` as a factor, or `—` when physr is 0. */
 export function ratioText(row: ComparisonRow): string {
   if (row.physr === 0) return row.sg === 0 ? '—' : '∞';
@@ -34,7 +39,7 @@ export function renderComparisonText(
     [
       ['metric', 'physr', 'scatterlist', 'sg/physr'],
       ...rows.map((r) => [
-        r.unit === r.metric ? r.metric : `${r.metric} (${r.unit})`,
+        metricLabel(r),
         String(r.physr),
         String(r.sg),
         bothDesignsRan ? ratioText(r) : '—',
