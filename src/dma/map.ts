@@ -47,6 +47,14 @@ import {
   iommuDmaAllocIova,
   zeroPadding,
 } from './iova-api.ts';
+import {
+  coversWholeIova,
+  dmaIovaReleaseRuns,
+  type LinkedRun,
+  linkedRunsOf,
+  planAlignedLayout,
+  planPackedLayout,
+} from './iova-layout.ts';
 import type { SwiotlbBounce } from './swiotlb.ts';
 import type { DmaAttrs, DmaDirection, DmaMappingType, DmaSegment, MapPath, SegmentKind } from './types.ts';
 
@@ -360,6 +368,9 @@ function mapRun(
   } else {
     reason = iovaLayoutProblem(run, domain.iovad!.granule);
   }
+  if (reason === undefined && domain !== undefined && attrs.layout === 'aligned') {
+    if (mapRunAligned(device, run, dir, runAttrs, pieces)) return undefined;
+  }
   if (reason === undefined) {
     const total = run.reduce((sum, r) => sum + r.length, 0n);
     const state = dmaIovaTryAlloc(device, run[0]!.address, total);
@@ -397,6 +408,62 @@ function mapRun(
     pieces.push(r.p2p === undefined ? piece : { ...piece, p2p: r.p2p });
   }
   return reason;
+}
+
+/**
+ * The `aligned` layout (iova-layout.ts): one IOVA sized for the plan, each range linked at its
+ * congruent offset, one sync. The plan is made for an allocation aligned to its largest page size
+ * (alloc_iova's size alignment gives that); if the real start differs it is replanned, and packed
+ * when the replan does not fit. False when try_alloc declines (the caller falls back as usual).
+ */
+function mapRunAligned(
+  device: DmaDevice,
+  run: readonly ClassifiedRange[],
+  dir: DmaDirection,
+  attrs: DmaAttrs,
+  pieces: MappedPiece[],
+): boolean {
+  const domain = dmaDomainOf(device)!;
+  const granule = domain.iovad!.granule;
+  const sizes = domain.pageSizesDescending;
+  const startPad = run[0]!.address & (granule - 1n);
+  const wanted = planAlignedLayout(run, startPad, sizes, granule);
+  const state = dmaIovaTryAlloc(device, run[0]!.address, wanted.size);
+  if (state === undefined) return false;
+  let plan = planAlignedLayout(run, state.addr, sizes, granule);
+  if (plan.size > state.size) plan = planPackedLayout(run);
+  const p2p = run[0]!.cls === 'through-host-bridge';
+  const linked: LinkedRun[] = [];
+  try {
+    for (let i = 0; i < run.length; i++) {
+      const r = run[i]!;
+      const offset = plan.offsets[i]!;
+      dmaIovaLink(device, state, r.address, offset, r.length, dir, attrs);
+      linked.push({ offset, size: r.length });
+      pieces.push({
+        kind: p2p ? 'through-host-bridge' : 'iova',
+        sourceOffset: r.sourceOffset,
+        phys: r.address,
+        size: r.length,
+        dma: state.addr + offset,
+        mmio: attrs.mmio === true,
+        state,
+        ...(r.p2p === undefined ? {} : { p2p: r.p2p }),
+      });
+    }
+  } catch (error) {
+    dmaIovaReleaseRuns(device, state, linkedRunsOf(linked), dir, { ...attrs, skipCpuSync: true });
+    throw error;
+  }
+  dmaIovaSync(device, state, 0n, state.size);
+  return true;
+}
+
+/** The linked stretches of an IOVA state, from the pieces that went into it. */
+function stateRuns(state: DmaIovaState, pieces: readonly MappedPiece[]): LinkedRun[] {
+  const stretches: LinkedRun[] = [];
+  for (const p of pieces) if (p.state === state) stretches.push({ offset: p.dma - state.addr, size: p.size });
+  return linkedRunsOf(stretches);
 }
 
 /** Groups pieces into segments of one kind, building each segment's lists. */
@@ -513,6 +580,8 @@ function checkDirection(dir: DmaDirection): void {
  * Maps a PhyrList for `dir`. EINVAL for an empty list or ranges outside the memory map, EREMOTEIO for
  * unsupported P2P, ENOMEM when IOVA space or swiotlb runs out, EIO when a range is unreachable.
  * Nothing stays mapped after a failure.
+ * `attrs.layout` picks how an IOVA run is laid out: 'packed' (default, back to back) or 'aligned'
+ * (page-size congruent with gaps: fewer PTE writes, more DMA ranges; see iova-layout.ts).
  */
 export function dmaMapPhyrList(
   device: DmaDevice,
@@ -574,7 +643,12 @@ function undoPieces(
     if (p.state !== undefined) states.add(p.state);
     else unmapPiece(device, p, dir, quiet);
   }
-  for (const s of states) if (!s.freed) dmaIovaDestroy(device, s, s.linkedBytes, dir, quiet);
+  for (const s of states) {
+    if (s.freed) continue;
+    const runs = stateRuns(s, pieces);
+    if (coversWholeIova(runs, s.size)) dmaIovaDestroy(device, s, s.linkedBytes, dir, quiet);
+    else dmaIovaReleaseRuns(device, s, runs, dir, quiet);
+  }
 }
 
 /** What the driver passes to unmap (to model the misuse dma-debug catches); defaults to the mapping's. */
@@ -604,7 +678,12 @@ export function dmaUnmap(mapping: DmaMapping, args: UnmapArgs = {}): void {
     if (p.state !== undefined) states.add(p.state);
     else unmapPiece(device, p, dir, mapping.attrs);
   }
-  for (const s of states) dmaIovaDestroy(device, s, s.size, dir, mapping.attrs);
+  for (const s of states) {
+    // A gapped (aligned-layout) IOVA is unlinked run by run; a packed one in one destroy.
+    const runs = stateRuns(s, mapping.pieces);
+    if (coversWholeIova(runs, s.size)) dmaIovaDestroy(device, s, s.size, dir, mapping.attrs);
+    else dmaIovaReleaseRuns(device, s, runs, dir, mapping.attrs);
+  }
   mapping.unmapped = true;
   machine.live.get(device.bdf)?.delete(mapping);
   machine.metrics.add(COUNTER.dmaUnmaps);
@@ -638,11 +717,14 @@ function syncRange(
     if (p.state !== undefined) states.add(p.state);
   }
   if (swiotlb === undefined) return;
-  // Bounced head/tail granules of linked ranges: offsets are relative to the IOVA state's start.
+  // Bounced head/tail granules of linked ranges: offsets are relative to the IOVA state's start,
+  // found in source order through the piece linked there (the aligned layout leaves gaps).
   for (const s of states) {
-    const base = mapping.pieces.find((p) => p.state === s)!.sourceOffset;
+    const linked = mapping.pieces.filter((p) => p.state === s);
     for (const { offset: bOff, bounce } of s.bounces) {
-      const bStart = base + bOff;
+      const p = linked.find((q) => bOff >= q.dma - s.addr && bOff < q.dma - s.addr + q.size);
+      if (p === undefined) continue;
+      const bStart = p.sourceOffset + (bOff - (p.dma - s.addr));
       const bEnd = bStart + bounce.size;
       if (bEnd <= offset || bStart >= end) continue;
       const from = bStart > offset ? bStart : offset;

@@ -16,7 +16,15 @@ export interface DmaAttrs {
   readonly skipCpuSync?: boolean;
   /** DMA_ATTR_MMIO: the address is MMIO: no struct page, no cache maintenance, never bounced. */
   readonly mmio?: boolean;
+  /**
+   * Not a kernel attr: how dmaMapPhyrList lays a run out in its one IOVA (see iova-layout.ts).
+   * Default 'packed'; 'aligned' trades more DMA segments for large IOMMU leaves.
+   */
+  readonly layout?: IovaLayout;
 }
+
+/** The IOVA layout of a physr map: ranges back to back, or each page-size congruent (with gaps). */
+export type IovaLayout = 'packed' | 'aligned';
 
 /**
  * How one stretch of a mapped list reached the device:
