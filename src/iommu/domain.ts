@@ -153,27 +153,37 @@ export class IommuDomain {
    */
   allocIova(size: bigint, dmaLimit: bigint, flushRcache = true): bigint {
     const iovad = this.iovaDomain();
-    const pages = Number((size + iovad.granule - 1n) >> iovad.granuleShift);
     const limitPfn = Number(dmaLimit >> iovad.granuleShift);
-    return iovad.addressOf(iovad.allocIovaFast(pages, limitPfn, flushRcache));
+    return iovad.addressOf(iovad.allocIovaFast(this.pagesOf(size), limitPfn, flushRcache));
   }
 
-  /** iommu_dma_free_iova: lazy domains queue it behind the next flush; strict ones free it now. */
+  /**
+   * iommu_dma_free_iova without a gather: the IOVA goes straight back (free_iova_fast), in strict and
+   * lazy domains alike. What error paths and dma_iova_free do: nothing was mapped, so nothing can be
+   * stale in an IOTLB.
+   */
   freeIova(iova: bigint, size: bigint): void {
     const iovad = this.iovaDomain();
-    const pfn = iovad.pfnOf(iova);
-    const pages = Number((size + iovad.granule - 1n) >> iovad.granuleShift);
-    if (this.strict) {
-      iovad.freeIovaFast(pfn, pages);
-      return;
-    }
-    // queue_iova (dma-iommu.c): the ring of fqSize slots holds fqSize - 1 entries (fq_full); a full
-    // ring is flushed and freed first, and then this IOVA waits for the next flush. The timer is armed
-    // by the first queued IOVA and a full-ring flush does not disarm it.
+    iovad.freeIovaFast(iovad.pfnOf(iova), this.pagesOf(size));
+  }
+
+  /**
+   * iommu_dma_free_iova with a queued gather (an unmap in a lazy domain): queue_iova (dma-iommu.c).
+   * The ring of fqSize slots holds fqSize - 1 entries (fq_full); a full ring is flushed and freed
+   * first, and then this IOVA waits for the next flush. The timer is armed by the first queued IOVA
+   * and a full-ring flush does not disarm it.
+   */
+  private queueIova(iova: bigint, size: bigint): void {
+    const iovad = this.iovaDomain();
     if (this.fq.length >= this.fqSize - 1) this.flushRing();
-    this.fq.push({ pfn, pages });
+    this.fq.push({ pfn: iovad.pfnOf(iova), pages: this.pagesOf(size) });
     this.host.metrics.add('iommu.fq_queued');
     if (this.fqDeadlineMs === undefined) this.fqDeadlineMs = this.clockMs + this.fqTimeoutMs;
+  }
+
+  private pagesOf(size: bigint): number {
+    const iovad = this.iovaDomain();
+    return Number((size + iovad.granule - 1n) >> iovad.granuleShift);
   }
 
   /**
@@ -191,8 +201,12 @@ export class IommuDomain {
         `DMA unmap of ${formatHex(iova)} + ${formatSize(size)} removed ${formatSize(unmapped)}: the range was not mapped as one`,
       );
     }
-    if (this.strict) this.iotlbSync(gather);
-    this.freeIova(iova, allocSize);
+    if (this.strict) {
+      this.iotlbSync(gather);
+      this.freeIova(iova, allocSize);
+    } else {
+      this.queueIova(iova, allocSize);
+    }
     return unmapped;
   }
 

@@ -91,6 +91,20 @@ describe('domains, IOTLB and faults', () => {
     expect(metrics.get(COUNTER.iotlbFlushes) - flushes).toBe(1);
   });
 
+  test('lazy: only an unmap queues its IOVA; freeing an IOVA that was never mapped returns it at once', () => {
+    // iommu_dma_free_iova queues only with a queued gather (an unmap); dma_iova_free and the map
+    // error paths pass none and free_iova_fast straight away.
+    const { domain } = setup(false);
+    const unused = domain.allocIova(SZ_4K, U32);
+    domain.freeIova(unused, SZ_4K);
+    expect(domain.queuedIovas).toBe(0);
+    expect(domain.iovad!.cachedCounts()[0]).toBe(1);
+    const mapped = domain.allocIova(SZ_4K, U32);
+    domain.map(mapped, 0x1000_0000n, SZ_4K, RW);
+    domain.dmaUnmap(mapped, SZ_4K);
+    expect(domain.queuedIovas).toBe(1);
+  });
+
   test('lazy: a flush because the queue is full does not rearm the timer (fq_flush_timeout)', () => {
     const { metrics, iommu, domain } = setup(false);
     const cycle = (): void => {
