@@ -248,9 +248,11 @@ export class DmaBuf {
     if (importer !== undefined && typeof importer.moveNotify !== 'function') {
       fail('EINVAL', `dynamic importer of ${this.describe()} must provide move_notify (dma-buf.c)`);
     }
-    if (this.revokedFlag) fail('ENODEV', `${this.describe()} is revoked: no new attachments`);
     const att = new DmaBufAttachment(this, device, importer, importerPriv);
+    // The exporter's own checks come first (vfio_pci_dma_buf_attach refuses a non-peer2peer importer
+    // with EOPNOTSUPP before it looks at its revoked bit).
     this.ops.attach?.(att);
+    if (this.revokedFlag) fail('ENODEV', `${this.describe()} is revoked: no new attachments`);
     this.attached.push(att);
     this.metrics.add('dmabuf.attaches');
     return att;

@@ -107,6 +107,16 @@ describe('VFIO_DEVICE_FEATURE_DMA_BUF validation', () => {
     const att1 = one.attach(new FakeDevice('iommufd', undefined), importer([]));
     expect(one.privatePhys(att1).addressAt(0)).toBe(BAR1 + 0x4000n);
   });
+
+  it('a revoked export still answers a non-peer2peer importer with EOPNOTSUPP, a peer2peer one with ENODEV', () => {
+    // vfio_pci_dma_buf_attach checks peer2peer before its revoked bit.
+    const dev = gpu();
+    const buf = dev.exportDmaBuf({ regionIndex: 1, ranges: [{ offset: 0n, length: 0x1000n }] });
+    dev.configWrite(PCI_COMMAND, PCI_COMMAND_MASTER);
+    expect(buf.revoked).toBe(true);
+    expect(errnoOf(() => buf.attach(new FakeDevice('static', NIC)))).toBe('EOPNOTSUPP');
+    expect(errnoOf(() => buf.attach(new FakeDevice('iommufd', undefined), importer([])))).toBe('ENODEV');
+  });
 });
 
 describe('revocation', () => {
