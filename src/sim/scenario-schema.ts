@@ -95,9 +95,12 @@ export const counterExpectationSchema = z.union(
 );
 export type CounterExpectation = z.output<typeof counterExpectationSchema>;
 
+const COUNTER_NAME_HINT = 'a counter name is piece.name, e.g. iommu.pte_writes or iommu.leaf_pte_writes.2M';
 const countersSchema = z.record(
-  z.string().regex(/^[a-z0-9_]+\.[a-z0-9_.]+$/, 'a counter name is piece.name, e.g. iommu.pte_writes'),
+  z.string().regex(/^[a-z0-9_]+\.[A-Za-z0-9_.]+$/, COUNTER_NAME_HINT),
   counterExpectationSchema,
+  // zod reports a bad key as "Invalid key in record"; say what a key must look like instead.
+  { error: (issue) => (issue.code === 'invalid_key' ? COUNTER_NAME_HINT : undefined) },
 );
 
 export const expectSchema = z
@@ -163,6 +166,10 @@ export const STEP_BODIES = {
     device: nameSchema,
     via,
     direction,
+    layout: z.enum(['packed', 'aligned']).default('packed').meta({
+      description:
+        'physr IOVA layout: packed (ranges back to back, as dma_iova_link users do) or aligned (each range where its IOVA can use its largest page, leaving gaps).',
+    }),
     offset,
     length: lengthSchema.optional(),
     expect,

@@ -18,7 +18,7 @@ import {
   sgAllocTableFromPagesSegment,
 } from '../core/index.ts';
 import { DmaAccessError, describeAccess } from '../devices/index.ts';
-import { type DmaDevice, type DmaDirection, dmaSyncSg } from '../dma/index.ts';
+import { type DmaDevice, type DmaDirection, dmaSyncSg, type IovaLayout } from '../dma/index.ts';
 import { dmaDeviceImporter } from '../dmabuf/index.ts';
 import { pinUserPages, pinUserPagesLegacy, unpinUserPages, unpinUserPagesLegacy } from '../mm/index.ts';
 import { patternBytes } from './pattern.ts';
@@ -63,8 +63,9 @@ function mapPhysr(
   bufferOffset: bigint,
   onRelease: () => void,
   mmio: boolean,
+  layout: IovaLayout = 'packed',
 ): { target: DmaTarget; note: string } {
-  const mapping = device.map(list, dir, mmio ? { mmio: true } : {});
+  const mapping = device.map(list, dir, { ...(mmio ? { mmio: true } : {}), layout });
   for (const segment of mapping.segments)
     context.metrics.add(`sim.segments_${segment.kind.replace(/-/g, '_')}`);
   const target = new DmaTarget(
@@ -122,6 +123,7 @@ function mapBuffer(
   length: bigint,
   via: DesignPath,
   dir: DmaDirection,
+  layout: IovaLayout,
 ) {
   const start = buffer.va + offset;
   if (via === 'physr') {
@@ -135,6 +137,7 @@ function mapBuffer(
       offset,
       () => unpinUserPages(pinned, { dirty: true }),
       false,
+      layout,
     );
   }
   const before = legacyPageBytes(context);
@@ -204,6 +207,12 @@ export function registerDmaSteps(): void {
     const world = worldOf(context);
     const device = world.dmaDevice(body.device);
     const dir = DIRECTION[body.direction];
+    if (body.via === 'sg' && body.layout !== 'packed') {
+      fail(
+        'EINVAL',
+        `layout: ${body.layout} is a physr IOVA layout; the legacy sg path maps as dma_map_sg does`,
+      );
+    }
     const kind = context.objects.kindOf(body.buffer);
     let mapped: { target: DmaTarget; note: string };
     if (kind === 'dmabuf') {
@@ -239,7 +248,17 @@ export function registerDmaSteps(): void {
       if (pin.released) fail('EINVAL', `pin "${body.buffer}" was released`);
       if (pin.phyrs !== undefined) {
         const list = pin.phyrs.phyrs.slice(body.offset, body.length ?? pin.length - body.offset);
-        mapped = mapPhysr(context, device, body.name, list, dir, pin.offset + body.offset, () => {}, false);
+        mapped = mapPhysr(
+          context,
+          device,
+          body.name,
+          list,
+          dir,
+          pin.offset + body.offset,
+          () => {},
+          false,
+          body.layout,
+        );
       } else {
         const pages = pin.pages!;
         const table = sgAllocTableFromPagesSegment(
@@ -257,7 +276,7 @@ export function registerDmaSteps(): void {
       const length = body.length ?? buffer.length - body.offset;
       if (body.offset + length > buffer.length)
         fail('EINVAL', `${formatHex(body.offset)} + ${formatSize(length)} is outside "${body.buffer}"`);
-      mapped = mapBuffer(context, device, body.name, buffer, body.offset, length, body.via, dir);
+      mapped = mapBuffer(context, device, body.name, buffer, body.offset, length, body.via, dir, body.layout);
     }
     context.objects.define(body.name, 'mapping', mapped.target);
     return { path: body.via, notes: [mapped.note] };

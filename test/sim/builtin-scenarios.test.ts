@@ -159,6 +159,19 @@ describe('a fair comparison', () => {
     expect(report.steps.filter((s) => s.op === 'dma-write').every((s) => s.path === 'physr')).toBe(true);
   });
 
+  it('layout: aligned is a physr choice: asking it of the legacy sg path is a located step error', async () => {
+    const report = await runScenario(
+      parseScenario(
+        'name: l\nplatform: x86-2s\nsteps:\n  - allocate: { name: a, size: 64K }\n' +
+          '  - map: { name: m, buffer: a, device: nvme0, via: sg, layout: aligned }\n',
+        'l.yaml',
+      ),
+    );
+    expect(report.status).toBe('error');
+    expect(report.failure).toMatchObject({ step: 1, op: 'map', line: 5 });
+    expect(report.failure!.reason).toMatch(/EINVAL: layout: aligned is a physr IOVA layout/);
+  });
+
   it('the suite total sums only the scenarios that ran both designs', async () => {
     const both = parseScenario(
       'name: both\nplatform: core-only\nsteps:\n' +

@@ -81,6 +81,14 @@ describe('malformed scenarios give one located error', () => {
       /seed "abc" is not an integer/,
     ],
     [
+      'counter name that is not piece.name',
+      `${HEAD}  - expect-counters: { counters: { "Bad Name": 1 } }\n`,
+      4,
+      48,
+      'steps[0].expect-counters.counters.Bad Name',
+      /a counter name is piece.name/,
+    ],
+    [
       'address out of range',
       `${HEAD}  - build-list: { name: l, ranges: [ { addr: 0x10000000000000000, len: 4K } ] }\n`,
       4,
