@@ -33,7 +33,7 @@ import {
   PhyrListBuilder,
   U64_MAX,
 } from '../core/index.ts';
-import { busAddressOf, calcP2pDecision, type P2pDecision } from '../platform/index.ts';
+import { busAddressOf, calcP2pDecision, type MemoryRegion, type P2pDecision } from '../platform/index.ts';
 import type { DmaDevice } from './device.ts';
 import {
   bigintMin,
@@ -113,9 +113,14 @@ export function classifyRanges(device: DmaDevice, list: PhyrList): ClassifiedRan
   const decisions = new Map<string, P2pDecision>();
   const out: ClassifiedRange[] = [];
   let offset = 0n;
+  // Consecutive ranges mostly sit in the region of the one before: test its bounds before a lookup.
+  let current: MemoryRegion | undefined;
   list.forEachRange((address, length, i) => {
     const last = address + length - 1n;
-    const region = memoryMap.containing(address, last);
+    let region =
+      current !== undefined && address >= current.start && last <= current.last ? current : undefined;
+    region ??= memoryMap.containing(address, last);
+    current = region;
     if (region === undefined) {
       const at = memoryMap.lookup(address);
       fail(
@@ -372,23 +377,33 @@ function mapRun(
     if (mapRunAligned(device, run, dir, runAttrs, pieces)) return undefined;
   }
   if (reason === undefined) {
-    const total = run.reduce((sum, r) => sum + r.length, 0n);
+    let total = 0n;
+    for (let k = 0; k < run.length; k++) total += run[k]!.length;
     const state = dmaIovaTryAlloc(device, run[0]!.address, total);
     if (state !== undefined) {
       let linked = 0n;
+      const kind: SegmentKind = p2p ? 'through-host-bridge' : 'iova';
+      const mmio = runAttrs.mmio === true;
       try {
-        for (const r of run) {
+        for (let k = 0; k < run.length; k++) {
+          const r = run[k]!;
           dmaIovaLink(device, state, r.address, linked, r.length, dir, runAttrs);
-          pieces.push({
-            kind: p2p ? 'through-host-bridge' : 'iova',
-            sourceOffset: r.sourceOffset,
-            phys: r.address,
-            size: r.length,
-            dma: state.addr + linked,
-            mmio: runAttrs.mmio === true,
-            state,
-            ...(r.p2p === undefined ? {} : { p2p: r.p2p }),
-          });
+          const dma = state.addr + linked;
+          // Literal objects (no spread) so every piece of the run shares one shape.
+          pieces.push(
+            r.p2p === undefined
+              ? { kind, sourceOffset: r.sourceOffset, phys: r.address, size: r.length, dma, mmio, state }
+              : {
+                  kind,
+                  sourceOffset: r.sourceOffset,
+                  phys: r.address,
+                  size: r.length,
+                  dma,
+                  mmio,
+                  state,
+                  p2p: r.p2p,
+                },
+          );
           linked += r.length;
         }
       } catch (error) {
