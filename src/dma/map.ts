@@ -487,16 +487,41 @@ function segmentsOf(device: DmaDevice, pieces: readonly MappedPiece[]): DmaSegme
   let i = 0;
   while (i < pieces.length) {
     const kind = pieces[i]!.kind;
-    const phys = new PhyrListBuilder({ merge: false });
+    let end = i;
+    while (end < pieces.length && pieces[end]!.kind === kind) end++;
+    const phys = new PhyrListBuilder({ merge: false, capacity: end - i });
     const dma = new DmaRangeListBuilder({ merge: true });
     let p2p: P2pDecision | undefined;
-    let j = i;
-    for (; j < pieces.length && pieces[j]!.kind === kind; j++) {
+    // Bounced bytes in the same pass: per-range bounces, plus each shared IOVA state's once.
+    let lastState: DmaIovaState | undefined;
+    let states: Set<DmaIovaState> | undefined;
+    let perRange = 0n;
+    // Contiguous DMA pieces (every piece of a packed IOVA) are merged here before the builder sees
+    // them, by the builder's own rule: end meets start, merged length within 64 bits.
+    let runStart = 0n;
+    let runLength = 0n;
+    for (let j = i; j < end; j++) {
       const p = pieces[j]!;
       phys.append(p.phys, p.size);
-      dma.append(p.dma, p.size);
+      if (j > i && runStart + runLength === p.dma && runLength + p.size <= U64_MAX) {
+        runLength += p.size;
+      } else {
+        if (j > i) dma.append(runStart, runLength);
+        runStart = p.dma;
+        runLength = p.size;
+      }
       p2p ??= p.p2p;
+      const state = p.state;
+      if (state !== undefined && state !== lastState) {
+        lastState = state;
+        states ??= new Set();
+        states.add(state);
+      }
+      if (p.bounce !== undefined) perRange += p.size;
     }
+    dma.append(runStart, runLength);
+    let linked = 0n;
+    if (states !== undefined) for (const s of states) for (const b of s.bounces) linked += b.bounce.size;
     const dmaList = dma.build().split({
       maxSegmentSize: device.maxSegmentSize,
       segmentBoundaryMask: device.segmentBoundaryMask,
@@ -505,25 +530,12 @@ function segmentsOf(device: DmaDevice, pieces: readonly MappedPiece[]): DmaSegme
       kind,
       phys: phys.build(),
       dma: dmaList,
-      bouncedBytes: bouncedBytesOf(pieces.slice(i, j)),
+      bouncedBytes: perRange + linked,
       ...(p2p === undefined ? {} : { p2p }),
     });
-    i = j;
+    i = end;
   }
   return out;
-}
-
-/** IOVA states are shared by a segment's pieces: count their bounces once. */
-function bouncedBytesOf(pieces: readonly MappedPiece[]): bigint {
-  const states = new Set<DmaIovaState>();
-  let perRange = 0n;
-  for (const p of pieces) {
-    if (p.state !== undefined) states.add(p.state);
-    if (p.bounce !== undefined) perRange += p.size;
-  }
-  let linked = 0n;
-  for (const s of states) for (const b of s.bounces) linked += b.bounce.size;
-  return perRange + linked;
 }
 
 function pathOf(segments: readonly DmaSegment[]): MapPath {
