@@ -110,6 +110,34 @@ function placeSwiotlb(ram: readonly RamLayoutEntry[], size: bigint): { index: nu
   return best;
 }
 
+/**
+ * Every memory BAR of a topology as an `mmio` region (I/O-port BARs are not memory). `p2pdmaBars`:
+ * which BARs a driver published with pci_p2pdma_add_resource (so they have struct pages).
+ */
+export function barRegions(
+  topology: PciTopology,
+  p2pdmaBars: 'prefetchable' | 'none' = 'prefetchable',
+): MemoryRegionInput[] {
+  const regions: MemoryRegionInput[] = [];
+  for (const fn of topology.functions.values()) {
+    for (const bar of fn.bars) {
+      if (bar.io || bar.size === 0n) continue;
+      regions.push({
+        kind: 'mmio',
+        start: bar.cpuAddress,
+        last: bar.cpuAddress + bar.size - 1n,
+        bdf: fn.bdf,
+        barIndex: bar.index,
+        prefetchable: bar.prefetchable,
+        is64: bar.is64,
+        p2pdmaPages: p2pdmaBars === 'prefetchable' && bar.prefetchable,
+        name: `${fn.bdf} BAR${bar.index}`,
+      });
+    }
+  }
+  return regions;
+}
+
 /** Builds the composite. EINVAL on a malformed layout, EEXIST when RAM overlaps a BAR or another entry. */
 export function createPlatformModel(options: PlatformModelOptions): PlatformModel {
   const { topology } = options;
@@ -150,24 +178,7 @@ export function createPlatformModel(options: PlatformModelOptions): PlatformMode
       ...(hole.name === undefined ? {} : { name: hole.name }),
     });
   }
-  const publish = options.p2pdmaBars ?? 'prefetchable';
-  for (const fn of topology.functions.values()) {
-    for (const bar of fn.bars) {
-      if (bar.io || bar.size === 0n) continue;
-      const region: MemoryRegionInput = {
-        kind: 'mmio',
-        start: bar.cpuAddress,
-        last: bar.cpuAddress + bar.size - 1n,
-        bdf: fn.bdf,
-        barIndex: bar.index,
-        prefetchable: bar.prefetchable,
-        is64: bar.is64,
-        p2pdmaPages: publish === 'prefetchable' && bar.prefetchable,
-        name: `${fn.bdf} BAR${bar.index}`,
-      };
-      memoryMap.add(region);
-    }
-  }
+  for (const region of barRegions(topology, options.p2pdmaBars ?? 'prefetchable')) memoryMap.add(region);
   const folios = new FolioAllocator(memoryMap, {
     metrics,
     ...(options.maxFolioOrder === undefined ? {} : { maxOrder: options.maxFolioOrder }),

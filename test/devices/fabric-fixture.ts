@@ -2,7 +2,7 @@
 import { Metrics } from '../../src/core/index.ts';
 import type { DeviceIommu, DmaFabric } from '../../src/devices/index.ts';
 import { Iommu, type IommuDomain, x86SecondStageFormat } from '../../src/iommu/index.ts';
-import { type Bdf, ByteStore, MemoryMap, type PciTopology } from '../../src/platform/index.ts';
+import { type Bdf, ByteStore, barRegions, MemoryMap, type PciTopology } from '../../src/platform/index.ts';
 
 export const RAM_START = 0x10_0000n;
 export const RAM_LAST = 0x7fff_ffffn;
@@ -21,17 +21,10 @@ export interface FabricOptions {
 
 export function makeFabric(topology: PciTopology, options: FabricOptions = {}): TestFabric {
   const metrics = new Metrics();
-  const memoryMap = new MemoryMap([{ kind: 'ram', start: RAM_START, last: RAM_LAST, node: 0 }]);
-  for (const fn of topology.functions.values())
-    for (const bar of fn.bars)
-      if (!bar.io && bar.size > 0n)
-        memoryMap.add({
-          kind: 'mmio',
-          start: bar.cpuAddress,
-          last: bar.cpuAddress + bar.size - 1n,
-          bdf: fn.bdf,
-          barIndex: bar.index,
-        });
+  const memoryMap = new MemoryMap([
+    { kind: 'ram', start: RAM_START, last: RAM_LAST, node: 0 },
+    ...barRegions(topology),
+  ]);
   const iommus = new Map<string, Iommu>();
   for (const hb of topology.hostBridges)
     iommus.set(hb.id, new Iommu({ name: `dmar-${hb.id}`, format: x86SecondStageFormat(), metrics }));

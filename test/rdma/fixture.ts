@@ -6,7 +6,13 @@
 import { DmaRangeList, Metrics, type PhyrList, type SgTable } from '../../src/core/index.ts';
 import { type DmaFabric, Nic } from '../../src/devices/index.ts';
 import { MemorySystem, MmStruct } from '../../src/mm/index.ts';
-import { ByteStore, FolioAllocator, MemoryMap, twoSocketServer } from '../../src/platform/index.ts';
+import {
+  ByteStore,
+  barRegions,
+  FolioAllocator,
+  MemoryMap,
+  twoSocketServer,
+} from '../../src/platform/index.ts';
 import type { RdmaDevice } from '../../src/rdma/index.ts';
 
 export const NIC_BDF = '0000:04:00.0';
@@ -17,17 +23,10 @@ const GiB = 1n << 30n;
 export function rdmaMachine(options: { anonOrders?: readonly number[]; pgszBitmap?: bigint } = {}) {
   const topology = twoSocketServer();
   const metrics = new Metrics();
-  const memoryMap = new MemoryMap([{ kind: 'ram', start: 4n * GiB, last: 8n * GiB - 1n, node: 0 }]);
-  for (const fn of topology.functions.values())
-    for (const bar of fn.bars)
-      if (!bar.io && bar.size > 0n)
-        memoryMap.add({
-          kind: 'mmio',
-          start: bar.cpuAddress,
-          last: bar.cpuAddress + bar.size - 1n,
-          bdf: fn.bdf,
-          barIndex: bar.index,
-        });
+  const memoryMap = new MemoryMap([
+    { kind: 'ram', start: 4n * GiB, last: 8n * GiB - 1n, node: 0 },
+    ...barRegions(topology),
+  ]);
   const bytes = new ByteStore();
   const fabric: DmaFabric = { topology, memoryMap, bytes, metrics, iommuOf: () => undefined };
   const allocator = new FolioAllocator(memoryMap, { metrics });
