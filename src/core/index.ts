@@ -1,5 +1,6 @@
 export * from './address.ts';
 export * from './errors.ts';
+export * from './input-file.ts';
 export * from './metrics.ts';
 export * from './random.ts';
 export * from './range-list.ts';

@@ -7,8 +7,7 @@
  * Read by a non-root user, every address prints as zero (r_show hides them without
  * CAP_SYS_ADMIN); that is reported as "addresses hidden", never taken as data.
  */
-import { readFileSync } from 'node:fs';
-import { fail, formatHex, PhysrError, type SourceLocation, U64_MAX } from '../core/index.ts';
+import { fail, formatHex, PhysrError, readInputText, type SourceLocation, U64_MAX } from '../core/index.ts';
 import { MemoryMap, type MemoryRegionKind } from './memory-map.ts';
 import type { Bdf } from './pci-types.ts';
 
@@ -321,16 +320,7 @@ export function parseIomem(text: string, file = '/proc/iomem'): IomemImport {
 
 /** Reads and parses an iomem file (default the live /proc/iomem); ENOENT/EACCES name the file. */
 export function readIomem(path = '/proc/iomem'): IomemImport {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    fail(code === 'EACCES' ? 'EACCES' : 'ENOENT', `cannot read ${path}: ${code ?? String(error)}`, {
-      file: path,
-    });
-  }
-  return parseIomem(text, path);
+  return parseIomem(readInputText(path, 'iomem'), path);
 }
 
 /** Every entry of the tree, depth first, in file order. */

@@ -4,11 +4,11 @@
  * (`platform: { file: PATH }`, YAML or JSON, see scenarios/README.md). Each gives the platform
  * layer's model plus device labels (gpu0, nic0, nvme0…) that steps may use instead of BDFs.
  */
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { fail, formatHex, isPhysrError, parseSize } from '../core/index.ts';
+import { fail, formatHex, isPhysrError, parseSize, readInputText } from '../core/index.ts';
 import {
   type Bdf,
   builtinPlatform,
@@ -103,7 +103,7 @@ function builtinLabels(builtin: string): string {
 function ramFromIomem(dir: string): RamLayoutEntry[] | undefined {
   for (const candidate of [join(dir, 'proc', 'iomem'), join(dir, 'iomem')]) {
     if (!existsSync(candidate)) continue;
-    const imported = parseIomem(readFileSync(candidate, 'utf8'), candidate);
+    const imported = parseIomem(readInputText(candidate, 'iomem capture'), candidate);
     if (imported.addressesHidden) return undefined;
     const ram: RamLayoutEntry[] = [];
     for (const region of imported.map.byKind('ram')) {
@@ -197,10 +197,10 @@ const platformFileSchema = z.strictObject({
 
 /** A platform file (YAML or JSON); see scenarios/README.md for the format. */
 export function loadPlatformFile(path: string, options: PlatformOptions): PlatformInstance {
-  if (!existsSync(path)) fail('ENOENT', `no platform file ${path}`);
+  const text = readInputText(path, 'platform file');
   let raw: unknown;
   try {
-    raw = parseYaml(readFileSync(path, 'utf8'), { intAsBigInt: true });
+    raw = parseYaml(text, { intAsBigInt: true });
   } catch (error) {
     fail('EINVAL', `${path}: not YAML/JSON: ${error instanceof Error ? error.message : String(error)}`);
   }

@@ -2,12 +2,12 @@
  * Loading a scenario: YAML text → validated {@link Scenario}, or ONE located {@link ScenarioError}
  * (the earliest problem in the file) naming file, line, column and field, with a caret excerpt.
  */
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { basename, dirname, extname, isAbsolute, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LineCounter, parseDocument } from 'yaml';
 import type { z } from 'zod';
-import { type Errno, PhysrError, type SourceLocation } from '../core/index.ts';
+import { type Errno, PhysrError, readInputText, type SourceLocation } from '../core/index.ts';
 import {
   isStepKind,
   type ScenarioFields,
@@ -184,13 +184,7 @@ export function parseScenario(text: string, file: string): Scenario {
 
 /** Reads and parses a scenario file; a missing file is ENOENT naming it. */
 export function loadScenarioFile(path: string): Scenario {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch {
-    throw new PhysrError('ENOENT', `cannot read scenario file "${path}"`, { file: path });
-  }
-  return parseScenario(text, path);
+  return parseScenario(readInputText(path, 'scenario file'), path);
 }
 
 /** The folder of built-in scenarios (`scenarios/` at the package root, from src/ or dist/). */

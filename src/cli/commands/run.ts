@@ -1,7 +1,6 @@
 /** `physr run [FILE|NAME ...]`: run scenarios (default: the built-in suite) and print the report. */
-import { writeFileSync } from 'node:fs';
 import { type Command, CommanderError } from 'commander';
-import { formatError, parseAddress } from '../../core/index.ts';
+import { checkOutputPath, formatError, parseAddress, writeOutputText } from '../../core/index.ts';
 import {
   checkPlatforms,
   createProgress,
@@ -76,10 +75,11 @@ export function register(program: Command): void {
     )
     .action(async (targets: string[], flags: RunFlags) => {
       const seed = parseSeedOption(flags.seed);
+      if (flags.html !== undefined) checkOutputPath(flags.html, '--html');
       const scenarios = loadForCli(targets);
       const report = await runForCli(scenarios, seed);
       process.stdout.write(flags.json === true ? renderRunJson(report) : renderRunText(report));
-      if (flags.html !== undefined) writeFileSync(flags.html, renderRunHtml(report));
+      if (flags.html !== undefined) writeOutputText(flags.html, renderRunHtml(report), '--html');
       if (!runPassed(report)) {
         throw new CommanderError(EXIT_FAILED, 'physr.failed', 'a scenario failed');
       }

@@ -2,9 +2,9 @@
  * `physr topo`: the PCI tree of a real machine (live /sys, a sysfs capture, lspci text) or a
  * built-in platform, with BARs, ACS and IOMMU groups; unknowns are marked.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
-import { fail } from '../../core/index.ts';
+import { fail, readInputText } from '../../core/index.ts';
 import {
   BUILTIN_TOPOLOGIES,
   builtinTopology,
@@ -37,8 +37,7 @@ export interface LoadedTopology {
 }
 
 function readTextFile(path: string, option: string): string {
-  if (!existsSync(path)) fail('ENOENT', `${option} ${path}: no such file`, { file: path });
-  return readFileSync(path, 'utf8');
+  return readInputText(path, option);
 }
 
 /** The topology the source options name (exactly one source; none means the live /sys). */

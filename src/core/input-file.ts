@@ -1,0 +1,141 @@
+/**
+ * Reading what users hand us (scenarios, captures, traces) and checking where reports will be
+ * written, so that a bad path is one located error at once: never a read that runs forever
+ * (`/dev/zero`, a FIFO), a raw ENOTDIR/EISDIR from Node, or a failure after a long run.
+ */
+import {
+  closeSync,
+  constants,
+  fstatSync,
+  openSync,
+  readSync,
+  type Stats,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import { dirname } from 'node:path';
+import { fail } from './errors.ts';
+
+/** Largest text input read whole. Larger inputs (traces) must be streamed. */
+export const MAX_INPUT_BYTES = 64 * 1024 * 1024;
+
+function describeKind(stats: Stats): string {
+  if (stats.isDirectory()) return 'a directory';
+  if (stats.isFIFO()) return 'a FIFO';
+  if (stats.isCharacterDevice()) return 'a character device';
+  if (stats.isBlockDevice()) return 'a block device';
+  if (stats.isSocket()) return 'a socket';
+  return 'not a regular file';
+}
+
+/** Stats of an existing path, or ENOENT/EACCES naming what it was meant to be. */
+function statInput(path: string, what: string): Stats {
+  try {
+    return statSync(path);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'EACCES') fail('EACCES', `${what} "${path}": permission denied`, { file: path });
+    if (code === 'ENOTDIR')
+      fail('ENOENT', `${what} "${path}": a component of the path is not a directory`, { file: path });
+    fail('ENOENT', `${what} "${path}": no such file`, { file: path });
+  }
+}
+
+/**
+ * Checks that `path` is a regular file no larger than `maxBytes` and returns its size; anything else
+ * (a directory, device, FIFO, a too-large file) is refused before a byte is read.
+ */
+export function checkInputFile(path: string, what: string, maxBytes = MAX_INPUT_BYTES): number {
+  const stats = statInput(path, what);
+  if (!stats.isFile())
+    fail('EINVAL', `${what} "${path}" is ${describeKind(stats)}, not a regular file`, { file: path });
+  if (stats.size > maxBytes) {
+    fail(
+      'EFBIG',
+      `${what} "${path}" is ${stats.size} bytes; at most ${maxBytes} bytes (${maxBytes / 1024 / 1024} MiB) are read whole`,
+      { file: path },
+    );
+  }
+  return stats.size;
+}
+
+/**
+ * The text of a user's input file, read whole, bounded by `maxBytes`. The bound is enforced while
+ * reading too, since sysfs and procfs files report size 0 or 4096 whatever they hold.
+ */
+export function readInputText(path: string, what: string, maxBytes = MAX_INPUT_BYTES): string {
+  checkInputFile(path, what, maxBytes);
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_RDONLY | (constants.O_NONBLOCK ?? 0));
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    fail(code === 'EACCES' ? 'EACCES' : 'ENOENT', `${what} "${path}": cannot open (${code ?? 'error'})`, {
+      file: path,
+    });
+  }
+  try {
+    if (!fstatSync(fd).isFile()) fail('EINVAL', `${what} "${path}" is not a regular file`, { file: path });
+    const chunks: Buffer[] = [];
+    let total = 0;
+    const chunk = Buffer.allocUnsafe(1 << 20);
+    for (;;) {
+      const n = readSync(fd, chunk, 0, chunk.length, null);
+      if (n === 0) break;
+      total += n;
+      if (total > maxBytes) {
+        fail('EFBIG', `${what} "${path}" holds more than ${maxBytes} bytes; at most that is read whole`, {
+          file: path,
+        });
+      }
+      chunks.push(Buffer.from(chunk.subarray(0, n)));
+    }
+    return Buffer.concat(chunks, total).toString('utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'EISDIR')
+      fail('EINVAL', `${what} "${path}" is a directory, not a regular file`, { file: path });
+    if (code === 'EIO' || code === 'EAGAIN')
+      fail('EIO', `${what} "${path}": read failed (${code})`, { file: path });
+    throw error;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Checks, before any work starts, that a report can be written to `path`: its directory exists and
+ * is a directory, and the path itself is not a directory. (A full device is only found on write;
+ * writers must report that as a located error too.)
+ */
+export function checkOutputPath(path: string, what: string): void {
+  const dir = dirname(path);
+  let dirStats: Stats;
+  try {
+    dirStats = statSync(dir);
+  } catch {
+    fail('ENOENT', `${what} "${path}": directory "${dir}" does not exist`, { file: path });
+  }
+  if (!dirStats.isDirectory())
+    fail('ENOTDIR', `${what} "${path}": "${dir}" is not a directory`, { file: path });
+  let stats: Stats | undefined;
+  try {
+    stats = statSync(path);
+  } catch {
+    stats = undefined;
+  }
+  if (stats?.isDirectory() === true)
+    fail('EISDIR', `${what} "${path}" is a directory; name a file`, { file: path });
+}
+
+/** Writes a report to a path already checked by {@link checkOutputPath}; a write failure is located. */
+export function writeOutputText(path: string, text: string, what: string): void {
+  try {
+    writeFileSync(path, text);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? 'EIO';
+    const errno =
+      code === 'ENOSPC' || code === 'EACCES' || code === 'EISDIR' || code === 'ENOENT' ? code : 'EIO';
+    fail(errno, `${what} "${path}": write failed (${code})`, { file: path });
+  }
+}

@@ -1,0 +1,49 @@
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { checkOutputPath, readInputText } from '../../src/core/index.ts';
+import { expectErrno } from '../errno.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'physr-input-'));
+
+describe('readInputText', () => {
+  it('reads a regular file whole', () => {
+    const file = join(dir, 'a.txt');
+    writeFileSync(file, 'hello\n');
+    expect(readInputText(file, 'capture')).toBe('hello\n');
+  });
+
+  it('refuses a directory, a character device and a missing file, naming the file', () => {
+    expectErrno(() => readInputText(dir, 'capture'), 'EINVAL', /is a directory, not a regular file/);
+    expectErrno(() => readInputText('/dev/zero', 'capture'), 'EINVAL', /character device/);
+    expectErrno(() => readInputText(join(dir, 'missing'), 'capture'), 'ENOENT', /no such file/);
+  });
+
+  it('refuses a file above the bound before reading it', () => {
+    const file = join(dir, 'big.txt');
+    writeFileSync(file, 'x'.repeat(2000));
+    expectErrno(() => readInputText(file, 'trace', 1000), 'EFBIG', /2000 bytes; at most 1000/);
+  });
+
+  it('a path through a regular file is ENOENT, not a raw ENOTDIR', () => {
+    const file = join(dir, 'plain');
+    writeFileSync(file, '');
+    expectErrno(() => readInputText(join(file, 'x'), 'capture'), 'ENOENT', /not a directory/);
+  });
+});
+
+describe('checkOutputPath', () => {
+  it('accepts a new file in an existing directory', () => {
+    expect(() => checkOutputPath(join(dir, 'out.html'), '--html')).not.toThrow();
+  });
+  it('refuses a missing directory, a directory, and a file used as a directory', () => {
+    expectErrno(() => checkOutputPath(join(dir, 'nope', 'out.html'), '--html'), 'ENOENT', /does not exist/);
+    const sub = join(dir, 'sub');
+    mkdirSync(sub);
+    expectErrno(() => checkOutputPath(sub, '--html'), 'EISDIR', /is a directory/);
+    const file = join(dir, 'f');
+    writeFileSync(file, '');
+    expectErrno(() => checkOutputPath(join(file, 'out.html'), '--html'), 'ENOTDIR', /not a directory/);
+  });
+});
