@@ -344,7 +344,8 @@ export function dmaIovaFree(device: DmaDevice, state: DmaIovaState): void {
 
 /**
  * dma_iova_destroy: unlink the first `mappedLen` bytes and free the IOVA in one go — strict domains
- * invalidate once, lazy ones queue the IOVA behind the next flush.
+ * invalidate once, lazy ones queue the IOVA behind the next flush. Only the mapped length reaches
+ * free_iova_fast, so after a partial link the allocation is cached under a smaller order.
  */
 export function dmaIovaDestroy(
   device: DmaDevice,
@@ -363,8 +364,10 @@ export function dmaIovaDestroy(
   const granule = granuleOf(state.domain);
   const pad = state.addr & (granule - 1n);
   const size = alignUp(mappedLen + pad, granule);
-  // __iommu_dma_iova_unlink with free_iova: unmap as one batch (synced only in strict mode), then
-  // free the whole allocation.
-  state.domain.dmaUnmap(state.allocStart, size, state.allocSize);
+  // __iommu_dma_iova_unlink with free_iova (dma-iommu.c, since the API came in 6.16): unmap as one batch (synced only in
+  // strict mode), then iommu_dma_free_iova with the same granule-aligned mapped length, not the
+  // allocation's. free_iova_fast files the range under that length's rcache order, or, when it is
+  // too big to cache, free_iova drops the whole allocation.
+  state.domain.dmaUnmap(state.allocStart, size);
   state.freed = true;
 }

@@ -157,6 +157,25 @@ describe('IOMMU path: one IOVA with the two-step API', () => {
     expect(dmaIovaTryAlloc(direct, 0n, 0x1000n)).toBeUndefined();
   });
 
+  it('dma_iova_destroy after a partial link frees only the mapped length (dma-iommu.c __iommu_dma_iova_unlink)', () => {
+    const m = builtinMachine('two-socket-server');
+    const dev = m.device(NVME);
+    const iovad = dev.domain!.iovad!;
+    // 64 KiB: 16 pages, an order-4 allocation; only the first 8 KiB get linked.
+    const state = dmaIovaTryAlloc(dev, 5n * GiB, 0x10000n)!;
+    dmaIovaLink(dev, state, 5n * GiB, 0n, 0x2000n, 'TO_DEVICE');
+    const before = iovad.cachedCounts();
+    dmaIovaDestroy(dev, state, 0x2000n, 'TO_DEVICE');
+    // iommu_dma_free_iova gets the 8 KiB that were unmapped: free_iova_fast caches the allocation
+    // under order 1 (2 pages), not order 4 (16 pages).
+    const after = iovad.cachedCounts();
+    expect(after[1]! - before[1]!).toBe(1);
+    expect(after[4]! - before[4]!).toBe(0);
+    // The whole 16-page range stays allocated in the tree while it sits in the order-1 cache.
+    const pfn = Number(state.allocStart >> 12n);
+    expect(iovad.findIova(pfn)).toEqual({ pfnLo: pfn, pfnHi: pfn + 15, reserved: false });
+  });
+
   it('identity (passthrough) domain maps like dma-direct', () => {
     const m = builtinMachine('two-socket-server');
     const dev = m.device(NVME, { passthrough: true });
