@@ -48,6 +48,7 @@ export class MemorySystem {
   private readonly pools = new Map<number, HugetlbPool>();
   private readonly dirty = new WeakSet<Folio>();
   private readonly hugeFolios = new WeakSet<Folio>();
+  private zero: Folio | undefined;
 
   constructor(allocator: FolioAllocator, options: MemorySystemOptions = {}) {
     this.allocator = allocator;
@@ -188,6 +189,24 @@ export class MemorySystem {
       }
     }
     return dropped;
+  }
+
+  /**
+   * The shared zero page (empty_zero_page), which read faults of anonymous memory map
+   * (do_anonymous_page). The kernel's lives in its image; here it is taken from the allocator on
+   * first use, zero filled, and never freed, pinned or counted by mappings.
+   */
+  zeroFolio(): Folio {
+    if (this.zero === undefined) {
+      this.zero = this.allocator.allocFolio(0);
+      this.bytes?.fill(this.zero.pfn << 12n, 4096, 0);
+    }
+    return this.zero;
+  }
+
+  /** is_zero_pfn. */
+  isZeroPfn(pfn: bigint | number): boolean {
+    return this.zero !== undefined && BigInt(pfn) === this.zero.pfn;
   }
 
   /** One folio of `order`, or undefined when the allocator has no block that large. */

@@ -53,6 +53,14 @@ export interface MmapOptions {
 export const MMAP_BASE = 0x7f00_0000_0000n;
 const PAGE = 4096n;
 
+/** How GUP faults pages in (FOLL_* decisions made in mm/gup.c). */
+export interface FaultHow {
+  /** A read fault of untouched anonymous memory maps the shared zero page (do_anonymous_page). */
+  readonly zeroPage?: boolean;
+  /** FAULT_FLAG_UNSHARE: replace pages the mapping does not own by anonymous copies. */
+  readonly unshare?: boolean;
+}
+
 export interface UserTranslation {
   readonly phys: bigint;
   readonly folio: Folio | undefined;
@@ -247,7 +255,7 @@ export class MmStruct {
    * Makes pages [from, to) of `vma` present (and, for a write to a private file mapping, private
    * copies). The caller has checked permissions. Used by touch() and by GUP.
    */
-  faultIn(vma: Vma, from: number, to: number, write: boolean): void {
+  faultIn(vma: Vma, from: number, to: number, write: boolean, how: FaultHow = {}): void {
     if (vma.kind === 'pfnmap') return;
     const pt = this.pageTable;
     let idx = pt.firstEndingAfter(from);
@@ -262,14 +270,20 @@ export class MmStruct {
       const prev = pt.at(idx - 1);
       const holeStart = Math.max(vma.startVpn, prev === undefined ? 0 : prev.vpn + prev.pages);
       const holeEnd = Math.min(vma.endVpn, m === undefined ? Number.MAX_SAFE_INTEGER : m.vpn);
-      const added = this.fillHole(vma, vpn, Math.min(to, holeEnd), holeStart, holeEnd);
+      const added =
+        how.zeroPage === true && vma.kind === 'anon'
+          ? this.zeroPages(vpn, Math.min(to, holeEnd))
+          : this.fillHole(vma, vpn, Math.min(to, holeEnd), holeStart, holeEnd);
       pt.insertAt(idx, added);
       idx += added.length;
       vpn = Math.min(to, holeEnd);
       const last = added[added.length - 1];
       if (last !== undefined) vpn = Math.max(vpn, last.vpn + last.pages);
     }
-    if (write && vma.kind === 'file' && (vma.flags & VM_SHARED) === 0) this.breakCow(from, to);
+    // A write (or a FAULT_FLAG_UNSHARE fault) in a private mapping replaces every page it does not
+    // own, page-cache pages and the zero page alike, with a private anonymous copy (wp_page_copy).
+    const private_ = (vma.flags & VM_SHARED) === 0 && (vma.kind === 'file' || vma.kind === 'anon');
+    if ((write || how.unshare === true) && private_) this.breakCow(from, to);
     if (write && (vma.flags & VM_SHARED) !== 0) {
       // A write through a shared file mapping dirties the page-cache folio (set_page_dirty).
       for (const mapping of pt.range(from, to)) if (mapping.folio) this.system.markDirty(mapping.folio);
@@ -333,7 +347,18 @@ export class MmStruct {
     return out;
   }
 
-  /** wp_page_copy for each page-cache page of a private mapping in [from, to): a private anon copy. */
+  /** do_anonymous_page for a read fault: the shared zero page at each page of [from, to). */
+  private zeroPages(from: number, to: number): PageMapping[] {
+    const zero = this.system.zeroFolio();
+    const out: PageMapping[] = [];
+    for (let vpn = from; vpn < to; vpn++) {
+      out.push({ vpn, pages: 1, pfn: Number(zero.pfn), folio: zero, folioPage: 0, anon: false });
+    }
+    this.system.metrics?.add('mm.zero_page_faults', to - from);
+    return out;
+  }
+
+  /** wp_page_copy for each page a private mapping does not own in [from, to): a private anon copy. */
   private breakCow(from: number, to: number): void {
     const pt = this.pageTable;
     const shared = [...pt.range(from, to)].filter((m) => !m.anon);
@@ -426,6 +451,7 @@ export class MmStruct {
 
   /** The mapping's reference on a folio goes (hugetlb folios go back to their pool). */
   private dropMapping(folio: Folio): void {
+    if (this.system.isZeroPfn(folio.pfn)) return; // the zero page is never counted
     if (this.isHugetlbFolio(folio)) this.system.returnHugeFolio(folio);
     else this.system.allocator.putFolio(folio);
   }

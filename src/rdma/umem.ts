@@ -16,8 +16,8 @@ import {
   type MmStruct,
   type PinnedPageArray,
   type PinnedPhyrs,
-  pinUserPages,
-  pinUserPagesLegacy,
+  pinUserPagesLegacyWhole,
+  pinUserPagesWhole,
   unpinUserPages,
   unpinUserPagesLegacy,
 } from '../mm/index.ts';
@@ -146,7 +146,7 @@ export function ibUmemGet(
 ): PhyrUmem {
   const { first, length } = userPageSpan(address, size);
   const writable = ibAccessWritable(access);
-  const pinned = pinUserPages(mm, first, length, { write: writable, longterm: true });
+  const pinned = pinUserPagesWhole(mm, first, length, { write: writable, longterm: true });
   let mapping: ReturnType<RdmaDevice['dma']['mapPhyrs']>;
   try {
     mapping = device.dma.mapPhyrs(pinned.phyrs.split({ maxSegmentSize: device.dma.maxSegmentSize }), {
@@ -172,7 +172,7 @@ export function ibUmemGetLegacy(
 ): LegacyUmem {
   const { first, length } = userPageSpan(address, size);
   const writable = ibAccessWritable(access);
-  const pinned = pinUserPagesLegacy(mm, first, length, { write: writable, longterm: true });
+  const pinned = pinUserPagesLegacyWhole(mm, first, length, { write: writable, longterm: true });
   try {
     const maxSeg =
       device.dma.maxSegmentSize > BigInt(SCATTERLIST_MAX_SEGMENT)

@@ -20,7 +20,12 @@ import {
 import { DmaAccessError, describeAccess } from '../devices/index.ts';
 import { type DmaDevice, type DmaDirection, dmaSyncSg, type IovaLayout } from '../dma/index.ts';
 import { dmaDeviceImporter } from '../dmabuf/index.ts';
-import { pinUserPages, pinUserPagesLegacy, unpinUserPages, unpinUserPagesLegacy } from '../mm/index.ts';
+import {
+  pinUserPagesLegacyWhole,
+  pinUserPagesWhole,
+  unpinUserPages,
+  unpinUserPagesLegacy,
+} from '../mm/index.ts';
 import { patternBytes } from './pattern.ts';
 import { registerStep, type StepResult } from './registry.ts';
 import type { DesignPath } from './report.ts';
@@ -127,7 +132,7 @@ function mapBuffer(
 ) {
   const start = buffer.va + offset;
   if (via === 'physr') {
-    const pinned = pinUserPages(buffer.mm, start, length, { write: true, longterm: false });
+    const pinned = pinUserPagesWhole(buffer.mm, start, length, { write: true, longterm: false });
     return mapPhysr(
       context,
       device,
@@ -141,7 +146,7 @@ function mapBuffer(
     );
   }
   const before = legacyPageBytes(context);
-  const pages = pinUserPagesLegacy(buffer.mm, start, length, { write: true });
+  const pages = pinUserPagesLegacyWhole(buffer.mm, start, length, { write: true });
   context.metrics.add(COUNTER.sgMetadataBytes, legacyPageBytes(context) - before);
   const table = sgAllocTableFromPagesSegment(pages.pages, pages.offset, length, sgMaxSegment(device));
   return mapSg(device, name, table, dir, offset, () => unpinUserPagesLegacy(pages, { dirty: true }));
