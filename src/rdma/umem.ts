@@ -21,9 +21,9 @@ import {
   unpinUserPages,
   unpinUserPagesLegacy,
 } from '../mm/index.ts';
-import { ibAccessWritable, type RdmaDevice } from './device.ts';
+import { IB_ACCESS_HUGETLB, IB_ACCESS_ON_DEMAND, ibAccessWritable, type RdmaDevice } from './device.ts';
 
-export type UmemKind = 'user' | 'user-legacy' | 'dmabuf';
+export type UmemKind = 'user' | 'user-legacy' | 'dmabuf' | 'odp';
 
 /** What every umem offers the MR code. */
 export interface Umem {
@@ -185,4 +185,46 @@ export function ibUmemGetLegacy(
     unpinUserPagesLegacy(pinned);
     throw error;
   }
+}
+
+/** HPAGE_SHIFT on x86-64: the 2 MiB huge page. */
+const HPAGE_SHIFT = 21;
+
+/**
+ * An on-demand-paging umem (drivers/infiniband/core/umem_odp.c): nothing is pinned or mapped at
+ * registration; pages are faulted and DMA mapped one `2^pageShift` page at a time later (the HMM
+ * path), so there are no DMA segments to report here.
+ */
+export class OdpUmem implements Umem {
+  readonly kind = 'odp' as const;
+  private released = false;
+
+  constructor(
+    readonly device: RdmaDevice,
+    readonly address: bigint,
+    readonly length: bigint,
+    readonly writable: boolean,
+    /** umem_odp->page_shift: PAGE_SHIFT, or HPAGE_SHIFT with IB_ACCESS_HUGETLB. */
+    readonly pageShift: number,
+  ) {}
+
+  mappedRanges(): DmaRangeList {
+    fail('EINVAL', 'an ODP umem maps its pages on fault, not at registration');
+  }
+
+  get metadataBytes(): number {
+    return 0;
+  }
+
+  release(): void {
+    if (this.released) fail('EINVAL', 'umem released twice');
+    this.released = true;
+  }
+}
+
+/** ib_umem_odp_get: EINVAL without IB_ACCESS_ON_DEMAND; page_shift from IB_ACCESS_HUGETLB. */
+export function ibUmemOdpGet(device: RdmaDevice, address: bigint, size: bigint, access: number): OdpUmem {
+  if ((access & IB_ACCESS_ON_DEMAND) === 0) fail('EINVAL', 'ib_umem_odp_get needs IB_ACCESS_ON_DEMAND');
+  const pageShift = (access & IB_ACCESS_HUGETLB) !== 0 ? HPAGE_SHIFT : 12;
+  return new OdpUmem(device, address, size, ibAccessWritable(access), pageShift);
 }
