@@ -26,6 +26,8 @@ export default {
   coverageAnalysis: 'perTest',
   concurrency: 1,
   timeoutMS: 60_000,
+  // The first run (all tests, per-test coverage) takes many minutes on a loaded 2-core box.
+  dryRunTimeoutMinutes: 60,
   incremental: true,
   incrementalFile: 'reports/stryker-incremental.json',
   reporters: ['clear-text', 'progress', 'json'],

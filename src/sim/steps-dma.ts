@@ -224,11 +224,11 @@ export function registerDmaSteps(): void {
       const dmabuf = context.objects.get(body.buffer, 'dmabuf', isDmabuf);
       const length = body.length ?? dmabuf.buf.size - body.offset;
       if (body.via === 'physr') {
-        // A dynamic importer of the dma-buf: revoke/move_notify unmaps it (drivers/dma-buf/dma-buf.c).
+        // A dynamic importer of the dma-buf: revoke's invalidate_mappings unmaps it (drivers/dma-buf/dma-buf.c).
         const buf = dmabuf.buf;
         const attachment = buf.attach(dmaDeviceImporter(device), {
           allowPeer2peer: true,
-          moveNotify(att) {
+          invalidateMappings(att) {
             for (const m of att.mappings) buf.unmap(m);
           },
         });

@@ -104,7 +104,7 @@ describe('GPU BAR → VFIO dma-buf → IOMMUFD + DMA importer → NIC writes →
     const report = vfio.reset();
     expect(report.revoked.length).toBe(1);
     expect(report.revoked[0]!.report.notified.length).toBe(2);
-    expect(report.revoked[0]!.report.forcedUnmaps).toEqual([]);
+    expect(report.revoked[0]!.report.unmapTimedOut).toEqual([]);
     expect(ioas.revokes.length).toBe(1);
     expect(ioas.revokes[0]!.unmapped).toEqual([{ domain: hwpt.domain.id, iova: IOVA_BAR, length: 2n * MiB }]);
     expect(mrInvalidations).toBeGreaterThanOrEqual(1);

@@ -1,0 +1,12 @@
+// A narrow mutation run that finishes in minutes: the IOVA allocator and iommu_pgsize against the
+// iommu tests only (`npx stryker run stryker.iommu.config.mjs`). Mutants only other folders' tests
+// would kill count as survivors here, so this score is a lower bound for these two files.
+import base from './stryker.config.mjs';
+
+export default {
+  ...base,
+  mutate: ['src/iommu/pgsize.ts', 'src/iommu/iova.ts'],
+  vitest: { ...base.vitest, dir: 'test/iommu', related: false },
+  incrementalFile: 'reports/stryker-iommu-incremental.json',
+  jsonReporter: { fileName: 'reports/mutation/iommu.json' },
+};
