@@ -6,7 +6,7 @@ import base from './stryker.config.mjs';
 export default {
   ...base,
   mutate: ['src/iommu/pgsize.ts', 'src/iommu/iova.ts'],
-  vitest: { ...base.vitest, dir: 'test/iommu', related: false },
+  vitest: { configFile: 'vitest.mutation-iommu.config.ts', related: false },
   incrementalFile: 'reports/stryker-iommu-incremental.json',
   jsonReporter: { fileName: 'reports/mutation/iommu.json' },
 };
