@@ -275,38 +275,51 @@ export function pinUserPages(mm: MmStruct, start: bigint, length: bigint, flags:
  * fails at the page that stopped the first call; then everything is unpinned and that error
  * returned. So the caller gets the whole range or the error.
  */
+function pinWhole<P extends PinnedBase>(
+  pin: (start: bigint, length: bigint) => P,
+  unpin: (pinned: P) => void,
+  start: bigint,
+  length: bigint,
+): P {
+  const pinned = pin(start, length);
+  if (pinned.length === length) return pinned;
+  try {
+    unpin(pin(start + pinned.length, length - pinned.length));
+  } finally {
+    unpin(pinned);
+  }
+  // Unreachable: the rest starts at the page that failed and fails again.
+  fail('EFAULT', `pin of ${formatHex(start)} + ${formatHex(length)} stopped short`);
+}
+
+/** pinUserPages for the whole range or an error (see pinWhole). */
 export function pinUserPagesWhole(
   mm: MmStruct,
   start: bigint,
   length: bigint,
   flags: GupFlags = {},
 ): PinnedPhyrs {
-  const pinned = pinUserPages(mm, start, length, flags);
-  if (pinned.length === length) return pinned;
-  try {
-    unpinUserPages(pinUserPages(mm, start + pinned.length, length - pinned.length, flags));
-  } finally {
-    unpinUserPages(pinned);
-  }
-  // Unreachable: the rest starts at the page that failed and fails again.
-  fail('EFAULT', `pin of ${formatHex(start)} + ${formatHex(length)} stopped short`);
+  return pinWhole(
+    (s, l) => pinUserPages(mm, s, l, flags),
+    (p) => unpinUserPages(p),
+    start,
+    length,
+  );
 }
 
-/** pinUserPagesWhole for the legacy page array. */
+/** pinUserPagesLegacy for the whole range or an error (see pinWhole). */
 export function pinUserPagesLegacyWhole(
   mm: MmStruct,
   start: bigint,
   length: bigint,
   flags: GupFlags = {},
 ): PinnedPageArray {
-  const pinned = pinUserPagesLegacy(mm, start, length, flags);
-  if (pinned.length === length) return pinned;
-  try {
-    unpinUserPagesLegacy(pinUserPagesLegacy(mm, start + pinned.length, length - pinned.length, flags));
-  } finally {
-    unpinUserPagesLegacy(pinned);
-  }
-  fail('EFAULT', `pin of ${formatHex(start)} + ${formatHex(length)} stopped short`);
+  return pinWhole(
+    (s, l) => pinUserPagesLegacy(mm, s, l, flags),
+    (p) => unpinUserPagesLegacy(p),
+    start,
+    length,
+  );
 }
 
 /** The legacy pin_user_pages: one page frame per 4K page. */
