@@ -320,10 +320,10 @@ export function dmaIovaDestroy(
   const granule = granuleOf(state.domain);
   const pad = state.addr & (granule - 1n);
   const size = alignUp(mappedLen + pad, granule);
-  // __iommu_dma_iova_unlink with free_iova (dma-iommu.c, since the API came in 6.16): unmap as one batch (synced only in
-  // strict mode), then iommu_dma_free_iova with the same granule-aligned mapped length, not the
-  // allocation's. free_iova_fast files the range under that length's rcache order, or, when it is
-  // too big to cache, free_iova drops the whole allocation.
+  // __iommu_dma_iova_unlink with free_iova (dma-iommu.c, since the API came in 6.16): unmap as one
+  // batch (synced only in strict mode), then iommu_dma_free_iova with the same granule-aligned
+  // mapped length, not the allocation's. free_iova_fast files the range under that length's rcache
+  // order, or, when it is too big to cache, free_iova drops the whole allocation.
   state.domain.dmaUnmap(state.allocStart, size);
   state.freed = true;
 }

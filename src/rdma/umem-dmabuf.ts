@@ -4,8 +4,8 @@
  * mapping dropped when the exporter moves or revokes the buffer (invalidate_mappings, move_notify
  * before 7.1 → the driver zaps its MR page table and unmaps). The pinned variant
  * (ib_umem_dmabuf_get_pinned) pins the buffer so it never moves, and maps once; it has no
- * invalidate_mappings, so an exporter that may revoke (vfio-pci) refuses it (EOPNOTSUPP). The umem covers [offset, offset+length) of the buffer; the mapped
- * segments are trimmed to the pages holding it, as ib_umem_dmabuf_map_pages trims the first and
+ * invalidate_mappings, so an exporter that may revoke (vfio-pci) refuses it (EOPNOTSUPP). The umem
+ * covers [offset, offset+length) of the buffer; the mapped segments are trimmed to the pages holding it, as ib_umem_dmabuf_map_pages trims the first and
  * last scatterlist entries.
  */
 import { type DmaRangeList, fail, formatHex, type PhyrList } from '../core/index.ts';
