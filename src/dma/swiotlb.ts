@@ -21,7 +21,7 @@
  * EVERY direction, so bytes the device does not overwrite come back unchanged on a FROM_DEVICE
  * unmap instead of leaking stale pool contents.
  */
-import { COUNTER, fail, formatHex, formatSize, type Metrics } from '../core/index.ts';
+import { COUNTER, fail, formatHex, type Metrics } from '../core/index.ts';
 import type { ByteStore } from '../platform/index.ts';
 import type { DmaDirection } from './types.ts';
 
