@@ -1,0 +1,144 @@
+/**
+ * The fields of one event's printed body, as TP_printk writes them: `key=value` tokens separated by
+ * single spaces, a leading device name for dma: events, `{0x…,0x…}` arrays (__print_array), `%llx`
+ * hex without `0x`, `0x%016llx` with it, `%zu` decimal. Values are checked as their print format
+ * makes them; a missing or malformed field throws {@link FieldError} naming the field.
+ */
+import type { TraceDirection } from './events.ts';
+
+/** A body field that is absent or not what the event's print format makes. */
+export class FieldError extends Error {
+  constructor(readonly reason: string) {
+    super(reason);
+    this.name = 'FieldError';
+  }
+}
+
+const HEX_DIGITS = /^[0-9a-fA-F]{1,16}$/;
+const DECIMAL = /^[0-9]{1,20}$/;
+const U64_MAX = (1n << 64n) - 1n;
+
+/** `%llx`: hex digits without a prefix (a `0x` prefix is accepted too). */
+export function parseHex(text: string, field: string): bigint {
+  const digits = text.startsWith('0x') || text.startsWith('0X') ? text.slice(2) : text;
+  if (!HEX_DIGITS.test(digits)) throw new FieldError(`${field}=${text} is not a 64-bit hex number`);
+  return BigInt(`0x${digits}`);
+}
+
+/** `%zu`/`%d` as an unsigned 64-bit bigint. */
+export function parseDecimal(text: string, field: string): bigint {
+  if (!DECIMAL.test(text)) throw new FieldError(`${field}=${text} is not a decimal number`);
+  const value = BigInt(text);
+  if (value > U64_MAX) throw new FieldError(`${field}=${text} is larger than 64 bits`);
+  return value;
+}
+
+function parseSmallInt(text: string, field: string): number {
+  if (!/^-?[0-9]{1,10}$/.test(text)) throw new FieldError(`${field}=${text} is not an integer`);
+  return Number(text);
+}
+
+/** `__print_array` of u64 or u32: `{0x1,0x2}`, `{}` when empty. */
+export function parseHexArray(text: string, field: string): bigint[] {
+  if (text.length < 2 || text.charCodeAt(0) !== 123 || text.charCodeAt(text.length - 1) !== 125)
+    throw new FieldError(`${field}=${text} is not a {…} array`);
+  if (text.length === 2) return [];
+  const parts = text.slice(1, -1).split(',');
+  const out = new Array<bigint>(parts.length);
+  for (let i = 0; i < parts.length; i++) {
+    const p = parts[i]!;
+    if (!p.startsWith('0x')) throw new FieldError(`${field}[${i}]=${p} is not 0x-prefixed hex`);
+    out[i] = parseHex(p, `${field}[${i}]`);
+  }
+  return out;
+}
+
+const DIRECTIONS: ReadonlySet<string> = new Set(['BIDIRECTIONAL', 'TO_DEVICE', 'FROM_DEVICE', 'NONE']);
+
+/**
+ * A parsed body: the leading words that are not `key=value` (device name, `IOMMU:`, `[TRUNCATED]`),
+ * and the `key=value` fields. For iommu map/unmap, `0x… - 0x…` gives the range end as `iova_end`.
+ */
+export class EventFields {
+  readonly words: string[] = [];
+  private readonly values = new Map<string, string>();
+
+  constructor(body: string) {
+    const tokens = body.split(' ');
+    for (let i = 0; i < tokens.length; i++) {
+      const t = tokens[i]!;
+      if (t.length === 0) continue;
+      const eq = t.indexOf('=');
+      if (eq > 0) {
+        const key = t.slice(0, eq);
+        if (this.values.has(key)) throw new FieldError(`field ${key} appears twice`);
+        this.values.set(key, t.slice(eq + 1));
+      } else if (t === '-' && i + 1 < tokens.length) {
+        this.values.set('iova_end', tokens[++i]!);
+      } else {
+        this.words.push(t);
+      }
+    }
+  }
+
+  has(key: string): boolean {
+    return this.values.has(key);
+  }
+
+  raw(key: string): string {
+    const v = this.values.get(key);
+    if (v === undefined) throw new FieldError(`no ${key}= field`);
+    return v;
+  }
+
+  hex(key: string): bigint {
+    return parseHex(this.raw(key), key);
+  }
+
+  decimal(key: string): bigint {
+    return parseDecimal(this.raw(key), key);
+  }
+
+  int(key: string): number {
+    return parseSmallInt(this.raw(key), key);
+  }
+
+  hexArray(key: string): bigint[] {
+    return parseHexArray(this.raw(key), key);
+  }
+
+  dir(): TraceDirection {
+    const v = this.raw('dir');
+    if (!DIRECTIONS.has(v)) throw new FieldError(`dir=${v} is not a DMA direction`);
+    return v as TraceDirection;
+  }
+
+  optionalDir(): TraceDirection | undefined {
+    return this.values.has('dir') ? this.dir() : undefined;
+  }
+
+  /** `__print_flags` of DMA_ATTR_*: empty or names joined by `|`. */
+  attrs(): string[] {
+    const v = this.values.get('attrs');
+    if (v === undefined) throw new FieldError('no attrs= field');
+    return v === '' ? [] : v.split('|');
+  }
+
+  /** `a/b` of the current dma_map_sg form. */
+  fraction(key: string): { shown: number; full: number } {
+    const v = this.raw(key);
+    const slash = v.indexOf('/');
+    if (slash < 0) throw new FieldError(`${key}=${v} is not shown/full`);
+    const shown = parseSmallInt(v.slice(0, slash), key);
+    const full = parseSmallInt(v.slice(slash + 1), key);
+    if (shown < 0 || full < shown) throw new FieldError(`${key}=${v}: shown count above the full count`);
+    return { shown, full };
+  }
+
+  /** The leading device name of a dma: event (`__get_str(device)`). */
+  device(): string {
+    const d = this.words[0];
+    if (d === undefined) throw new FieldError('no device name');
+    return d;
+  }
+}

@@ -1,0 +1,9 @@
+/**
+ * Replay of the kernel's own dma:/iommu:/swiotlb: trace events (tracefs text, `trace-cmd report`):
+ * streaming parser, per-device mapping state and DMA-API misuse findings, what physr would change.
+ */
+export * from './event-fields.ts';
+export * from './events.ts';
+export * from './parse-event.ts';
+export * from './read-trace.ts';
+export * from './trace-line.ts';
