@@ -4,6 +4,9 @@
  */
 export * from './event-fields.ts';
 export * from './events.ts';
+export * from './findings.ts';
+export * from './live-ranges.ts';
 export * from './parse-event.ts';
 export * from './read-trace.ts';
+export * from './replay.ts';
 export * from './trace-line.ts';
