@@ -58,35 +58,58 @@ const DIRECTIONS: ReadonlySet<string> = new Set(['BIDIRECTIONAL', 'TO_DEVICE', '
 /**
  * A parsed body: the leading words that are not `key=value` (device name, `IOMMU:`, `[TRUNCATED]`),
  * and the `key=value` fields. For iommu map/unmap, `0x… - 0x…` gives the range end as `iova_end`.
+ * Fields are found by scanning for ` key=` when asked (an event reads five or six of them), which
+ * keeps a line's parse free of per-token allocations.
  */
 export class EventFields {
-  readonly words: string[] = [];
-  private readonly values = new Map<string, string>();
+  private wordList: string[] | undefined;
 
-  constructor(body: string) {
-    const tokens = body.split(' ');
-    for (let i = 0; i < tokens.length; i++) {
-      const t = tokens[i]!;
-      if (t.length === 0) continue;
-      const eq = t.indexOf('=');
-      if (eq > 0) {
-        const key = t.slice(0, eq);
-        if (this.values.has(key)) throw new FieldError(`field ${key} appears twice`);
-        this.values.set(key, t.slice(eq + 1));
-      } else if (t === '-' && i + 1 < tokens.length) {
-        this.values.set('iova_end', tokens[++i]!);
-      } else {
-        this.words.push(t);
+  constructor(private readonly body: string) {}
+
+  /** Tokens without `=` (the device name, labels, `[TRUNCATED]`, `FORCE`/`NORMAL`). */
+  get words(): readonly string[] {
+    if (this.wordList === undefined) {
+      const out: string[] = [];
+      const tokens = this.body.split(' ');
+      for (let i = 0; i < tokens.length; i++) {
+        const t = tokens[i]!;
+        if (t.length === 0 || t.indexOf('=') > 0) continue;
+        if (t === '-' && i + 1 < tokens.length) {
+          i++;
+          continue;
+        }
+        out.push(t);
       }
+      this.wordList = out;
     }
+    return this.wordList;
+  }
+
+  private find(key: string): string | undefined {
+    if (key === 'iova_end') {
+      const dash = this.body.indexOf(' - ');
+      if (dash < 0) return undefined;
+      const end = this.body.indexOf(' ', dash + 3);
+      return this.body.slice(dash + 3, end < 0 ? undefined : end);
+    }
+    let at: number;
+    if (this.body.startsWith(`${key}=`)) at = 0;
+    else {
+      at = this.body.indexOf(` ${key}=`);
+      if (at < 0) return undefined;
+      at++;
+    }
+    const from = at + key.length + 1;
+    const end = this.body.indexOf(' ', from);
+    return this.body.slice(from, end < 0 ? undefined : end);
   }
 
   has(key: string): boolean {
-    return this.values.has(key);
+    return this.find(key) !== undefined;
   }
 
   raw(key: string): string {
-    const v = this.values.get(key);
+    const v = this.find(key);
     if (v === undefined) throw new FieldError(`no ${key}= field`);
     return v;
   }
@@ -114,13 +137,12 @@ export class EventFields {
   }
 
   optionalDir(): TraceDirection | undefined {
-    return this.values.has('dir') ? this.dir() : undefined;
+    return this.has('dir') ? this.dir() : undefined;
   }
 
   /** `__print_flags` of DMA_ATTR_*: empty or names joined by `|`. */
   attrs(): string[] {
-    const v = this.values.get('attrs');
-    if (v === undefined) throw new FieldError('no attrs= field');
+    const v = this.raw('attrs');
     return v === '' ? [] : v.split('|');
   }
 
@@ -135,10 +157,16 @@ export class EventFields {
     return { shown, full };
   }
 
+  /** ` [TRUNCATED]` as dma_map_sg prints it. */
+  get truncated(): boolean {
+    return this.body.includes(' [TRUNCATED]');
+  }
+
   /** The leading device name of a dma: event (`__get_str(device)`). */
   device(): string {
-    const d = this.words[0];
-    if (d === undefined) throw new FieldError('no device name');
+    const sp = this.body.indexOf(' ');
+    const d = sp < 0 ? this.body : this.body.slice(0, sp);
+    if (d.length === 0 || d.indexOf('=') >= 0) throw new FieldError('no device name');
     return d;
   }
 }

@@ -33,13 +33,9 @@ export class LiveRanges<T> {
    * while the live set is disjoint (as it is until a first overlap has been reported).
    */
   overlapping(start: bigint, last: bigint): LiveRange<T> | undefined {
-    const i = this.upper(last);
-    const before = this.ranges[i - 1];
-    if (before !== undefined && before.last >= start) return before;
-    const i0 = this.upper(start);
-    const prev = this.ranges[i0 - 1];
-    if (prev !== undefined && prev.last >= start) return prev;
-    return undefined;
+    // The range starting last at or before `last`: in a disjoint set, the only candidate.
+    const before = this.ranges[this.upper(last) - 1];
+    return before !== undefined && before.last >= start ? before : undefined;
   }
 
   /** The range holding `addr`, if any. */

@@ -42,7 +42,7 @@ const mapSg: Parser = (f, event, at) => {
   if (sizes.length !== dmaAddrs.length)
     throw new FieldError(`sizes has ${sizes.length} entries, dma_addrs ${dmaAddrs.length}`);
   const counted = f.has('nents');
-  const truncated = f.words.includes('[TRUNCATED]');
+  const truncated = f.truncated;
   let nents = physAddrs.length;
   let ents = dmaAddrs.length;
   if (counted) {

@@ -85,7 +85,7 @@ function findingJson(f: Finding): Record<string, unknown> {
     message: f.message,
     ...(f.unmappedAt === undefined ? {} : { unmappedAt: f.unmappedAt }),
     ...(f.sinceUnmapUs === undefined ? {} : { sinceUnmapUs: f.sinceUnmapUs }),
-    lines: f.lines.map((l) => ({ line: l.line, time: l.time, text: l.text })),
+    lines: f.lines.map((l) => ({ line: l.line, time: l.time, text: l.text.trim() })),
   };
 }
 
@@ -191,7 +191,7 @@ export function renderTraceText(a: TraceAnalysis): string {
     for (const f of a.findings.slice(0, 200)) {
       out.push('');
       out.push(`${f.severity === 'unknown' ? 'unknown' : 'error'}: ${f.class}: ${f.message}`);
-      for (const l of f.lines) out.push(`  ${a.file}:${l.line}: ${l.text}`);
+      for (const l of f.lines) out.push(`  ${a.file}:${l.line}: ${l.text.trim()}`);
     }
     if (a.findings.length > 200) out.push(`... ${a.findings.length - 200} more findings (see --json)`);
   }

@@ -101,7 +101,7 @@ export interface ReplayOptions {
   readonly kernel?: string;
   /** Most findings kept per class (all are counted). Default 1000. */
   readonly maxFindingsPerClass?: number;
-  /** Recent unmaps remembered per device for double-unmap and use-after-unmap. Default 65536. */
+  /** Recent unmaps remembered per device (and for the IOMMU) for double unmaps and use after unmap. Default 8192. */
   readonly unmapHistory?: number;
   /** Called for every mapping made and every unmap matched (the model replay hooks in here). */
   readonly onMap?: (m: TracedMapping) => void;
@@ -109,9 +109,9 @@ export interface ReplayOptions {
 }
 
 class DeviceState {
-  readonly singles = new Map<bigint, TracedMapping[]>();
-  readonly allocs = new Map<bigint, TracedMapping[]>();
-  readonly sgs = new Map<string, TracedMapping[]>();
+  readonly singles: ByKey<bigint> = new Map();
+  readonly allocs: ByKey<bigint> = new Map();
+  readonly sgs: ByKey<string> = new Map();
   readonly ranges = new LiveRanges<TracedMapping>();
   readonly unmapped = new Map<bigint, UnmapRecord>();
   /** Recent sg unmaps by their entries' phys addresses (all dma_unmap_sg prints). */
@@ -151,18 +151,25 @@ function hex(v: bigint): string {
   return `0x${v.toString(16)}`;
 }
 
-function take<K>(map: Map<K, TracedMapping[]>, key: K): TracedMapping | undefined {
-  const list = map.get(key);
-  if (list === undefined) return undefined;
-  const m = list.shift();
-  if (list.length === 0) map.delete(key);
+/** Live mappings by key: one mapping, or (rarely: the same address mapped twice) a list, oldest first. */
+type ByKey<K> = Map<K, TracedMapping | TracedMapping[]>;
+
+function take<K>(map: ByKey<K>, key: K): TracedMapping | undefined {
+  const v = map.get(key);
+  if (v === undefined || !Array.isArray(v)) {
+    if (v !== undefined) map.delete(key);
+    return v;
+  }
+  const m = v.shift();
+  if (v.length === 1) map.set(key, v[0]!);
   return m;
 }
 
-function put<K>(map: Map<K, TracedMapping[]>, key: K, m: TracedMapping): void {
-  const list = map.get(key);
-  if (list === undefined) map.set(key, [m]);
-  else list.push(m);
+function put<K>(map: ByKey<K>, key: K, m: TracedMapping): void {
+  const v = map.get(key);
+  if (v === undefined) map.set(key, m);
+  else if (Array.isArray(v)) v.push(m);
+  else map.set(key, [v, m]);
 }
 
 export interface ReplayResult {
@@ -195,7 +202,7 @@ export class TraceReplay {
 
   constructor(private readonly options: ReplayOptions = {}) {
     this.maxPerClass = options.maxFindingsPerClass ?? 1000;
-    this.historySize = options.unmapHistory ?? 65536;
+    this.historySize = options.unmapHistory ?? 8192;
     this.dropsIommuMap = kernelDropsIommuMap(options.kernel);
   }
 
@@ -215,7 +222,7 @@ export class TraceReplay {
   }
 
   private remember<K>(history: Map<K, UnmapRecord>, key: K, r: UnmapRecord): void {
-    history.delete(key);
+    // A key unmapped again keeps its place in the eviction order: cheaper, and still bounded.
     history.set(key, r);
     if (history.size > this.historySize) history.delete(history.keys().next().value as K);
   }
@@ -258,23 +265,13 @@ export class TraceReplay {
     }
   }
 
-  private add(d: DeviceState, m: TracedMapping, segments: readonly (readonly [bigint, bigint])[]): void {
-    for (const [start, size] of segments) {
-      if (size === 0n) continue;
-      const last = start + size - 1n;
-      const other = d.ranges.overlapping(start, last);
-      if (other !== undefined && other.value !== m) {
-        this.report({
-          class: 'overlap',
-          severity: 'error',
-          device: m.device,
-          address: start,
-          size,
-          message: `${m.device}: map of ${hex(start)}+${hex(size)} overlaps the live ${other.value.kind} mapping ${hex(other.start)}..${hex(other.last)}`,
-          lines: [other.value.at, m.at],
-        });
-      }
-      d.ranges.insert(start, last, m);
+  /** Registers a mapping's DMA segments (an sg list's printed ones; else its one range). */
+  private add(d: DeviceState, m: TracedMapping): void {
+    const e = m.event;
+    if (e.kind === 'map_sg') {
+      for (let i = 0; i < e.dmaAddrs.length; i++) this.addRange(d, m, e.dmaAddrs[i]!, e.sizes[i]!);
+    } else {
+      this.addRange(d, m, m.dma, m.size);
     }
     d.live++;
     d.liveBytes += m.size;
@@ -284,20 +281,40 @@ export class TraceReplay {
     this.options.onMap?.(m);
   }
 
-  private drop(
-    d: DeviceState,
-    m: TracedMapping,
-    segments: readonly (readonly [bigint, bigint])[],
-    at: TraceOrigin,
-  ) {
-    for (const [start, size] of segments) {
-      if (size === 0n) continue;
-      d.ranges.remove(start, m);
-      this.remember(d.unmapped, start, { start, last: start + size - 1n, mapAt: m.at, unmapAt: at });
+  private addRange(d: DeviceState, m: TracedMapping, start: bigint, size: bigint): void {
+    if (size === 0n) return;
+    const last = start + size - 1n;
+    const other = d.ranges.overlapping(start, last);
+    if (other !== undefined && other.value !== m) {
+      this.report({
+        class: 'overlap',
+        severity: 'error',
+        device: m.device,
+        address: start,
+        size,
+        message: `${m.device}: map of ${hex(start)}+${hex(size)} overlaps the live ${other.value.kind} mapping ${hex(other.start)}..${hex(other.last)}`,
+        lines: [other.value.at, m.at],
+      });
+    }
+    d.ranges.insert(start, last, m);
+  }
+
+  private drop(d: DeviceState, m: TracedMapping, at: TraceOrigin): void {
+    const e = m.event;
+    if (e.kind === 'map_sg') {
+      for (let i = 0; i < e.dmaAddrs.length; i++) this.dropRange(d, m, e.dmaAddrs[i]!, e.sizes[i]!, at);
+    } else {
+      this.dropRange(d, m, m.dma, m.size, at);
     }
     d.live--;
     d.liveBytes -= m.size;
     this.options.onUnmap?.(m, at);
+  }
+
+  private dropRange(d: DeviceState, m: TracedMapping, start: bigint, size: bigint, at: TraceOrigin): void {
+    if (size === 0n) return;
+    d.ranges.remove(start, m);
+    this.remember(d.unmapped, start, { start, last: start + size - 1n, mapAt: m.at, unmapAt: at });
   }
 
   private checkIommuMapped(
@@ -344,7 +361,7 @@ export class TraceReplay {
     };
     this.checkIommuMapped(d, e.device, e.dma, e.phys, e.at);
     put(d.singles, e.dma, m);
-    this.add(d, m, [[e.dma, e.size]]);
+    this.add(d, m);
   }
 
   private notMapped(
@@ -429,14 +446,14 @@ export class TraceReplay {
       const alloc = take(d.allocs, e.dma);
       if (alloc !== undefined) {
         this.wrongFunction(alloc, e.at, e.event);
-        this.drop(d, alloc, [[alloc.dma, alloc.size]], e.at);
+        this.drop(d, alloc, e.at);
         return;
       }
       this.notMapped(d, e.device, e.dma, e.size, e.at, e.event);
       return;
     }
     this.checkMatch(m, e.size, e.dir, e.at);
-    this.drop(d, m, [[m.dma, m.size]], e.at);
+    this.drop(d, m, e.at);
   }
 
   private mapSg(e: MapSgEvent): void {
@@ -449,11 +466,7 @@ export class TraceReplay {
       d.counts.unprintedSgEntries += e.nents - e.physAddrs.length;
     }
     let size = 0n;
-    const segments: (readonly [bigint, bigint])[] = [];
-    for (let i = 0; i < e.dmaAddrs.length; i++) {
-      size += e.sizes[i]!;
-      segments.push([e.dmaAddrs[i]!, e.sizes[i]!]);
-    }
+    for (const s of e.sizes) size += s;
     const m: TracedMapping = {
       kind: 'sg',
       id: this.nextId++,
@@ -473,13 +486,7 @@ export class TraceReplay {
         e.at,
       );
     put(d.sgs, sgKey(e.physAddrs), m);
-    this.add(d, m, segments);
-  }
-
-  private static segmentsOf(m: TracedMapping): (readonly [bigint, bigint])[] {
-    const e = m.event;
-    if (e.kind !== 'map_sg') return [[m.dma, m.size]];
-    return e.dmaAddrs.map((a, i) => [a, e.sizes[i]!] as const);
+    this.add(d, m);
   }
 
   private unmapSg(e: UnmapSgEvent): void {
@@ -494,7 +501,7 @@ export class TraceReplay {
       return;
     }
     this.checkMatch(m, undefined, e.dir, e.at);
-    this.drop(d, m, TraceReplay.segmentsOf(m), e.at);
+    this.drop(d, m, e.at);
     this.remember(d.sgUnmapped, key, { start: first, last: first, mapAt: m.at, unmapAt: e.at });
   }
 
@@ -516,7 +523,7 @@ export class TraceReplay {
       event: e,
     };
     put(d.allocs, e.dma, m);
-    this.add(d, m, [[e.dma, e.size]]);
+    this.add(d, m);
   }
 
   private free(e: FreeEvent): void {
@@ -527,14 +534,14 @@ export class TraceReplay {
       const single = take(d.singles, e.dma);
       if (single !== undefined) {
         this.wrongFunction(single, e.at, e.event);
-        this.drop(d, single, [[single.dma, single.size]], e.at);
+        this.drop(d, single, e.at);
         return;
       }
       this.notMapped(d, e.device, e.dma, e.size, e.at, e.event);
       return;
     }
     this.checkMatch(m, e.size, e.dir, e.at);
-    this.drop(d, m, [[m.dma, m.size]], e.at);
+    this.drop(d, m, e.at);
   }
 
   private checkSync(device: string, dma: bigint, size: bigint, at: TraceOrigin, event: string): void {

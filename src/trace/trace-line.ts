@@ -10,8 +10,11 @@ import { EventFields, FieldError } from './event-fields.ts';
 import type { TraceEvent } from './events.ts';
 import { EVENT_PARSERS } from './parse-event.ts';
 
-const HEADER =
-  /^\s*(.*?)-(\d+)\s+(?:\(\s*(?:\d+|-+)\)\s+)?\[(\d+)\]\s+(?:(\S{4,5})\s+)?(\d+)\.(\d+):\s+([A-Za-z_][\w]*):\s*(.*)$/;
+/**
+ * From the CPU column on: `[CPU] FLAGS? SECONDS.FRACTION: EVENT: ` (TASK-PID before it is free text:
+ * comms hold spaces, dashes and brackets). Unanchored, so no backtracking over the comm.
+ */
+const HEADER = /-\d+\s+(?:\(\s*(?:\d+|-+)\)\s+)?\[\d+\]\s+(?:\S{4,5}\s+)?(\d+)\.(\d+):\s+([A-Za-z_]\w*):\s*/;
 
 /** Lines that are not events but belong in a trace: comments, trace-cmd headers, buffer notes. */
 const META = /^(#|\s*$|cpus=|version\s*=|CPU\s*\d+ is empty|\s*CPU:\d+ \[LOST|##### CPU|\s*<\.\.\.>\s*$)/;
@@ -39,18 +42,18 @@ export function parseTraceLine(text: string, file: string, line: number): LineRe
       line,
     });
   }
-  const name = m[7]!;
+  const name = m[3]!;
   const parser = EVENT_PARSERS.get(name);
   if (parser === undefined) return { type: 'unknown', name };
-  const seconds = m[5]!;
-  const fraction = m[6]!;
+  const seconds = m[1]!;
+  const fraction = m[2]!;
   const timeUs = Number(seconds) * 1e6 + Number(fraction.padEnd(6, '0').slice(0, 6));
   try {
-    const event = parser(new EventFields(m[8]!), name, {
+    const event = parser(new EventFields(text.slice(m.index + m[0].length)), name, {
       line,
       time: `${seconds}.${fraction}`,
       timeUs,
-      text: text.trim(),
+      text,
     });
     return { type: 'event', event };
   } catch (error) {
