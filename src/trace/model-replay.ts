@@ -41,7 +41,7 @@ const GiB = 1n << 30n;
 const PAGE_SHIFT = 12n;
 const PAGE_MASK = 0xfffn;
 
-export type Design = 'legacy' | 'physr';
+export type TraceDesign = 'legacy' | 'physr';
 
 /** How the user wants the model machine's IOMMU (iommu.strict=, iommu.passthrough=, iommu=off). */
 export type IommuMode = 'strict' | 'lazy' | 'passthrough' | 'off';
@@ -99,7 +99,7 @@ class DesignRun {
   readonly live = new Map<number, { mapping?: DmaMapping; sgt?: SgTable; dir: DmaDirection }>();
 
   constructor(
-    readonly design: Design,
+    readonly design: TraceDesign,
     target: ModelTarget,
   ) {
     this.machine = target.machine();

@@ -28,7 +28,7 @@ function hex(v: bigint): string {
   return `0x${v.toString(16)}`;
 }
 
-export interface ComparisonRow {
+export interface TraceComparisonRow {
   readonly metric: string;
   readonly unit: string;
   readonly legacy: number;
@@ -59,7 +59,7 @@ function verdict(legacy: number, physr: number): string {
   return `physr ${ratio.toFixed(2)}x of legacy (lower is better: ${ratio < 1 ? 'physr' : 'legacy'} better)`;
 }
 
-export function comparisonRows(legacy: DesignTotals, physr: DesignTotals): ComparisonRow[] {
+export function comparisonRows(legacy: DesignTotals, physr: DesignTotals): TraceComparisonRow[] {
   return ROWS.map((r) => {
     const l = r.get(legacy);
     const p = r.get(physr);
