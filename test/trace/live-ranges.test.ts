@@ -1,8 +1,9 @@
 import { fc, test } from '@fast-check/vitest';
 import { describe, expect } from 'vitest';
 import { LiveRanges } from '../../src/trace/live-ranges.ts';
+import { propertyRuns } from '../thorough.ts';
 
-const RUNS = process.env.PHYSR_THOROUGH === '1' ? 2000 : 150;
+const RUNS = propertyRuns(150);
 
 /** Disjoint ranges in page units, inserted in random order; a plain array is the reference. */
 const disjoint = fc
