@@ -14,3 +14,4 @@ export * from './read-trace.ts';
 export * from './render.ts';
 export * from './replay.ts';
 export * from './trace-line.ts';
+export * from './trace-writer.ts';

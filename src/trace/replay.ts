@@ -655,7 +655,7 @@ export class TraceReplay {
       device: e.device,
       address: e.iova,
       size: unmap.last - unmap.start + 1n,
-      message: `${e.device}: IOMMU fault on ${hex(e.iova)} ${(since / 1000).toFixed(1)} ms after its unmap at ${unmap.unmapAt.time}`,
+      message: `${e.device}: IOMMU fault on ${hex(e.iova)} ${since < 1000 ? `${Math.round(since)} µs` : `${(since / 1000).toFixed(1)} ms`} after its unmap at ${unmap.unmapAt.time}`,
       lines: [...lines].sort((a, b) => a.line - b.line),
       unmappedAt: unmap.unmapAt.time,
       sinceUnmapUs: since,

@@ -71,3 +71,18 @@ describe('physr trace', () => {
     expect(html).not.toMatch(/<script src=|<link /);
   });
 });
+
+describe('physr run --trace-out', () => {
+  it('writes trace text that physr trace reads back, and refuses a missing directory before running', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'physr-cli-trace-'));
+    const out = join(dir, 'run.trace');
+    const run = await captureCli(['run', 'iotlb-strict', '--trace-out', out]);
+    expect(run.status).toBe(0);
+    const text = readFileSync(out, 'utf8');
+    expect(text).toContain('# scenario iotlb-strict');
+    const back = await captureCli(['trace', out, '--json', '--no-model']);
+    const j = JSON.parse(back.stdout);
+    expect(j.findingCounts).toEqual({ 'use-after-unmap': 1 });
+    expect((await captureCli(['run', 'iotlb-strict', '--trace-out', '/nonexistent/x.trace'])).status).toBe(2);
+  });
+});
