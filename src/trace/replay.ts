@@ -441,12 +441,20 @@ export class TraceReplay {
   private unmap(e: UnmapEvent): void {
     const d = this.device(e.device);
     d.counts.unmaps++;
-    const m = take(d.singles, e.dma);
+    this.release(d, e, d.singles, d.allocs);
+  }
+
+  /**
+   * An unmap (of a single mapping) or free (of a coherent buffer): matched by address among its own
+   * kind first; found among the other kind, it is the wrong function (dma-debug's type check).
+   */
+  private release(d: DeviceState, e: UnmapEvent | FreeEvent, own: ByKey<bigint>, other: ByKey<bigint>): void {
+    const m = take(own, e.dma);
     if (m === undefined) {
-      const alloc = take(d.allocs, e.dma);
-      if (alloc !== undefined) {
-        this.wrongFunction(alloc, e.at, e.event);
-        this.drop(d, alloc, e.at);
+      const wrong = take(other, e.dma);
+      if (wrong !== undefined) {
+        this.wrongFunction(wrong, e.at, e.event);
+        this.drop(d, wrong, e.at);
         return;
       }
       this.notMapped(d, e.device, e.dma, e.size, e.at, e.event);
@@ -529,19 +537,7 @@ export class TraceReplay {
   private free(e: FreeEvent): void {
     const d = this.device(e.device);
     d.counts.frees++;
-    const m = take(d.allocs, e.dma);
-    if (m === undefined) {
-      const single = take(d.singles, e.dma);
-      if (single !== undefined) {
-        this.wrongFunction(single, e.at, e.event);
-        this.drop(d, single, e.at);
-        return;
-      }
-      this.notMapped(d, e.device, e.dma, e.size, e.at, e.event);
-      return;
-    }
-    this.checkMatch(m, e.size, e.dir, e.at);
-    this.drop(d, m, e.at);
+    this.release(d, e, d.allocs, d.singles);
   }
 
   private checkSync(device: string, dma: bigint, size: bigint, at: TraceOrigin, event: string): void {
