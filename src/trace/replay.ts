@@ -232,33 +232,44 @@ export class TraceReplay {
     this.lastTimeUs = e.at.timeUs;
     switch (e.kind) {
       case 'map':
-        return this.map(e);
+        this.map(e);
+        return;
       case 'unmap':
-        return this.unmap(e);
+        this.unmap(e);
+        return;
       case 'map_sg':
-        return this.mapSg(e);
+        this.mapSg(e);
+        return;
       case 'unmap_sg':
-        return this.unmapSg(e);
+        this.unmapSg(e);
+        return;
       case 'map_sg_err':
         this.device(e.device).counts.mapErrors++;
         return;
       case 'alloc':
-        return this.alloc(e);
+        this.alloc(e);
+        return;
       case 'free':
-        return this.free(e);
+        this.free(e);
+        return;
       case 'sync_single':
-        return this.syncSingle(e);
+        this.syncSingle(e);
+        return;
       case 'sync_sg':
-        return this.syncSg(e);
+        this.syncSg(e);
+        return;
       case 'swiotlb_bounced':
         this.device(e.device).counts.bouncedBytes += e.size;
         return;
       case 'iommu_map':
-        return this.iommuMap(e);
+        this.iommuMap(e);
+        return;
       case 'iommu_unmap':
-        return this.iommuUnmap(e);
+        this.iommuUnmap(e);
+        return;
       case 'io_page_fault':
-        return this.fault(e);
+        this.fault(e);
+        return;
       case 'iommu_device':
         this.device(e.device);
         return;

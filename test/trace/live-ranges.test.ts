@@ -54,7 +54,9 @@ describe('LiveRanges against a plain list', () => {
     'removeWithin takes exactly the ranges inside the span',
     (ranges) => {
       const set = new LiveRanges<number>();
-      ranges.forEach((r, i) => set.insert(r.start, r.last, i));
+      ranges.forEach((r, i) => {
+        set.insert(r.start, r.last, i);
+      });
       const lo = ranges[0]!.start + 0x1000n;
       const hi = ranges[ranges.length - 1]!.last - 0x1000n;
       const inside = ranges.map((r, i) => [r, i] as const).filter(([r]) => r.start >= lo && r.last <= hi);
