@@ -45,10 +45,14 @@ export function formatPattern(pattern: Pattern): string {
   }
 }
 
-/** A 32-bit integer hash (a murmur3-style finalizer) of seed and offset. */
-function hashByte(seed: number, offset: bigint): number {
-  let h = (seed ^ Number(offset & 0xffff_ffffn)) >>> 0;
-  h = Math.imul(h ^ Number((offset >> 32n) & 0xffff_ffffn), 0x9e3779b1);
+const TWO_32 = 2 ** 32;
+
+/**
+ * A 32-bit integer hash (a murmur3-style finalizer) of seed and a 64-bit offset given as its low and
+ * high 32-bit halves, all in Number arithmetic (a BigInt a byte cost most of a run's time).
+ */
+function hashByte(seed: number, lo: number, hi: number): number {
+  let h = Math.imul(seed ^ lo ^ hi, 0x9e3779b1);
   h ^= h >>> 16;
   h = Math.imul(h, 0x85ebca6b);
   h ^= h >>> 13;
@@ -57,28 +61,65 @@ function hashByte(seed: number, offset: bigint): number {
   return h & 0xff;
 }
 
+/**
+ * Walks the pattern's bytes at buffer offsets [offset, offset + length), handing each to `visit`
+ * with its index; stops early when `visit` returns true. The offset's halves are split once and
+ * carried, so offsets up to 2^64 stay exact.
+ */
+function scanPattern(
+  pattern: Pattern,
+  offset: bigint,
+  length: number,
+  visit: (index: number, byte: number) => boolean,
+): number {
+  switch (pattern.kind) {
+    case 'fill':
+      for (let i = 0; i < length; i++) if (visit(i, pattern.value)) return i;
+      return -1;
+    case 'seq': {
+      const first = Number((offset + BigInt(pattern.start)) & 0xffn);
+      for (let i = 0; i < length; i++) if (visit(i, (first + i) & 0xff)) return i;
+      return -1;
+    }
+    case 'random': {
+      let lo = Number(offset & 0xffff_ffffn);
+      let hi = Number((offset >> 32n) & 0xffff_ffffn);
+      for (let i = 0; i < length; i++) {
+        if (visit(i, hashByte(pattern.seed, lo, hi))) return i;
+        lo += 1;
+        if (lo === TWO_32) {
+          lo = 0;
+          hi = (hi + 1) >>> 0;
+        }
+      }
+      return -1;
+    }
+  }
+}
+
+/** Writes the bytes of `pattern` at buffer offsets [offset, offset + out.length) into `out`. */
+export function fillPattern(pattern: Pattern, offset: bigint, out: Uint8Array): void {
+  if (pattern.kind === 'fill') {
+    out.fill(pattern.value);
+    return;
+  }
+  scanPattern(pattern, offset, out.length, (i, byte) => {
+    out[i] = byte;
+    return false;
+  });
+}
+
 /** The bytes of `pattern` at buffer offsets [offset, offset + length). */
 export function patternBytes(pattern: Pattern, offset: bigint, length: number): Uint8Array {
   const out = new Uint8Array(length);
-  switch (pattern.kind) {
-    case 'fill':
-      out.fill(pattern.value);
-      break;
-    case 'seq': {
-      const first = Number((offset + BigInt(pattern.start)) & 0xffn);
-      for (let i = 0; i < length; i++) out[i] = (first + i) & 0xff;
-      break;
-    }
-    case 'random':
-      for (let i = 0; i < length; i++) out[i] = hashByte(pattern.seed, offset + BigInt(i));
-      break;
-  }
+  fillPattern(pattern, offset, out);
   return out;
 }
 
-/** Index of the first byte of `bytes` (at buffer offset `offset`) that differs from the pattern, or -1. */
+/**
+ * Index of the first byte of `bytes` (at buffer offset `offset`) that differs from the pattern, or
+ * -1. Each expected byte is computed as it is compared: no copy of the pattern is made.
+ */
 export function firstMismatch(pattern: Pattern, offset: bigint, bytes: Uint8Array): number {
-  const want = patternBytes(pattern, offset, bytes.length);
-  for (let i = 0; i < bytes.length; i++) if (bytes[i] !== want[i]) return i;
-  return -1;
+  return scanPattern(pattern, offset, bytes.length, (i, byte) => bytes[i] !== byte);
 }
