@@ -61,52 +61,41 @@ function hashByte(seed: number, lo: number, hi: number): number {
   return h & 0xff;
 }
 
-/**
- * Walks the pattern's bytes at buffer offsets [offset, offset + length), handing each to `visit`
- * with its index; stops early when `visit` returns true. The offset's halves are split once and
- * carried, so offsets up to 2^64 stay exact.
- */
-function scanPattern(
-  pattern: Pattern,
-  offset: bigint,
-  length: number,
-  visit: (index: number, byte: number) => boolean,
-): number {
-  switch (pattern.kind) {
-    case 'fill':
-      for (let i = 0; i < length; i++) if (visit(i, pattern.value)) return i;
-      return -1;
-    case 'seq': {
-      const first = Number((offset + BigInt(pattern.start)) & 0xffn);
-      for (let i = 0; i < length; i++) if (visit(i, (first + i) & 0xff)) return i;
-      return -1;
-    }
-    case 'random': {
-      let lo = Number(offset & 0xffff_ffffn);
-      let hi = Number((offset >> 32n) & 0xffff_ffffn);
-      for (let i = 0; i < length; i++) {
-        if (visit(i, hashByte(pattern.seed, lo, hi))) return i;
-        lo += 1;
-        if (lo === TWO_32) {
-          lo = 0;
-          hi = (hi + 1) >>> 0;
-        }
-      }
-      return -1;
-    }
-  }
+/** Low and high 32-bit halves of a 64-bit offset, carried as Numbers through a run of bytes. */
+function halves(offset: bigint): [number, number] {
+  return [Number(offset & 0xffff_ffffn), Number((offset >> 32n) & 0xffff_ffffn)];
+}
+
+/** The byte `seq` puts at `offset` (later bytes count up from it, wrapping at 0xff). */
+function seqFirst(start: number, offset: bigint): number {
+  return Number((offset + BigInt(start)) & 0xffn);
 }
 
 /** Writes the bytes of `pattern` at buffer offsets [offset, offset + out.length) into `out`. */
 export function fillPattern(pattern: Pattern, offset: bigint, out: Uint8Array): void {
-  if (pattern.kind === 'fill') {
-    out.fill(pattern.value);
-    return;
+  const length = out.length;
+  switch (pattern.kind) {
+    case 'fill':
+      out.fill(pattern.value);
+      return;
+    case 'seq': {
+      const first = seqFirst(pattern.start, offset);
+      for (let i = 0; i < length; i++) out[i] = (first + i) & 0xff;
+      return;
+    }
+    case 'random': {
+      const seed = pattern.seed;
+      let [lo, hi] = halves(offset);
+      for (let i = 0; i < length; i++) {
+        out[i] = hashByte(seed, lo, hi);
+        if (++lo === TWO_32) {
+          lo = 0;
+          hi = (hi + 1) >>> 0;
+        }
+      }
+      return;
+    }
   }
-  scanPattern(pattern, offset, out.length, (i, byte) => {
-    out[i] = byte;
-    return false;
-  });
 }
 
 /** The bytes of `pattern` at buffer offsets [offset, offset + length). */
@@ -121,5 +110,29 @@ export function patternBytes(pattern: Pattern, offset: bigint, length: number): 
  * -1. Each expected byte is computed as it is compared: no copy of the pattern is made.
  */
 export function firstMismatch(pattern: Pattern, offset: bigint, bytes: Uint8Array): number {
-  return scanPattern(pattern, offset, bytes.length, (i, byte) => bytes[i] !== byte);
+  const length = bytes.length;
+  switch (pattern.kind) {
+    case 'fill': {
+      const value = pattern.value;
+      for (let i = 0; i < length; i++) if (bytes[i] !== value) return i;
+      return -1;
+    }
+    case 'seq': {
+      const first = seqFirst(pattern.start, offset);
+      for (let i = 0; i < length; i++) if (bytes[i] !== ((first + i) & 0xff)) return i;
+      return -1;
+    }
+    case 'random': {
+      const seed = pattern.seed;
+      let [lo, hi] = halves(offset);
+      for (let i = 0; i < length; i++) {
+        if (bytes[i] !== hashByte(seed, lo, hi)) return i;
+        if (++lo === TWO_32) {
+          lo = 0;
+          hi = (hi + 1) >>> 0;
+        }
+      }
+      return -1;
+    }
+  }
 }
