@@ -114,6 +114,25 @@ function placeFolios(
   return shuffle(kept, random);
 }
 
+/**
+ * ENOMEM at once for a buffer larger than the free RAM: populating it page by page would only find
+ * out after materialising the whole of memory.
+ */
+function checkFits(world: SimWorld, length: bigint): void {
+  const model = world.platform.model;
+  const free = BigInt(model.folios.freePages) * PAGE;
+  if (length <= free) return;
+  const total = BigInt(model.folios.totalPages) * PAGE;
+  fail(
+    'ENOMEM',
+    `${formatSize(length)} does not fit in the RAM of platform ${model.name}: ${gib(total)}, of which ${gib(free)} free`,
+  );
+}
+
+function gib(bytes: bigint): string {
+  return `${(Number(bytes) / 2 ** 30).toFixed(1)} GiB`;
+}
+
 let registered = false;
 
 export function registerMemorySteps(): void {
@@ -123,6 +142,7 @@ export function registerMemorySteps(): void {
   registerStep('allocate', (body, context) => {
     const world = worldOf(context);
     const length = (body.size + PAGE - 1n) & -PAGE;
+    checkFits(world, length);
     let mm: MmStruct;
     let va: bigint;
     let how: string;
