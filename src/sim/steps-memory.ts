@@ -129,6 +129,22 @@ function checkFits(world: SimWorld, length: bigint): void {
   );
 }
 
+/**
+ * Most base pages one buffer may have. Each 4K page is a folio, a page-table extent and, pinned, a
+ * page-array slot in the model (as struct page is in the kernel), so a 64G buffer of base pages would
+ * need gigabytes of the simulator's memory; large folios (THP, hugetlb) model the same memory in a
+ * few thousand objects.
+ */
+export const MAX_BASE_PAGES_PER_BUFFER = 1 << 18;
+
+function checkBasePages(length: bigint): void {
+  if (length / PAGE <= BigInt(MAX_BASE_PAGES_PER_BUFFER)) return;
+  fail(
+    'E2BIG',
+    `${formatSize(length)} of base pages is ${length / PAGE} pages; physr models at most ${MAX_BASE_PAGES_PER_BUFFER} (${formatSize(BigInt(MAX_BASE_PAGES_PER_BUFFER) * PAGE)}) a buffer page by page: use backing: thp, hugetlb-2M or hugetlb-1G`,
+  );
+}
+
 function gib(bytes: bigint): string {
   return `${(Number(bytes) / 2 ** 30).toFixed(1)} GiB`;
 }
@@ -143,6 +159,7 @@ export function registerMemorySteps(): void {
     const world = worldOf(context);
     const length = (body.size + PAGE - 1n) & -PAGE;
     checkFits(world, length);
+    if (body.backing === 'anon' || body.fragmented || body.node !== undefined) checkBasePages(length);
     let mm: MmStruct;
     let va: bigint;
     let how: string;
