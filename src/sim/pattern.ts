@@ -9,6 +9,7 @@
  * - `random:42`  a seeded hash of the offset (deterministic, not a PRNG stream)
  */
 import { fail, type SourceLocation } from '../core/index.ts';
+import type { ByteSource } from '../platform/index.ts';
 
 export type Pattern =
   | { readonly kind: 'fill'; readonly value: number }
@@ -96,6 +97,11 @@ export function fillPattern(pattern: Pattern, offset: bigint, out: Uint8Array): 
       return;
     }
   }
+}
+
+/** The pattern as a byte store's described source: offsets are buffer offsets. */
+export function patternSource(pattern: Pattern): ByteSource {
+  return { fillInto: (offset, out) => fillPattern(pattern, offset, out) };
 }
 
 /** The bytes of `pattern` at buffer offsets [offset, offset + length). */

@@ -12,8 +12,8 @@ import {
   pinUserPages,
   pinUserPagesLegacy,
 } from '../mm/index.ts';
-import { type Folio, folioPhys } from '../platform/index.ts';
-import { firstMismatch, formatPattern, type Pattern, patternBytes } from './pattern.ts';
+import { type ByteSource, type Folio, folioPhys } from '../platform/index.ts';
+import { firstMismatch, formatPattern, type Pattern, patternSource } from './pattern.ts';
 import { registerStep, type StepResult } from './registry.ts';
 import type { SimContext } from './sim-context.ts';
 import { isBuffer, isDmabuf, SimBuffer, SimPin } from './sim-objects.ts';
@@ -32,6 +32,13 @@ function cpuBytes(context: SimContext, name: string) {
       read: (offset: bigint, length: number) => readPhys(world, dmabuf.phys.slice(offset, length), length),
       write: (offset: bigint, data: Uint8Array) =>
         writePhys(world, dmabuf.phys.slice(offset, data.length), data),
+      writeSource: (offset: bigint, length: bigint, source: ByteSource) => {
+        let at = offset;
+        dmabuf.phys.slice(offset, length).forEachRange((address, len) => {
+          world.platform.model.bytes.writeSource(address, len, source, at);
+          at += len;
+        });
+      },
     };
   }
   const buffer = context.objects.get(name, 'buffer', isBuffer);
@@ -39,6 +46,8 @@ function cpuBytes(context: SimContext, name: string) {
     size: buffer.length,
     read: (offset: bigint, length: number) => buffer.mm.readUser(buffer.va + offset, length),
     write: (offset: bigint, data: Uint8Array) => buffer.mm.writeUser(buffer.va + offset, data),
+    writeSource: (offset: bigint, length: bigint, source: ByteSource) =>
+      buffer.mm.writeUserSource(buffer.va + offset, length, source, offset),
   };
 }
 
@@ -240,8 +249,9 @@ export function registerMemorySteps(): void {
 
   registerStep('cpu-write', (body, context) => {
     const target = cpuBytes(context, body.buffer);
-    const n = checkSpan(body.buffer, target.size, body.offset, body.length);
-    target.write(body.offset, patternBytes(body.pattern, body.offset, n));
+    checkSpan(body.buffer, target.size, body.offset, body.length);
+    // The pattern stays a description until its bytes are read (a DMA, a check).
+    target.writeSource(body.offset, body.length, patternSource(body.pattern));
     return { notes: [`CPU wrote ${formatSize(body.length)} of ${formatPattern(body.pattern)}`] };
   });
 
