@@ -1,0 +1,5 @@
+/** Every differential target, in order of value. */
+import type { DiffTarget } from '../harness.ts';
+import { scatterlistTarget } from './scatterlist.ts';
+
+export const TARGETS: readonly DiffTarget<unknown>[] = [scatterlistTarget];
