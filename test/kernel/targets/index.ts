@@ -1,5 +1,6 @@
 /** Every differential target, in order of value. */
 import type { DiffTarget } from '../harness.ts';
+import { pgsizeTarget } from './pgsize.ts';
 import { scatterlistTarget } from './scatterlist.ts';
 
-export const TARGETS: readonly DiffTarget<unknown>[] = [scatterlistTarget];
+export const TARGETS: readonly DiffTarget<unknown>[] = [scatterlistTarget, pgsizeTarget];
