@@ -9,6 +9,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SeededRandom } from '../../src/core/index.ts';
+import { compareRelease, type KernelTree, packageChangelog } from './source.ts';
 
 /** The repository folder holding the project's C drivers and shims. */
 export const C_DIR = join(dirname(fileURLToPath(import.meta.url)), 'c');
@@ -20,6 +21,8 @@ export interface KnownDifference {
   readonly rule: string;
   /** How the test keeps it checked (never skipped). */
   readonly checkedBy: string;
+  /** Checks the tree under test is as the entry says; returns what is wrong, or undefined. */
+  check?(tree: KernelTree): string | undefined;
 }
 
 export interface DiffTarget<Case> {
@@ -223,4 +226,21 @@ export function writeGenerated(outDir: string, name: string, text: string): stri
   const path = join(outDir, name);
   writeFileSync(path, text);
   return path;
+}
+
+/**
+ * A rule changed upstream in `release` that the model follows: the tree under test has it when it is
+ * that release or newer, or when its Debian changelog lists the stable backport titled `title`.
+ */
+export function upstreamChange(release: string, title: string, rule: string): KnownDifference {
+  return {
+    release,
+    rule,
+    checkedBy: `the package is ${release}+ or its changelog lists the backport "${title}"`,
+    check(tree) {
+      if (compareRelease(tree.release, release) >= 0) return undefined;
+      if (packageChangelog(tree).includes(title)) return undefined;
+      return `${tree.packageName} ${tree.packageVersion} lacks "${title}", so it predates the model's rule`;
+    },
+  };
 }

@@ -67,7 +67,11 @@ for (const target of chosen) {
   }
 
   for (const k of target.knownDifferences ?? []) {
-    log(`${target.name}: known difference since ${k.release}: ${k.rule} (checked by ${k.checkedBy})`);
+    const wrong = k.check?.(tree);
+    log(
+      `${target.name}: known difference (${k.release}): ${k.rule}; checked by ${k.checkedBy}: ${wrong ?? 'holds'}`,
+    );
+    if (wrong) failed = true;
   }
   const binary = target.build(tree.root, join(kernelCacheDir(), 'build', `${tree.release}`, target.name));
   const started = Date.now();

@@ -17,6 +17,8 @@ export const DEFAULT_PACKAGE = 'linux-source-6.12';
 export interface KernelTree {
   /** The extracted tree's root: `<root>/lib/scatterlist.c` is the kernel file. */
   readonly root: string;
+  /** The downloaded package. */
+  readonly deb: string;
   readonly packageName: string;
   /** The Debian version, e.g. 6.12.117-1~deb12u1. */
   readonly packageVersion: string;
@@ -107,7 +109,7 @@ export function kernelTree(
   const manifestPath = join(root, '.files.json');
   const have: string[] = existsSync(manifestPath) ? JSON.parse(readFileSync(manifestPath, 'utf8')) : [];
   const wanted = [...new Set([...have, ...files])].sort();
-  if (files.every((f) => have.includes(f))) return { root, packageName, packageVersion, release };
+  if (files.every((f) => have.includes(f))) return { root, deb, packageName, packageVersion, release };
 
   // The .deb holds usr/src/<package>.tar.xz whose members start with <package>/.
   const staging = `${root}.staging-${process.pid}`;
@@ -135,5 +137,28 @@ export function kernelTree(
   mkdirSync(join(root, '..'), { recursive: true });
   renameSync(join(staging, packageName), root);
   rmSync(staging, { recursive: true, force: true });
-  return { root, packageName, packageVersion, release };
+  return { root, deb, packageName, packageVersion, release };
+}
+
+/**
+ * The package's Debian changelog (usr/share/doc/<package>/changelog.Debian.gz): it names the stable
+ * backports the tree carries, so a rule changed upstream after X.Y can be checked for in X.Y.z.
+ */
+export function packageChangelog(tree: KernelTree): string {
+  const cached = join(tree.root, '.changelog');
+  if (!existsSync(cached)) {
+    const text = execFileSync(
+      'sh',
+      [
+        '-c',
+        'dpkg-deb --fsys-tarfile "$1" | tar -xO -f - "./usr/share/doc/$2/changelog.Debian.gz" | gzip -dc',
+        'sh',
+        tree.deb,
+        tree.packageName,
+      ],
+      { encoding: 'utf8', maxBuffer: 256 << 20 },
+    );
+    writeFileSync(cached, text);
+  }
+  return readFileSync(cached, 'utf8');
 }
