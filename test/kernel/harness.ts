@@ -195,18 +195,24 @@ export function gcc(args: readonly string[], outDir: string, output: string): st
 /**
  * Function definitions pulled out of a kernel file by name, `static` and `inline` dropped, as the
  * kernel's own tools/testing/scatterlist harness does with sed: from the line that names the
- * function at the start of a definition to the first line that is a lone `}`.
+ * function at the start of a definition to the first line that is a lone `}`. `name#2` takes the
+ * second definition.
  */
 export function extractFunctions(file: string, names: readonly string[]): string {
   const lines = readFileSync(file, 'utf8').split('\n');
   const out: string[] = [];
-  for (const name of names) {
+  for (const wanted of names) {
+    // name#2: the second definition (a file may define a function once per #ifdef branch).
+    const [name, nth] = wanted.split('#') as [string, string | undefined];
+    let seen = 0;
     const start = lines.findIndex((line, i) => {
       if (!new RegExp(`\\b${name}\\(`).test(line) || /;\s*$/.test(line)) return false;
       // A definition: this line or the previous one begins with a type at column 0.
-      return /^[a-z_]/.test(line) || (i > 0 && /^[a-z_]/.test(lines[i - 1]!) && !/;\s*$/.test(lines[i - 1]!));
+      const definition =
+        /^[a-z_]/.test(line) || (i > 0 && /^[a-z_]/.test(lines[i - 1]!) && !/;\s*$/.test(lines[i - 1]!));
+      return definition && ++seen === Number(nth ?? 1);
     });
-    if (start < 0) throw new Error(`${file}: no definition of ${name}`);
+    if (start < 0) throw new Error(`${file}: no definition of ${wanted}`);
     let begin = start;
     if (!/^[a-z_].*\b\w+\(/.test(lines[start]!) && begin > 0) begin--;
     let end = start;

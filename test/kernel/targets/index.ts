@@ -4,10 +4,12 @@ import { bestPgszTarget } from './best-pgsz.ts';
 import { iovaTarget } from './iova.ts';
 import { pgsizeTarget } from './pgsize.ts';
 import { scatterlistTarget } from './scatterlist.ts';
+import { swiotlbTarget } from './swiotlb.ts';
 
 export const TARGETS: readonly DiffTarget<unknown>[] = [
   scatterlistTarget,
   iovaTarget,
   pgsizeTarget,
   bestPgszTarget,
+  swiotlbTarget,
 ];
