@@ -13,6 +13,7 @@
  */
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { THOROUGH } from '../thorough.ts';
 import { type DiffResult, type DiffTarget, formatResult, runTarget, seedsFrom, selfTest } from './harness.ts';
 import { DEFAULT_PACKAGE, kernelCacheDir, kernelTree, newestSourcePackage } from './source.ts';
 import { TARGETS } from './targets/index.ts';
@@ -27,7 +28,7 @@ const { values } = parseArgs({
   },
 });
 
-const thorough = process.env.PHYSR_THOROUGH === '1';
+const thorough = THOROUGH;
 const log = (line: string) => console.log(line);
 const names = values.target ?? TARGETS.map((t) => t.name);
 const chosen: DiffTarget<unknown>[] = names.map((name) => {
