@@ -193,6 +193,9 @@ function pinWalk(
       checkVmaFlags(vma, flags);
       const stop = Math.min(to, vma.endVpn);
       mm.faultIn(vma, vpn, stop, flags.write ?? false, faultHow(vma, flags));
+      // __gup_longterm_locked → check_and_migrate_movable_folios: ZONE_MOVABLE and CMA folios are
+      // migrated out before a long-term pin holds them (the kernel pins, unpins, migrates, retries).
+      if (flags.longterm === true) mm.migrateUnpinnable(vpn, stop);
       for (const m of mm.pageTable.range(vpn, stop)) {
         const lo = Math.max(m.vpn, vpn);
         const hi = Math.min(m.vpn + m.pages, stop);

@@ -22,6 +22,11 @@ export interface MemorySystemOptions {
   /** Where the bytes live: page copies (COW) go through it when given. */
   readonly bytes?: ByteStore;
   readonly metrics?: Metrics;
+  /**
+   * Page-frame ranges [startPfn, endPfn) that are ZONE_MOVABLE (movablecore=) or CMA: a folio there
+   * is not long-term pinnable (folio_is_longterm_pinnable) and a FOLL_LONGTERM pin migrates it first.
+   */
+  readonly movablePfns?: readonly { readonly startPfn: bigint; readonly endPfn: bigint }[];
 }
 
 /** A hugetlb pool of one size: free huge folios and how many are promised to mappings. */
@@ -49,6 +54,7 @@ export class MemorySystem {
   private readonly dirty = new WeakSet<Folio>();
   private readonly hugeFolios = new WeakSet<Folio>();
   private zero: Folio | undefined;
+  private readonly movable: readonly { readonly startPfn: bigint; readonly endPfn: bigint }[];
 
   constructor(allocator: FolioAllocator, options: MemorySystemOptions = {}) {
     this.allocator = allocator;
@@ -61,6 +67,31 @@ export class MemorySystem {
     this.anonOrders = [...new Set(orders)].sort((a, b) => b - a);
     this.bytes = options.bytes;
     this.metrics = options.metrics;
+    this.movable = options.movablePfns ?? [];
+  }
+
+  /** folio_is_longterm_pinnable: false for a folio in ZONE_MOVABLE or a CMA range. */
+  isLongtermPinnable(folio: Folio): boolean {
+    const end = folio.pfn + (1n << BigInt(folio.order));
+    return !this.movable.some((r) => folio.pfn < r.endPfn && end > r.startPfn);
+  }
+
+  /**
+   * alloc_migration_target under memalloc_pin_save: a folio of `order` outside ZONE_MOVABLE and CMA
+   * (the allocation loses __GFP_MOVABLE). Folios the allocator offers inside those ranges are held
+   * aside and given back once one outside is found. ENOMEM when there is none.
+   */
+  allocPinnable(order: number): Folio {
+    const aside: Folio[] = [];
+    try {
+      for (;;) {
+        const folio = this.allocator.allocFolio(order);
+        if (this.isLongtermPinnable(folio)) return folio;
+        aside.push(folio);
+      }
+    } finally {
+      for (const folio of aside) this.allocator.freeFolio(folio);
+    }
   }
 
   /**

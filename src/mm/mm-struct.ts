@@ -382,6 +382,42 @@ export class MmStruct {
     }
   }
 
+  /**
+   * migrate_pages of the anonymous folios mapped in [from, to) that are not long-term pinnable
+   * (ZONE_MOVABLE, CMA) to folios outside those ranges, as check_and_migrate_movable_folios does
+   * before a FOLL_LONGTERM pin completes: bytes copied, every extent of this mm moved to the new
+   * folio with its reference, the old folio's references dropped. Returns the folios migrated.
+   */
+  migrateUnpinnable(from: number, to: number): number {
+    const pt = this.pageTable;
+    const moved = new Map<Folio, Folio>();
+    for (const m of pt.range(from, to)) {
+      const folio = m.folio;
+      if (folio === undefined || !m.anon || moved.has(folio)) continue;
+      if (this.isHugetlbFolio(folio) || this.system.isLongtermPinnable(folio)) continue;
+      const target = this.system.allocPinnable(folio.order);
+      this.system.bytes?.copy(folio.pfn << 12n, target.pfn << 12n, 4096 << folio.order);
+      moved.set(folio, target);
+    }
+    if (moved.size === 0) return 0;
+    // Every extent of a moved folio, anywhere in this address space, follows it with its reference.
+    const extents = new Map<Folio, number>();
+    for (let i = 0; i < pt.extentCount; i++) {
+      const m = pt.at(i)!;
+      const target = m.folio === undefined ? undefined : moved.get(m.folio);
+      if (target === undefined) continue;
+      pt.replace(m.vpn, m.vpn + m.pages, [{ ...m, folio: target, pfn: Number(target.pfn) + m.folioPage }]);
+      extents.set(m.folio!, (extents.get(m.folio!) ?? 0) + 1);
+    }
+    for (const [old, count] of extents) {
+      // allocFolio gave the target its first reference; each further extent takes one.
+      for (let k = 1; k < count; k++) this.system.allocator.getFolio(moved.get(old)!);
+      for (let k = 0; k < count; k++) this.system.allocator.putFolio(old);
+    }
+    this.system.metrics?.add('mm.longterm_migrations', moved.size);
+    return moved.size;
+  }
+
   /** The physical address `va` maps to now (no fault), or undefined. */
   translate(va: bigint): UserTranslation | undefined {
     const vma = this.findVma(va);

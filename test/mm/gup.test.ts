@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
+  MemorySystem,
+  MmStruct,
   PAGE_POINTER_BYTES,
   pinnedFolios,
   pinUserPages,
@@ -8,6 +10,7 @@ import {
   unpinUserPages,
   unpinUserPagesLegacy,
 } from '../../src/mm/index.ts';
+import { GUP_PIN_COUNTING_BIAS } from '../../src/platform/index.ts';
 import { expectErrno } from '../errno.ts';
 import { GiB, MiB, machine } from './helpers.ts';
 
@@ -306,5 +309,48 @@ describe('what a read-only pin maps (mm/gup.c, mm/memory.c)', () => {
     // The shared page cache keeps its page: a second private mapping still sees it.
     expect(file.cache.get(0)!.pfn).toBe(cachePfn);
     unpinUserPages(long);
+  });
+});
+
+describe('long-term pins and ZONE_MOVABLE / CMA (mm/gup.c check_and_migrate_movable_folios)', () => {
+  // RAM at 4 GiB; its first 16 MiB are declared movable (movablecore= or a CMA area).
+  const MOVABLE_END = 4n * GiB + 16n * MiB;
+  function movableMachine() {
+    const base = machine({ anonOrders: [] });
+    const system = new MemorySystem(base.allocator, {
+      bytes: base.bytes,
+      anonOrders: [],
+      movablePfns: [{ startPfn: (4n * GiB) >> 12n, endPfn: MOVABLE_END >> 12n }],
+    });
+    return { ...base, system, mm: new MmStruct(system) };
+  }
+
+  it('a FOLL_LONGTERM pin migrates movable pages out first, bytes and all; a short-term pin does not', () => {
+    const { mm, allocator } = movableMachine();
+    const va = mm.mmap({ kind: 'anon', length: 0x3000n });
+    mm.touch(va, 0x3000n, { write: true });
+    mm.writeUser(va, new Uint8Array([1, 2, 3]));
+    mm.writeUser(va + 0x2000n, new Uint8Array([9]));
+    // The buddy hands out the lowest free memory first: these pages sit in the movable range.
+    const before = [0n, 0x1000n, 0x2000n].map((o) => mm.translate(va + o)!.phys);
+    expect(before.every((p) => p < MOVABLE_END)).toBe(true);
+    const short = pinUserPages(mm, va, 0x3000n, { write: true });
+    expect(short.phyrs.addressAt(0)).toBe(before[0]);
+    unpinUserPages(short);
+    const long = pinUserPages(mm, va, 0x3000n, { write: true, longterm: true });
+    const after = [0n, 0x1000n, 0x2000n].map((o) => mm.translate(va + o)!.phys);
+    expect(after.every((p) => p >= MOVABLE_END)).toBe(true);
+    expect(long.phyrs.addressAt(0)).toBe(after[0]);
+    expect(mm.readUser(va, 3)).toEqual(new Uint8Array([1, 2, 3]));
+    expect(mm.readUser(va + 0x2000n, 1)).toEqual(new Uint8Array([9]));
+    // The old frames went back to the allocator; the new ones hold the mapping and the pin.
+    for (const p of before) expect(allocator.folioAt(p >> 12n)).toBeUndefined();
+    expect(pinnedFolios(long).map((f) => [f.folio.refcount, f.folio.pincount])).toEqual([
+      [1 + GUP_PIN_COUNTING_BIAS, 1],
+      [1 + GUP_PIN_COUNTING_BIAS, 1],
+      [1 + GUP_PIN_COUNTING_BIAS, 1],
+    ]);
+    unpinUserPages(long);
+    mm.destroy();
   });
 });
