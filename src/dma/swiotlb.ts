@@ -159,7 +159,7 @@ export class Swiotlb {
       allocSize > this.maxMappingSize(0n) ? ` (more than one ${IO_TLB_SEGSIZE}-slot segment)` : '';
     fail(
       'ENOMEM',
-      `swiotlb buffer is full (sz: ${size} bytes)${tooBig}, total ${this.nslabs} (slots), used ${this.used} (slots)`,
+      `swiotlb buffer is full (sz: ${allocSize} bytes)${tooBig}, total ${this.nslabs} (slots), used ${this.used} (slots)`,
     );
   }
 
