@@ -22,6 +22,11 @@ export interface MappedPiece {
   readonly iova?: { readonly start: bigint; readonly size: bigint };
   /** The IOVA state a piece was linked into (shared by the pieces of one segment). */
   readonly state?: DmaIovaState;
+  /**
+   * Source ranges a linked piece stands for when it is a whole run linked at once (the compact
+   * record): then `phys` is the first range's address and the ranges are read from the source list.
+   */
+  readonly ranges?: number;
   /** swiotlb record when the whole piece was bounced (per-range paths). */
   readonly bounce?: SwiotlbBounce;
   readonly p2p?: P2pDecision;

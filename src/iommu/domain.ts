@@ -65,6 +65,8 @@ export class IommuDomain {
   readonly pageSizesDescending: readonly bigint[];
   private readonly host: DomainHost;
   private readonly fq: QueuedIova[] = [];
+  /** What a map call freed (tables a larger leaf replaced); reused across calls. */
+  private readonly mapGather = new IotlbGather();
   private clockMs = 0;
   private fqDeadlineMs: number | undefined;
 
@@ -111,7 +113,30 @@ export class IommuDomain {
   // --- the IOMMU API (iommu_map / iommu_unmap) -------------------------------------------------
 
   map(iova: bigint, paddr: bigint, size: bigint, prot: Prot): void {
-    this.table('map').map(iova, paddr, size, prot);
+    try {
+      this.table('map').map(iova, paddr, size, prot, this.mapGather);
+    } finally {
+      this.syncMapGather();
+    }
+  }
+
+  /**
+   * The bulk map op (IoPageTable.mapList): ranges `from..to-1` of a packed (address, length) word
+   * list back to back from `iova`. Returns the IOVA bytes mapped.
+   */
+  mapList(iova: bigint, words: BigUint64Array, from: number, to: number, prot: Prot): bigint {
+    try {
+      return this.table('map').mapList(iova, words, from, to, prot, this.mapGather);
+    } finally {
+      this.syncMapGather();
+    }
+  }
+
+  /** A map that replaced table pages with a larger leaf flushes the walk caches (map_range's sync). */
+  private syncMapGather(): void {
+    if (this.mapGather.isEmpty()) return;
+    if (this.mapGather.freedTablePages > 0) this.iotlbSync(this.mapGather);
+    else this.mapGather.reset();
   }
 
   /** iommu_unmap: unmap and invalidate what it covered, one IOTLB flush. Returns bytes unmapped. */
