@@ -72,6 +72,12 @@ function fillLeaves(w: Uint32Array, base: number, n: number, shift: number): voi
   }
 }
 
+function addTo(cell: Counter, n: number): void {
+  if (n === 0) return;
+  cell.value += n;
+  cell.touched = true;
+}
+
 /** A translation found by a table walk. */
 export interface Translation {
   /** Physical address of the byte asked for. */
@@ -169,6 +175,8 @@ export class IoPageTable {
 
   /** Bytes written by the map call in progress (for unwinding a failure partway). */
   private progress = 0n;
+  /** Bytes the generic_pt unmap in progress has cleared. */
+  private unmapped = 0n;
   /** Where the last run of leaves ended: its table page, next index and level (-1: no place). */
   private curTable = -1;
   private curIndex = 0;
@@ -541,9 +549,9 @@ export class IoPageTable {
     this.curTable = -1;
     try {
       if (this.format.walker === 'generic_pt') {
-        const acc = { unmapped: 0n };
-        this.unmapTable(this.top, this.topLevel, 0n, iova, iova + size, gather, acc);
-        return acc.unmapped;
+        this.unmapped = 0n;
+        this.unmapTable(this.top, this.topLevel, 0n, iova, iova + size, gather);
+        return this.unmapped;
       }
       return this.unmapArm(iova, size, gather);
     } finally {
@@ -563,7 +571,6 @@ export class IoPageTable {
     iova: bigint,
     end: bigint,
     gather: IotlbGather | undefined,
-    acc: { unmapped: bigint },
   ): boolean {
     const shift = this.shifts[level]!;
     const itemSize = 1n << shift;
@@ -589,12 +596,12 @@ export class IoPageTable {
         this.nPteClears += n;
         const bytes = BigInt(n) << shift;
         gather?.addRange(entryIova, bytes, itemSize);
-        acc.unmapped += bytes;
+        this.unmapped += bytes;
         idx += n;
       } else if (k === KIND_TABLE) {
         const child = this.childOf(ch.entries[base + idx]!);
         const covered = entryIova >= iova && entryIova + itemSize <= end;
-        if (!this.unmapTable(child, level - 1, entryIova, iova, end, gather, acc)) return false;
+        if (!this.unmapTable(child, level - 1, entryIova, iova, end, gather)) return false;
         if (covered) this.clearTableEntry(t, idx, child, gather);
         idx++;
       } else {
@@ -846,15 +853,10 @@ export class IoPageTable {
       }
       this.nPteWrites = 0;
     }
-    const add = (cell: Counter, n: number): void => {
-      if (n === 0) return;
-      cell.value += n;
-      cell.touched = true;
-    };
-    add(this.cMapPages, this.nMapPages);
-    add(this.cPteClears, this.nPteClears);
-    add(this.cTablesAllocated, this.nTablesAllocated);
-    add(this.cTablesFreed, this.nTablesFreed);
+    addTo(this.cMapPages, this.nMapPages);
+    addTo(this.cPteClears, this.nPteClears);
+    addTo(this.cTablesAllocated, this.nTablesAllocated);
+    addTo(this.cTablesFreed, this.nTablesFreed);
     this.nMapPages = 0;
     this.nPteClears = 0;
     this.nTablesAllocated = 0;
