@@ -3,6 +3,8 @@
  * same numbers. Counters are plain numbers (all stay far below 2^53).
  */
 
+import type { DmaTraceSink } from './trace-sink.ts';
+
 /** Standard counter names; layers may add their own under their piece's prefix. */
 export const COUNTER = {
   /** Bytes of range-list metadata built (PhyrList, DmaRangeList). */
@@ -44,6 +46,8 @@ export interface Counter {
 
 export class Metrics {
   private readonly counters = new Map<string, Counter>();
+  /** Receives the model's DMA activity as trace records when set (`physr run --trace-out`). */
+  traceSink: DmaTraceSink | undefined = undefined;
 
   /** The cell of a counter (created untouched), for hot paths that add many times. */
   counter(name: CounterName): Counter {

@@ -12,7 +12,7 @@
  * domain, then the IOVAs are freed) when it is full or when its timer expires. Until then the IOTLB
  * may still hold the old translations, and a device using one reaches the freed page.
  */
-import { fail, formatHex, formatSize, type Metrics } from '../core/index.ts';
+import { type DmaTraceSink, fail, formatHex, formatSize, type Metrics } from '../core/index.ts';
 import type { PageTableFormat } from './format.ts';
 import { IotlbGather } from './gather.ts';
 import type { Iotlb } from './iotlb.ts';
@@ -49,6 +49,25 @@ export interface DomainHost {
 interface QueuedIova {
   readonly pfn: number;
   readonly pages: number;
+}
+
+/** The iommu_map records a bulk map stands for: one per range, as a map per range would emit. */
+function traceRanges(
+  sink: DmaTraceSink,
+  page: bigint,
+  iova: bigint,
+  words: BigUint64Array,
+  from: number,
+  to: number,
+): void {
+  const mask = page - 1n;
+  let va = iova - (words[from * 2]! & mask);
+  for (let i = from; i < to; i++) {
+    const pad = words[i * 2]! & mask;
+    const size = (words[i * 2 + 1]! + pad + mask) & ~mask;
+    sink({ kind: 'iommu_map', iova: va, paddr: words[i * 2]! - pad, size });
+    va += size;
+  }
 }
 
 export class IommuDomain {
@@ -118,6 +137,7 @@ export class IommuDomain {
     } finally {
       this.syncMapGather();
     }
+    this.host.metrics.traceSink?.({ kind: 'iommu_map', iova, paddr, size });
   }
 
   /**
@@ -125,11 +145,15 @@ export class IommuDomain {
    * list back to back from `iova`. Returns the IOVA bytes mapped.
    */
   mapList(iova: bigint, words: BigUint64Array, from: number, to: number, prot: Prot): bigint {
+    let mapped: bigint;
     try {
-      return this.table('map').mapList(iova, words, from, to, prot, this.mapGather);
+      mapped = this.table('map').mapList(iova, words, from, to, prot, this.mapGather);
     } finally {
       this.syncMapGather();
     }
+    const sink = this.host.metrics.traceSink;
+    if (sink !== undefined) traceRanges(sink, this.pageTable!.minPageSize, iova, words, from, to);
+    return mapped;
   }
 
   /** A map that replaced table pages with a larger leaf flushes the walk caches (map_range's sync). */
@@ -143,13 +167,16 @@ export class IommuDomain {
   unmap(iova: bigint, size: bigint): bigint {
     const gather = new IotlbGather();
     const unmapped = this.table('unmap').unmap(iova, size, gather);
+    this.host.metrics.traceSink?.({ kind: 'iommu_unmap', iova, size, unmapped });
     this.iotlbSync(gather);
     return unmapped;
   }
 
   /** iommu_unmap_fast: unmap into a caller's gather, no invalidation yet. */
   unmapFast(iova: bigint, size: bigint, gather: IotlbGather): bigint {
-    return this.table('unmap').unmap(iova, size, gather);
+    const unmapped = this.table('unmap').unmap(iova, size, gather);
+    this.host.metrics.traceSink?.({ kind: 'iommu_unmap', iova, size, unmapped });
+    return unmapped;
   }
 
   /** iommu_iotlb_sync: one invalidation covering everything gathered (none if the gather is empty). */

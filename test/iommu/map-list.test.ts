@@ -11,8 +11,10 @@ import {
   x86SecondStageFormat,
 } from '../../src/iommu/index.ts';
 
+import { propertyRuns } from '../thorough.ts';
+
 const RW = IOMMU_READ | IOMMU_WRITE;
-const RUNS = process.env.PHYSR_THOROUGH === '1' ? 300 : 20;
+const RUNS = propertyRuns(20, 300);
 const FORMATS: PageTableFormat[] = [x86SecondStageFormat(4), armLpaeFormat({ granule: 4096 })];
 
 /** One range of a random list: where its frames are and how long it is. */
