@@ -14,7 +14,7 @@
  */
 import { alignUp, fail, formatHex, formatSize, type PhyrList } from '../core/index.ts';
 import type { IommuDomain } from '../iommu/index.ts';
-import { type DmaDeviceInfo, dmaDomainOf } from './device.ts';
+import { cacheSync, type DmaDeviceInfo, dmaDomainOf } from './device.ts';
 import { bigintMin, dmaInfoToProt, iommuDmaAllocIova, zeroPadding } from './dma-iommu.ts';
 import type { SwiotlbBounce } from './swiotlb.ts';
 import type { DmaAttrs, DmaDirection } from './types.ts';
@@ -97,9 +97,7 @@ function linkRaw(
   attrs: DmaAttrs,
 ): void {
   const device = state.device;
-  if (!device.coherent && attrs.skipCpuSync !== true && attrs.mmio !== true) {
-    device.machine.metrics.add('dma.cache_sync_bytes', Number(size));
-  }
+  cacheSync(device, size, attrs);
   state.domain.map(iova, phys, size, dmaInfoToProt(dir, device.coherent, attrs));
 }
 
@@ -238,9 +236,7 @@ export function dmaIovaLinkList(
     }
     return;
   }
-  if (!device.coherent && attrs.skipCpuSync !== true && attrs.mmio !== true) {
-    device.machine.metrics.add('dma.cache_sync_bytes', Number(total));
-  }
+  cacheSync(device, total, attrs);
   state.domain.mapList(state.addr + offset, w, from, to, dmaInfoToProt(dir, device.coherent, attrs));
   state.linkedBytes = offset + total;
 }

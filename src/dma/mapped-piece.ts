@@ -32,13 +32,6 @@ export interface MappedPiece {
   readonly p2p?: P2pDecision;
 }
 
-/** Cache maintenance at map time for a non-coherent device (never MMIO, not with SKIP_CPU_SYNC). */
-export function cacheSync(device: DmaDeviceInfo, size: bigint, attrs: DmaAttrs): void {
-  if (!device.coherent && attrs.skipCpuSync !== true && attrs.mmio !== true) {
-    device.machine.metrics.add('dma.cache_sync_bytes', Number(size));
-  }
-}
-
 /** Undoes one per-range piece (iommu_dma_unmap_phys / dma_direct_unmap_phys). */
 export function unmapPiece(
   device: DmaDeviceInfo,

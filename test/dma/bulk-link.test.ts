@@ -1,6 +1,6 @@
 import { fc, test } from '@fast-check/vitest';
 import { describe, expect } from 'vitest';
-import { metricsDelta, type PhyrList, PhyrListBuilder, SZ_4K } from '../../src/core/index.ts';
+import { metricsDelta, type PhyrList, SZ_4K } from '../../src/core/index.ts';
 import {
   builtinMachine,
   type DmaDevice,
@@ -9,9 +9,8 @@ import {
   dmaIovaSync,
   dmaIovaTryAlloc,
 } from '../../src/dma/index.ts';
-import { folioBytes, folioPhys } from '../../src/platform/index.ts';
-
 import { propertyRuns } from '../thorough.ts';
+import { folioList } from './helpers.ts';
 
 const NIC = '0000:04:00.0';
 const RUNS = propertyRuns(12, 100);
@@ -24,15 +23,6 @@ function machineFor(seed: number): DmaDevice {
   const dev = m.device(NIC, { maxSegmentSize: 0xffff_f000n });
   m.platform.folios.fragment(5, { fraction: 0.4 });
   return dev;
-}
-
-function folioList(dev: DmaDevice, orders: readonly number[]): PhyrList {
-  const b = new PhyrListBuilder({ merge: true });
-  for (const order of orders) {
-    const folio = dev.machine.platform.folios.allocFolio(order, { node: 1 });
-    b.append(folioPhys(folio), folioBytes(folio));
-  }
-  return b.build();
 }
 
 // Two identical machines kept in lockstep across runs: every run does the same to both.

@@ -7,22 +7,11 @@ import {
   PhyrListBuilder,
   phyrListToSgTable,
 } from '../../src/core/index.ts';
-import { builtinMachine, type DmaDevice } from '../../src/dma/index.ts';
-import { folioBytes, folioPhys } from '../../src/platform/index.ts';
-import { cpuBytes, deviceBytes, dmaToPhys, fillPattern, sameBytes } from './helpers.ts';
+import { builtinMachine } from '../../src/dma/index.ts';
+import { cpuBytes, deviceBytes, dmaToPhys, fillPattern, folioList, sameBytes } from './helpers.ts';
 
 const NIC = '0000:04:00.0';
 const GiB = 1n << 30n;
-
-/** A folio mix (4K..2M) from the allocator, in allocation order, as a PhyrList. */
-function folioList(dev: DmaDevice, orders: readonly number[]): PhyrList {
-  const b = new PhyrListBuilder({ merge: true });
-  for (const order of orders) {
-    const folio = dev.machine.platform.folios.allocFolio(order, { node: 1 });
-    b.append(folioPhys(folio), folioBytes(folio));
-  }
-  return b.build();
-}
 
 describe('the same workload through physr and through the legacy sg path', () => {
   it('gives identical DMA-visible bytes and costs that differ only in metadata', () => {
