@@ -250,3 +250,18 @@ export function upstreamChange(release: string, title: string, rule: string): Kn
     },
   };
 }
+
+/**
+ * A top-level declaration that is not a function (a static table): from the first line matching
+ * `start` to the first line that begins with `};`, `static` dropped.
+ */
+export function extractBlock(file: string, start: RegExp): string {
+  const lines = readFileSync(file, 'utf8').split('\n');
+  const begin = lines.findIndex((line) => start.test(line));
+  if (begin < 0) throw new Error(`${file}: nothing matches ${start}`);
+  let end = begin;
+  while (end < lines.length && !lines[end]!.startsWith('};')) end++;
+  if (end === lines.length) throw new Error(`${file}: the block at line ${begin + 1} does not end`);
+  const body = lines.slice(begin, end + 1).map((line) => line.replace(/^static\s+/, ''));
+  return `#line ${begin + 1} "${file}"\n${body.join('\n')}\n`;
+}

@@ -2,6 +2,7 @@
 import type { DiffTarget } from '../harness.ts';
 import { bestPgszTarget } from './best-pgsz.ts';
 import { iovaTarget } from './iova.ts';
+import { p2pdmaTarget } from './p2pdma.ts';
 import { pgsizeTarget } from './pgsize.ts';
 import { scatterlistTarget } from './scatterlist.ts';
 import { swiotlbTarget } from './swiotlb.ts';
@@ -12,4 +13,5 @@ export const TARGETS: readonly DiffTarget<unknown>[] = [
   pgsizeTarget,
   bestPgszTarget,
   swiotlbTarget,
+  p2pdmaTarget,
 ];
