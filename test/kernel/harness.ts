@@ -109,7 +109,7 @@ export function firstDifference(model: string, kernel: string): string {
   return `word ${i}: model ${a[i] ?? '<end>'}, kernel ${b[i] ?? '<end>'}`;
 }
 
-/** The model's answer, or `error <what>` when the model throws something that is not a refusal. */
+/** The model's answer line for each case (a model bug that throws propagates and stops the run). */
 export function modelAnswers<Case>(
   target: DiffTarget<Case>,
   cases: readonly Case[],
