@@ -1,6 +1,7 @@
 /** Every differential target, in order of value. */
 import type { DiffTarget } from '../harness.ts';
 import { bestPgszTarget } from './best-pgsz.ts';
+import { ioPgtableArmTarget } from './io-pgtable-arm.ts';
 import { iovaTarget } from './iova.ts';
 import { p2pdmaTarget } from './p2pdma.ts';
 import { pgsizeTarget } from './pgsize.ts';
@@ -14,4 +15,5 @@ export const TARGETS: readonly DiffTarget<unknown>[] = [
   bestPgszTarget,
   swiotlbTarget,
   p2pdmaTarget,
+  ioPgtableArmTarget,
 ];
