@@ -94,6 +94,7 @@ export function dmaMapSg(device: DmaDevice, sgt: SgTable, dir: DmaDirection, att
   metrics.add(COUNTER.dmaMaps);
   metrics.add(COUNTER.sgMetadataBytes, sgt.metadataBytes);
   metrics.add(COUNTER.sgEntries, n);
+  metrics.add(COUNTER.sgMappedNents, state.mappedNents);
   // debug_dma_map_sg: one entry per DMA segment, each checked against the segment rules.
   for (let i = 0; i < state.mappedNents; i++) {
     const slot = slots[i]!;

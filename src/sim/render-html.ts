@@ -6,11 +6,13 @@
 import {
   comparisonHeading,
   metricLabel,
+  RATIO_HEADING,
   ratioText,
   renderSummaryLine,
+  renderTimingText,
   suiteComparisonHeading,
 } from './render-text.ts';
-import type { ComparisonRow, RunReport, ScenarioReport, StepReport } from './report.ts';
+import type { ComparisonRow, Design, RunReport, ScenarioReport, StepReport } from './report.ts';
 
 const ESCAPES: Record<string, string> = {
   '&': '&amp;',
@@ -66,18 +68,23 @@ export function comparisonChart(rows: readonly ComparisonRow[], title: string): 
   );
 }
 
-/** The rows as a table; the sg/physr column only where both designs ran. */
-function comparisonTable(rows: readonly ComparisonRow[], bothDesignsRan = true): string {
+/** The rows as a table: the columns of the designs that ran; the ratio only where both did. */
+function comparisonTable(
+  rows: readonly ComparisonRow[],
+  designs: readonly Design[] = ['physr', 'sg'],
+): string {
+  const both = designs.length === 2;
+  const columns = designs.length === 0 ? (['physr', 'sg'] as const) : designs;
   const body = rows
     .map(
       (r) =>
-        `<tr><td>${escapeHtml(metricLabel(r))}</td><td class="n">${r.physr}</td><td class="n">${r.sg}</td>${
-          bothDesignsRan ? `<td class="n">${escapeHtml(ratioText(r))}</td>` : ''
-        }</tr>`,
+        `<tr><td>${escapeHtml(metricLabel(r))}</td>${columns
+          .map((d) => `<td class="n">${d === 'physr' ? r.physr : r.sg}</td>`)
+          .join('')}${both ? `<td class="n">${escapeHtml(ratioText(r))}</td>` : ''}</tr>`,
     )
     .join('');
-  const ratio = bothDesignsRan ? '<th>sg/physr</th>' : '';
-  return `<table><tr><th>metric</th><th>physr</th><th>scatterlist</th>${ratio}</tr>${body}</table>`;
+  const heads = columns.map((d) => `<th>${d === 'physr' ? 'physr' : 'scatterlist'}</th>`).join('');
+  return `<table><tr><th>metric</th>${heads}${both ? `<th>${escapeHtml(RATIO_HEADING)}</th>` : ''}</tr>${body}</table>`;
 }
 
 const MARK = { ok: '✓', failed: '✗', error: '!', skipped: '–' } as const;
@@ -116,7 +123,7 @@ function scenarioSection(s: ScenarioReport): string {
     `<table><tr><th></th><th>#</th><th>step</th><th>line</th><th>path</th><th>what happened</th></tr>${s.steps.map(stepRow).join('')}</table>`,
     `<h3>${escapeHtml(comparisonHeading(s))}</h3>`,
     comparisonChart(s.comparison, `${s.name}: ${comparisonHeading(s)}`),
-    comparisonTable(s.comparison, s.designs.length === 2),
+    comparisonTable(s.comparison, s.designs),
     '</section>',
   ].join('\n');
 }
@@ -139,8 +146,9 @@ export function renderRunHtml(report: RunReport, title = 'physr run report'): st
     `<h1>${escapeHtml(title)}</h1>`,
     `<p class="summary">${escapeHtml(renderSummaryLine(report))}</p>`,
     `<p class="legend">bars:<span style="background:${PHYSR_COLOUR}"></span>physr<span style="background:${SG_COLOUR}"></span>scatterlist</p>`,
-    ...report.scenarios.map(scenarioSection),
     overall,
+    ...renderTimingText(report.timing).map((line) => `<p>${escapeHtml(line)}</p>`),
+    ...report.scenarios.map(scenarioSection),
     '</body></html>',
     '',
   ].join('\n');

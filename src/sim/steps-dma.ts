@@ -25,20 +25,24 @@ import { patternBytes } from './pattern.ts';
 import { registerStep, type StepResult } from './registry.ts';
 import type { DesignPath } from './report.ts';
 import type { SimContext } from './sim-context.ts';
-import { DmaTarget, isBuffer, isDmabuf, isMr, isPin, isTarget, type SimBuffer } from './sim-objects.ts';
+import {
+  DmaTarget,
+  isBuffer,
+  isDmabuf,
+  isMr,
+  isPin,
+  isTarget,
+  type SimBuffer,
+  type SimMr,
+} from './sim-objects.ts';
 import { worldOf } from './sim-world.ts';
-import { plural } from './wording.ts';
+import { plural, viaText } from './wording.ts';
 
 const DIRECTION = {
   'to-device': 'TO_DEVICE',
   'from-device': 'FROM_DEVICE',
   bidirectional: 'BIDIRECTIONAL',
 } as const satisfies Record<string, DmaDirection>;
-
-/** The legacy page array's bytes count as the sg design's metadata (it exists only for the sg_table). */
-function legacyPageBytes(context: SimContext): number {
-  return context.metrics.get('mm.legacy_page_bytes');
-}
 
 /** An sg_table segment limit for a device: sg->length is 32-bit (include/linux/scatterlist.h). */
 function sgMaxSegment(device: DmaDevice): number {
@@ -82,7 +86,7 @@ function mapPhysr(
   const reason = mapping.fallbackReason === undefined ? '' : ` (fallback: ${mapping.fallbackReason})`;
   return {
     target,
-    note: `${what}: ${plural(list.count, 'range')} → ${plural(mapping.dma.count, 'DMA range')} via ${mapping.path}; segments: ${segmentNotes(mapping.segments.map((s) => s.kind))}${reason}; first DMA address ${formatHex(mapping.dma.addressAt(0))}`,
+    note: `${what}: ${plural(list.count, 'range')} → ${plural(mapping.dma.count, 'DMA range')} ${viaText(mapping.segments.map((s) => s.kind))}; segments: ${segmentNotes(mapping.segments.map((s) => s.kind))}${reason}; first DMA address ${formatHex(mapping.dma.addressAt(0))}`,
   };
 }
 
@@ -140,9 +144,10 @@ function mapBuffer(
       layout,
     );
   }
-  const before = legacyPageBytes(context);
   const pages = pinUserPagesLegacy(buffer.mm, start, length, { write: true });
-  context.metrics.add(COUNTER.sgMetadataBytes, legacyPageBytes(context) - before);
+  // The whole page array exists while sg_alloc_table_from_pages builds the table; after that the
+  // table's entries name the pages (unpin walks them), so the array counts at peak only.
+  context.metrics.add(COUNTER.sgScratchBytes, pages.metadataBytes);
   const table = sgAllocTableFromPagesSegment(pages.pages, pages.offset, length, sgMaxSegment(device));
   return mapSg(device, name, table, dir, offset, () => unpinUserPagesLegacy(pages, { dirty: true }));
 }
@@ -235,7 +240,7 @@ export function registerDmaSteps(): void {
             if (attachment.mappings.includes(mapping)) buf.unmap(mapping);
             buf.detach(attachment);
           }),
-          note: `${body.name}: dma-buf ${body.buffer} attached by ${device.bdf}: ${mapping.p2p ?? 'host memory'} via ${mapping.path}; ${plural(ranges.count, 'DMA range')} at ${formatHex(ranges.addressAt(0))}`,
+          note: `${body.name}: dma-buf ${body.buffer} attached by ${device.bdf}: ${mapping.p2p === undefined ? `host memory via ${mapping.path}` : `peer BAR ${viaText([mapping.p2p])}`}; ${plural(ranges.count, 'DMA range')} at ${formatHex(ranges.addressAt(0))}`,
         };
       } else {
         const table = phyrListToSgTable(dmabuf.phys.slice(body.offset, length), {
@@ -304,10 +309,12 @@ export function registerDmaSteps(): void {
       const mr = context.objects.get(body.mapping, 'mr', isMr);
       mr.context.deregisterMr(mr.mr);
       mr.released = true;
-      return { notes: [`${body.mapping}: deregistered`] };
+      return { path: mrDesign(mr), notes: [`${body.mapping}: deregistered`] };
     }
     const target = context.objects.get(body.mapping, 'mapping', isTarget);
     target.release();
+    // Lazy mode queues the IOTLB invalidation: the later flush is this design's cost.
+    if (context.iommuMode === 'lazy') worldOf(context).flushQueuedBy.add(target.via);
     return { path: target.via };
   });
 
@@ -350,10 +357,24 @@ export function registerDmaSteps(): void {
       : { path: via, observed: { fault } };
   });
 
-  registerStep('flush', (_body, context) => {
-    worldOf(context).machine.flushQueues();
-    return { notes: ['flush queues drained (IOTLB invalidated for every queued unmap)'] };
+  registerStep('flush', (_body, context): StepResult => {
+    const world = worldOf(context);
+    world.machine.flushQueues();
+    const queuedBy = [...world.flushQueuedBy];
+    world.flushQueuedBy.clear();
+    const note = 'flush queues drained (IOTLB invalidated for every queued unmap)';
+    // The drain is the cost of the unmaps that queued it: credited to their design when there is one.
+    if (queuedBy.length === 1)
+      return { path: queuedBy[0]!, notes: [`${note}; queued by ${queuedBy[0]} unmaps`] };
+    if (queuedBy.length === 0) return { notes: [`${note}; nothing was queued`] };
+    return { notes: [`${note}; queued by both designs' unmaps, so credited to neither`] };
   });
+}
+
+/** The design an MR's umem was made by. */
+function mrDesign(mr: SimMr): DesignPath | undefined {
+  const kind = mr.mr.umem.kind;
+  return kind === 'user-legacy' ? 'sg' : kind === 'user' ? 'physr' : undefined;
 }
 
 /** RDMA WRITE (pattern given) or READ by a peer into/from an MR: (rkey, MR iova + offset). */

@@ -14,10 +14,15 @@ function scenarioFile(name: string, text: string): string {
 
 describe('physr run', () => {
   test('no arguments runs the built-in suite and passes', async () => {
-    const { status, stdout, stderr } = await captureCli(['run']);
+    const { status, stdout, stderr } = await captureCli(['run', '--repeat', '2']);
     expect(status).toBe(0);
     expect(stdout).toContain('range-list-metadata  ✓ passed');
-    expect(stdout).toMatch(/✓ \d+ scenarios?: \d+ passed, 0 failed/);
+    // Summary first: the pass/fail line, the suite's comparison, then the model's timing.
+    expect(stdout.split('\n')[0]).toMatch(/^✓ \d+ scenarios?: \d+ passed, 0 failed/);
+    expect(stdout.indexOf('over the')).toBeLessThan(stdout.indexOf('range-list-metadata  ✓ passed'));
+    expect(stdout).toMatch(
+      /map\+unmap time of the model \(its CPU time, not the kernel's\), over 2 repetitions[^\n]*\n {2}physr +median \d+\.\d\d ms \(min \d+\.\d\d, max \d+\.\d\d\)\n {2}scatterlist +median/,
+    );
     expect(stderr).toBe('');
   });
 
@@ -68,7 +73,7 @@ describe('physr run', () => {
     expect(list.stdout).toMatch(/platforms:\n(.*\n)*\s+core-only\s+no memory map/);
     const compare = await captureCli(['compare', 'range-list-metadata']);
     expect(compare.status).toBe(0);
-    expect(compare.stdout).toMatch(/metadata \(bytes\)\s+64\s+192\s+3\.00x/);
+    expect(compare.stdout).toMatch(/metadata retained \(bytes\)\s+64\s+192\s+3\.00x/);
     const help = await captureCli(['run', '--help']);
     expect(help.stdout).toContain('--html <file>');
   });

@@ -28,12 +28,14 @@ describe('reports', () => {
   test('text: aligned comparison, marks, failure and summary line', async () => {
     const text = renderRunText(await sampleRun());
     expect(text).toContain('cost  ✗ FAILED');
-    expect(text).toMatch(/metadata \(bytes\)\s+32\s+80\s+2\.50x/);
-    expect(text).toContain('✗ expected core.physr_ranges = 9: core.physr_ranges = 2');
-    expect(text).toContain('failed at step 3 (expect-counters, line 8)');
-    expect(text.trimEnd().split('\n').at(-1)).toBe(
+    expect(text).toMatch(/metadata retained \(bytes\)\s+32\s+80\s+2\.50x/);
+    expect(text).toContain('sg/physr (above 1: physr cheaper)');
+    // The pass/fail line opens the report.
+    expect(text.split('\n')[0]).toBe(
       '✗ 1 scenario: 0 passed, 1 failed, 0 errors; 3 steps; 0 expectations met, 1 failed',
     );
+    expect(text).toContain('✗ expected core.physr_ranges = 9: core.physr_ranges = 2');
+    expect(text).toContain('failed at step 3 (expect-counters, line 8)');
   });
 
   test('JSON: the same data, 64-bit values as hex strings', async () => {
@@ -46,7 +48,13 @@ describe('reports', () => {
       line: 8,
       reason: expect.any(String),
     });
-    expect(json.comparison[0]).toEqual({ metric: 'metadata', unit: 'bytes', physr: 32, sg: 80 });
+    expect(json.comparison[1]).toEqual({
+      metric: 'metadata retained',
+      unit: 'bytes',
+      physr: 32,
+      sg: 80,
+      kind: 'cost',
+    });
     expect(json.summary.failed).toBe(1);
   });
 

@@ -1,6 +1,6 @@
 /** `physr run [FILE|NAME ...]`: run scenarios (default: the built-in suite) and print the report. */
 import { type Command, CommanderError } from 'commander';
-import { checkOutputPath, formatError, parseAddress, writeOutputText } from '../../core/index.ts';
+import { checkOutputPath, fail, formatError, parseAddress, writeOutputText } from '../../core/index.ts';
 import {
   checkPlatforms,
   createProgress,
@@ -42,10 +42,15 @@ export function loadForCli(targets: readonly string[]): Scenario[] {
 export async function runForCli(
   scenarios: readonly Scenario[],
   seed: bigint | undefined,
+  timingRepetitions?: number,
 ): Promise<RunReport> {
   const progress = createProgress({ totalSteps: scenarios.reduce((n, s) => n + s.steps.length, 0) });
   try {
-    return await runSuite(scenarios, { onStep: progress.onStep, ...(seed === undefined ? {} : { seed }) });
+    return await runSuite(scenarios, {
+      onStep: progress.onStep,
+      ...(seed === undefined ? {} : { seed }),
+      ...(timingRepetitions === undefined ? {} : { timingRepetitions }),
+    });
   } finally {
     progress.stop();
   }
@@ -59,6 +64,17 @@ interface RunFlags {
   readonly json?: boolean;
   readonly html?: string;
   readonly seed?: string;
+  readonly repeat: string;
+}
+
+/** Default repetitions of the compared scenarios for the timing line. */
+export const DEFAULT_TIMING_REPETITIONS = 5;
+
+/** `--repeat N`: 0 (no timing) to 100 repetitions. */
+export function parseRepeatOption(text: string): number {
+  const n = /^\d{1,3}$/.test(text) ? Number(text) : Number.NaN;
+  if (!(n >= 0 && n <= 100)) fail('EINVAL', `--repeat: expected a count 0..100, not "${text}"`);
+  return n;
 }
 
 export function register(program: Command): void {
@@ -69,15 +85,21 @@ export function register(program: Command): void {
     .option('--json', 'print the report as JSON (64-bit values as "0x…" strings)')
     .option('--html <file>', 'also write a self-contained HTML report with charts to FILE')
     .option('--seed <n>', "override every scenario's seed")
+    .option(
+      '--repeat <n>',
+      'time map+unmap over N runs of the scenarios that ran both designs (0: no timing)',
+      String(DEFAULT_TIMING_REPETITIONS),
+    )
     .addHelpText(
       'after',
       '\nExit status: 0 all passed, 1 an expectation failed, 2 a scenario file is malformed.',
     )
     .action(async (targets: string[], flags: RunFlags) => {
       const seed = parseSeedOption(flags.seed);
+      const repeat = parseRepeatOption(flags.repeat);
       if (flags.html !== undefined) checkOutputPath(flags.html, '--html');
       const scenarios = loadForCli(targets);
-      const report = await runForCli(scenarios, seed);
+      const report = await runForCli(scenarios, seed, repeat === 0 ? undefined : repeat);
       process.stdout.write(flags.json === true ? renderRunJson(report) : renderRunText(report));
       if (flags.html !== undefined) writeOutputText(flags.html, renderRunHtml(report), '--html');
       if (!runPassed(report)) {
