@@ -268,6 +268,7 @@ async function runScenarioTimed(
       expectations,
       notes,
       metrics: moved,
+      ...(result?.layout === undefined ? {} : { layout: result.layout }),
     });
   }
   await options.onStep?.(scenario, scenario.steps.length, scenario.steps.length);

@@ -33,7 +33,31 @@ export interface StepReport {
   readonly notes: readonly string[];
   /** Counters this step moved. */
   readonly metrics: MetricsSnapshot;
+  /** For a map: where the bytes are and what the device was given (for the address-space view). */
+  readonly layout?: MappingLayout;
 }
+
+/** An [address, length] pair. */
+export type RangePair = readonly [bigint, bigint];
+
+/**
+ * A mapping's address spaces: its physical ranges, the DMA (IOVA or bus) ranges the device got, and
+ * the swiotlb slots it bounced through. Lists are cut at LAYOUT_MAX_RANGES (the counts are whole).
+ */
+export interface MappingLayout {
+  readonly name: string;
+  readonly design: DesignPath;
+  readonly iovaLayout?: 'packed' | 'aligned';
+  readonly via: string;
+  readonly physCount: number;
+  readonly phys: readonly RangePair[];
+  readonly dmaCount: number;
+  readonly dma: readonly RangePair[];
+  readonly bounce: readonly RangePair[];
+}
+
+/** Ranges a layout keeps per list: enough to draw, bounded for a 1 GiB map of 4K pages. */
+export const LAYOUT_MAX_RANGES = 256;
 
 /**
  * One compared quantity. `cost` rows are what a design pays (lower is better: the ratio sg/physr

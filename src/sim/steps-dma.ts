@@ -23,7 +23,7 @@ import { dmaDeviceImporter } from '../dmabuf/index.ts';
 import { pinUserPages, pinUserPagesLegacy, unpinUserPages, unpinUserPagesLegacy } from '../mm/index.ts';
 import { patternBytes } from './pattern.ts';
 import { registerStep, type StepResult } from './registry.ts';
-import type { DesignPath } from './report.ts';
+import { type DesignPath, LAYOUT_MAX_RANGES, type MappingLayout, type RangePair } from './report.ts';
 import type { SimContext } from './sim-context.ts';
 import {
   DmaTarget,
@@ -57,6 +57,41 @@ function segmentNotes(kinds: readonly string[]): string {
   return [...counts.entries()].map(([k, n]) => `${n} ${k}`).join(', ');
 }
 
+interface Mapped {
+  readonly target: DmaTarget;
+  readonly note: string;
+  readonly layout?: MappingLayout;
+}
+
+function pairs(list: PhyrList | DmaRangeList): RangePair[] {
+  const out: RangePair[] = [];
+  const n = Math.min(list.count, LAYOUT_MAX_RANGES);
+  for (let i = 0; i < n; i++) out.push([list.addressAt(i), list.lengthAt(i)]);
+  return out;
+}
+
+/** A map's address spaces for the report (lists cut at LAYOUT_MAX_RANGES). */
+function mappingLayout(
+  name: string,
+  design: DesignPath,
+  phys: PhyrList,
+  dma: DmaRangeList,
+  via: string,
+  extra: { iovaLayout?: IovaLayout; bounce?: readonly DmaRangeList[] } = {},
+): MappingLayout {
+  return {
+    name,
+    design,
+    ...(extra.iovaLayout === undefined ? {} : { iovaLayout: extra.iovaLayout }),
+    via,
+    physCount: phys.count,
+    phys: pairs(phys),
+    dmaCount: dma.count,
+    dma: pairs(dma),
+    bounce: (extra.bounce ?? []).flatMap(pairs).slice(0, LAYOUT_MAX_RANGES),
+  };
+}
+
 /** Maps a PhyrList through the physr DMA API; returns the target and a note. */
 function mapPhysr(
   context: SimContext,
@@ -68,7 +103,7 @@ function mapPhysr(
   onRelease: () => void,
   mmio: boolean,
   layout: IovaLayout = 'packed',
-): { target: DmaTarget; note: string } {
+): Mapped {
   const mapping = device.map(list, dir, { ...(mmio ? { mmio: true } : {}), layout });
   for (const segment of mapping.segments)
     context.metrics.add(`sim.segments_${segment.kind.replace(/-/g, '_')}`);
@@ -84,8 +119,14 @@ function mapPhysr(
     (forCpu) => (forCpu ? device.syncForCpu(mapping) : device.syncForDevice(mapping)),
   );
   const reason = mapping.fallbackReason === undefined ? '' : ` (fallback: ${mapping.fallbackReason})`;
+  const kinds = mapping.segments.map((s) => s.kind);
   return {
     target,
+    layout: mappingLayout(what, 'physr', list, mapping.dma, viaText(kinds), {
+      // The IOVA layout means something only where the map took an IOVA.
+      ...(kinds.includes('iova') ? { iovaLayout: layout } : {}),
+      bounce: mapping.segments.filter((s) => s.kind === 'bounce').map((s) => s.dma),
+    }),
     note: `${what}: ${plural(list.count, 'range')} → ${plural(mapping.dma.count, 'DMA range')} ${viaText(mapping.segments.map((s) => s.kind))}; segments: ${segmentNotes(mapping.segments.map((s) => s.kind))}${reason}; first DMA address ${formatHex(mapping.dma.addressAt(0))}`,
   };
 }
@@ -98,7 +139,7 @@ function mapSg(
   dir: DmaDirection,
   bufferOffset: bigint,
   onRelease: () => void,
-): { target: DmaTarget; note: string } {
+): Mapped {
   const nents = device.mapSg(table, dir);
   const dma = table.toDmaRangeList();
   const target = new DmaTarget(
@@ -114,6 +155,13 @@ function mapSg(
   );
   return {
     target,
+    layout: mappingLayout(
+      what,
+      'sg',
+      table.toPhyrList(),
+      dma,
+      `via dma_map_sg (${plural(nents, 'DMA segment')})`,
+    ),
     note: `${what}: ${plural(table.origNents, 'sg entry', 'sg entries')} (${table.metadataBytes} B) → ${plural(nents, 'DMA segment')}; first DMA address ${formatHex(dma.addressAt(0))}`,
   };
 }
@@ -219,7 +267,7 @@ export function registerDmaSteps(): void {
       );
     }
     const kind = context.objects.kindOf(body.buffer);
-    let mapped: { target: DmaTarget; note: string };
+    let mapped: Mapped;
     if (kind === 'dmabuf') {
       const dmabuf = context.objects.get(body.buffer, 'dmabuf', isDmabuf);
       const length = body.length ?? dmabuf.buf.size - body.offset;
@@ -240,6 +288,13 @@ export function registerDmaSteps(): void {
             if (attachment.mappings.includes(mapping)) buf.unmap(mapping);
             buf.detach(attachment);
           }),
+          layout: mappingLayout(
+            body.name,
+            'physr',
+            mapping.phys,
+            ranges,
+            mapping.p2p === undefined ? `via ${mapping.path}` : viaText([mapping.p2p]),
+          ),
           note: `${body.name}: dma-buf ${body.buffer} attached by ${device.bdf}: ${mapping.p2p === undefined ? `host memory via ${mapping.path}` : `peer BAR ${viaText([mapping.p2p])}`}; ${plural(ranges.count, 'DMA range')} at ${formatHex(ranges.addressAt(0))}`,
         };
       } else {
@@ -284,7 +339,11 @@ export function registerDmaSteps(): void {
       mapped = mapBuffer(context, device, body.name, buffer, body.offset, length, body.via, dir, body.layout);
     }
     context.objects.define(body.name, 'mapping', mapped.target);
-    return { path: body.via, notes: [mapped.note] };
+    return {
+      path: body.via,
+      notes: [mapped.note],
+      ...(mapped.layout === undefined ? {} : { layout: mapped.layout }),
+    };
   });
 
   registerStep('sync', (body, context) => {

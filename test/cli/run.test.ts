@@ -59,7 +59,13 @@ describe('physr run', () => {
     const parsed = JSON.parse(json.stdout);
     expect(parsed.scenarios[0].seed).toBe('0x10');
     expect(parsed.scenarios[0].failure.step).toBe(1);
-    expect(readFileSync(html, 'utf8')).toContain('<svg');
+    // The page embeds the very run --json printed.
+    const page = readFileSync(html, 'utf8');
+    const embedded = JSON.parse(
+      /<script type="application\/json" id="physr-data">(.*?)<\/script>/s.exec(page)![1]!,
+    );
+    expect(embedded.run).toEqual(parsed);
+    expect(embedded.command).toBe(`physr run ${file}`);
   });
 
   test('an unknown name is ENOENT naming the built-ins; list and compare work; help exists', async () => {

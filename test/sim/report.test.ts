@@ -58,13 +58,20 @@ describe('reports', () => {
     expect(json.summary.failed).toBe(1);
   });
 
-  test('HTML: one self-contained file with the figures, every text escaped', async () => {
-    const html = renderRunHtml(await sampleRun());
+  test('HTML: one self-contained page, the run as JSON in it, nothing fetched, nothing unescaped', async () => {
+    const html = await renderRunHtml(await sampleRun());
     expect(html.startsWith('<!doctype html>')).toBe(true);
     expect(html).toContain('<style>');
-    expect(html).toMatch(/<svg [^>]*>.*<title>physr: 32<\/title>.*<title>scatterlist: 80<\/title>/s);
-    expect(html).not.toMatch(/<script|<link|src=|href=/);
-    expect(html).toContain('&lt;b&gt;bold&lt;/b&gt; &amp; &quot;quoted&quot;');
+    // Only inline scripts: no src=, no link, no URL to fetch (the SVG namespace names no resource).
+    const urls = html
+      .replaceAll('http://www.w3.org/2000/svg', '')
+      .match(/<script[^>]*\bsrc=|<link|https?:\/\/\S{0,40}/g);
+    expect(urls).toBeNull();
+    const data = /<script type="application\/json" id="physr-data">(.*?)<\/script>/s.exec(html)![1]!;
+    const doc = JSON.parse(data);
+    expect(doc.run.summary).toMatchObject({ scenarios: 1, failed: 1 });
+    expect(doc.run.scenarios[0].description).toBe('<b>bold</b> & "quoted"');
+    // The description's markup travels as JSON escapes, never as markup in the page.
     expect(html).not.toContain('<b>bold</b>');
   });
 });

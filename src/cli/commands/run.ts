@@ -83,7 +83,10 @@ export function register(program: Command): void {
     .description('run scenarios and report what happened, every expectation, and physr vs scatterlist')
     .argument('[scenarios...]', 'scenario files or built-in names (none: the whole built-in suite)')
     .option('--json', 'print the report as JSON (64-bit values as "0x…" strings)')
-    .option('--html <file>', 'also write a self-contained HTML report with charts to FILE')
+    .option(
+      '--html <file>',
+      'also write a self-contained interactive HTML report (charts, timeline, address spaces) to FILE',
+    )
     .option('--seed <n>', "override every scenario's seed")
     .option(
       '--repeat <n>',
@@ -101,7 +104,10 @@ export function register(program: Command): void {
       const scenarios = loadForCli(targets);
       const report = await runForCli(scenarios, seed, repeat === 0 ? undefined : repeat);
       process.stdout.write(flags.json === true ? renderRunJson(report) : renderRunText(report));
-      if (flags.html !== undefined) writeOutputText(flags.html, renderRunHtml(report), '--html');
+      if (flags.html !== undefined) {
+        const command = ['physr', 'run', ...targets].join(' ');
+        writeOutputText(flags.html, await renderRunHtml(report, { command }), '--html');
+      }
       if (!runPassed(report)) {
         throw new CommanderError(EXIT_FAILED, 'physr.failed', 'a scenario failed');
       }
