@@ -3,7 +3,16 @@
  * physr-view.js, made by `npm run build:view`, or on demand here when it is missing) and the JSON
  * document it draws. No network, no external asset: it can be attached to a bug report.
  */
-import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+} from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ViewDocument } from './document.ts';
@@ -42,9 +51,24 @@ details.scenario>summary{cursor:pointer;font-weight:600;font-size:1.05rem}
 .p2p-matrix button:focus{outline:3px solid #d97706}.map-bus-address{background:#dcfce7!important}.map-through-host-bridge{background:#fef9c3!important}.map-not-supported{background:#fee2e2!important}
 `;
 
-/** The bundled script, building it first when it is missing (vite is a devDependency). */
+/** The page's sources, where they exist (a repository checkout; not an installed dist/). */
+const SOURCES = fileURLToPath(new URL('./app/', import.meta.url));
+
+/** True when the bundle is missing or older than a source of it (so an edit never shows stale). */
+function bundleStale(): boolean {
+  if (!existsSync(BUNDLE)) return true;
+  if (!existsSync(join(SOURCES, 'main.ts'))) return false;
+  const built = statSync(BUNDLE).mtimeMs;
+  const sources = [
+    ...readdirSync(SOURCES).map((f) => join(SOURCES, f)),
+    fileURLToPath(new URL('./document.ts', import.meta.url)),
+  ];
+  return sources.some((f) => statSync(f).mtimeMs > built);
+}
+
+/** The bundled script, building it first when it is missing or stale (vite is a devDependency). */
 export async function viewBundle(): Promise<string> {
-  if (!existsSync(BUNDLE)) await buildViewBundle();
+  if (bundleStale()) await buildViewBundle();
   return readFileSync(BUNDLE, 'utf8');
 }
 
@@ -53,6 +77,7 @@ export async function buildViewBundle(): Promise<void> {
   if (CONFIG === undefined)
     throw new Error('the view bundle is missing and no vite config is here to build it');
   const { build } = await import('vite');
+  mkdirSync(dirname(BUNDLE), { recursive: true });
   const scratch = mkdtempSync(join(dirname(dirname(BUNDLE)), 'view-'));
   try {
     await build({ configFile: CONFIG, logLevel: 'error', build: { outDir: scratch, emptyOutDir: true } });

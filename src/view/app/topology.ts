@@ -100,7 +100,7 @@ export function p2pGrid(
       h(
         'tr',
         {},
-        h('th', {}, 'provider ＼ client'),
+        h('th', {}, 'provider ↓ client →'),
         ...devices.map((c) => h('th', { scope: 'col' }, name(c))),
       ),
     ),
@@ -165,12 +165,12 @@ export function topologyView(section: TopologySection): HTMLElement {
   const root = stratify<TreeDatum>()
     .id((d) => d.id)
     .parentId((d) => d.parent)(data);
-  const laid = tree<TreeDatum>().nodeSize([34, 200])(root);
+  const laid = tree<TreeDatum>().nodeSize([34, 290])(root);
   const nodes = laid.descendants();
   const minX = Math.min(...nodes.map((n) => n.x));
   const maxX = Math.max(...nodes.map((n) => n.x));
   const maxY = Math.max(...nodes.map((n) => n.y));
-  const width = maxY + 480;
+  const width = maxY + 420;
   const height = maxX - minX + 40;
   const svg = s('svg', {
     class: 'topology',
