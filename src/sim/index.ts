@@ -27,6 +27,7 @@ export {
   type StepExecutor,
   type StepObservation,
   type StepResult,
+  stepExecutor,
   unregisterPlatform,
   unregisterStep,
 } from './registry.ts';

@@ -91,8 +91,8 @@ describe('ByteStore against a Map reference', () => {
       }
     }
     for (const [addr, length] of reads) {
-      const got = store.read(addr, length);
-      for (let i = 0; i < length; i++) expect(got[i]).toBe(refGet(addr + BigInt(i)));
+      const want = Uint8Array.from({ length }, (_, i) => refGet(addr + BigInt(i)));
+      expect(store.read(addr, length)).toEqual(want);
     }
     // Resident memory is bounded by the chunks actually touched by non-zero data.
     const touched = new Set([...ref].filter(([, v]) => v !== 0).map(([a]) => a >> 12n));
