@@ -10,3 +10,4 @@ export * from './platform/index.ts';
 export * from './rdma/index.ts';
 export * from './sim/index.ts';
 export * from './vfio/index.ts';
+export * from './view/index.ts';

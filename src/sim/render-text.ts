@@ -1,4 +1,13 @@
 /** The plain-text report: per scenario what happened, every expectation, the comparison, a summary. */
+
+import {
+  comparisonHeading as headingFor,
+  metricLabel,
+  plural,
+  RATIO_HEADING,
+  ratioText,
+  summaryLine,
+} from '../view/wording.ts';
 import type {
   ComparisonRow,
   Design,
@@ -10,25 +19,9 @@ import type {
   StepStatus,
 } from './report.ts';
 
-import { plural } from './wording.ts';
-
 const MARK: Record<StepStatus, string> = { ok: '✓', failed: '✗', error: '!', skipped: '-' };
 
-/** A row's name with its unit, unless the unit only repeats it. */
-export function metricLabel(row: ComparisonRow): string {
-  if (row.kind === 'event') return `${row.metric} (events, not a cost)`;
-  return row.unit === row.metric ? row.metric : `${row.metric} (${row.unit})`;
-}
-
-/** The ratio column's heading: which way is better. */
-export const RATIO_HEADING = 'sg/physr (above 1: physr cheaper)';
-
-/** `sg / physr` as a factor; `—` for events and 0/0, `∞` when only physr is 0. */
-export function ratioText(row: ComparisonRow): string {
-  if (row.kind === 'event') return '—';
-  if (row.physr === 0) return row.sg === 0 ? '—' : '∞';
-  return `${(row.sg / row.physr).toFixed(2)}x`;
-}
+export { metricLabel, RATIO_HEADING, ratioText };
 
 function table(rows: readonly (readonly string[])[], rightAligned: readonly boolean[]): string[] {
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => [...(r[c] ?? '')].length)));
@@ -117,11 +110,9 @@ export function renderScenarioText(scenario: ScenarioReport): string {
   return lines.join('\n');
 }
 
-/** What a scenario's table compares: both designs, or the one it ran (the other column is empty). */
+/** What a scenario's table compares: both designs, or the one it ran. */
 export function comparisonHeading(scenario: ScenarioReport): string {
-  if (scenario.designs.length === 2) return 'physr vs scatterlist';
-  if (scenario.designs.length === 0) return 'costs (no step ran either design to completion)';
-  return `costs (only the ${scenario.designs[0] === 'physr' ? 'physr' : 'scatterlist'} design runs here)`;
+  return headingFor(scenario.designs);
 }
 
 /** The suite's comparison with its heading (just the heading when no scenario ran both designs). */
@@ -141,13 +132,7 @@ export function suiteComparisonHeading(report: RunReport): string {
 }
 
 export function renderSummaryLine(report: RunReport): string {
-  const s = report.summary;
-  const verdict = s.passed === s.scenarios ? '✓' : '✗';
-  return (
-    `${verdict} ${plural(s.scenarios, 'scenario')}: ${s.passed} passed, ${s.failed} failed, ` +
-    `${plural(s.errors, 'error')}; ${plural(s.steps, 'step')}; ` +
-    `${s.expectationsMet} expectations met, ${s.expectationsFailed} failed`
-  );
+  return summaryLine(report.summary);
 }
 
 /**

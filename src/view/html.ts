@@ -59,9 +59,12 @@ function bundleStale(): boolean {
   if (!existsSync(BUNDLE)) return true;
   if (!existsSync(join(SOURCES, 'main.ts'))) return false;
   const built = statSync(BUNDLE).mtimeMs;
+  const view = dirname(SOURCES);
   const sources = [
     ...readdirSync(SOURCES).map((f) => join(SOURCES, f)),
-    fileURLToPath(new URL('./document.ts', import.meta.url)),
+    ...readdirSync(view)
+      .filter((f) => f.endsWith('.ts'))
+      .map((f) => join(view, f)),
   ];
   return sources.some((f) => statSync(f).mtimeMs > built);
 }

@@ -6,24 +6,11 @@
  */
 import { scaleLinear, scaleLog } from 'd3-scale';
 import type { RowJson } from '../document.ts';
+import { metricLabel, RATIO_HEADING, ratioText } from '../wording.ts';
 import { h, num, s } from './dom.ts';
 
 export const PHYSR_COLOUR = '#2f6fdb';
 export const SG_COLOUR = '#c2571a';
-
-/** The heading of the ratio column: which way is better. */
-export const RATIO_HEADING = 'sg/physr (above 1: physr cheaper)';
-
-export function ratioText(row: RowJson): string {
-  if (row.kind === 'event') return '—';
-  if (row.physr === 0) return row.sg === 0 ? '—' : '∞';
-  return `${(row.sg / row.physr).toFixed(2)}x`;
-}
-
-export function metricLabel(row: RowJson): string {
-  if (row.kind === 'event') return `${row.metric} (events, not a cost)`;
-  return row.unit === row.metric ? row.metric : `${row.metric} (${row.unit})`;
-}
 
 /** Rows that get bars: costs where something moved. */
 export function chartedRows(rows: readonly RowJson[]): RowJson[] {

@@ -4,24 +4,12 @@
  * scenario (timeline, comparison, address spaces), the topology, a P2P matrix, a trace.
  */
 import type { RunJson, ScenarioJson, ViewDocument } from '../document.ts';
+import { comparisonHeading, plural, summaryLine } from '../wording.ts';
 import { addressSpaces } from './address.ts';
 import { comparisonChart, comparisonTable } from './charts.ts';
 import { h } from './dom.ts';
 import { stepTimeline, traceTimeline } from './timeline.ts';
 import { matrixView, topologyView } from './topology.ts';
-
-function plural(n: number, word: string): string {
-  return `${n} ${word}${n === 1 ? '' : 's'}`;
-}
-
-/** The pass/fail line, worded as `physr run` prints it. */
-export function summaryLine(run: RunJson): string {
-  const s = run.summary;
-  return (
-    `${s.passed === s.scenarios ? '✓' : '✗'} ${plural(s.scenarios, 'scenario')}: ${s.passed} passed, ${s.failed} failed, ` +
-    `${plural(s.errors, 'error')}; ${plural(s.steps, 'step')}; ${s.expectationsMet} expectations met, ${s.expectationsFailed} failed`
-  );
-}
 
 function timingBlock(run: RunJson): HTMLElement | null {
   const t = run.timing;
@@ -81,12 +69,6 @@ function suiteSection(run: RunJson): HTMLElement {
   );
 }
 
-function comparisonHeading(s: ScenarioJson): string {
-  if (s.designs.length === 2) return 'physr vs scatterlist';
-  if (s.designs.length === 0) return 'Costs (no step ran either design to completion)';
-  return `Costs (only the ${s.designs[0] === 'physr' ? 'physr' : 'scatterlist'} design runs here)`;
-}
-
 function scenarioSection(s: ScenarioJson, open: boolean): HTMLElement {
   const mark = s.status === 'passed' ? '✓' : s.status === 'failed' ? '✗' : '!';
   const spaces = addressSpaces(s.steps);
@@ -110,7 +92,7 @@ function scenarioSection(s: ScenarioJson, open: boolean): HTMLElement {
         ),
     h('h3', {}, 'Steps'),
     stepTimeline(s.steps),
-    h('h3', {}, comparisonHeading(s)),
+    h('h3', {}, comparisonHeading(s.designs)),
     comparisonChart(s.comparison, s.designs, s.name),
     comparisonTable(s.comparison, s.designs),
     spaces === null ? null : h('h3', {}, 'Address spaces'),
@@ -127,7 +109,7 @@ function runSections(run: RunJson): HTMLElement[] {
         class: `summary ${run.summary.passed === run.summary.scenarios ? 'pass' : 'fail'}`,
         id: 'summary-line',
       },
-      summaryLine(run),
+      summaryLine(run.summary),
     ),
     suiteSection(run),
     h(
