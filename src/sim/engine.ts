@@ -176,7 +176,7 @@ function stepVia(step: Step): DesignPath | undefined {
   return 'via' in step.body ? step.body.via : undefined;
 }
 
-/** The steps whose wall time is the "map+unmap" time of a design (pinning and the lazy flush included). */
+/** The steps whose CPU time is the "map+unmap" time of a design (pinning and the lazy flush included). */
 export const TIMED_STEPS: readonly StepKind[] = ['pin', 'map', 'register-mr', 'unmap', 'flush'];
 
 /** Runs one scenario to a report. Platform problems are thrown (located); step problems are reported. */

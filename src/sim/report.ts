@@ -111,7 +111,7 @@ export interface RunSummary {
   readonly expectationsFailed: number;
 }
 
-/** Wall time of one design's map+unmap steps over the compared scenarios, per repetition (ms). */
+/** CPU time of one design's map+unmap steps over the compared scenarios, per repetition (ms). */
 export interface DesignTiming {
   readonly samples: readonly number[];
   readonly median: number;

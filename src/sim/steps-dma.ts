@@ -127,7 +127,7 @@ function mapPhysr(
       ...(kinds.includes('iova') ? { iovaLayout: layout } : {}),
       bounce: mapping.segments.filter((s) => s.kind === 'bounce').map((s) => s.dma),
     }),
-    note: `${what}: ${plural(list.count, 'range')} → ${plural(mapping.dma.count, 'DMA range')} ${viaText(mapping.segments.map((s) => s.kind))}; segments: ${segmentNotes(mapping.segments.map((s) => s.kind))}${reason}; first DMA address ${formatHex(mapping.dma.addressAt(0))}`,
+    note: `${what}: ${plural(list.count, 'range')} → ${plural(mapping.dma.count, 'DMA range')} ${viaText(kinds)}; segments: ${segmentNotes(kinds)}${reason}; first DMA address ${formatHex(mapping.dma.addressAt(0))}`,
   };
 }
 

@@ -8,6 +8,7 @@ import { basename } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
   builtinScenarioNames,
+  designTiming,
   loadScenarioFile,
   registerBuiltins,
   renderRunText,
@@ -86,6 +87,25 @@ describe('like with like', () => {
       expect(basename(resolveScenarioTarget(name), '.yaml')).toBe(name);
       expect(loadScenarioFile(resolveScenarioTarget(name)).name).toBe(name);
     }
+  });
+});
+
+describe('timing', () => {
+  it('median and range of the repetitions', () => {
+    expect(designTiming([3, 1, 2])).toMatchObject({ median: 2, min: 1, max: 3 });
+    expect(designTiming([4, 1, 2, 3])).toMatchObject({ median: 2.5, min: 1, max: 4 });
+  });
+
+  it('runSuite times each design only when asked, over the scenarios that ran both', async () => {
+    const scenarios = ['swiotlb-32bit', 'iotlb-strict'].map((n) =>
+      loadScenarioFile(resolveScenarioTarget(n)),
+    );
+    expect((await runSuite(scenarios)).timing).toBeUndefined();
+    const timed = await runSuite(scenarios, { timingRepetitions: 3 });
+    expect(timed.timing?.repetitions).toBe(3);
+    expect(timed.timing?.physr.samples).toHaveLength(3);
+    expect(timed.timing?.sg.samples).toHaveLength(3);
+    expect(timed.timing?.steps).toEqual(['pin', 'map', 'register-mr', 'unmap', 'flush']);
   });
 });
 
