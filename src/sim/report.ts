@@ -4,6 +4,7 @@
  * time-dependent, so a seeded run gives the same report byte for byte.
  */
 import { COUNTER, type Errno, type MetricsSnapshot } from '../core/index.ts';
+import type { SummaryWords } from '../view/wording.ts';
 import type { StepKind } from './scenario-schema.ts';
 
 /** Which design a step exercised: the proposal (physr) or today's scatterlist path (sg). */
@@ -101,15 +102,8 @@ export interface ScenarioReport {
 
 export type Design = 'physr' | 'sg';
 
-export interface RunSummary {
-  readonly scenarios: number;
-  readonly passed: number;
-  readonly failed: number;
-  readonly errors: number;
-  readonly steps: number;
-  readonly expectationsMet: number;
-  readonly expectationsFailed: number;
-}
+/** The counts the pass/fail line reads (scenarios, steps, expectations). */
+export type RunSummary = SummaryWords;
 
 /** CPU time of one design's map+unmap steps over the compared scenarios, per repetition (ms). */
 export interface DesignTiming {

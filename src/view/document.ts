@@ -3,6 +3,7 @@
  * that made it prints (64-bit values as "0x…" strings). The view declares the shapes it reads here
  * and imports no model code: it gets JSON only.
  */
+import type { RowWords, SummaryWords } from './wording.ts';
 
 export interface ViewDocument {
   /** The page title (e.g. "physr run report"). */
@@ -53,13 +54,8 @@ export interface StepJson {
   readonly layout?: LayoutJson;
 }
 
-export interface RowJson {
-  readonly metric: string;
-  readonly unit: string;
-  readonly physr: number;
-  readonly sg: number;
-  readonly kind: 'cost' | 'event';
-}
+/** A comparison row (cost or event) of a scenario or the suite. */
+export type RowJson = RowWords;
 
 export interface ScenarioJson {
   readonly name: string;
@@ -89,15 +85,7 @@ export interface DesignTimingJson {
 
 export interface RunJson {
   readonly scenarios: readonly ScenarioJson[];
-  readonly summary: {
-    readonly scenarios: number;
-    readonly passed: number;
-    readonly failed: number;
-    readonly errors: number;
-    readonly steps: number;
-    readonly expectationsMet: number;
-    readonly expectationsFailed: number;
-  };
+  readonly summary: SummaryWords;
   readonly comparison: readonly RowJson[];
   readonly comparedScenarios: readonly string[];
   readonly timing?: {
