@@ -8,15 +8,16 @@ import {
   ratioText,
   summaryLine,
 } from '../view/wording.ts';
-import type {
-  ComparisonRow,
-  Design,
-  DesignTiming,
-  RunReport,
-  RunTiming,
-  ScenarioReport,
-  StepReport,
-  StepStatus,
+import {
+  type ComparisonRow,
+  type Design,
+  type DesignTiming,
+  type RunReport,
+  type RunTiming,
+  type ScenarioReport,
+  type StepReport,
+  type StepStatus,
+  stepMetadata,
 } from './report.ts';
 
 const MARK: Record<StepStatus, string> = { ok: '✓', failed: '✗', error: '!', skipped: '-' };
@@ -81,6 +82,14 @@ function stepLines(step: StepReport): string[] {
     }`.trimEnd();
   const lines = [head];
   for (const note of step.notes) lines.push(`        ${note}`);
+  for (const m of stepMetadata(step)) {
+    const name = m.design === 'sg' ? 'scatterlist' : 'physr';
+    lines.push(
+      m.peak === m.retained
+        ? `        ${name} metadata: ${m.retained} B retained (= peak)`
+        : `        ${name} metadata: ${m.retained} B retained, ${m.peak} B at peak (scratch freed before the step ends)`,
+    );
+  }
   for (const e of step.expectations) {
     lines.push(e.met ? `        ✓ ${e.what}` : `        ✗ expected ${e.what}: ${e.detail}`);
   }

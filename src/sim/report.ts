@@ -259,6 +259,21 @@ export function sumComparisons(tables: readonly (readonly ComparisonRow[])[]): C
   });
 }
 
+/**
+ * A step's metadata per design: what it keeps for the mapping's lifetime (retained) and the most it
+ * held at once (peak: retained plus the scratch it freed before returning). Designs it built none
+ * for are left out.
+ */
+export function stepMetadata(step: StepReport): { design: Design; retained: number; peak: number }[] {
+  const out: { design: Design; retained: number; peak: number }[] = [];
+  const physr = step.metrics[COUNTER.physrMetadataBytes] ?? 0;
+  if (physr > 0) out.push({ design: 'physr', retained: physr, peak: physr });
+  const sg = step.metrics[COUNTER.sgMetadataBytes] ?? 0;
+  const scratch = step.metrics[COUNTER.sgScratchBytes] ?? 0;
+  if (sg + scratch > 0) out.push({ design: 'sg', retained: sg, peak: sg + scratch });
+  return out;
+}
+
 /** Median and range of timing samples (ms). */
 export function designTiming(samples: readonly number[]): DesignTiming {
   const sorted = [...samples].sort((a, b) => a - b);

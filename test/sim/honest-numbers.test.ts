@@ -12,6 +12,7 @@ import {
   loadScenarioFile,
   registerBuiltins,
   renderRunText,
+  renderScenarioText,
   resolveScenarioTarget,
   runScenario,
   runSuite,
@@ -51,6 +52,10 @@ describe('scatterlist metadata (every built-in scenario is checked in builtin-sc
     expect(retained.sg).toBe(sgAppendTableMaxBytes(1));
     expect(peak.sg).toBe(sgAppendTableMaxBytes(1) + UMEM_PAGE_LIST);
     expect(peak.physr).toBe(32);
+    // The step says both figures where it happened.
+    expect(renderScenarioText(await report('rdma-hugetlb-1g'))).toContain(
+      `scatterlist metadata: ${retained.sg} B retained, ${peak.sg} B at peak (scratch freed before the step ends)`,
+    );
   });
 });
 
