@@ -51,8 +51,8 @@ details.scenario>summary{cursor:pointer;font-weight:600;font-size:1.05rem}
 .p2p-matrix button:focus{outline:3px solid #d97706}.map-bus-address{background:#dcfce7!important}.map-through-host-bridge{background:#fef9c3!important}.map-not-supported{background:#fee2e2!important}
 `;
 
-/** The page's sources, where they exist (a repository checkout; not an installed dist/). */
-const SOURCES = fileURLToPath(new URL('./app/', import.meta.url));
+/** The page's sources, where they exist (a checkout; from src/view or dist/view alike). */
+const SOURCES = fileURLToPath(new URL('../../src/view/app/', import.meta.url));
 
 /** True when the bundle is missing or older than a source of it (so an edit never shows stale). */
 function bundleStale(): boolean {

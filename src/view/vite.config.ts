@@ -5,7 +5,9 @@
 import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vite';
 
+// Paths from the package root, so this file works from src/view and compiled in dist/view alike.
 export const VIEW_BUNDLE_DIR = fileURLToPath(new URL('../../build/view', import.meta.url));
+const ENTRY = fileURLToPath(new URL('../../src/view/app/main.ts', import.meta.url));
 
 export default defineConfig({
   logLevel: 'warn',
@@ -15,7 +17,7 @@ export default defineConfig({
     target: 'es2022',
     minify: true,
     lib: {
-      entry: fileURLToPath(new URL('./app/main.ts', import.meta.url)),
+      entry: ENTRY,
       formats: ['iife'],
       name: 'physrView',
       fileName: () => 'physr-view.js',

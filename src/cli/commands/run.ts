@@ -15,6 +15,7 @@ import {
   runSuite,
   type Scenario,
 } from '../../sim/index.ts';
+import { createTraceWriter, type TraceWriter } from '../../trace/index.ts';
 
 /** Exit status when a scenario file is malformed (as for any located input error). */
 export const EXIT_BAD_INPUT = 2;
@@ -42,13 +43,22 @@ export function loadForCli(targets: readonly string[]): Scenario[] {
 export async function runForCli(
   scenarios: readonly Scenario[],
   seed: bigint | undefined,
+  trace?: TraceWriter,
   timingRepetitions?: number,
 ): Promise<RunReport> {
   const progress = createProgress({ totalSteps: scenarios.reduce((n, s) => n + s.steps.length, 0) });
+  const onStep: typeof progress.onStep =
+    trace === undefined
+      ? progress.onStep
+      : async (scenario, index, total) => {
+          if (index === 0) trace.comment(`scenario ${scenario.name}`);
+          await progress.onStep(scenario, index, total);
+        };
   try {
     return await runSuite(scenarios, {
-      onStep: progress.onStep,
+      onStep,
       ...(seed === undefined ? {} : { seed }),
+      ...(trace === undefined ? {} : { traceSink: trace.sink }),
       ...(timingRepetitions === undefined ? {} : { timingRepetitions }),
     });
   } finally {
@@ -64,6 +74,7 @@ interface RunFlags {
   readonly json?: boolean;
   readonly html?: string;
   readonly seed?: string;
+  readonly traceOut?: string;
   readonly repeat: string;
 }
 
@@ -93,6 +104,10 @@ export function register(program: Command): void {
       'time map+unmap over N runs of the scenarios that ran both designs (0: no timing)',
       String(DEFAULT_TIMING_REPETITIONS),
     )
+    .option(
+      '--trace-out <file>',
+      "write the model's DMA activity as Linux 6.18+ trace text (physr trace reads it)",
+    )
     .addHelpText(
       'after',
       '\nExit status: 0 all passed, 1 an expectation failed, 2 a scenario file is malformed.',
@@ -101,8 +116,11 @@ export function register(program: Command): void {
       const seed = parseSeedOption(flags.seed);
       const repeat = parseRepeatOption(flags.repeat);
       if (flags.html !== undefined) checkOutputPath(flags.html, '--html');
+      if (flags.traceOut !== undefined) checkOutputPath(flags.traceOut, '--trace-out');
       const scenarios = loadForCli(targets);
-      const report = await runForCli(scenarios, seed, repeat === 0 ? undefined : repeat);
+      const trace = flags.traceOut === undefined ? undefined : createTraceWriter();
+      const report = await runForCli(scenarios, seed, trace, repeat === 0 ? undefined : repeat);
+      if (flags.traceOut !== undefined) writeOutputText(flags.traceOut, trace!.text(), '--trace-out');
       process.stdout.write(flags.json === true ? renderRunJson(report) : renderRunText(report));
       if (flags.html !== undefined) {
         const command = ['physr', 'run', ...targets].join(' ');
