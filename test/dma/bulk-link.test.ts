@@ -15,7 +15,7 @@ import { folioList } from './helpers.ts';
 const NIC = '0000:04:00.0';
 const RUNS = propertyRuns(12, 100);
 /** Counters only the mapping record adds (the handle, its DmaRangeList, dma-debug). */
-const RECORD_ONLY = new Set(['dma.maps', 'dma.unmaps', 'core.physr_metadata_bytes']);
+const RECORD_ONLY = new Set(['dma.maps', 'dma.unmaps', 'core.physr_metadata_bytes', 'dma.physr_dma_ranges']);
 
 /** A machine with its free lists scattered (so folios are not handed out in address order). */
 function machineFor(seed: number): DmaDevice {
