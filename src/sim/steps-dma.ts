@@ -27,6 +27,7 @@ import type { DesignPath } from './report.ts';
 import type { SimContext } from './sim-context.ts';
 import { DmaTarget, isBuffer, isDmabuf, isMr, isPin, isTarget, type SimBuffer } from './sim-objects.ts';
 import { worldOf } from './sim-world.ts';
+import { checkTransfer } from './steps-memory.ts';
 import { plural } from './wording.ts';
 
 const DIRECTION = {
@@ -314,6 +315,7 @@ export function registerDmaSteps(): void {
   registerStep('dma-write', (body, context): StepResult => {
     const world = worldOf(context);
     const engine = world.engine(body.device);
+    checkTransfer('dma-write', body.length);
     const n = Number(body.length);
     if (context.objects.kindOf(body.buffer) === 'mr')
       return mrAccess(context, body.buffer, body.offset, n, body.pattern);
@@ -334,6 +336,7 @@ export function registerDmaSteps(): void {
   registerStep('dma-read', (body, context): StepResult => {
     const world = worldOf(context);
     const engine = world.engine(body.device);
+    checkTransfer('dma-read', body.length);
     const n = Number(body.length);
     if (context.objects.kindOf(body.buffer) === 'mr')
       return mrAccess(context, body.buffer, body.offset, n, undefined);
