@@ -126,8 +126,8 @@ describe('ByteStore against a Map reference', () => {
       }
     }
     for (const [addr, length] of reads) {
-      const got = store.read(addr, length);
-      for (let i = 0; i < length; i++) expect(got[i]).toBe(refGet(addr + BigInt(i)));
+      const want = Uint8Array.from({ length }, (_, i) => refGet(addr + BigInt(i)));
+      expect(store.read(addr, length)).toEqual(want);
     }
     // Resident memory is bounded by what was written as bytes: described writes cost two chunks at most.
     expect(store.residentChunks).toBeLessThanOrEqual(mayBeReal.size + edgeChunks);
