@@ -9,9 +9,10 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { fc, test } from '@fast-check/vitest';
 import { afterAll, describe, expect } from 'vitest';
+import { propertyRuns } from '../thorough.ts';
 import { captureCli } from './capture.ts';
 
-const RUNS = process.env.PHYSR_THOROUGH ? 300 : 25;
+const RUNS = propertyRuns(25, 300);
 /**
  * Resident memory the worker may grow by while running mutated inputs. Test files share a worker
  * (vitest isolate: false), so what others left resident is the baseline, not zero.
