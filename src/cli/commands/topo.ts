@@ -68,7 +68,7 @@ export function loadTopology(options: SourceOptions): LoadedTopology {
     return { ...imported, live: false };
   }
   const dir = options.sysfs ?? '/sys';
-  return { ...importSysfs(dir), live: options.sysfs === undefined };
+  return { ...importSysfs(dir, { live: options.sysfs === undefined }), live: options.sysfs === undefined };
 }
 
 export function safeGroups(topology: PciTopology): IommuGroups | undefined {
