@@ -1,3 +1,4 @@
+export * from './acs-boot.ts';
 export * from './builtin-topologies.ts';
 export * from './byte-store.ts';
 export { type ImportNote, parseCpuInfo, type TopologyImport } from './capture-import.ts';

@@ -81,10 +81,22 @@ describe('physr p2p', () => {
     const { status, stdout } = await captureCli(['p2p', '--builtin', 'x86-2s', 'gpu0', 'nic0', 'nic1']);
     expect(status).toBe(0);
     expect(stdout).toContain('topology: built-in two-socket-server');
-    expect(stdout).toContain('0000:03:00.0 -> 0000:04:00.0: bus-address');
+    // Booted as Linux boots with VT-d: ACS redirect on the switch ports sends GPU<->NIC upstream.
+    expect(stdout).toContain('0000:03:00.0 -> 0000:04:00.0: through-host-bridge');
     expect(stdout).toContain('0000:03:00.0 -> 0000:81:00.0: through-host-bridge');
-    const acs = await captureCli(['p2p', '--builtin', 'x86-2s-acs', 'gpu0', 'nic0']);
-    expect(acs.stdout).toContain('0000:03:00.0 -> 0000:04:00.0: through-host-bridge');
+    const off = await captureCli([
+      'p2p',
+      '--builtin',
+      'x86-2s',
+      '--cmdline',
+      'pci=disable_acs_redir=0000:02:00.0;0000:02:01.0',
+      'gpu0',
+      'nic0',
+    ]);
+    expect(off.stdout).toContain(
+      'topology: built-in two-socket-server booted with pci=disable_acs_redir=0000:02:00.0;0000:02:01.0',
+    );
+    expect(off.stdout).toContain('0000:03:00.0 -> 0000:04:00.0: bus-address');
     const bad = await captureCli(['p2p', '--builtin', 'x86-2s', 'gpu9', 'nic0']);
     expect(bad.status).toBe(2);
     expect(bad.stderr).toMatch(/ENODEV: "gpu9" .*labels: gpu0=03:00\.0 nic0=04:00\.0/);

@@ -15,6 +15,7 @@ import {
   importLspci,
   importSysfs,
   type PciTopology,
+  parseKernelCmdline,
   readIomem,
   summarizeImport,
   topologyToJson,
@@ -25,6 +26,7 @@ export interface SourceOptions {
   readonly lspciTree?: string;
   readonly lspciVerbose?: string;
   readonly builtin?: string;
+  readonly cmdline?: string;
   readonly iomem?: string;
   readonly json?: boolean;
 }
@@ -45,6 +47,10 @@ export function loadTopology(options: SourceOptions): LoadedTopology {
   const lspci = options.lspciTree !== undefined || options.lspciVerbose !== undefined;
   const chosen = [options.sysfs !== undefined, lspci, options.builtin !== undefined].filter(Boolean).length;
   if (chosen > 1) fail('EINVAL', 'choose one source: --sysfs, --lspci-tree/--lspci-verbose or --builtin');
+  if (options.cmdline !== undefined && options.builtin === undefined)
+    fail('EINVAL', '--cmdline applies to --builtin (a capture keeps the ACS control values it carries)', {
+      field: '--cmdline',
+    });
   if (options.builtin !== undefined) {
     const builtin = builtinTopology(options.builtin);
     if (builtin === undefined) {
@@ -53,7 +59,14 @@ export function loadTopology(options: SourceOptions): LoadedTopology {
         `no built-in topology "${options.builtin}" (have: ${BUILTIN_TOPOLOGIES.map((b) => [b.name, ...b.aliases].join(' = ')).join(', ')})`,
       );
     }
-    return { topology: builtin.build(), source: `built-in ${builtin.name}`, notes: [], live: false };
+    const cmdline = options.cmdline?.trim();
+    const boot = cmdline === undefined ? {} : parseKernelCmdline(cmdline, { field: '--cmdline' });
+    return {
+      topology: builtin.build(boot),
+      source: `built-in ${builtin.name}${cmdline === undefined ? '' : ` booted with ${cmdline}`}`,
+      notes: [],
+      live: false,
+    };
   }
   if (lspci) {
     if (options.lspciTree === undefined || options.lspciVerbose === undefined) {
@@ -85,6 +98,10 @@ export function addSourceOptions(command: Command): Command {
     .option('--lspci-tree <file>', 'lspci -tv output')
     .option('--lspci-verbose <file>', 'lspci -nn -vvv output')
     .option('--builtin <name>', `a built-in platform (${BUILTIN_TOPOLOGIES.map((b) => b.name).join(', ')})`)
+    .option(
+      '--cmdline <params>',
+      'boot the built-in platform with this kernel command line, e.g. "pci=disable_acs_redir=0000:02:00.0;0000:02:01.0"',
+    )
     .option('--json', 'print JSON instead of text');
 }
 
