@@ -8,6 +8,8 @@ export * from './iomem-import.ts';
 export * from './iommu-groups.ts';
 export { importLspci, type LspciInput } from './lspci-import.ts';
 export * from './memory-map.ts';
+export * from './p2p-matrix.ts';
+export * from './p2p-matrix-format.ts';
 export * from './p2pdma.ts';
 export * from './pci-acs.ts';
 export { type BdfParts, devfnOf, formatBdf, parseBdf, parseBdfParts, slotOf } from './pci-bdf.ts';
