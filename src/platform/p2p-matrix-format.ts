@@ -6,6 +6,7 @@
 
 import {
   hostBridgeStandingName,
+  matrixCell,
   matrixPair,
   type P2pMatrix,
   type P2pPair,
@@ -21,7 +22,7 @@ const CELL: Record<P2pMapType, string> = {
 };
 
 /** The cell text: map type and distance, `?` marking an answer that depends on a missing fact. */
-export function p2pCellText(pair: P2pPair): string {
+export function p2pCellText(pair: Pick<P2pPair, 'mapType' | 'certainty' | 'distance'>): string {
   return `${CELL[pair.mapType]}${pair.certainty === 'depends' ? '?' : ''}${pair.distance}`;
 }
 
@@ -63,7 +64,7 @@ export function p2pPairLines(topology: PciTopology, matrix: P2pMatrix, i: number
   return out;
 }
 
-function needsLines(pair: P2pPair): boolean {
+function needsLines(pair: Pick<P2pPair, 'mapType' | 'certainty'>): boolean {
   return pair.mapType !== 'bus-address' || pair.certainty === 'depends';
 }
 
@@ -99,7 +100,7 @@ export function formatP2pMatrix(topology: PciTopology, matrix: P2pMatrix, source
   const lines: string[] = [];
   for (let i = 0; i < n; i++)
     for (let j = i + 1; j < n; j++)
-      if (needsLines(matrixPair(matrix, i, j)!)) lines.push(...p2pPairLines(topology, matrix, i, j));
+      if (needsLines(matrixCell(matrix, i, j))) lines.push(...p2pPairLines(topology, matrix, i, j));
   out.push('');
   if (lines.length === 0) out.push('Every pair maps by bus address through a switch.');
   else out.push('Pairs that are refused, go through a host bridge, or depend on a missing fact:', ...lines);

@@ -171,22 +171,50 @@ export interface P2pMatrixEndpoint {
 
 export interface P2pMatrix {
   readonly endpoints: readonly P2pMatrixEndpoint[];
-  /** Pair (i, j), i < j, at index `pairIndex(i, j, n)`; use {@link matrixPair}. */
-  readonly pairs: readonly P2pPair[];
+  /**
+   * Per unordered pair (row-major upper triangle, see {@link matrixCell}): the map type code
+   * (P2P_MAP_CODES index) plus {@link P2P_DEPENDS} when a missing fact could change it.
+   */
+  readonly codes: Uint8Array;
+  readonly distances: Uint16Array;
   readonly cpu: CpuFacts;
   readonly hostBridges: readonly HostBridgeStanding[];
+  /** The pair's full answer (missing facts, outcomes, remedies), built on demand. */
+  readonly detail: (i: number, j: number) => P2pPair;
 }
+
+/** Map types by code in {@link P2pMatrix.codes}. */
+export const P2P_MAP_CODES: readonly P2pMapType[] = ['bus-address', 'through-host-bridge', 'not-supported'];
+export const P2P_DEPENDS = 4;
+const CODE_OF: Record<P2pMapType, number> = {
+  'bus-address': 0,
+  'through-host-bridge': 1,
+  'not-supported': 2,
+};
 
 function pairIndex(i: number, j: number, n: number): number {
   // Row-major upper triangle without the diagonal.
   return i * n - (i * (i + 1)) / 2 + (j - i - 1);
 }
 
-/** The pair of endpoints i and j (either order); undefined for i === j. */
+/** The cell of endpoints i and j (either order): map type, distance, certainty. */
+export function matrixCell(
+  matrix: P2pMatrix,
+  i: number,
+  j: number,
+): { mapType: P2pMapType; distance: number; certainty: 'certain' | 'depends' } {
+  const k = i < j ? pairIndex(i, j, matrix.endpoints.length) : pairIndex(j, i, matrix.endpoints.length);
+  const code = matrix.codes[k]!;
+  return {
+    mapType: P2P_MAP_CODES[code & 3]!,
+    distance: matrix.distances[k]!,
+    certainty: (code & P2P_DEPENDS) !== 0 ? 'depends' : 'certain',
+  };
+}
+
+/** The full answer for endpoints i and j (provider i, client j); undefined for i === j. */
 export function matrixPair(matrix: P2pMatrix, i: number, j: number): P2pPair | undefined {
-  if (i === j) return undefined;
-  const [a, b] = i < j ? [i, j] : [j, i];
-  return matrix.pairs[pairIndex(a, b, matrix.endpoints.length)];
+  return i === j ? undefined : matrix.detail(i, j);
 }
 
 const REDIRECT_BITS: ReadonlyArray<readonly [keyof AcsBits, string]> = [
@@ -312,20 +340,91 @@ export function p2pMatrix(topology: PciTopology, options: P2pMatrixOptions = {})
     return s;
   };
 
+  // The cells, fast: functions as integers, chains root first, prefix counts of redirect and unknown
+  // ACS along each chain, so a pair costs its common-prefix walk and a few subtractions.
   const n = fns.length;
-  const pairs: P2pPair[] = new Array(n > 1 ? (n * (n - 1)) / 2 : 0);
+  const ids = new Map<Bdf, number>();
+  const hostIndex = new Map<string, number>();
+  for (const hb of topology.hostBridges) hostIndex.set(hb.id, hostIndex.size);
+  const rootFirst: Int32Array[] = [];
+  const redirPrefix: Uint16Array[] = [];
+  const unknownPrefix: Uint16Array[] = [];
+  const hostOf = new Int32Array(n);
+  for (let e = 0; e < n; e++) {
+    const chain = chains[e]!;
+    const len = chain.fns.length;
+    const order = new Int32Array(len);
+    const r = new Uint16Array(len + 1);
+    const u = new Uint16Array(len + 1);
+    for (let k = 0; k < len; k++) {
+      const fn = chain.fns[len - 1 - k]!;
+      let id = ids.get(fn.bdf);
+      if (id === undefined) {
+        id = ids.size;
+        ids.set(fn.bdf, id);
+      }
+      order[k] = id;
+      const a = chain.redirect[len - 1 - k];
+      r[k + 1] = r[k]! + (a === true ? 1 : 0);
+      u[k + 1] = u[k]! + (a === 'unknown' ? 1 : 0);
+    }
+    rootFirst.push(order);
+    redirPrefix.push(r);
+    unknownPrefix.push(u);
+    hostOf[e] = hostIndex.get(fns[e]!.hostBridge) ?? 0;
+  }
+  const hosts = topology.hostBridges.length;
+  const stageCodes = new Int16Array(hosts * hosts).fill(-1);
+  const stageCode = (a: number, b: number): number => {
+    let c = stageCodes[a * hosts + b]!;
+    if (c < 0) {
+      const s = stageFor(fns[findHost(a)]!, fns[findHost(b)]!);
+      c = CODE_OF[s.mapType] | (s.certain ? 0 : P2P_DEPENDS);
+      stageCodes[a * hosts + b] = c;
+    }
+    return c;
+  };
+  const firstOfHost = new Map<number, number>();
+  for (let e = n - 1; e >= 0; e--) firstOfHost.set(hostOf[e]!, e);
+  const findHost = (h: number): number => firstOfHost.get(h)!;
+
+  const total = n > 1 ? (n * (n - 1)) / 2 : 0;
+  const codes = new Uint8Array(total);
+  const distances = new Uint16Array(total);
+  let k = 0;
   for (let i = 0; i < n; i++) {
-    const up = chains[i]!;
-    for (let j = i + 1; j < n; j++) {
-      const down = chains[j]!;
-      pairs[pairIndex(i, j, n)] = decidePair(up, down, stageFor);
+    const a = rootFirst[i]!;
+    const lenA = a.length;
+    const ra = redirPrefix[i]!;
+    const ua = unknownPrefix[i]!;
+    for (let j = i + 1; j < n; j++, k++) {
+      const b = rootFirst[j]!;
+      const lenB = b.length;
+      let c = 0;
+      while (c < lenA && c < lenB && a[c] === b[c]) c++;
+      if (c === 0) {
+        codes[k] = stageCode(hostOf[i]!, hostOf[j]!);
+        distances[k] = lenA + lenB;
+        continue;
+      }
+      distances[k] = lenA - c + (lenB - c);
+      // Provider side from itself up to and including the common device; client side below it.
+      const rb = redirPrefix[j]!;
+      const ub = unknownPrefix[j]!;
+      const redirects = ra[lenA]! - ra[c - 1]! + (rb[lenB]! - rb[c]!);
+      const unknown = ua[lenA]! - ua[c - 1]! + (ub[lenB]! - ub[c]!);
+      if (redirects === 0)
+        codes[k] = unknown === 0 ? CODE_OF['bus-address'] : CODE_OF['bus-address'] | P2P_DEPENDS;
+      else codes[k] = stageCode(hostOf[i]!, hostOf[j]!);
     }
   }
   return {
     endpoints,
-    pairs,
+    codes,
+    distances,
     cpu,
     hostBridges: topology.hostBridges.map((hb) => standings.get(hb.id)!),
+    detail: (i, j) => decidePair(chains[i]!, chains[j]!, stageFor),
   };
 }
 

@@ -23,6 +23,7 @@ import {
   type FunctionSpec,
   formatP2pMatrix,
   importSysfs,
+  matrixCell,
   matrixPair,
   type P2pMatrix,
   p2pMatrix,
@@ -103,6 +104,12 @@ describe('every cell is the kernel decision', () => {
           if (i === j) continue;
           const cell = matrixPair(m, i, j)!;
           const d = calcP2pDecision(topology, m.endpoints[i]!.bdf, m.endpoints[j]!.bdf);
+          // The fast grid and the full answer agree.
+          expect(matrixCell(m, i, j)).toEqual({
+            mapType: cell.mapType,
+            distance: cell.distance,
+            certainty: cell.certainty,
+          });
           expect([cell.mapType, cell.distance, cell.commonUpstream]).toEqual([
             d.mapType,
             d.distance,
@@ -360,7 +367,15 @@ describe('on the captures', () => {
       'nic0=0000:00:03.0',
       'gpu0=0000:00:06.0',
     ]);
-    for (const p of m.pairs) {
+    for (const [i, j] of [
+      [0, 1],
+      [0, 2],
+      [0, 3],
+      [1, 2],
+      [1, 3],
+      [2, 3],
+    ] as const) {
+      const p = matrixPair(m, i, j)!;
       expect(p).toMatchObject({ mapType: 'not-supported', distance: 2, certainty: 'certain' });
       expect(p.remedies).toEqual([
         {
