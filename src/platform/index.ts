@@ -5,6 +5,7 @@ export { type ImportNote, parseCpuInfo, type TopologyImport } from './capture-im
 export * from './device-labels.ts';
 export * from './folio-allocator.ts';
 export * from './iomem-import.ts';
+export * from './iommu-group-report.ts';
 export * from './iommu-groups.ts';
 export { importLspci, type LspciInput } from './lspci-import.ts';
 export * from './memory-map.ts';

@@ -306,6 +306,45 @@ function locateRoots(dir: string): { sysRoot: string; procRoot: string } {
   fail('EINVAL', `expected ${LIKE_SYS}`, { file: dir });
 }
 
+/** IOMMU register ranges as /proc/iomem names them (VT-d "dmar0", AMD-Vi "amd_iommu", SMMU "arm-smmu-v3"). */
+const IOMMU_IOMEM = /:\s*(dmar\d*|amd_iommu|arm-smmu\S*|smmu\S*)\s*$/im;
+
+/**
+ * Whether the machine ran with an IOMMU. Groups in the capture say yes. The iommu core creates
+ * kernel/iommu_groups at boot whatever the hardware (drivers/iommu/iommu.c iommu_init), so on the
+ * live /sys, or in a capture that holds that directory, no groups means no IOMMU. A capture without
+ * the directory may simply not have copied it: then /proc/iomem's IOMMU register ranges decide.
+ */
+function iommuPresence(
+  sysRoot: string,
+  procRoot: string,
+  grouped: boolean,
+  live: boolean,
+  notes: ImportNote[],
+): 'present' | 'absent' | 'unknown' {
+  if (grouped) return 'present';
+  if (live || existsSync(join(sysRoot, 'kernel', 'iommu_groups'))) return 'absent';
+  const iomemPath = join(procRoot, 'iomem');
+  if (statOrUndefined(iomemPath)?.isFile() !== true) {
+    notes.push({
+      bdf: undefined,
+      what: 'iommu',
+      why: 'the capture holds neither kernel/iommu_groups nor proc/iomem: IOMMU unknown',
+    });
+    return 'unknown';
+  }
+  const iomem = readInputText(iomemPath, 'iomem capture');
+  if (IOMMU_IOMEM.test(iomem)) {
+    notes.push({
+      bdf: undefined,
+      what: 'iommu',
+      why: 'proc/iomem shows IOMMU registers but the capture holds no IOMMU groups',
+    });
+    return 'present';
+  }
+  return 'absent';
+}
+
 /** Imports the PCI topology of a sysfs tree. */
 export function importSysfs(dir: string, options: SysfsImportOptions = {}): TopologyImport {
   const { sysRoot, procRoot } = locateRoots(dir);
@@ -449,8 +488,7 @@ export function importSysfs(dir: string, options: SysfsImportOptions = {}): Topo
   if (cpuText === undefined)
     notes.push({ bdf: undefined, what: 'cpu', why: 'no proc/cpuinfo in the capture' });
   const topology = assembleTopology(topologyFacts, parents, rootHost, cpu, busOffsets, notes);
-  // Without an IOMMU the kernel makes no groups: an empty or missing kernel/iommu_groups says so.
-  const iommu =
-    groups.size > 0 || facts.some((f) => f.reportedIommuGroup !== undefined) ? 'present' : 'absent';
+  const grouped = groups.size > 0 || facts.some((f) => f.reportedIommuGroup !== undefined);
+  const iommu = iommuPresence(sysRoot, procRoot, grouped, options.live === true, notes);
   return { topology, source: dir, notes, iommu };
 }

@@ -12,6 +12,7 @@ import {
   formatTopology,
   type ImportNote,
   type IommuGroups,
+  type IommuPresence,
   importLspci,
   importSysfs,
   type PciTopology,
@@ -36,6 +37,8 @@ export interface LoadedTopology {
   readonly source: string;
   readonly notes: readonly ImportNote[];
   readonly live: boolean;
+  /** Whether the machine runs with an IOMMU, as far as the source tells. */
+  readonly iommu: IommuPresence;
 }
 
 function readTextFile(path: string, option: string): string {
@@ -66,6 +69,7 @@ export function loadTopology(options: SourceOptions): LoadedTopology {
       source: `built-in ${builtin.name}${cmdline === undefined ? '' : ` booted with ${cmdline}`}`,
       notes: [],
       live: false,
+      iommu: builtin.iommu === 'none' ? 'absent' : 'present',
     };
   }
   if (lspci) {
@@ -78,15 +82,20 @@ export function loadTopology(options: SourceOptions): LoadedTopology {
       treeFile: options.lspciTree,
       verboseFile: options.lspciVerbose,
     });
-    return { ...imported, live: false };
+    const grouped = [...imported.topology.functions.values()].some((f) => f.reportedIommuGroup !== undefined);
+    // lspci prints "IOMMU group:" only when sysfs has groups, but older versions never print it.
+    return { ...imported, live: false, iommu: grouped ? 'present' : 'unknown' };
   }
   const dir = options.sysfs ?? '/sys';
-  return { ...importSysfs(dir, { live: options.sysfs === undefined }), live: options.sysfs === undefined };
+  const imported = importSysfs(dir, { live: options.sysfs === undefined });
+  return { ...imported, live: options.sysfs === undefined, iommu: imported.iommu ?? 'unknown' };
 }
 
-export function safeGroups(topology: PciTopology): IommuGroups | undefined {
+/** Derived groups, none on a machine without an IOMMU (the kernel makes none there). */
+export function safeGroups(loaded: LoadedTopology): IommuGroups | undefined {
+  if (loaded.iommu === 'absent') return undefined;
   try {
-    return deriveIommuGroups(topology);
+    return deriveIommuGroups(loaded.topology);
   } catch {
     return undefined;
   }
@@ -142,7 +151,7 @@ export function register(program: Command): void {
     )
     .action((options: SourceOptions) => {
       const loaded = loadTopology(options);
-      const groups = safeGroups(loaded.topology);
+      const groups = safeGroups(loaded);
       const iomem = iomemLines(options.iomem, loaded.live);
       if (options.json) {
         const json = topologyToJson(loaded.topology, { ...(groups ? { groups } : {}), notes: loaded.notes });
