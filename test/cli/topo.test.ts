@@ -138,6 +138,7 @@ describe('physr p2p', () => {
 
   test('--help', async () => {
     const { stdout } = await captureCli(['p2p', '--help']);
-    expect(stdout).toContain('<provider>');
+    expect(stdout).toContain('[provider]');
+    expect(stdout).toContain('--matrix');
   });
 });
