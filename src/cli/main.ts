@@ -1,3 +1,4 @@
-import { runCli } from './program.ts';
+import { exitQuietlyOnClosedPipe, runCli } from './program.ts';
 
+exitQuietlyOnClosedPipe();
 process.exitCode = await runCli(process.argv.slice(2));
