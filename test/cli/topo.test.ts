@@ -59,7 +59,7 @@ describe('physr topo', () => {
     for (const args of [
       ['topo', '--builtin', 'nope'],
       ['topo', '--sysfs', '/nonexistent/dir'],
-      ['topo', '--lspci-tree', join(FIX, 'lspci-server-tree.txt')],
+      ['topo', '--lspci-tree', join(FIX, 'no-such-tree.txt')],
       ['topo', '--builtin', 'laptop', '--sysfs', '/sys'],
     ]) {
       const { status, stderr } = await captureCli(args);

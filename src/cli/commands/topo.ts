@@ -73,14 +73,16 @@ export function loadTopology(options: SourceOptions): LoadedTopology {
     };
   }
   if (lspci) {
-    if (options.lspciTree === undefined || options.lspciVerbose === undefined) {
-      fail('EINVAL', '--lspci-tree and --lspci-verbose go together (lspci -tv and lspci -nn -vvv output)');
-    }
     const imported = importLspci({
-      tree: readTextFile(options.lspciTree, '--lspci-tree'),
-      verbose: readTextFile(options.lspciVerbose, '--lspci-verbose'),
-      treeFile: options.lspciTree,
-      verboseFile: options.lspciVerbose,
+      ...(options.lspciTree === undefined
+        ? {}
+        : { tree: readTextFile(options.lspciTree, '--lspci-tree'), treeFile: options.lspciTree }),
+      ...(options.lspciVerbose === undefined
+        ? {}
+        : {
+            verbose: readTextFile(options.lspciVerbose, '--lspci-verbose'),
+            verboseFile: options.lspciVerbose,
+          }),
     });
     const grouped = [...imported.topology.functions.values()].some((f) => f.reportedIommuGroup !== undefined);
     // lspci prints "IOMMU group:" only when sysfs has groups, but older versions never print it.
@@ -104,8 +106,11 @@ export function safeGroups(loaded: LoadedTopology): IommuGroups | undefined {
 export function addSourceOptions(command: Command): Command {
   return command
     .option('--sysfs <dir>', 'a sysfs tree (a directory like /sys, or a capture holding sys/ and proc/)')
-    .option('--lspci-tree <file>', 'lspci -tv output')
-    .option('--lspci-verbose <file>', 'lspci -nn -vvv output')
+    .option('--lspci-tree <file>', 'lspci -t, -tv or -tvnn output (alone, or with --lspci-verbose)')
+    .option(
+      '--lspci-verbose <file>',
+      'lspci -nn -vvv output (alone, or with --lspci-tree); -vvv without -nn lacks IDs',
+    )
     .option('--builtin <name>', `a built-in platform (${BUILTIN_TOPOLOGIES.map((b) => b.name).join(', ')})`)
     .option(
       '--cmdline <params>',
