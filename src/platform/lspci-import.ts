@@ -241,7 +241,7 @@ interface VerboseEntry {
 const HEADER =
   /^((?:[0-9a-f]{4,8}:)?[0-9a-f]{2}:[01][0-9a-f]\.[0-7]) (.*?) \[([0-9a-f]{4})\]: (.*?) \[([0-9a-f]{4}):([0-9a-f]{4})\](.*)$/i;
 /** The same header without -nn: `BB:DD.F Class name: Vendor device (rev xx)`. */
-const HEADER_PLAIN = /^((?:[0-9a-f]{4,8}:)?[0-9a-f]{2}:[01][0-9a-f]\.[0-7]) ([A-Za-z][^:]*): (.*)$/i;
+const HEADER_PLAIN = /^((?:[0-9a-f]{4,8}:)?[0-9a-f]{2}:[01][0-9a-f]\.[0-7]) ([^[:]+?): (.*)$/i;
 /** lspci's class names (pciutils pci.ids) for the classes physr decides on; others stay unknown. */
 const CLASS_NAMES: ReadonlyMap<string, number> = new Map([
   ['host bridge', 0x060000],
