@@ -6,6 +6,7 @@ import { iommuBenchmark } from './iommu.bench.ts';
 import { pinBenchmark } from './mm.bench.ts';
 import { p2pMatrixBenchmark } from './p2p-matrix.bench.ts';
 import { platformMemoryBenchmark } from './platform.bench.ts';
+import { traceBenchmark } from './trace.bench.ts';
 
 /** Every benchmark `npm run bench` runs, in order. Add new ones here. */
 export const suite: Benchmark[] = [
@@ -16,4 +17,5 @@ export const suite: Benchmark[] = [
   devicesBenchmark,
   pinBenchmark,
   p2pMatrixBenchmark,
+  traceBenchmark,
 ];

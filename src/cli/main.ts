@@ -1,4 +1,4 @@
-import { exitQuietlyOnClosedPipe, runCli } from './program.ts';
+import { reportOutputErrors, runCli } from './program.ts';
 
-exitQuietlyOnClosedPipe();
+reportOutputErrors(process.stdout, '<stdout>', (code) => process.exit(code));
 process.exitCode = await runCli(process.argv.slice(2));

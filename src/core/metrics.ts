@@ -3,14 +3,27 @@
  * same numbers. Counters are plain numbers (all stay far below 2^53).
  */
 
+import type { DmaTraceSink } from './trace-sink.ts';
+
 /** Standard counter names; layers may add their own under their piece's prefix. */
 export const COUNTER = {
   /** Bytes of range-list metadata built (PhyrList, DmaRangeList). */
   physrMetadataBytes: 'core.physr_metadata_bytes',
   /** Bytes of scatterlist metadata built (struct scatterlist arrays incl. chain entries). */
   sgMetadataBytes: 'core.sg_metadata_bytes',
+  /** Entries of sg tables handed to dma_map_sg (orig_nents: the CPU-side list). */
   sgEntries: 'core.sg_entries',
+  /** Physical ranges of PhyrLists built (the CPU-side list). */
   physrRanges: 'core.physr_ranges',
+  /**
+   * Bytes of scatterlist-side scratch the kernel holds only while it builds a table (the page
+   * pointer array), at its real peak: counted in "metadata at peak", not in the retained figure.
+   */
+  sgScratchBytes: 'core.sg_scratch_bytes',
+  /** DMA segments dma_map_sg handed the device (its return value, after IOMMU merging). */
+  sgMappedNents: 'dma.sg_mapped_nents',
+  /** DMA ranges a physr map handed the device. */
+  physrDmaRanges: 'dma.physr_dma_ranges',
   pteWrites: 'iommu.pte_writes',
   pteClears: 'iommu.pte_clears',
   tablePagesAllocated: 'iommu.table_pages_allocated',
@@ -35,6 +48,8 @@ export type MetricsSnapshot = Readonly<Record<string, number>>;
 
 export class Metrics {
   private readonly counters = new Map<string, number>();
+  /** Receives the model's DMA activity as trace records when set (`physr run --trace-out`). */
+  traceSink: DmaTraceSink | undefined = undefined;
 
   add(name: CounterName, by = 1): void {
     this.counters.set(name, (this.counters.get(name) ?? 0) + by);

@@ -1,16 +1,25 @@
 /**
- * A device's DMA identity (struct device's DMA fields): mask, coherence, segment rules, trust, and the
- * IOMMU domain its group is attached to. Created by `Machine.device(bdf)`; the map functions in
- * map.ts, map-sg.ts and iova-api.ts take it as their first argument, and the methods here are short
- * forms of them.
+ * A device's DMA description (struct device's DMA fields): mask, coherence, segment rules, trust, and
+ * the IOMMU domain its group is attached to. Every map path takes it as its first argument; it
+ * imports nothing from the mapping code. The driver-facing DmaDevice (machine.ts) extends it with the
+ * short forms of the map calls.
  */
-import { dmaBitMask, fail, formatHex, type PhyrList, type SgTable, U64_MAX } from '../core/index.ts';
+import { dmaBitMask, fail, formatHex, type Metrics, U64_MAX } from '../core/index.ts';
 import type { Iommu, IommuDomain } from '../iommu/index.ts';
-import type { HostBridge, PciFunction } from '../platform/index.ts';
-import type { Machine } from './machine.ts';
-import { type DmaMapping, dmaMapPhyrList, dmaSyncForCpu, dmaSyncForDevice, dmaUnmap } from './map.ts';
-import { dmaMapSg, dmaUnmapSg } from './map-sg.ts';
-import type { DmaAttrs, DmaDeviceProps, DmaDirection } from './types.ts';
+import type { HostBridge, PciFunction, PlatformModel } from '../platform/index.ts';
+import type { DmaDebug } from './debug.ts';
+import type { Swiotlb } from './swiotlb.ts';
+import type { DmaDeviceProps } from './types.ts';
+
+/** What a device's DMA needs of the machine it sits in (the Machine in machine.ts is one). */
+export interface DmaHost {
+  readonly platform: PlatformModel;
+  readonly metrics: Metrics;
+  readonly swiotlb: Swiotlb | undefined;
+  readonly debug: DmaDebug;
+  /** Ids for mapping handles. */
+  takeMappingId(): number;
+}
 
 /** PCI core defaults (drivers/pci/probe.c pci_device_add: dma_set_max_seg_size 64 KiB, boundary 4 GiB). */
 export const PCI_DEFAULT_MAX_SEGMENT = 0x1_0000n;
@@ -26,9 +35,9 @@ export function maskFrom(value: number | bigint): bigint {
   return value;
 }
 
-export class DmaDevice {
+export class DmaDeviceInfo {
   readonly bdf: string;
-  readonly machine: Machine;
+  readonly machine: DmaHost;
   readonly fn: PciFunction;
   readonly hostBridge: HostBridge;
   /** The IOMMU unit above the device, or undefined on a machine without one. */
@@ -46,7 +55,7 @@ export class DmaDevice {
   pci32bitWorkaround = true;
 
   constructor(
-    machine: Machine,
+    machine: DmaHost,
     fn: PciFunction,
     hostBridge: HostBridge,
     iommu: Iommu | undefined,
@@ -109,29 +118,10 @@ export class DmaDevice {
     }
     this.mask = mask;
   }
+}
 
-  // Short forms of the map functions.
-  map(list: PhyrList, dir: DmaDirection, attrs: DmaAttrs = {}): DmaMapping {
-    return dmaMapPhyrList(this, list, dir, attrs);
-  }
-
-  unmap(mapping: DmaMapping): void {
-    dmaUnmap(mapping);
-  }
-
-  syncForCpu(mapping: DmaMapping, offset?: bigint, size?: bigint): void {
-    dmaSyncForCpu(mapping, offset, size);
-  }
-
-  syncForDevice(mapping: DmaMapping, offset?: bigint, size?: bigint): void {
-    dmaSyncForDevice(mapping, offset, size);
-  }
-
-  mapSg(sgt: SgTable, dir: DmaDirection, attrs: DmaAttrs = {}): number {
-    return dmaMapSg(this, sgt, dir, attrs);
-  }
-
-  unmapSg(sgt: SgTable, dir: DmaDirection, attrs: DmaAttrs = {}): void {
-    dmaUnmapSg(this, sgt, dir, attrs);
-  }
+/** The device's translating DMA domain, or undefined (use_dma_iommu false). */
+export function dmaDomainOf(device: DmaDeviceInfo): IommuDomain | undefined {
+  const domain = device.domain;
+  return domain?.type === 'dma' ? domain : undefined;
 }

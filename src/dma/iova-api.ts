@@ -14,17 +14,10 @@
  */
 import { alignUp, fail, formatHex, formatSize } from '../core/index.ts';
 import type { IommuDomain } from '../iommu/index.ts';
-import { IOMMU_CACHE, IOMMU_MMIO, IOMMU_READ, IOMMU_WRITE, type Prot } from '../iommu/index.ts';
-import type { DmaDevice } from './device.ts';
+import { type DmaDeviceInfo, dmaDomainOf } from './device.ts';
+import { bigintMin, dmaInfoToProt, iommuDmaAllocIova, zeroPadding } from './dma-iommu.ts';
 import type { SwiotlbBounce } from './swiotlb.ts';
 import type { DmaAttrs, DmaDirection } from './types.ts';
-
-const DMA_BIT_MASK_32 = 0xffff_ffffn;
-
-/** The smaller of two bigints (Math.min takes Numbers only). */
-export function bigintMin(a: bigint, b: bigint): bigint {
-  return a < b ? a : b;
-}
 
 /** A bounced piece of a linked range: its byte offset in the IOVA and the swiotlb record. */
 export interface LinkedBounce {
@@ -34,7 +27,7 @@ export interface LinkedBounce {
 
 /** struct dma_iova_state plus what the model needs to undo it. */
 export interface DmaIovaState {
-  readonly device: DmaDevice;
+  readonly device: DmaDeviceInfo;
   readonly domain: IommuDomain;
   /** state->addr: the IOVA of byte 0 of the transfer (allocation start + the hint's granule offset). */
   readonly addr: bigint;
@@ -51,38 +44,6 @@ export interface DmaIovaState {
   freed: boolean;
 }
 
-/** dma_info_to_prot (dma-iommu.c). */
-export function dmaInfoToProt(dir: DmaDirection, coherent: boolean, attrs: DmaAttrs): Prot {
-  let prot = coherent ? IOMMU_CACHE : 0;
-  if (attrs.mmio === true) prot |= IOMMU_MMIO;
-  if (dir === 'TO_DEVICE') return prot | IOMMU_READ;
-  if (dir === 'FROM_DEVICE') return prot | IOMMU_WRITE;
-  return prot | IOMMU_READ | IOMMU_WRITE;
-}
-
-/** The device's translating DMA domain, or undefined (use_dma_iommu false). */
-export function dmaDomainOf(device: DmaDevice): IommuDomain | undefined {
-  const domain = device.domain;
-  return domain?.type === 'dma' ? domain : undefined;
-}
-
-/**
- * iommu_dma_alloc_iova: below the DMA mask; a PCI device first tries below 4 GiB (the 32-bit
- * workaround), and only when that fails goes wide for good.
- */
-export function iommuDmaAllocIova(device: DmaDevice, domain: IommuDomain, size: bigint): bigint {
-  const limit = device.dmaMask;
-  if (limit > DMA_BIT_MASK_32 && device.pci32bitWorkaround) {
-    try {
-      // This first try does not flush the IOVA caches (alloc_iova_fast's flush_rcache is false).
-      return domain.allocIova(size, DMA_BIT_MASK_32, false);
-    } catch {
-      device.pci32bitWorkaround = false;
-    }
-  }
-  return domain.allocIova(size, limit);
-}
-
 function granuleOf(domain: IommuDomain): bigint {
   return domain.iovad!.granule;
 }
@@ -93,7 +54,7 @@ function granuleOf(domain: IommuDomain): bigint {
  * ENOMEM when the IOVA space is exhausted (the kernel returns false; the caller's fallback would fail
  * the same way, so the model says why at once).
  */
-export function dmaIovaTryAlloc(device: DmaDevice, phys: bigint, size: bigint): DmaIovaState | undefined {
+export function dmaIovaTryAlloc(device: DmaDeviceInfo, phys: bigint, size: bigint): DmaIovaState | undefined {
   const domain = dmaDomainOf(device);
   if (domain === undefined) return undefined;
   if (size <= 0n) return undefined;
@@ -117,7 +78,7 @@ export function dmaIovaTryAlloc(device: DmaDevice, phys: bigint, size: bigint): 
 }
 
 /** An IOVA state is used only with the device it was allocated for. */
-function checkOwner(device: DmaDevice, state: DmaIovaState): void {
+function checkOwner(device: DmaDeviceInfo, state: DmaIovaState): void {
   if (state.device !== device) fail('EINVAL', `IOVA state belongs to ${state.device.bdf}, not ${device.bdf}`);
 }
 
@@ -185,23 +146,12 @@ function bounceAndLink(
   state.usedSwiotlb = true;
 }
 
-/** iommu_dma_map_swiotlb: an untrusted device must not see leftover bytes around its bounce. */
-export function zeroPadding(device: DmaDevice, tlbAddr: bigint, size: bigint, granule: bigint): void {
-  if (!device.untrusted) return;
-  const bytes = device.machine.platform.bytes;
-  const start = tlbAddr - (tlbAddr & (granule - 1n));
-  if (tlbAddr > start) bytes.fill(start, Number(tlbAddr - start), 0);
-  const end = tlbAddr + size;
-  const endAligned = alignUp(end, granule);
-  if (endAligned > end) bytes.fill(end, Number(endAligned - end), 0);
-}
-
 /**
  * dma_iova_link: maps `[phys, phys + size)` at `state.addr + offset`. EIO when the range breaks the
  * alignment rules; EPERM for MMIO that would need bouncing; ENOMEM when swiotlb is full.
  */
 export function dmaIovaLink(
-  device: DmaDevice,
+  device: DmaDeviceInfo,
   state: DmaIovaState,
   phys: bigint,
   offset: bigint,
@@ -284,7 +234,7 @@ function linkSwiotlb(
 }
 
 /** dma_iova_sync: one iotlb_sync_map for everything linked (what lets drivers batch links). */
-export function dmaIovaSync(device: DmaDevice, state: DmaIovaState, offset: bigint, size: bigint): void {
+export function dmaIovaSync(device: DmaDeviceInfo, state: DmaIovaState, offset: bigint, size: bigint): void {
   checkOwner(device, state);
   if (offset + size > state.size)
     fail('EINVAL', `sync of ${formatSize(size)} at ${formatHex(offset)} exceeds the IOVA`);
@@ -319,7 +269,7 @@ function unlinkSlow(
  * allocated for reuse.
  */
 export function dmaIovaUnlink(
-  device: DmaDevice,
+  device: DmaDeviceInfo,
   state: DmaIovaState,
   offset: bigint,
   size: bigint,
@@ -335,7 +285,7 @@ export function dmaIovaUnlink(
 }
 
 /** dma_iova_free: gives the IOVA back without unmapping (nothing linked, or already unlinked). */
-export function dmaIovaFree(device: DmaDevice, state: DmaIovaState): void {
+export function dmaIovaFree(device: DmaDeviceInfo, state: DmaIovaState): void {
   checkOwner(device, state);
   if (state.freed) fail('EINVAL', 'IOVA state was already freed');
   state.domain.freeIova(state.allocStart, state.allocSize);
@@ -347,7 +297,7 @@ export function dmaIovaFree(device: DmaDevice, state: DmaIovaState): void {
  * invalidate once, lazy ones queue the IOVA behind the next flush.
  */
 export function dmaIovaDestroy(
-  device: DmaDevice,
+  device: DmaDeviceInfo,
   state: DmaIovaState,
   mappedLen: bigint,
   dir: DmaDirection,

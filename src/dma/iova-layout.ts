@@ -13,7 +13,7 @@
  * with today's kernel.
  */
 import { alignUp } from '../core/index.ts';
-import type { DmaDevice } from './device.ts';
+import type { DmaDeviceInfo } from './device.ts';
 import { type DmaIovaState, dmaIovaFree, dmaIovaUnlink } from './iova-api.ts';
 import type { DmaAttrs, DmaDirection, IovaLayout } from './types.ts';
 
@@ -124,7 +124,7 @@ export function coversWholeIova(runs: readonly LinkedRun[], size: bigint): boole
  * run), then dma_iova_free for the whole allocation.
  */
 export function dmaIovaReleaseRuns(
-  device: DmaDevice,
+  device: DmaDeviceInfo,
   state: DmaIovaState,
   runs: readonly LinkedRun[],
   dir: DmaDirection,

@@ -7,7 +7,7 @@
  * first time the group is seen, the group gets its default domain (iommu_setup_default_domain): a DMA
  * domain, or identity when passthrough is asked. Later devices of the group share that domain.
  */
-import { fail, type Metrics } from '../core/index.ts';
+import { fail, type Metrics, type PhyrList, type SgTable } from '../core/index.ts';
 import {
   armLpaeFormat,
   Iommu,
@@ -23,10 +23,12 @@ import {
   requireFunction,
 } from '../platform/index.ts';
 import { DmaDebug } from './debug.ts';
-import { DmaDevice } from './device.ts';
-import type { DmaMapping } from './map.ts';
+import { DmaDeviceInfo } from './device.ts';
+import { dmaMapPhyrList, dmaSyncForCpu, dmaSyncForDevice, dmaUnmap } from './map.ts';
+import { dmaMapSg, dmaUnmapSg } from './map-sg.ts';
+import { type DmaMapping, liveMappings } from './mapping.ts';
 import { Swiotlb } from './swiotlb.ts';
-import type { DmaDeviceProps } from './types.ts';
+import type { DmaAttrs, DmaDeviceProps, DmaDirection } from './types.ts';
 
 export interface MachineOptions {
   /** Use the platform's IOMMU (default true when it has one); false models iommu=off. */
@@ -65,8 +67,6 @@ export class Machine {
   readonly debug: DmaDebug;
   /** IOMMU unit per host bridge id; empty when the machine runs without an IOMMU. */
   readonly iommus: ReadonlyMap<string, Iommu>;
-  /** Live mappings per device (what unmap-by-address and leak checks look up). */
-  readonly live = new Map<string, Set<DmaMapping>>();
   private readonly devices = new Map<Bdf, DmaDevice>();
   private readonly groupDomains = new Map<string, IommuDomain>();
   private readonly fqSize: number | undefined;
@@ -97,6 +97,11 @@ export class Machine {
       });
     }
     this.iommus = iommus;
+  }
+
+  /** Live mappings per device (what unmap-by-address and leak checks look up). */
+  get live(): ReadonlyMap<Bdf, ReadonlySet<DmaMapping>> {
+    return new Map([...this.devices].map(([bdf, device]) => [bdf, liveMappings(device)]));
   }
 
   get hasIommu(): boolean {
@@ -145,7 +150,6 @@ export class Machine {
     }
     const device = new DmaDevice(this, fn, hostBridge, iommu, group, props);
     this.devices.set(bdf, device);
-    this.live.set(bdf, new Set());
     return device;
   }
 
@@ -157,7 +161,7 @@ export class Machine {
     const device = this.devices.get(bdf);
     if (device === undefined) fail('ENODEV', `${bdf} has no DmaDevice`);
     const leaked = this.debug.deviceRemoved(bdf);
-    return Math.max(leaked, this.live.get(bdf)?.size ?? 0);
+    return Math.max(leaked, liveMappings(device).size);
   }
 
   /** Advances the modelled clock (lazy flush-queue timers). */
@@ -173,6 +177,38 @@ export class Machine {
   /** @internal Ids for mapping handles. */
   takeMappingId(): number {
     return this.nextMappingId++;
+  }
+}
+
+/**
+ * The DMA device a driver holds: its DMA description (device.ts) in a Machine, with the short forms
+ * of the map calls (a struct device's dma_map_ops, so to speak).
+ */
+export class DmaDevice extends DmaDeviceInfo {
+  declare readonly machine: Machine;
+
+  map(list: PhyrList, dir: DmaDirection, attrs: DmaAttrs = {}): DmaMapping {
+    return dmaMapPhyrList(this, list, dir, attrs);
+  }
+
+  unmap(mapping: DmaMapping): void {
+    dmaUnmap(mapping);
+  }
+
+  syncForCpu(mapping: DmaMapping, offset?: bigint, size?: bigint): void {
+    dmaSyncForCpu(mapping, offset, size);
+  }
+
+  syncForDevice(mapping: DmaMapping, offset?: bigint, size?: bigint): void {
+    dmaSyncForDevice(mapping, offset, size);
+  }
+
+  mapSg(sgt: SgTable, dir: DmaDirection, attrs: DmaAttrs = {}): number {
+    return dmaMapSg(this, sgt, dir, attrs);
+  }
+
+  unmapSg(sgt: SgTable, dir: DmaDirection, attrs: DmaAttrs = {}): void {
+    dmaUnmapSg(this, sgt, dir, attrs);
   }
 }
 

@@ -23,14 +23,17 @@ import {
   type SgTable,
 } from '../core/index.ts';
 import { busAddressOf, calcP2pDecision, type P2pDecision } from '../platform/index.ts';
-import type { DmaDevice } from './device.ts';
-import { dmaDomainOf, dmaInfoToProt, iommuDmaAllocIova } from './iova-api.ts';
-import { dmaDirectMapPhys, iommuDmaMapPhys, type MappedPiece } from './map.ts';
+import { type DmaDeviceInfo, dmaDomainOf } from './device.ts';
+import { dmaDirectMapPhys } from './direct.ts';
+import { dmaInfoToProt, iommuDmaAllocIova } from './dma-iommu.ts';
+import { iommuDmaMapPhys } from './iommu-map-phys.ts';
+import type { MappedPiece } from './mapped-piece.ts';
+import { traceMapSg, traceSyncSg, traceUnmapSg } from './trace-points.ts';
 import type { DmaAttrs, DmaDirection } from './types.ts';
 
 /** What unmap needs besides the table (the kernel hides this in the sg's dma fields and flags). */
 interface SgMapState {
-  readonly device: DmaDevice;
+  readonly device: DmaDeviceInfo;
   readonly direction: DmaDirection;
   /** One IOVA for the whole list (dma-iommu merged path). */
   readonly iova?: { readonly start: bigint; readonly size: bigint };
@@ -46,7 +49,7 @@ const states = new WeakMap<SgTable, SgMapState>();
 type EntryClass = 'host' | 'bus-address' | 'through-host-bridge';
 
 function classify(
-  device: DmaDevice,
+  device: DmaDeviceInfo,
   phys: bigint,
   length: number,
   index: number,
@@ -75,7 +78,12 @@ function classify(
  * setMappedNents, and returns nents. Errors as the kernel's: EINVAL, ENOMEM (IOVA), EIO (direct
  * overflow), EREMOTEIO (P2P). Nothing stays mapped after a failure.
  */
-export function dmaMapSg(device: DmaDevice, sgt: SgTable, dir: DmaDirection, attrs: DmaAttrs = {}): number {
+export function dmaMapSg(
+  device: DmaDeviceInfo,
+  sgt: SgTable,
+  dir: DmaDirection,
+  attrs: DmaAttrs = {},
+): number {
   if (states.has(sgt)) fail('EINVAL', `sg table is already mapped for ${states.get(sgt)!.device.bdf}`);
   const n = sgt.origNents;
   if (n === 0) fail('EINVAL', 'dma_map_sg of an empty table');
@@ -94,6 +102,7 @@ export function dmaMapSg(device: DmaDevice, sgt: SgTable, dir: DmaDirection, att
   metrics.add(COUNTER.dmaMaps);
   metrics.add(COUNTER.sgMetadataBytes, sgt.metadataBytes);
   metrics.add(COUNTER.sgEntries, n);
+  metrics.add(COUNTER.sgMappedNents, state.mappedNents);
   // debug_dma_map_sg: one entry per DMA segment, each checked against the segment rules.
   for (let i = 0; i < state.mappedNents; i++) {
     const slot = slots[i]!;
@@ -118,12 +127,13 @@ export function dmaMapSg(device: DmaDevice, sgt: SgTable, dir: DmaDirection, att
       skipCpuSync: attrs.skipCpuSync === true,
     });
   }
+  traceMapSg(device, sgt, dir);
   return state.mappedNents;
 }
 
 /** dma_direct_map_sg, or iommu_dma_map_sg_swiotlb for untrusted devices: entry by entry. */
 function mapPerEntry(
-  device: DmaDevice,
+  device: DmaDeviceInfo,
   sgt: SgTable,
   slots: Int32Array,
   classes: readonly { cls: EntryClass; p2p?: P2pDecision }[],
@@ -157,7 +167,7 @@ function mapPerEntry(
 }
 
 function undoPieces(
-  device: DmaDevice,
+  device: DmaDeviceInfo,
   pieces: readonly (MappedPiece | undefined)[],
   dir: DmaDirection,
 ): void {
@@ -170,7 +180,7 @@ function undoPieces(
 
 /** iommu_dma_map_sg: one IOVA, iommu_map_sg, __finalise_sg. */
 function mapIommuMerged(
-  device: DmaDevice,
+  device: DmaDeviceInfo,
   sgt: SgTable,
   slots: Int32Array,
   classes: readonly { cls: EntryClass; p2p?: P2pDecision }[],
@@ -259,7 +269,7 @@ function mapIommuMerged(
  * own bytes (sg_phys, length), not the granule-padded IOVA; for the CPU only when the device wrote.
  */
 function cacheSyncEntries(
-  device: DmaDevice,
+  device: DmaDeviceInfo,
   sgt: SgTable,
   slots: Int32Array,
   attrs: DmaAttrs,
@@ -279,7 +289,7 @@ function cacheSyncEntries(
  * length ends the segment. Bus-address entries are segments of their own.
  */
 function finaliseSg(
-  device: DmaDevice,
+  device: DmaDeviceInfo,
   sgt: SgTable,
   slots: Int32Array,
   iovaOff: BigUint64Array,
@@ -329,7 +339,7 @@ function finaliseSg(
  * different count). Bounce buffers are copied back for FROM_DEVICE/BIDIRECTIONAL.
  */
 export function dmaUnmapSg(
-  device: DmaDevice,
+  device: DmaDeviceInfo,
   sgt: SgTable,
   dir: DmaDirection,
   attrs: DmaAttrs = {},
@@ -337,6 +347,7 @@ export function dmaUnmapSg(
 ): void {
   const state = states.get(sgt);
   const debug = device.machine.debug;
+  traceUnmapSg(device, sgt, dir);
   if (state === undefined || state.device !== device) {
     const slot = sgt.sgl;
     const dma = slot < 0 ? 0n : sgt.dmaAddressAt(slot);
@@ -376,7 +387,8 @@ export function dmaUnmapSg(
 }
 
 /** dma_sync_sgtable_for_cpu / _for_device: bounce copies for per-entry bounced entries. */
-export function dmaSyncSg(device: DmaDevice, sgt: SgTable, dir: DmaDirection, toCpu: boolean): void {
+export function dmaSyncSg(device: DmaDeviceInfo, sgt: SgTable, dir: DmaDirection, toCpu: boolean): void {
+  traceSyncSg(device, sgt, dir, toCpu);
   const state = states.get(sgt);
   const slots = sgt.entrySlots(state?.mappedNents ?? sgt.nents);
   for (const slot of slots) {
@@ -396,6 +408,6 @@ export function dmaSyncSg(device: DmaDevice, sgt: SgTable, dir: DmaDirection, to
 }
 
 /** Whether `sgt` is currently mapped (and for which device). */
-export function sgMappedBy(sgt: SgTable): DmaDevice | undefined {
+export function sgMappedBy(sgt: SgTable): DmaDeviceInfo | undefined {
   return states.get(sgt)?.device;
 }

@@ -21,32 +21,14 @@
  * e.g. pin_user_pages, as dma_map_sg counts the sg_table it fills), PTE writes, IOTLB flushes and IOVA allocations from the iommu layer,
  * `dma.bounce_bytes` from swiotlb, `dma.cache_sync_bytes` for non-coherent devices.
  */
-import {
-  alignUp,
-  COUNTER,
-  type DmaRangeList,
-  DmaRangeListBuilder,
-  fail,
-  formatHex,
-  formatSize,
-  type PhyrList,
-  PhyrListBuilder,
-  U64_MAX,
-} from '../core/index.ts';
-import { busAddressOf, calcP2pDecision, type MemoryRegion, type P2pDecision } from '../platform/index.ts';
-import type { DmaDevice } from './device.ts';
-import {
-  bigintMin,
-  type DmaIovaState,
-  dmaDomainOf,
-  dmaInfoToProt,
-  dmaIovaDestroy,
-  dmaIovaLink,
-  dmaIovaSync,
-  dmaIovaTryAlloc,
-  iommuDmaAllocIova,
-  zeroPadding,
-} from './iova-api.ts';
+import { COUNTER, fail, formatHex, type PhyrList } from '../core/index.ts';
+import { busAddressOf } from '../platform/index.ts';
+import { type ClassifiedRange, classifyRanges, iovaLayoutProblem, splitForDevice } from './classify.ts';
+import { type DmaDeviceInfo, dmaDomainOf } from './device.ts';
+import { dmaDirectMapPhys } from './direct.ts';
+import { bigintMin } from './dma-iommu.ts';
+import { iommuDmaMapPhys } from './iommu-map-phys.ts';
+import { type DmaIovaState, dmaIovaDestroy, dmaIovaLink, dmaIovaSync, dmaIovaTryAlloc } from './iova-api.ts';
 import {
   coversWholeIova,
   dmaIovaReleaseRuns,
@@ -55,310 +37,14 @@ import {
   planAlignedLayout,
   planPackedLayout,
 } from './iova-layout.ts';
-import type { SwiotlbBounce } from './swiotlb.ts';
-import type { DmaAttrs, DmaDirection, DmaMappingType, DmaSegment, MapPath, SegmentKind } from './types.ts';
-
-/** One mapped piece: a stretch of source bytes and how it reached the device. */
-export interface MappedPiece {
-  readonly kind: SegmentKind;
-  /** Byte offset of the piece in the source list. */
-  readonly sourceOffset: bigint;
-  readonly phys: bigint;
-  readonly size: bigint;
-  readonly dma: bigint;
-  readonly mmio: boolean;
-  /** Own IOVA allocation (per-range iommu path): granule-aligned start and size. */
-  readonly iova?: { readonly start: bigint; readonly size: bigint };
-  /** The IOVA state a piece was linked into (shared by the pieces of one segment). */
-  readonly state?: DmaIovaState;
-  /** swiotlb record when the whole piece was bounced (per-range paths). */
-  readonly bounce?: SwiotlbBounce;
-  readonly p2p?: P2pDecision;
-}
-
-/** The handle a map call returns: what the device uses and what unmap needs. */
-export interface DmaMapping {
-  readonly id: number;
-  readonly device: DmaDevice;
-  readonly type: DmaMappingType;
-  readonly direction: DmaDirection;
-  readonly attrs: DmaAttrs;
-  readonly source: PhyrList;
-  /** Every DMA range, in source order, within the device's segment rules. */
-  readonly dma: DmaRangeList;
-  /** How the list was split: runs of one kind, in order. */
-  readonly segments: readonly DmaSegment[];
-  readonly path: MapPath;
-  /** Why the IOVA API was not used for host memory (undefined when it was, or not needed). */
-  readonly fallbackReason: string | undefined;
-  readonly pieces: readonly MappedPiece[];
-  /** The address dma-debug knows the mapping by (the first DMA address). */
-  readonly debugAddress: bigint;
-  unmapped: boolean;
-}
-
-type RangeClass = 'host' | 'bus-address' | 'through-host-bridge';
-
-interface ClassifiedRange {
-  readonly cls: RangeClass;
-  readonly address: bigint;
-  readonly length: bigint;
-  readonly sourceOffset: bigint;
-  readonly p2p?: P2pDecision;
-}
-
-/** Finds what each range is, from the memory map; EINVAL for holes and ranges across regions. */
-export function classifyRanges(device: DmaDevice, list: PhyrList): ClassifiedRange[] {
-  const { memoryMap, topology } = device.machine.platform;
-  const decisions = new Map<string, P2pDecision>();
-  const out: ClassifiedRange[] = [];
-  let offset = 0n;
-  // Consecutive ranges mostly sit in the region of the one before: test its bounds before a lookup.
-  let current: MemoryRegion | undefined;
-  list.forEachRange((address, length, i) => {
-    const last = address + length - 1n;
-    let region =
-      current !== undefined && address >= current.start && last <= current.last ? current : undefined;
-    region ??= memoryMap.containing(address, last);
-    current = region;
-    if (region === undefined) {
-      const at = memoryMap.lookup(address);
-      fail(
-        'EINVAL',
-        at === undefined
-          ? `range ${i} at ${formatHex(address)} is in no memory region`
-          : `range ${i} ${formatHex(address)}+${formatSize(length)} runs past the end of ${at.name}`,
-      );
-    }
-    if (region.kind !== 'mmio') {
-      out.push({ cls: 'host', address, length, sourceOffset: offset });
-    } else {
-      const provider = region.bdf;
-      if (provider === undefined)
-        fail('EINVAL', `range ${i} at ${formatHex(address)} is MMIO of no known PCI function`);
-      let decision = decisions.get(provider);
-      if (decision === undefined) {
-        decision = calcP2pDecision(topology, provider, device.bdf);
-        decisions.set(provider, decision);
-      }
-      if (decision.mapType === 'not-supported') {
-        fail(
-          'EREMOTEIO',
-          `P2P from ${device.bdf} to ${provider} BAR at ${formatHex(address)}: ${decision.reason}`,
-        );
-      }
-      out.push({ cls: decision.mapType, address, length, sourceOffset: offset, p2p: decision });
-    }
-    offset += length;
-  });
-  return out;
-}
-
-/**
- * dma_max_mapping_size (kernel/dma/mapping.c): the largest single mapping the device can be given.
- * dma-direct: swiotlb's per-mapping limit when bouncing may happen (forced, or the mask does not
- * cover all RAM: dma_addressing_limited); dma-iommu: the same limit for untrusted devices; else none.
- */
-export function dmaMaxMappingSize(device: DmaDevice): bigint {
-  const swiotlb = device.machine.swiotlb;
-  if (swiotlb === undefined) return U64_MAX;
-  const limit = swiotlb.maxMappingSize(device.minAlignMask);
-  if (dmaDomainOf(device) !== undefined) return device.untrusted ? limit : U64_MAX;
-  const lastRam = device.machine.platform.memoryMap.byKind('ram').at(-1)?.last ?? 0n;
-  const limited = device.dmaMask < lastRam - device.dmaRangeOffset;
-  return device.forceBounce || limited ? limit : U64_MAX;
-}
-
-/** dma_capable (include/linux/dma-direct.h): the last byte within the device's mask. */
-export function dmaCapable(device: DmaDevice, addr: bigint, size: bigint): boolean {
-  return addr + size - 1n <= device.dmaMask;
-}
-
-/**
- * dma_direct_map_phys (kernel/dma/direct.h): the DMA address of RAM is phys minus the device's
- * dma-range offset; MMIO is used as is. Bounced through swiotlb when forced or beyond the mask.
- * EIO when the address is unreachable and cannot be bounced.
- */
-export function dmaDirectMapPhys(
-  device: DmaDevice,
-  phys: bigint,
-  size: bigint,
-  dir: DmaDirection,
-  attrs: DmaAttrs,
-  sourceOffset: bigint,
-  kind: SegmentKind = 'direct',
-): MappedPiece {
-  const mmio = attrs.mmio === true;
-  const swiotlb = device.machine.swiotlb;
-  const bounce = (): MappedPiece => {
-    if (mmio) fail('EIO', `${device.bdf}: MMIO at ${formatHex(phys)} cannot be bounced through swiotlb`);
-    if (swiotlb === undefined) {
-      fail(
-        'EIO',
-        `${device.bdf}: DMA addr ${formatHex(phys)}+${size} overflows mask ${formatHex(device.dmaMask)} and swiotlb is off`,
-      );
-    }
-    const b = swiotlb.map(phys, size, {
-      minAlignMask: device.minAlignMask,
-      segmentBoundaryMask: device.segmentBoundaryMask,
-    });
-    const dma = b.tlbAddr - device.dmaRangeOffset;
-    if (!dmaCapable(device, dma, size)) {
-      swiotlb.unmap(b, dir, true);
-      fail(
-        'EIO',
-        `${device.bdf}: swiotlb addr ${formatHex(dma)}+${size} overflows mask ${formatHex(device.dmaMask)}`,
-      );
-    }
-    cacheSync(device, size, attrs);
-    return { kind: 'bounce', sourceOffset, phys, size, dma, mmio, bounce: b };
-  };
-  if (device.forceBounce) return bounce();
-  if (mmio) {
-    if (!dmaCapable(device, phys, size)) {
-      fail(
-        'EIO',
-        `${device.bdf}: MMIO ${formatHex(phys)}+${size} overflows mask ${formatHex(device.dmaMask)}`,
-      );
-    }
-    return { kind, sourceOffset, phys, size, dma: phys, mmio };
-  }
-  const dma = phys - device.dmaRangeOffset;
-  if (!dmaCapable(device, dma, size)) return bounce();
-  cacheSync(device, size, attrs);
-  return { kind, sourceOffset, phys, size, dma, mmio };
-}
-
-function cacheSync(device: DmaDevice, size: bigint, attrs: DmaAttrs): void {
-  if (!device.coherent && attrs.skipCpuSync !== true && attrs.mmio !== true) {
-    device.machine.metrics.add('dma.cache_sync_bytes', Number(size));
-  }
-}
-
-/**
- * iommu_dma_map_phys (drivers/iommu/dma-iommu.c): its own IOVA for one range; an untrusted device
- * gets an unaligned range bounced first (never MMIO: EIO).
- */
-export function iommuDmaMapPhys(
-  device: DmaDevice,
-  phys: bigint,
-  size: bigint,
-  dir: DmaDirection,
-  attrs: DmaAttrs,
-  sourceOffset: bigint,
-  kind: SegmentKind = 'iommu',
-): MappedPiece {
-  const domain = dmaDomainOf(device);
-  if (domain === undefined) fail('EINVAL', `${device.bdf} does not use dma-iommu`);
-  const granule = domain.iovad!.granule;
-  const mask = granule - 1n;
-  const mmio = attrs.mmio === true;
-  let target = phys;
-  let b: SwiotlbBounce | undefined;
-  const swiotlb = device.machine.swiotlb;
-  if (device.untrusted && ((phys | size) & mask) !== 0n) {
-    if (mmio) fail('EIO', `${device.bdf}: MMIO at ${formatHex(phys)} cannot be bounced through swiotlb`);
-    // iommu_dma_map_swiotlb: no pool, no mapping (never the whole granule for an untrusted device).
-    if (swiotlb === undefined) {
-      fail(
-        'EIO',
-        `${device.bdf}: DMA bounce buffers are inactive, unable to map unaligned ${formatHex(phys)}`,
-      );
-    }
-    // swiotlb_tbl_map_single takes the device's min_align_mask itself (dma_get_min_align_mask).
-    b = swiotlb.map(phys, size, {
-      minAlignMask: device.minAlignMask,
-      allocAlignMask: mask,
-      segmentBoundaryMask: device.segmentBoundaryMask,
-    });
-    zeroPadding(device, b.tlbAddr, size, granule);
-    target = b.tlbAddr;
-  }
-  cacheSync(device, size, attrs);
-  const iovaOff = target & mask;
-  const len = alignUp(size + iovaOff, granule);
-  let iova: bigint;
-  try {
-    iova = iommuDmaAllocIova(device, domain, len);
-    try {
-      domain.map(iova, target - iovaOff, len, dmaInfoToProt(dir, device.coherent, attrs));
-    } catch (error) {
-      domain.freeIova(iova, len);
-      throw error;
-    }
-  } catch (error) {
-    if (b !== undefined) swiotlb!.unmap(b, dir, true);
-    throw error;
-  }
-  return {
-    kind: b === undefined ? kind : 'bounce',
-    sourceOffset,
-    phys,
-    size,
-    dma: iova + iovaOff,
-    mmio,
-    iova: { start: iova, size: len },
-    ...(b === undefined ? {} : { bounce: b }),
-  };
-}
-
-/** Undoes one per-range piece (iommu_dma_unmap_phys / dma_direct_unmap_phys). */
-function unmapPiece(device: DmaDevice, piece: MappedPiece, dir: DmaDirection, attrs: DmaAttrs): void {
-  if (piece.state !== undefined || piece.kind === 'bus-address') return;
-  if (!device.coherent && attrs.skipCpuSync !== true && !piece.mmio && dir !== 'TO_DEVICE') {
-    device.machine.metrics.add('dma.cache_sync_bytes', Number(piece.size));
-  }
-  if (piece.iova !== undefined) dmaDomainOf(device)!.dmaUnmap(piece.iova.start, piece.iova.size);
-  if (piece.bounce !== undefined)
-    device.machine.swiotlb!.unmap(piece.bounce, dir, attrs.skipCpuSync === true);
-}
-
-/** Why the IOVA API cannot take these ranges, or undefined when it can (dma_iova_link's rules). */
-export function iovaLayoutProblem(ranges: readonly ClassifiedRange[], granule: bigint): string | undefined {
-  const mask = granule - 1n;
-  for (let i = 0; i < ranges.length; i++) {
-    const r = ranges[i]!;
-    if (i > 0 && (r.address & mask) !== 0n) {
-      return `range at ${formatHex(r.address)} (not the first) does not start on a ${formatSize(granule)} granule`;
-    }
-    if (i < ranges.length - 1 && ((r.address + r.length) & mask) !== 0n) {
-      return `range at ${formatHex(r.address)} (not the last) does not end on a ${formatSize(granule)} granule`;
-    }
-  }
-  return undefined;
-}
-
-/** Splits ranges by the device's segment rules (what a block layer does before mapping). */
-function splitForDevice(
-  device: DmaDevice,
-  ranges: readonly ClassifiedRange[],
-  mappingLimit = true,
-): ClassifiedRange[] {
-  const out: ClassifiedRange[] = [];
-  const max = mappingLimit
-    ? bigintMin(device.maxSegmentSize, dmaMaxMappingSize(device))
-    : device.maxSegmentSize;
-  const boundary = device.segmentBoundaryMask;
-  for (const r of ranges) {
-    let address = r.address;
-    let left = r.length;
-    let offset = r.sourceOffset;
-    while (left > 0n) {
-      const toBoundary = (address | boundary) - address + 1n;
-      let take = bigintMin(left, max);
-      if (toBoundary < take) take = toBoundary;
-      out.push({ ...r, address, length: take, sourceOffset: offset });
-      address += take;
-      offset += take;
-      left -= take;
-    }
-  }
-  return out;
-}
+import { type MappedPiece, unmapPiece } from './mapped-piece.ts';
+import { checkDirection, type DmaMapping, register, retireMapping, segmentsOf } from './mapping.ts';
+import { traceMapList, traceSyncSingle, traceUnmap } from './trace-points.ts';
+import type { DmaAttrs, DmaDirection, DmaMappingType, SegmentKind } from './types.ts';
 
 /** Maps a run of host (or through-host-bridge) ranges: one IOVA if possible, else range by range. */
 function mapRun(
-  device: DmaDevice,
+  device: DmaDeviceInfo,
   run: readonly ClassifiedRange[],
   dir: DmaDirection,
   attrs: DmaAttrs,
@@ -432,7 +118,7 @@ function mapRun(
  * when the replan does not fit. False when try_alloc declines (the caller falls back as usual).
  */
 function mapRunAligned(
-  device: DmaDevice,
+  device: DmaDeviceInfo,
   run: readonly ClassifiedRange[],
   dir: DmaDirection,
   attrs: DmaAttrs,
@@ -481,128 +167,6 @@ function stateRuns(state: DmaIovaState, pieces: readonly MappedPiece[]): LinkedR
   return linkedRunsOf(stretches);
 }
 
-/** Groups pieces into segments of one kind, building each segment's lists. */
-function segmentsOf(device: DmaDevice, pieces: readonly MappedPiece[]): DmaSegment[] {
-  const out: DmaSegment[] = [];
-  let i = 0;
-  while (i < pieces.length) {
-    const kind = pieces[i]!.kind;
-    let end = i;
-    while (end < pieces.length && pieces[end]!.kind === kind) end++;
-    const phys = new PhyrListBuilder({ merge: false, capacity: end - i });
-    const dma = new DmaRangeListBuilder({ merge: true });
-    let p2p: P2pDecision | undefined;
-    // Bounced bytes in the same pass: per-range bounces, plus each shared IOVA state's once.
-    let lastState: DmaIovaState | undefined;
-    let states: Set<DmaIovaState> | undefined;
-    let perRange = 0n;
-    // Contiguous DMA pieces (every piece of a packed IOVA) are merged here before the builder sees
-    // them, by the builder's own rule: end meets start, merged length within 64 bits.
-    let runStart = 0n;
-    let runLength = 0n;
-    for (let j = i; j < end; j++) {
-      const p = pieces[j]!;
-      phys.append(p.phys, p.size);
-      if (j > i && runStart + runLength === p.dma && runLength + p.size <= U64_MAX) {
-        runLength += p.size;
-      } else {
-        if (j > i) dma.append(runStart, runLength);
-        runStart = p.dma;
-        runLength = p.size;
-      }
-      p2p ??= p.p2p;
-      const state = p.state;
-      if (state !== undefined && state !== lastState) {
-        lastState = state;
-        states ??= new Set();
-        states.add(state);
-      }
-      if (p.bounce !== undefined) perRange += p.size;
-    }
-    dma.append(runStart, runLength);
-    let linked = 0n;
-    if (states !== undefined) for (const s of states) for (const b of s.bounces) linked += b.bounce.size;
-    const dmaList = dma.build().split({
-      maxSegmentSize: device.maxSegmentSize,
-      segmentBoundaryMask: device.segmentBoundaryMask,
-    });
-    out.push({
-      kind,
-      phys: phys.build(),
-      dma: dmaList,
-      bouncedBytes: perRange + linked,
-      ...(p2p === undefined ? {} : { p2p }),
-    });
-    i = end;
-  }
-  return out;
-}
-
-function pathOf(segments: readonly DmaSegment[]): MapPath {
-  const kinds = new Set(segments.map((s) => s.kind));
-  if (kinds.size === 1) {
-    const only = segments[0]!.kind;
-    if (only === 'iova') return 'iova';
-    if (only === 'bus-address') return 'bus-address';
-    if (only !== 'through-host-bridge') return 'per-range';
-  }
-  return 'mixed';
-}
-
-function register(
-  device: DmaDevice,
-  type: DmaMappingType,
-  source: PhyrList,
-  dir: DmaDirection,
-  attrs: DmaAttrs,
-  pieces: MappedPiece[],
-  segments: DmaSegment[],
-  fallbackReason: string | undefined,
-  needsErrorCheck = false,
-): DmaMapping {
-  const machine = device.machine;
-  let dma: DmaRangeList | undefined;
-  for (const s of segments) dma = dma === undefined ? s.dma : dma.concat(s.dma);
-  const dmaList = dma!;
-  const mapping: DmaMapping = {
-    id: machine.takeMappingId(),
-    device,
-    type,
-    direction: dir,
-    attrs,
-    source,
-    dma: dmaList,
-    segments,
-    path: pathOf(segments),
-    fallbackReason,
-    pieces,
-    debugAddress: dmaList.addressAt(0),
-    unmapped: false,
-  };
-  machine.live.get(device.bdf)?.add(mapping);
-  machine.debug.add({
-    device: device.bdf,
-    type,
-    dmaAddress: mapping.debugAddress,
-    size: source.totalLength,
-    direction: dir,
-    paddr: source.addressAt(0),
-    sgCallEnts: 0,
-    sgMappedEnts: 0,
-    skipCpuSync: attrs.skipCpuSync === true,
-    // Only dma_map_phys hands out an address that dma_mapping_error must vet; a PhyrList map throws.
-    mapErrorChecked: !needsErrorCheck,
-  });
-  machine.metrics.add(COUNTER.dmaMaps);
-  return mapping;
-}
-
-function checkDirection(dir: DmaDirection): void {
-  if (dir !== 'TO_DEVICE' && dir !== 'FROM_DEVICE' && dir !== 'BIDIRECTIONAL') {
-    fail('EINVAL', `DMA direction ${String(dir)} is not TO_DEVICE, FROM_DEVICE or BIDIRECTIONAL`);
-  }
-}
-
 /**
  * Maps a PhyrList for `dir`. EINVAL for an empty list or ranges outside the memory map, EREMOTEIO for
  * unsupported P2P, ENOMEM when IOVA space or swiotlb runs out, EIO when a range is unreachable.
@@ -611,7 +175,7 @@ function checkDirection(dir: DmaDirection): void {
  * (page-size congruent with gaps: fewer PTE writes, more DMA ranges; see iova-layout.ts).
  */
 export function dmaMapPhyrList(
-  device: DmaDevice,
+  device: DmaDeviceInfo,
   list: PhyrList,
   dir: DmaDirection,
   attrs: DmaAttrs = {},
@@ -655,11 +219,13 @@ export function dmaMapPhyrList(
   const mapping = register(device, type, list, dir, attrs, pieces, segments, fallbackReason);
   const metrics = device.machine.metrics;
   metrics.add(COUNTER.physrMetadataBytes, mapping.dma.metadataBytes);
+  metrics.add(COUNTER.physrDmaRanges, mapping.dma.count);
+  traceMapList(mapping);
   return mapping;
 }
 
 function undoPieces(
-  device: DmaDevice,
+  device: DmaDeviceInfo,
   pieces: readonly MappedPiece[],
   dir: DmaDirection,
   attrs: DmaAttrs,
@@ -693,6 +259,7 @@ export interface UnmapArgs {
 export function dmaUnmap(mapping: DmaMapping, args: UnmapArgs = {}): void {
   const device = mapping.device;
   const machine = device.machine;
+  traceUnmap(mapping, args.size ?? mapping.source.totalLength, args.direction ?? mapping.direction);
   machine.debug.checkUnmap(device.bdf, mapping.debugAddress, {
     type: args.type ?? mapping.type,
     size: args.size ?? mapping.source.totalLength,
@@ -711,8 +278,7 @@ export function dmaUnmap(mapping: DmaMapping, args: UnmapArgs = {}): void {
     if (coversWholeIova(runs, s.size)) dmaIovaDestroy(device, s, s.size, dir, mapping.attrs);
     else dmaIovaReleaseRuns(device, s, runs, dir, mapping.attrs);
   }
-  mapping.unmapped = true;
-  machine.live.get(device.bdf)?.delete(mapping);
+  retireMapping(mapping);
   machine.metrics.add(COUNTER.dmaUnmaps);
 }
 
@@ -778,6 +344,7 @@ function syncWindow(
  */
 export function dmaSyncForCpu(mapping: DmaMapping, offset?: bigint, size?: bigint, dir?: DmaDirection): void {
   const [off, len] = syncWindow(mapping, offset, size);
+  traceSyncSingle(mapping, off, len, dir ?? mapping.direction, true);
   syncRange(mapping, off, len, true, dir ?? mapping.direction);
 }
 
@@ -789,68 +356,6 @@ export function dmaSyncForDevice(
   dir?: DmaDirection,
 ): void {
   const [off, len] = syncWindow(mapping, offset, size);
+  traceSyncSingle(mapping, off, len, dir ?? mapping.direction, false);
   syncRange(mapping, off, len, false, dir ?? mapping.direction);
-}
-
-/**
- * dma_map_phys (include/linux/dma-mapping.h): one physical range, no P2P classification (the caller
- * decided), DMA_ATTR_MMIO allowed: then no struct page is needed, no cache maintenance, and
- * bouncing is refused. The handle's `dma` holds the one DMA range.
- */
-export function mapPhys(
-  device: DmaDevice,
-  phys: bigint,
-  size: bigint,
-  dir: DmaDirection,
-  attrs: DmaAttrs = {},
-): DmaMapping {
-  checkDirection(dir);
-  if (size <= 0n) fail('EINVAL', `${device.bdf}: dma_map_phys of ${size} bytes`);
-  const { memoryMap } = device.machine.platform;
-  if (attrs.mmio !== true && !memoryMap.hasStructPage(phys)) {
-    const region = memoryMap.lookup(phys);
-    if (region === undefined || region.kind === 'mmio') {
-      fail('EINVAL', `${device.bdf}: ${formatHex(phys)} has no struct page; map it with DMA_ATTR_MMIO`);
-    }
-  }
-  const piece =
-    dmaDomainOf(device) === undefined
-      ? dmaDirectMapPhys(device, phys, size, dir, attrs, 0n)
-      : iommuDmaMapPhys(device, phys, size, dir, attrs, 0n);
-  const source = new PhyrListBuilder().append(phys, size).build();
-  const dma = new DmaRangeListBuilder().append(piece.dma, size).build();
-  const segment: DmaSegment = {
-    kind: piece.kind,
-    phys: source,
-    dma,
-    bouncedBytes: piece.bounce === undefined ? 0n : size,
-  };
-  const mapping = register(device, 'phys', source, dir, attrs, [piece], [segment], undefined, true);
-  // dma_map_phys returns one dma_addr_t: no list metadata to count.
-  return mapping;
-}
-
-/** dma_mapping_error: false for a live mapping; tells dma-debug the driver checked. */
-export function dmaMappingError(mapping: DmaMapping): boolean {
-  mapping.device.machine.debug.markChecked(mapping.device.bdf, mapping.debugAddress);
-  return false;
-}
-
-/** The live mapping of a device whose debug address is `dmaAddress`, if any. */
-export function findMapping(device: DmaDevice, dmaAddress: bigint): DmaMapping | undefined {
-  for (const m of device.machine.live.get(device.bdf) ?? []) if (m.debugAddress === dmaAddress) return m;
-  return undefined;
-}
-
-/**
- * dma_unmap_phys as a driver calls it: by DMA address, size and direction. An address that is not
- * mapped is reported by dma-debug and otherwise ignored.
- */
-export function unmapPhys(device: DmaDevice, dmaAddress: bigint, size: bigint, dir: DmaDirection): void {
-  const mapping = findMapping(device, dmaAddress);
-  if (mapping === undefined) {
-    device.machine.debug.checkUnmap(device.bdf, dmaAddress, { type: 'phys', size, direction: dir });
-    return;
-  }
-  dmaUnmap(mapping, { size, direction: dir, type: 'phys' });
 }

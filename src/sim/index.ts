@@ -12,7 +12,13 @@ export {
 } from './engine.ts';
 export { scenarioJsonSchema, scenarioJsonSchemaText } from './json-schema.ts';
 export { firstMismatch, formatPattern, type Pattern, parsePattern, patternBytes } from './pattern.ts';
-export { createProgress, type Progress, type ProgressOptions } from './progress.ts';
+export {
+  type CountProgress,
+  createCountProgress,
+  createProgress,
+  type Progress,
+  type ProgressOptions,
+} from './progress.ts';
 export {
   listPlatforms,
   type PlatformFactory,
@@ -27,10 +33,11 @@ export {
   type StepExecutor,
   type StepObservation,
   type StepResult,
+  stepExecutor,
   unregisterPlatform,
   unregisterStep,
 } from './registry.ts';
-export { comparisonChart, escapeHtml, renderRunHtml } from './render-html.ts';
+export { renderRunHtml, runJson } from './render-html.ts';
 export { renderJson, renderRunJson } from './render-json.ts';
 export {
   ratioText,

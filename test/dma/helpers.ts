@@ -8,7 +8,12 @@ export function fillPattern(device: DmaDevice, list: PhyrList, salt = 0): void {
   const bytes = device.machine.platform.bytes;
   list.forEachRange((address, length) => {
     const data = new Uint8Array(Number(length));
-    for (let i = 0; i < data.length; i++) data[i] = Number((address + BigInt(i)) % 251n) ^ salt;
+    // (address + i) mod 251, stepped in Numbers: one BigInt per range, not per byte.
+    let value = Number(address % 251n);
+    for (let i = 0; i < data.length; i++) {
+      data[i] = value ^ salt;
+      value = value === 250 ? 0 : value + 1;
+    }
     bytes.write(address, data);
   });
 }

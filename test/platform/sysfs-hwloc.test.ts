@@ -6,10 +6,11 @@ import { execFileSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { importSysfs, type PciTopology } from '../../src/platform/index.ts';
 
-const CAPTURES = '/work/shared/data/captures/hwloc-sysfs';
+const CAPTURES = fileURLToPath(new URL('../../../shared/data/captures/hwloc-sysfs', import.meta.url));
 const MACHINES = [
   { tarball: '2pa-pcidomain32bits', dir: '2pa-pcidomain32bits', expected: '2pa-pcidomain32bits.console' },
   {

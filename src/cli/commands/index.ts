@@ -5,6 +5,7 @@ import { register as registerList } from './list.ts';
 import { register as registerP2p } from './p2p.ts';
 import { register as registerRun } from './run.ts';
 import { register as registerTopo } from './topo.ts';
+import { register as registerTrace } from './trace.ts';
 
 /** Every subcommand, in the order `--help` lists them. */
 export function registerCommands(program: Command): void {
@@ -14,4 +15,5 @@ export function registerCommands(program: Command): void {
   registerTopo(program);
   registerP2p(program);
   registerGroups(program);
+  registerTrace(program);
 }
