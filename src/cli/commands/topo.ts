@@ -7,6 +7,7 @@ import type { Command } from 'commander';
 import { checkOutputPath, fail, readInputText, writeOutputText } from '../../core/index.ts';
 import {
   BUILTIN_TOPOLOGIES,
+  type BuiltinTopology,
   builtinTopology,
   calcP2pDecision,
   deriveIommuGroups,
@@ -50,6 +51,11 @@ function readTextFile(path: string, option: string): string {
   return readInputText(path, option);
 }
 
+/** The name `physr list`, scenarios and the README use for a built-in (x86-2s, not two-socket-server). */
+function platformName(builtin: BuiltinTopology): string {
+  return builtin.aliases[0] ?? builtin.name;
+}
+
 /** The topology the source options name (exactly one source; none means the live /sys). */
 export function loadTopology(options: SourceOptions): LoadedTopology {
   const lspci = options.lspciTree !== undefined || options.lspciVerbose !== undefined;
@@ -64,14 +70,14 @@ export function loadTopology(options: SourceOptions): LoadedTopology {
     if (builtin === undefined) {
       fail(
         'EINVAL',
-        `no built-in topology "${options.builtin}" (have: ${BUILTIN_TOPOLOGIES.map((b) => [b.name, ...b.aliases].join(' = ')).join(', ')})`,
+        `no built-in platform "${options.builtin}" (have: ${BUILTIN_TOPOLOGIES.map(platformName).join(', ')}, as physr list shows them)`,
       );
     }
     const cmdline = options.cmdline?.trim();
     const boot = cmdline === undefined ? {} : parseKernelCmdline(cmdline, { field: '--cmdline' });
     return {
       topology: builtin.build(boot),
-      source: `built-in ${builtin.name}${cmdline === undefined ? '' : ` booted with ${cmdline}`}`,
+      source: `built-in ${platformName(builtin)}${cmdline === undefined ? '' : ` booted with ${cmdline}`}`,
       notes: [],
       live: false,
       iommu: builtin.iommu === 'none' ? 'absent' : 'present',
@@ -116,7 +122,7 @@ export function addSourceOptions(command: Command): Command {
       '--lspci-verbose <file>',
       'lspci -nn -vvv output (alone, or with --lspci-tree); -vvv without -nn lacks IDs',
     )
-    .option('--builtin <name>', `a built-in platform (${BUILTIN_TOPOLOGIES.map((b) => b.name).join(', ')})`)
+    .option('--builtin <name>', `a built-in platform (${BUILTIN_TOPOLOGIES.map(platformName).join(', ')})`)
     .option(
       '--cmdline <params>',
       'boot the built-in platform with this kernel command line, e.g. "pci=disable_acs_redir=0000:02:00.0;0000:02:01.0"',
