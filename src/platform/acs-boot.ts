@@ -7,7 +7,7 @@
  *   them (Translation Blocking only for untrusted/external ports or with ATS off, not modelled).
  * - `disable_acs_redir=` then applies, IOMMU or not: for a matched function the control becomes the
  *   firmware's value with RR, CR and EC cleared (the firmware value is the base for every bit,
- *   so what pci_std_enable_acs added is dropped there too; fw_ctrl basis since Linux 6.11).
+ *   so what pci_std_enable_acs added is dropped there too; as in Linux 6.12 and 7.1).
  *
  * One parser and one formatter of the parameter serve the platform option and the remedies the P2P
  * matrix prints, so a printed remedy is always one the parser (and the kernel) accepts.

@@ -40,7 +40,7 @@ export const P2P_MATRIX_LEGEND = [
 function describeRemedy(r: P2pRemedy): string {
   if (r.kind === 'acs-redirect') {
     const bridges = r.bridges.map((b) => `${b.bdf} (${b.bits.join(' ')})`).join(', ');
-    return `ACS redirect set on ${bridges}; boot with ${r.param} to let the switch route it (${r.then})`;
+    return `ACS redirect set on ${bridges}; boot with ${r.param} to let the switch route it (${r.becomes})`;
   }
   const names = r.hostBridges.map(hostBridgeStandingName).join(', ');
   const sameOnly = r.hostBridges.filter((h) => h.listed === 'same-host-bridge-only');
@@ -115,7 +115,7 @@ function remedyJson(r: P2pRemedy): Json {
       kind: r.kind,
       bridges: r.bridges.map((b) => ({ bdf: b.bdf, bits: [...b.bits] })),
       param: r.param,
-      then: r.then,
+      becomes: r.becomes,
     };
   return {
     kind: r.kind,

@@ -130,7 +130,7 @@ export type P2pRemedy =
       /** The kernel parameter that clears them (pci_dev_str_match syntax). */
       readonly param: string;
       /** What the pair becomes with it. */
-      readonly then: P2pMapType;
+      readonly becomes: P2pMapType;
     }
   | {
       readonly kind: 'allowlist';
@@ -515,7 +515,7 @@ function decidePair(
     kind: 'acs-redirect',
     bridges: redirects.map((f) => ({ bdf: f.bdf, bits: redirectBits(f) })),
     param: formatDisableAcsRedir(redirects.map((f) => f.bdf)),
-    then: 'bus-address',
+    becomes: 'bus-address',
   };
   const missing = [...stage.missing];
   if (unknown.length > 0)

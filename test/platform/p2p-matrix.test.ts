@@ -33,7 +33,7 @@ import {
   pciSwitch,
   rootPort,
 } from '../../src/platform/index.ts';
-import { A, B, C, DSP0, DSP1, RP1, switchTopology } from './pci-fixtures.ts';
+import { A, B, C, DSP0, switchTopology } from './pci-fixtures.ts';
 
 const REDIRECT = acsKnown(0x7f, 0x1d); // SV RR CR UF, as Linux boots a port with an IOMMU
 const NO_REDIRECT = acsKnown(0x7f, 0x11);
@@ -139,7 +139,7 @@ describe('remedies, one fixture each', () => {
           { bdf: '0000:02:01.0', bits: ['ReqRedir', 'CmpltRedir'] },
         ],
         param: 'pci=disable_acs_redir=0000:02:00.0;0000:02:01.0',
-        then: 'bus-address',
+        becomes: 'bus-address',
       },
     ]);
     // Applying the printed remedy gives what it promised.
@@ -160,7 +160,7 @@ describe('remedies, one fixture each', () => {
       kind: 'acs-redirect',
       bridges: [{ bdf: DSP0, bits: ['EgressCtrl'] }],
       param: `pci=disable_acs_redir=${DSP0}`,
-      then: 'bus-address',
+      becomes: 'bus-address',
     });
   });
 
