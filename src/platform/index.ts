@@ -21,3 +21,4 @@ export * from './pci-types.ts';
 export * from './platform-model.ts';
 export * from './sysfs-import.ts';
 export * from './topology-format.ts';
+export * from './nvidia-topo.ts';

@@ -3,18 +3,23 @@
  * `physr p2p --matrix`: every pair of DMA-capable endpoints, with reasons and remedies.
  */
 import type { Command } from 'commander';
-import { fail } from '../../core/index.ts';
+import { fail, readInputText } from '../../core/index.ts';
 import {
   calcP2pDecision,
+  crossCheckNvidia,
   formatP2pDecision,
   formatP2pMatrix,
+  type NvidiaCrossCheck,
   P2P_ENDPOINT_CLASSES,
   type P2pEndpointClass,
+  type P2pMatrix,
   type PciTopology,
   p2pDecisionToJson,
   p2pMatrix,
   p2pMatrixToJson,
   parseCpuOption,
+  parseNvidiaBusIds,
+  parseNvidiaTopo,
   resolveDevice,
 } from '../../platform/index.ts';
 import { addSourceOptions, loadTopology, type SourceOptions } from './topo.ts';
@@ -24,6 +29,37 @@ interface P2pOptions extends SourceOptions {
   readonly class?: string;
   readonly devices?: string;
   readonly cpu?: string;
+  readonly nvidiaTopo?: string;
+  readonly nvidiaBusIds?: string;
+}
+
+/** The `nvidia-smi topo -m` cross-check lines (text) for the matrix, when both files are given. */
+function nvidiaCheck(matrix: P2pMatrix, options: P2pOptions): NvidiaCrossCheck[] | undefined {
+  if (options.nvidiaTopo === undefined && options.nvidiaBusIds === undefined) return undefined;
+  if (options.nvidiaTopo === undefined || options.nvidiaBusIds === undefined)
+    fail(
+      'EINVAL',
+      '--nvidia-topo and --nvidia-bus-ids go together (nvidia-smi topo -m, and --query-gpu=index,pci.bus_id --format=csv)',
+    );
+  const topo = parseNvidiaTopo(readInputText(options.nvidiaTopo, '--nvidia-topo'), options.nvidiaTopo);
+  const ids = parseNvidiaBusIds(
+    readInputText(options.nvidiaBusIds, '--nvidia-bus-ids'),
+    options.nvidiaBusIds,
+  );
+  return crossCheckNvidia(matrix, topo, ids);
+}
+
+function formatNvidiaCheck(checks: readonly NvidiaCrossCheck[]): string {
+  const out = ['', 'nvidia-smi topo -m cross-check (GPU pairs):'];
+  if (checks.length === 0)
+    out.push('  no GPU pair both inputs know (one GPU, or bus IDs not in the topology)');
+  for (const c of checks) {
+    const mark = c.agrees === true ? 'agree' : c.agrees === 'not-pcie' ? 'NVLink' : 'DISAGREE';
+    out.push(
+      `  ${c.a} <-> ${c.b} (${c.bdfs[0]} <-> ${c.bdfs[1]}): nvidia ${c.nvidia}, kernel ${c.kernel}: ${mark}: ${c.why}`,
+    );
+  }
+  return `${out.join('\n')}\n`;
 }
 
 function parseClasses(text: string): P2pEndpointClass[] {
@@ -61,7 +97,15 @@ export function register(program: Command): void {
       )
       .option('--class <list>', `with --matrix: only these classes (${P2P_ENDPOINT_CLASSES.join(',')})`)
       .option('--devices <list>', 'with --matrix: only these devices (comma-separated BDFs or labels)')
-      .option('--cpu <vendor:family>', 'the CPU when the input does not show it: amd:0x19, intel:6, arm'),
+      .option('--cpu <vendor:family>', 'the CPU when the input does not show it: amd:0x19, intel:6, arm')
+      .option(
+        '--nvidia-topo <file>',
+        'with --matrix: nvidia-smi topo -m output, to mark where NVIDIA and the kernel disagree',
+      )
+      .option(
+        '--nvidia-bus-ids <file>',
+        'nvidia-smi --query-gpu=index,pci.bus_id --format=csv output (GPU index to BDF)',
+      ),
   ).action((provider: string | undefined, clients: string[], options: P2pOptions) => {
     const loaded = loadTopology(options);
     const topology = withCpu(loaded.topology, options.cpu);
@@ -74,11 +118,15 @@ export function register(program: Command): void {
         ...(options.class === undefined ? {} : { classes: parseClasses(options.class) }),
         ...(devices === undefined ? {} : { devices }),
       });
-      process.stdout.write(
-        options.json
-          ? `${JSON.stringify(p2pMatrixToJson(topology, matrix, source), null, 2)}\n`
-          : formatP2pMatrix(topology, matrix, source),
-      );
+      const nvidia = nvidiaCheck(matrix, options);
+      if (options.json) {
+        const json = p2pMatrixToJson(topology, matrix, source) as Record<string, unknown>;
+        if (nvidia !== undefined) json.nvidiaCrossCheck = nvidia;
+        process.stdout.write(`${JSON.stringify(json, null, 2)}\n`);
+      } else {
+        process.stdout.write(formatP2pMatrix(topology, matrix, source));
+        if (nvidia !== undefined) process.stdout.write(formatNvidiaCheck(nvidia));
+      }
       return;
     }
     if (options.class !== undefined || options.devices !== undefined)
