@@ -36,6 +36,7 @@ import {
   type SimMr,
 } from './sim-objects.ts';
 import { worldOf } from './sim-world.ts';
+import { checkTransfer } from './steps-memory.ts';
 import { plural, viaText } from './wording.ts';
 
 const DIRECTION = {
@@ -380,6 +381,7 @@ export function registerDmaSteps(): void {
   registerStep('dma-write', (body, context): StepResult => {
     const world = worldOf(context);
     const engine = world.engine(body.device);
+    checkTransfer('dma-write', body.length);
     const n = Number(body.length);
     if (context.objects.kindOf(body.buffer) === 'mr')
       return mrAccess(context, body.buffer, body.offset, n, body.pattern);
@@ -400,6 +402,7 @@ export function registerDmaSteps(): void {
   registerStep('dma-read', (body, context): StepResult => {
     const world = worldOf(context);
     const engine = world.engine(body.device);
+    checkTransfer('dma-read', body.length);
     const n = Number(body.length);
     if (context.objects.kindOf(body.buffer) === 'mr')
       return mrAccess(context, body.buffer, body.offset, n, undefined);
