@@ -13,6 +13,9 @@ import {
 } from '../../src/dma/index.ts';
 import { cpuBytes, deviceBytes, dmaToPhys, fillPattern, sameBytes } from './helpers.ts';
 
+/** Booted so the PCIe switch routes GPU<->NIC peer traffic (Linux sets ACS redirect with an IOMMU). */
+const SWITCH_P2P = 'pci=disable_acs_redir=0000:02:00.0;0000:02:01.0';
+
 const GiB = 1n << 30n;
 const NIC = '0000:04:00.0';
 const NVME = '0000:06:00.0';
@@ -279,7 +282,7 @@ describe('IOMMU path: one IOVA with the two-step API', () => {
 
 describe('P2P', () => {
   it('bus address under a switch: no IOMMU mapping', () => {
-    const m = builtinMachine('two-socket-server');
+    const m = builtinMachine('two-socket-server', { platform: { cmdline: SWITCH_P2P } });
     const nic = m.device(NIC);
     const pte = m.metrics.get(COUNTER.pteWrites);
     const map = nic.map(PhyrList.fromRanges([[GPU_BAR1, 0x1_0000n]]), 'FROM_DEVICE');
@@ -300,7 +303,7 @@ describe('P2P', () => {
   });
 
   it('through the host bridge: mapped via the IOMMU like MMIO, never bounced', () => {
-    const m = builtinMachine('two-socket-server-acs');
+    const m = builtinMachine('two-socket-server');
     const nic = m.device(NIC);
     const map = nic.map(PhyrList.fromRanges([[GPU_BAR1 + 0x10n, 0x100n]]), 'BIDIRECTIONAL');
     expect(map.segments[0]!.kind).toBe('through-host-bridge');
@@ -341,7 +344,7 @@ describe('P2P', () => {
   });
 
   it('an untrusted device cannot map unaligned MMIO (it would need a bounce): EPERM', () => {
-    const m = builtinMachine('two-socket-server-acs');
+    const m = builtinMachine('two-socket-server');
     const nic = m.device(NIC, { untrusted: true });
     expectErrno(() => nic.map(PhyrList.fromRanges([[GPU_BAR1 + 0x10n, 0x100n]]), 'TO_DEVICE'), 'EPERM');
     const ok = nic.map(PhyrList.fromRanges([[GPU_BAR1, 0x1000n]]), 'TO_DEVICE');
@@ -363,7 +366,7 @@ describe('P2P', () => {
   });
 
   it('a mixed list is split into segments by kind, in order', () => {
-    const m = builtinMachine('two-socket-server');
+    const m = builtinMachine('two-socket-server', { platform: { cmdline: SWITCH_P2P } });
     const nic = m.device(NIC, { maxSegmentSize: 1n << 32n });
     const list = PhyrList.fromRanges([
       [5n * GiB, 0x2000n],
