@@ -192,7 +192,7 @@ describe('aligned IOVA layout', () => {
   }
 
   it('a link failing mid-run unlinks the runs already linked and frees the IOVA', () => {
-    const m = builtinMachine('two-socket-server-acs');
+    const m = builtinMachine('two-socket-server');
     const dev = m.device(NIC, { untrusted: true, maxSegmentSize: BIG_SEG });
     const domain = dev.domain!;
     const iovas = domain.iovad!.ranges();

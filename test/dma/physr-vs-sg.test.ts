@@ -10,6 +10,9 @@ import {
 import { builtinMachine } from '../../src/dma/index.ts';
 import { cpuBytes, deviceBytes, dmaToPhys, fillPattern, folioList, sameBytes } from './helpers.ts';
 
+/** Booted so the PCIe switch routes GPU<->NIC peer traffic (Linux sets ACS redirect with an IOMMU). */
+const SWITCH_P2P = 'pci=disable_acs_redir=0000:02:00.0;0000:02:01.0';
+
 const NIC = '0000:04:00.0';
 const GiB = 1n << 30n;
 
@@ -82,7 +85,7 @@ describe('the same workload through physr and through the legacy sg path', () =>
   });
 
   it('P2P pages in an sg list: bus-address entries stay out of the IOVA', () => {
-    const m = builtinMachine('two-socket-server');
+    const m = builtinMachine('two-socket-server', { platform: { cmdline: SWITCH_P2P } });
     const dev = m.device(NIC, { maxSegmentSize: 0xffff_f000n });
     const bar = 0x200_0000_0000n;
     const ram = folioList(dev, [0, 0]);
