@@ -241,10 +241,10 @@ export class IommuDomain {
   /**
    * __iommu_dma_unmap: unmap `[iova, iova + size)` as one batch. Strict: one IOTLB invalidation for
    * the batch, then the IOVA is freed. Lazy: no invalidation now; the IOVA waits in the flush queue.
-   * `allocSize` is the IOVA allocation to free when only its first `size` bytes were mapped (an
-   * unwound dma_iova_destroy). Returns bytes unmapped.
+   * The IOVA is freed with the unmapped `size`, as iommu_dma_free_iova is called (dma_iova_destroy
+   * after a partial link passes only the mapped length). Returns bytes unmapped.
    */
-  dmaUnmap(iova: bigint, size: bigint, allocSize = size): bigint {
+  dmaUnmap(iova: bigint, size: bigint): bigint {
     const gather = new IotlbGather();
     const unmapped = this.unmapFast(iova, size, gather);
     if (unmapped !== size) {
@@ -255,9 +255,9 @@ export class IommuDomain {
     }
     if (this.strict) {
       this.iotlbSync(gather);
-      this.freeIova(iova, allocSize);
+      this.freeIova(iova, size);
     } else {
-      this.queueIova(iova, allocSize);
+      this.queueIova(iova, size);
     }
     return unmapped;
   }

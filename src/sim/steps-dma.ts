@@ -20,7 +20,12 @@ import {
 import { DmaAccessError, describeAccess } from '../devices/index.ts';
 import { type DmaDevice, type DmaDirection, dmaSyncSg, type IovaLayout } from '../dma/index.ts';
 import { dmaDeviceImporter } from '../dmabuf/index.ts';
-import { pinUserPages, pinUserPagesLegacy, unpinUserPages, unpinUserPagesLegacy } from '../mm/index.ts';
+import {
+  pinUserPagesLegacyWhole,
+  pinUserPagesWhole,
+  unpinUserPages,
+  unpinUserPagesLegacy,
+} from '../mm/index.ts';
 import { patternBytes } from './pattern.ts';
 import { registerStep, type StepResult } from './registry.ts';
 import { type DesignPath, LAYOUT_MAX_RANGES, type MappingLayout, type RangePair } from './report.ts';
@@ -180,7 +185,7 @@ function mapBuffer(
 ) {
   const start = buffer.va + offset;
   if (via === 'physr') {
-    const pinned = pinUserPages(buffer.mm, start, length, { write: true, longterm: false });
+    const pinned = pinUserPagesWhole(buffer.mm, start, length, { write: true, longterm: false });
     return mapPhysr(
       context,
       device,
@@ -193,7 +198,7 @@ function mapBuffer(
       layout,
     );
   }
-  const pages = pinUserPagesLegacy(buffer.mm, start, length, { write: true });
+  const pages = pinUserPagesLegacyWhole(buffer.mm, start, length, { write: true });
   // The whole page array exists while sg_alloc_table_from_pages builds the table; after that the
   // table's entries name the pages (unpin walks them), so the array counts at peak only.
   context.metrics.add(COUNTER.sgScratchBytes, pages.metadataBytes);
@@ -273,11 +278,11 @@ export function registerDmaSteps(): void {
       const dmabuf = context.objects.get(body.buffer, 'dmabuf', isDmabuf);
       const length = body.length ?? dmabuf.buf.size - body.offset;
       if (body.via === 'physr') {
-        // A dynamic importer of the dma-buf: revoke/move_notify unmaps it (drivers/dma-buf/dma-buf.c).
+        // A dynamic importer of the dma-buf: revoke's invalidate_mappings unmaps it (drivers/dma-buf/dma-buf.c).
         const buf = dmabuf.buf;
         const attachment = buf.attach(dmaDeviceImporter(device), {
           allowPeer2peer: true,
-          moveNotify(att) {
+          invalidateMappings(att) {
             for (const m of att.mappings) buf.unmap(m);
           },
         });

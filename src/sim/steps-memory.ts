@@ -9,8 +9,8 @@ import {
   HUGETLB_ORDER_2M,
   MemorySystem,
   MmStruct,
-  pinUserPages,
-  pinUserPagesLegacy,
+  pinUserPagesLegacyWhole,
+  pinUserPagesWhole,
 } from '../mm/index.ts';
 import { type ByteSource, type Folio, folioPhys } from '../platform/index.ts';
 import { firstMismatch, formatPattern, type Pattern, patternSource } from './pattern.ts';
@@ -247,7 +247,7 @@ export function registerMemorySteps(): void {
     const start = buffer.va + body.offset;
     const name = body.name ?? `${body.buffer}.pin`;
     if (body.via === 'physr') {
-      const pinned = pinUserPages(buffer.mm, start, length, flags);
+      const pinned = pinUserPagesWhole(buffer.mm, start, length, flags);
       context.objects.define(
         name,
         'pin',
@@ -259,7 +259,7 @@ export function registerMemorySteps(): void {
         ],
       };
     }
-    const pages = pinUserPagesLegacy(buffer.mm, start, length, flags);
+    const pages = pinUserPagesLegacyWhole(buffer.mm, start, length, flags);
     // The page array is the legacy design's metadata (8 bytes a page), before any sg_table.
     context.metrics.add(COUNTER.sgMetadataBytes, pages.metadataBytes);
     context.objects.define(name, 'pin', new SimPin(buffer, body.offset, length, 'sg', undefined, pages));

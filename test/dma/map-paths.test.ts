@@ -160,6 +160,81 @@ describe('IOMMU path: one IOVA with the two-step API', () => {
     expect(dmaIovaTryAlloc(direct, 0n, 0x1000n)).toBeUndefined();
   });
 
+  it('dma_iova_destroy after a partial link frees only the mapped length (dma-iommu.c __iommu_dma_iova_unlink)', () => {
+    const m = builtinMachine('two-socket-server');
+    const dev = m.device(NVME);
+    const iovad = dev.domain!.iovad!;
+    // 64 KiB: 16 pages, an order-4 allocation; only the first 8 KiB get linked.
+    const state = dmaIovaTryAlloc(dev, 5n * GiB, 0x10000n)!;
+    dmaIovaLink(dev, state, 5n * GiB, 0n, 0x2000n, 'TO_DEVICE');
+    const before = iovad.cachedCounts();
+    dmaIovaDestroy(dev, state, 0x2000n, 'TO_DEVICE');
+    // iommu_dma_free_iova gets the 8 KiB that were unmapped: free_iova_fast caches the allocation
+    // under order 1 (2 pages), not order 4 (16 pages).
+    const after = iovad.cachedCounts();
+    expect(after[1]! - before[1]!).toBe(1);
+    expect(after[4]! - before[4]!).toBe(0);
+    // The whole 16-page range stays allocated in the tree while it sits in the order-1 cache.
+    const pfn = Number(state.allocStart >> 12n);
+    expect(iovad.findIova(pfn)).toEqual({ pfnLo: pfn, pfnHi: pfn + 15, reserved: false });
+  });
+
+  describe('dma_iova_link checks, in the order of dma-iommu.c (7.1)', () => {
+    it('a link whose IOVA starts mid-granule is refused by iommu_map (EINVAL), not by a check of its own', () => {
+      const m = builtinMachine('two-socket-server');
+      const dev = m.device(NVME);
+      const state = dmaIovaTryAlloc(dev, 5n * GiB, 0x3000n)!;
+      dmaIovaLink(dev, state, 5n * GiB, 0n, 0x800n, 'TO_DEVICE');
+      // phys is aligned, so iova_start_pad is 0 and the WARN does not fire; IOVA addr + 0x800 is not
+      // on a 4K page, which __iommu_map refuses with EINVAL.
+      expectErrno(() => dmaIovaLink(dev, state, 6n * GiB, 0x800n, 0x1000n, 'TO_DEVICE'), 'EINVAL');
+      // A mid-granule phys at a non-zero offset is the WARN_ON_ONCE: EIO.
+      expectErrno(() => dmaIovaLink(dev, state, 6n * GiB + 0x800n, 0x800n, 0x800n, 'TO_DEVICE'), 'EIO');
+      dmaIovaDestroy(dev, state, 0x800n, 'TO_DEVICE');
+    });
+
+    it('no bounds check against the state size: the kernel maps what it is told', () => {
+      const m = builtinMachine('two-socket-server');
+      const dev = m.device(NVME);
+      const state = dmaIovaTryAlloc(dev, 5n * GiB, 0x1800n)!; // a 0x2000 allocation
+      dmaIovaLink(dev, state, 5n * GiB, 0n, 0x1000n, 'TO_DEVICE');
+      dmaIovaLink(dev, state, 6n * GiB, 0x1000n, 0x1000n, 'TO_DEVICE'); // ends 0x800 past 0x1800
+      expect(dmaToPhys(dev, state.addr + 0x1fffn)).toBe(6n * GiB + 0xfffn);
+      dmaIovaDestroy(dev, state, 0x2000n, 'TO_DEVICE');
+    });
+
+    it('DMA_ATTR_REQUIRE_COHERENT: EOPNOTSUPP on a non-coherent device or after a bounce, EPERM instead of a bounce', () => {
+      const m = builtinMachine('two-socket-server');
+      const nonCoherent = m.device(NIC, { coherent: false });
+      const s1 = dmaIovaTryAlloc(nonCoherent, 5n * GiB, 0x1000n)!;
+      expectErrno(
+        () => dmaIovaLink(nonCoherent, s1, 5n * GiB, 0n, 0x1000n, 'TO_DEVICE', { requireCoherent: true }),
+        'EOPNOTSUPP',
+      );
+      dmaIovaDestroy(nonCoherent, s1, 0n, 'TO_DEVICE');
+      const untrusted = m.device(NVME, { untrusted: true, minAlignMask: NVME_MIN_ALIGN });
+      const s2 = dmaIovaTryAlloc(untrusted, 5n * GiB + 0x100n, 0x3000n)!;
+      // An unaligned head would be bounced: with REQUIRE_COHERENT (or MMIO) it is EPERM instead.
+      expectErrno(
+        () =>
+          dmaIovaLink(untrusted, s2, 5n * GiB + 0x100n, 0n, 0x1f00n, 'TO_DEVICE', { requireCoherent: true }),
+        'EPERM',
+      );
+      expectErrno(
+        () => dmaIovaLink(untrusted, s2, 5n * GiB + 0x100n, 0n, 0x1f00n, 'TO_DEVICE', { mmio: true }),
+        'EPERM',
+      );
+      // Without the attr the head is bounced; a later REQUIRE_COHERENT link is then EOPNOTSUPP.
+      dmaIovaLink(untrusted, s2, 5n * GiB + 0x100n, 0n, 0x1f00n, 'TO_DEVICE');
+      expect(s2.usedSwiotlb).toBe(true);
+      expectErrno(
+        () => dmaIovaLink(untrusted, s2, 6n * GiB, 0x1f00n, 0x1000n, 'TO_DEVICE', { requireCoherent: true }),
+        'EOPNOTSUPP',
+      );
+      dmaIovaDestroy(untrusted, s2, 0x1f00n, 'TO_DEVICE');
+    });
+  });
+
   it('identity (passthrough) domain maps like dma-direct', () => {
     const m = builtinMachine('two-socket-server');
     const dev = m.device(NVME, { passthrough: true });

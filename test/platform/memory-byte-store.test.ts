@@ -19,7 +19,9 @@ describe('ByteStore', () => {
     store.write(U64_MAX - 1n, Uint8Array.of(0xaa, 0xbb));
     expect([...store.read(U64_MAX - 2n, 3)]).toEqual([0, 0xaa, 0xbb]);
     expect(() => store.write(U64_MAX, Uint8Array.of(1, 2))).toThrow(/past the end/);
-    expect(() => store.read(U64_MAX + 1n, 1)).toThrow();
+    expect(() => store.read(U64_MAX + 1n, 1)).toThrow(
+      /EINVAL: read address 0x1_?0000_?0000_?0000_?0000 is outside/,
+    );
     try {
       store.read(-1n, 1);
     } catch (e) {
