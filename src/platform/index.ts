@@ -8,6 +8,7 @@ export * from './iommu-groups.ts';
 export { importLspci, type LspciInput } from './lspci-import.ts';
 export * from './memory-map.ts';
 export * from './p2pdma.ts';
+export * from './p2pdma-provider.ts';
 export * from './pci-acs.ts';
 export { type BdfParts, devfnOf, formatBdf, parseBdf, parseBdfParts, slotOf } from './pci-bdf.ts';
 export * from './pci-builder.ts';
