@@ -14,3 +14,4 @@ export * from './memory-system.ts';
 export { MMAP_BASE, type MmapOptions, MmStruct, type UserTranslation } from './mm-struct.ts';
 export type { PageMapping } from './page-table.ts';
 export * from './vma.ts';
+export * from './hmm-dma.ts';
