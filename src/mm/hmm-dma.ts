@@ -84,7 +84,8 @@ function dmaNeedSync(device: DmaDeviceInfo): boolean {
 
 /** hmm_dma_map_alloc. */
 export function hmmDmaMapAlloc(device: DmaDeviceInfo, nrEntries: number, dmaEntrySize: bigint): HmmDmaMap {
-  if (!Number.isInteger(nrEntries) || nrEntries <= 0) fail('EINVAL', `hmm_dma_map_alloc of ${nrEntries} entries`);
+  if (!Number.isInteger(nrEntries) || nrEntries <= 0)
+    fail('EINVAL', `hmm_dma_map_alloc of ${nrEntries} entries`);
   if (dmaNeedSync(device) || dmaAddressingLimited(device)) {
     fail('EOPNOTSUPP', `${device.bdf} might bounce or need syncs: HMM cannot transfer buffer ownership`);
   }
@@ -126,7 +127,8 @@ export function hmmDmaMapPfn(map: HmmDmaMap, idx: number, phys: bigint): bigint 
   const device = map.device;
   const offset = BigInt(idx) * map.dmaEntrySize;
   if ((entry.flags & HMM_PFN_DMA_MAPPED) !== 0 && (entry.flags & HMM_PFN_P2PDMA_BUS) === 0) {
-    if (entry.phys !== phys) fail('EINVAL', `entry ${idx} is mapped to ${formatHex(entry.phys)}, not ${formatHex(phys)}`);
+    if (entry.phys !== phys)
+      fail('EINVAL', `entry ${idx} is mapped to ${formatHex(entry.phys)}, not ${formatHex(phys)}`);
     return entry.dma;
   }
   entry.phys = phys;
@@ -167,7 +169,14 @@ export function hmmDmaUnmapPfn(map: HmmDmaMap, idx: number): boolean {
   const attrs: DmaAttrs = (entry.flags & HMM_PFN_P2PDMA) !== 0 ? { mmio: true } : {};
   if ((entry.flags & HMM_PFN_P2PDMA_BUS) === 0) {
     if (map.state !== undefined) {
-      dmaIovaUnlink(map.device, map.state, BigInt(idx) * map.dmaEntrySize, map.dmaEntrySize, 'BIDIRECTIONAL', attrs);
+      dmaIovaUnlink(
+        map.device,
+        map.state,
+        BigInt(idx) * map.dmaEntrySize,
+        map.dmaEntrySize,
+        'BIDIRECTIONAL',
+        attrs,
+      );
     } else if (entry.handle !== undefined) {
       dmaUnmap(entry.handle);
       entry.handle = undefined;
