@@ -1,0 +1,275 @@
+/**
+ * One map of a user buffer for a device, run under each of three designs on its own fresh copy of
+ * the scenario's machine (its own IOMMU, swiotlb and counters; the buffer's bytes copied to the same
+ * physical addresses), so the designs never disturb each other or the scenario:
+ *  - `sg`: today's generic path — pin_user_pages into a page array, sg_alloc_table_from_pages,
+ *    dma_map_sgtable;
+ *  - `linux-7.1`: what Linux 7.1 does for that user — NVMe: the bio's bvecs through
+ *    blk_rq_dma_map_iter (block/blk-mq-dma.c, 6.17) and what nvme_iod keeps; any other driver still
+ *    uses dma_map_sgtable (so the same work as `sg`, said so);
+ *  - `physr`: the proposal — pin_user_pages to a PhyrList, mapped as one list (mostly one IOVA).
+ * The outcomes are plain data for reports; the runs keep their machine and DMA ranges so tests can
+ * check that every design moves the same bytes to the same places.
+ */
+
+import { blkRequestFromPhyrs, blkRqDmaMap, blkRqDmaUnmap, nvmeIodMetadata } from '../block/index.ts';
+import {
+  COUNTER,
+  type DmaRangeList,
+  DmaRangeListBuilder,
+  isPhysrError,
+  type Metrics,
+  PAGE_SIZE,
+  type PhyrList,
+  SCATTERLIST_MAX_SEGMENT,
+  sgAllocTableFromPagesSegment,
+} from '../core/index.ts';
+import {
+  createMachine,
+  type DmaDevice,
+  type DmaDeviceProps,
+  type DmaDirection,
+  dmaMapPhyrList,
+  dmaMapSg,
+  dmaUnmap,
+  dmaUnmapSg,
+  type Machine,
+  type MachineOptions,
+} from '../dma/index.ts';
+import type { Bdf, PlatformModel } from '../platform/index.ts';
+
+export const DESIGN_NAMES = ['sg', 'linux-7.1', 'physr'] as const;
+export type DesignName = (typeof DESIGN_NAMES)[number];
+
+/** PCI class 01 08 02: NVMe (the one block driver modelled on blk_rq_dma_map_iter). */
+const PCI_CLASS_NVME = 0x010802;
+
+/** What a map step under one design did, as data a report can show. */
+export interface DesignOutcome {
+  readonly design: DesignName;
+  /** False when the design has no path for the step, or refused it (then `reason` says why). */
+  readonly ran: boolean;
+  /** The kernel interface the design used. */
+  readonly api: string;
+  /** How it mapped: iova, per-segment, bus-address, sg... */
+  readonly path?: string;
+  /** Bytes of metadata held while the mapping lives, and what they are. */
+  readonly metadataBytes?: number;
+  readonly metadata?: Readonly<Record<string, number>>;
+  /** DMA ranges handed to the device. */
+  readonly entries?: number;
+  readonly iovaAllocations?: number;
+  readonly leafPteWrites?: number;
+  readonly iotlbFlushes?: number;
+  readonly bounceBytes?: number;
+  readonly errno?: string;
+  readonly reason?: string;
+  /** One sentence: which design did what. */
+  readonly note: string;
+}
+
+/** A design's live map: the data outcome plus what tests need to look at the mapping. */
+export interface DesignRun {
+  readonly design: DesignName;
+  readonly machine: Machine;
+  readonly device: DmaDevice;
+  /** The DMA ranges the device was given, in buffer order (undefined when it did not run). */
+  readonly dma: DmaRangeList | undefined;
+  /** Unmaps and returns the outcome with the unmap's counters (IOTLB flushes) included. */
+  finish(): DesignOutcome;
+}
+
+export interface DesignMapInput {
+  /** Builds a fresh copy of the scenario's machine (same topology, memory map and options). */
+  readonly platform: () => PlatformModel;
+  readonly machineOptions: MachineOptions;
+  readonly bdf: Bdf;
+  readonly deviceProps: DmaDeviceProps;
+  /** The buffer's physical ranges, in buffer order (consecutive ranges meet at page boundaries). */
+  readonly source: PhyrList;
+  /** Their bytes, copied into each fresh machine before mapping. */
+  readonly bytes: Uint8Array;
+  readonly dir: DmaDirection;
+}
+
+/** The DMA-API props a device was probed with, to probe its twin the same way. */
+export function probedProps(device: DmaDevice): DmaDeviceProps {
+  return {
+    dmaMask: device.dmaMask,
+    coherent: device.coherent,
+    maxSegmentSize: device.maxSegmentSize,
+    segmentBoundaryMask: device.segmentBoundaryMask,
+    minAlignMask: device.minAlignMask,
+    untrusted: device.untrusted,
+    forceBounce: device.forceBounce,
+    dmaRangeOffset: device.dmaRangeOffset,
+    passthrough: device.domain?.type === 'identity',
+  };
+}
+
+/** The page array pin_user_pages fills for a buffer given as physical ranges. */
+function pageArray(source: PhyrList): BigUint64Array {
+  const pfns: bigint[] = [];
+  source.forEachRange((address, length) => {
+    const first = address / PAGE_SIZE;
+    const last = (address + length - 1n) / PAGE_SIZE;
+    for (let pfn = first; pfn <= last; pfn++) pfns.push(pfn);
+  });
+  return BigUint64Array.from(pfns);
+}
+
+function counters(metrics: Metrics) {
+  return {
+    iovaAllocations: metrics.get(COUNTER.iovaAllocations),
+    leafPteWrites: metrics.get('iommu.leaf_pte_writes'),
+    iotlbFlushes: metrics.get(COUNTER.iotlbFlushes),
+    bounceBytes: metrics.get(COUNTER.bounceBytes),
+  };
+}
+
+type Counters = ReturnType<typeof counters>;
+
+function delta(before: Counters, after: Counters): Counters {
+  return {
+    iovaAllocations: after.iovaAllocations - before.iovaAllocations,
+    leafPteWrites: after.leafPteWrites - before.leafPteWrites,
+    iotlbFlushes: after.iotlbFlushes - before.iotlbFlushes,
+    bounceBytes: after.bounceBytes - before.bounceBytes,
+  };
+}
+
+function sum(parts: Readonly<Record<string, number>>): number {
+  return Object.values(parts).reduce((a, b) => a + b, 0);
+}
+
+/** What one design's map produced before unmap. */
+interface Mapped {
+  readonly api: string;
+  readonly path: string;
+  readonly dma: DmaRangeList;
+  readonly metadata: Readonly<Record<string, number>>;
+  readonly note: string;
+  readonly unmap: () => void;
+}
+
+function mapSgDesign(device: DmaDevice, input: DesignMapInput, api: string, why: string): Mapped {
+  const pages = pageArray(input.source);
+  const offset = Number(input.source.addressAt(0) & (PAGE_SIZE - 1n));
+  const max =
+    device.maxSegmentSize > BigInt(SCATTERLIST_MAX_SEGMENT)
+      ? SCATTERLIST_MAX_SEGMENT
+      : Number(device.maxSegmentSize);
+  const table = sgAllocTableFromPagesSegment(pages, offset, input.source.totalLength, max);
+  const nents = dmaMapSg(device, table, input.dir);
+  const metadata = { 'page array': pages.length * 8, 'sg table': table.metadataBytes };
+  return {
+    api,
+    path: 'sg',
+    dma: table.toDmaRangeList(),
+    metadata,
+    note: `${why}: ${pages.length} page pointers → ${table.origNents} sg entries → ${nents} DMA segments`,
+    unmap: () => dmaUnmapSg(device, table, input.dir),
+  };
+}
+
+function mapLinux71(device: DmaDevice, input: DesignMapInput): Mapped {
+  const fn = device.machine.platform.topology.functions.get(device.bdf);
+  if (fn?.classCode !== PCI_CLASS_NVME) {
+    return mapSgDesign(
+      device,
+      input,
+      'dma_map_sgtable',
+      'Linux 7.1 keeps scatterlist for this driver (only NVMe, HMM and dma-buf exporters moved)',
+    );
+  }
+  const request = blkRequestFromPhyrs(device.machine.platform.topology, input.source, input.dir);
+  const mapping = blkRqDmaMap(device, request);
+  const iod = nvmeIodMetadata(mapping);
+  const dma = new DmaRangeListBuilder();
+  for (const s of mapping.segments) dma.append(s.addr, s.len);
+  return {
+    api: 'blk_rq_dma_map_iter',
+    path: mapping.path,
+    dma: dma.build(),
+    metadata: { bvecs: iod.bioVecBytes, dma_iova_state: iod.iovaStateBytes, dma_vecs: iod.dmaVecBytes },
+    note: `NVMe on Linux 7.1: ${request.bvecs.length} bvecs → ${mapping.physSegments.length} segments → ${mapping.path === 'iova' ? 'one IOVA' : `${mapping.segments.length} ${mapping.path} mappings`}`,
+    unmap: () => blkRqDmaUnmap(mapping),
+  };
+}
+
+function mapPhysrDesign(device: DmaDevice, input: DesignMapInput): Mapped {
+  const mapping = dmaMapPhyrList(device, input.source, input.dir);
+  return {
+    api: 'dma_map_phyrs',
+    path: mapping.path,
+    dma: mapping.dma,
+    metadata: { 'phyr list': input.source.metadataBytes, 'DMA range list': mapping.dma.metadataBytes },
+    note: `physr: ${input.source.count} ranges → ${mapping.dma.count} DMA ranges via ${mapping.path}`,
+    unmap: () => dmaUnmap(mapping),
+  };
+}
+
+const MAPPERS: Record<DesignName, (device: DmaDevice, input: DesignMapInput) => Mapped> = {
+  sg: (device, input) => mapSgDesign(device, input, 'dma_map_sgtable', 'scatterlist'),
+  'linux-7.1': mapLinux71,
+  physr: mapPhysrDesign,
+};
+
+/** Runs the map under one design on a fresh machine; the mapping stays live until `finish`. */
+export function runMapDesign(design: DesignName, input: DesignMapInput): DesignRun {
+  const platform = input.platform();
+  let at = 0;
+  input.source.forEachRange((address, length) => {
+    platform.bytes.write(address, input.bytes.subarray(at, at + Number(length)));
+    at += Number(length);
+  });
+  const machine = createMachine(platform, input.machineOptions);
+  const device = machine.device(input.bdf, input.deviceProps);
+  const before = counters(machine.metrics);
+  let mapped: Mapped;
+  try {
+    mapped = MAPPERS[design](device, input);
+  } catch (error) {
+    if (!isPhysrError(error)) throw error;
+    const outcome: DesignOutcome = {
+      design,
+      ran: false,
+      api: design,
+      errno: error.errno,
+      reason: error.reason,
+      note: `${design} refused the map: ${error.errno}`,
+    };
+    return { design, machine, device, dma: undefined, finish: () => outcome };
+  }
+  const afterMap = counters(machine.metrics);
+  let finished: DesignOutcome | undefined;
+  return {
+    design,
+    machine,
+    device,
+    dma: mapped.dma,
+    finish() {
+      if (finished !== undefined) return finished;
+      mapped.unmap();
+      const moved = delta(before, counters(machine.metrics));
+      finished = {
+        design,
+        ran: true,
+        api: mapped.api,
+        path: mapped.path,
+        metadataBytes: sum(mapped.metadata),
+        metadata: mapped.metadata,
+        entries: mapped.dma.count,
+        ...delta(before, afterMap),
+        iotlbFlushes: moved.iotlbFlushes,
+        note: mapped.note,
+      };
+      return finished;
+    },
+  };
+}
+
+/** The map under every design asked for, each finished (mapped, then unmapped). */
+export function mapUnderDesigns(input: DesignMapInput, designs: readonly DesignName[]): DesignOutcome[] {
+  return designs.map((d) => runMapDesign(d, input).finish());
+}

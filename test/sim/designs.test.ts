@@ -1,0 +1,86 @@
+/**
+ * One map under the three designs (src/sim/designs.ts), each on its own copy of the machine: the
+ * metadata each design holds (worked out by hand from the kernel's struct sizes), and that all three
+ * move the same bytes to the same places.
+ */
+import { describe, expect, it } from 'vitest';
+import { PhyrList } from '../../src/core/index.ts';
+import { builtinPlatform } from '../../src/platform/index.ts';
+import { DESIGN_NAMES, type DesignMapInput, runMapDesign } from '../../src/sim/designs.ts';
+import { expectSameBytesSamePlaces } from './design-bytes.ts';
+
+const GiB = 1n << 30n;
+const NVME = '0000:06:00.0';
+const NIC = '0000:04:00.0';
+
+function scattered(pages: number): PhyrList {
+  // Every third page from 5 GiB: no two pages contiguous.
+  return PhyrList.fromRanges(
+    Array.from({ length: pages }, (_, i) => [5n * GiB + BigInt(i) * 0x3000n, 0x1000n] as [bigint, bigint]),
+  );
+}
+
+function input(bdf: string, source: PhyrList, platform = 'two-socket-server'): DesignMapInput {
+  const bytes = new Uint8Array(Number(source.totalLength));
+  for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 7 + 3) & 0xff;
+  return {
+    platform: () => builtinPlatform(platform),
+    machineOptions: { strict: true },
+    bdf,
+    deviceProps: {},
+    source,
+    bytes,
+    dir: 'TO_DEVICE',
+  };
+}
+
+describe('a map under sg, linux-7.1 and physr', () => {
+  it('NVMe, 64 scattered pages: what each design holds, and the same bytes in the same places', () => {
+    const given = input(NVME, scattered(64));
+    const runs = DESIGN_NAMES.map((d) => runMapDesign(d, given));
+    expectSameBytesSamePlaces(given, runs);
+    const [sg, linux, physr] = runs.map((r) => r.finish());
+    // sg: 64 page pointers (8 B) + 64 struct scatterlist (32 B) + sg_table (16 B).
+    expect(sg).toMatchObject({ ran: true, api: 'dma_map_sgtable', metadataBytes: 512 + 64 * 32 + 16 });
+    // 256 KiB in one IOVA, cut into 64 KiB segments by the device's max segment size.
+    expect(sg!.entries).toBe(4);
+    // Linux 7.1 NVMe: 64 bvecs (16 B) + dma_iova_state (16 B); one IOVA, so no dma_vecs.
+    expect(linux).toMatchObject({
+      ran: true,
+      api: 'blk_rq_dma_map_iter',
+      path: 'iova',
+      metadataBytes: 64 * 16 + 16,
+      metadata: { bvecs: 1024, dma_iova_state: 16, dma_vecs: 0 },
+      entries: 1,
+    });
+    // physr: 64 ranges (16 B) + 4 DMA ranges (16 B).
+    expect(physr).toMatchObject({ ran: true, path: 'iova', metadataBytes: 64 * 16 + 4 * 16, entries: 4 });
+    // The IOMMU work is the same in all three: one IOVA, 64 4K leaves, one invalidation at unmap.
+    for (const o of [sg, linux, physr]) {
+      expect(o).toMatchObject({ iovaAllocations: 1, leafPteWrites: 64, bounceBytes: 0 });
+      expect(o!.iotlbFlushes).toBe(sg!.iotlbFlushes);
+    }
+  });
+
+  it('a NIC: Linux 7.1 keeps dma_map_sgtable, so its numbers are the scatterlist ones, and it says so', () => {
+    const given = input(NIC, scattered(8));
+    const runs = DESIGN_NAMES.map((d) => runMapDesign(d, given));
+    expectSameBytesSamePlaces(given, runs);
+    const [sg, linux] = runs.map((r) => r.finish());
+    expect(linux!.api).toBe('dma_map_sgtable');
+    expect(linux!.note).toMatch(/keeps scatterlist/);
+    expect(linux!.metadataBytes).toBe(sg!.metadataBytes);
+  });
+
+  it('without an IOMMU, a seam mid-page: 7.1 maps per segment and the bytes still land in place', () => {
+    const source = PhyrList.fromRanges([
+      [5n * GiB + 0x800n, 0x800n],
+      [7n * GiB, 0x1000n],
+    ]);
+    const given = { ...input(NVME, source), machineOptions: { iommu: false } };
+    const runs = DESIGN_NAMES.map((d) => runMapDesign(d, given));
+    expectSameBytesSamePlaces(given, runs);
+    const linux = runs[1]!.finish();
+    expect(linux).toMatchObject({ path: 'per-segment', entries: 2, metadataBytes: 2 * 16 + 16 });
+  });
+});
