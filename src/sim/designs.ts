@@ -17,10 +17,13 @@ import {
   COUNTER,
   type DmaRangeList,
   DmaRangeListBuilder,
+  fail,
+  formatHex,
   isPhysrError,
   type Metrics,
   PAGE_SIZE,
   type PhyrList,
+  PhyrListBuilder,
   SCATTERLIST_MAX_SEGMENT,
   sgAllocTableFromPagesSegment,
 } from '../core/index.ts';
@@ -36,10 +39,11 @@ import {
   type Machine,
   type MachineOptions,
 } from '../dma/index.ts';
+import type { MmStruct } from '../mm/index.ts';
 import type { Bdf, PlatformModel } from '../platform/index.ts';
+import { DESIGN_NAMES, type DesignName } from './scenario-schema.ts';
 
-export const DESIGN_NAMES = ['sg', 'linux-7.1', 'physr'] as const;
-export type DesignName = (typeof DESIGN_NAMES)[number];
+export { DESIGN_NAMES, type DesignName };
 
 /** PCI class 01 08 02: NVMe (the one block driver modelled on blk_rq_dma_map_iter). */
 const PCI_CLASS_NVME = 0x010802;
@@ -269,7 +273,86 @@ export function runMapDesign(design: DesignName, input: DesignMapInput): DesignR
   };
 }
 
+/** Sees every set of live design runs before they are unmapped (tests check the bytes there). */
+export type DesignRunObserver = (input: DesignMapInput, runs: readonly DesignRun[]) => void;
+
+let observer: DesignRunObserver | undefined;
+
+/** Installs an observer; returns the one it replaced (put it back when done). */
+export function observeDesignRuns(next: DesignRunObserver | undefined): DesignRunObserver | undefined {
+  const previous = observer;
+  observer = next;
+  return previous;
+}
+
 /** The map under every design asked for, each finished (mapped, then unmapped). */
 export function mapUnderDesigns(input: DesignMapInput, designs: readonly DesignName[]): DesignOutcome[] {
-  return designs.map((d) => runMapDesign(d, input).finish());
+  const runs = designs.map((d) => runMapDesign(d, input));
+  observer?.(input, runs);
+  return runs.map((r) => r.finish());
+}
+
+/** The physical ranges behind [start, start + length) of a user address space, as its page table holds them now. */
+export function userPhyrs(mm: MmStruct, start: bigint, length: bigint): PhyrList {
+  const builder = new PhyrListBuilder({ merge: true });
+  const end = start + length;
+  for (const m of mm.mappings(start, length)) {
+    const from = BigInt(m.vpn) * PAGE_SIZE;
+    const to = from + BigInt(m.pages) * PAGE_SIZE;
+    const lo = from > start ? from : start;
+    const hi = to < end ? to : end;
+    if (hi > lo) builder.append(BigInt(m.pfn) * PAGE_SIZE + (lo - from), hi - lo);
+  }
+  const list = builder.build();
+  if (list.totalLength !== length)
+    fail('EFAULT', `${formatHex(start)}+${formatHex(length)} is not all mapped`);
+  return list;
+}
+
+/**
+ * A pin under each design, from the pages the step pinned: sg and Linux 7.1 hold pin_user_pages'
+ * page pointer array (8 B a page; 7.1's memfd_pin_folios, used for memfds, would hold a folio pointer
+ * a folio instead — said in the note), physr its ranges (16 B each). Nothing is mapped: no machine.
+ */
+export function pinUnderDesigns(
+  mm: MmStruct,
+  start: bigint,
+  length: bigint,
+  designs: readonly DesignName[],
+): DesignOutcome[] {
+  const extents = mm.mappings(start, length);
+  const pages = Number((start + length - 1n) / PAGE_SIZE - start / PAGE_SIZE + 1n);
+  let folios = 0;
+  let previous: unknown;
+  for (const m of extents) {
+    if (m.folio === undefined || m.folio !== previous) folios++;
+    previous = m.folio;
+  }
+  const ranges = userPhyrs(mm, start, length).count;
+  const pageArray = { 'page array': pages * 8 };
+  return designs.map((design): DesignOutcome => {
+    if (design === 'physr') {
+      return {
+        design,
+        ran: true,
+        api: 'pin_user_pages (physr)',
+        metadataBytes: ranges * 16,
+        metadata: { 'phyr list': ranges * 16 },
+        entries: ranges,
+        note: `physr: ${pages} pages pinned as ${ranges} ranges`,
+      };
+    }
+    return {
+      design,
+      ran: true,
+      api: 'pin_user_pages',
+      metadataBytes: pages * 8,
+      metadata: pageArray,
+      entries: pages,
+      note:
+        design === 'sg'
+          ? `scatterlist: ${pages} page pointers`
+          : `Linux 7.1: ${pages} page pointers (memfd_pin_folios would hold ${folios} folio pointers + offset, ${folios * 8 + 8} B; no ranges)`,
+    };
+  });
 }

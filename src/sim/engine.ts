@@ -244,6 +244,7 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
       expectations,
       notes,
       metrics: moved,
+      ...(result?.designRuns === undefined ? {} : { designRuns: result.designRuns }),
     });
   }
   await options.onStep?.(scenario, scenario.steps.length, scenario.steps.length);

@@ -4,7 +4,10 @@
  * time-dependent, so a seeded run gives the same report byte for byte.
  */
 import { COUNTER, type Errno, type MetricsSnapshot } from '../core/index.ts';
+import type { DesignOutcome } from './designs.ts';
 import type { StepKind } from './scenario-schema.ts';
+
+export type { DesignOutcome };
 
 /** Which design a step exercised: the proposal (physr) or today's scatterlist path (sg). */
 export type DesignPath = 'physr' | 'sg';
@@ -31,6 +34,8 @@ export interface StepReport {
   readonly notes: readonly string[];
   /** Counters this step moved. */
   readonly metrics: MetricsSnapshot;
+  /** What each compared design did for this step, each on its own copy of the machine (designs.ts). */
+  readonly designRuns?: readonly DesignOutcome[];
 }
 
 export interface ComparisonRow {

@@ -11,6 +11,7 @@ import {
   fail,
   formatHex,
   formatSize,
+  Metrics,
   type PhyrList,
   phyrListToSgTable,
   SCATTERLIST_MAX_SEGMENT,
@@ -20,7 +21,21 @@ import {
 import { DmaAccessError, describeAccess } from '../devices/index.ts';
 import { type DmaDevice, type DmaDirection, dmaSyncSg, type IovaLayout } from '../dma/index.ts';
 import { dmaDeviceImporter } from '../dmabuf/index.ts';
-import { pinUserPages, pinUserPagesLegacy, unpinUserPages, unpinUserPagesLegacy } from '../mm/index.ts';
+import {
+  type MmStruct,
+  pinUserPages,
+  pinUserPagesLegacy,
+  unpinUserPages,
+  unpinUserPagesLegacy,
+} from '../mm/index.ts';
+import {
+  type DesignMapInput,
+  type DesignOutcome,
+  mapUnderDesigns,
+  probedProps,
+  userPhyrs,
+} from './designs.ts';
+import { resolvePlatform } from './engine.ts';
 import { patternBytes } from './pattern.ts';
 import { registerStep, type StepResult } from './registry.ts';
 import type { DesignPath } from './report.ts';
@@ -147,6 +162,41 @@ function mapBuffer(
   return mapSg(device, name, table, dir, offset, () => unpinUserPagesLegacy(pages, { dirty: true }));
 }
 
+/**
+ * The same buffer map under every design the scenario compares, each on a fresh copy of the machine
+ * (designs.ts): the pages the step just pinned, their bytes, the device probed the same way.
+ */
+function bufferUnderDesigns(
+  context: SimContext,
+  device: DmaDevice,
+  mm: MmStruct,
+  start: bigint,
+  length: bigint,
+  dir: DmaDirection,
+): DesignOutcome[] | undefined {
+  const designs = context.scenario.designs;
+  const model = context.platform.machine?.model;
+  if (designs.length === 0 || model === undefined) return undefined;
+  const source = userPhyrs(mm, start, length);
+  const bytes = new Uint8Array(Number(length));
+  let at = 0;
+  source.forEachRange((address, len) => {
+    bytes.set(model.bytes.read(address, Number(len)), at);
+    at += Number(len);
+  });
+  const input: DesignMapInput = {
+    platform: () =>
+      resolvePlatform(context.scenario, { seed: context.seed, metrics: new Metrics() }).machine!.model,
+    machineOptions: { strict: context.iommuMode === 'strict' },
+    bdf: device.bdf,
+    deviceProps: probedProps(device),
+    source,
+    bytes,
+    dir,
+  };
+  return mapUnderDesigns(input, designs);
+}
+
 /** The DMA range list of a target at [offset, offset + length) and the buffer offset it starts at. */
 function targetSpan(context: SimContext, name: string, offset: bigint, length: bigint) {
   const target = context.objects.get(name, 'mapping', isTarget);
@@ -215,6 +265,7 @@ export function registerDmaSteps(): void {
     }
     const kind = context.objects.kindOf(body.buffer);
     let mapped: { target: DmaTarget; note: string };
+    let designRuns: DesignOutcome[] | undefined;
     if (kind === 'dmabuf') {
       const dmabuf = context.objects.get(body.buffer, 'dmabuf', isDmabuf);
       const length = body.length ?? dmabuf.buf.size - body.offset;
@@ -277,9 +328,10 @@ export function registerDmaSteps(): void {
       if (body.offset + length > buffer.length)
         fail('EINVAL', `${formatHex(body.offset)} + ${formatSize(length)} is outside "${body.buffer}"`);
       mapped = mapBuffer(context, device, body.name, buffer, body.offset, length, body.via, dir, body.layout);
+      designRuns = bufferUnderDesigns(context, device, buffer.mm, buffer.va + body.offset, length, dir);
     }
     context.objects.define(body.name, 'mapping', mapped.target);
-    return { path: body.via, notes: [mapped.note] };
+    return { path: body.via, notes: [mapped.note], ...(designRuns === undefined ? {} : { designRuns }) };
   });
 
   registerStep('sync', (body, context) => {

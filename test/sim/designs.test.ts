@@ -7,6 +7,14 @@ import { describe, expect, it } from 'vitest';
 import { PhyrList } from '../../src/core/index.ts';
 import { builtinPlatform } from '../../src/platform/index.ts';
 import { DESIGN_NAMES, type DesignMapInput, runMapDesign } from '../../src/sim/designs.ts';
+import {
+  isScenarioError,
+  loadScenarioFile,
+  parseScenario,
+  registerBuiltins,
+  resolveScenarioTarget,
+  runScenario,
+} from '../../src/sim/index.ts';
 import { expectSameBytesSamePlaces } from './design-bytes.ts';
 
 const GiB = 1n << 30n;
@@ -82,5 +90,47 @@ describe('a map under sg, linux-7.1 and physr', () => {
     expectSameBytesSamePlaces(given, runs);
     const linux = runs[1]!.finish();
     expect(linux).toMatchObject({ path: 'per-segment', entries: 2, metadataBytes: 2 * 16 + 16 });
+  });
+});
+
+describe('designs in a scenario', () => {
+  it('each buffer map and pin step says what every design did (nvme-fragmented, map step 1)', async () => {
+    registerBuiltins();
+    const report = await runScenario(loadScenarioFile(resolveScenarioTarget('nvme-fragmented')));
+    const runs = report.steps[1]!.designRuns!;
+    expect(runs.map((r) => r.design)).toEqual(['sg', 'linux-7.1', 'physr']);
+    const [sg, linux, physr] = runs;
+    expect(sg).toMatchObject({ api: 'dma_map_sgtable', metadataBytes: 64 * 8 + 64 * 32 + 16 });
+    expect(linux).toMatchObject({
+      api: 'blk_rq_dma_map_iter',
+      path: 'iova',
+      metadataBytes: 64 * 16 + 16,
+      entries: 1,
+    });
+    expect(physr).toMatchObject({ path: 'iova', metadataBytes: 64 * 16 + 4 * 16, entries: 4 });
+  });
+
+  it('runs only the designs a scenario names, and refuses an unknown or repeated one with its line', async () => {
+    registerBuiltins();
+    const text = (designs: string) => `name: d
+platform: x86-2s
+designs: ${designs}
+steps:
+  - allocate: { name: buf, size: 16K }
+  - pin: { name: p, buffer: buf, via: sg }
+`;
+    const report = await runScenario(parseScenario(text('[linux-7.1]'), '/tmp/d.yaml'));
+    const pin = report.steps[1]!.designRuns!;
+    expect(pin).toHaveLength(1);
+    expect(pin[0]).toMatchObject({ design: 'linux-7.1', api: 'pin_user_pages', metadataBytes: 4 * 8 });
+    for (const bad of ['[linux-6.1]', '[sg, sg]']) {
+      try {
+        parseScenario(text(bad), '/tmp/d.yaml');
+        throw new Error('parsed');
+      } catch (error) {
+        expect(isScenarioError(error)).toBe(true);
+        expect((error as { location?: { line?: number } }).location?.line).toBe(3);
+      }
+    }
   });
 });
