@@ -5,6 +5,7 @@ import type { Benchmark } from './harness.ts';
 import { iommuBenchmark } from './iommu.bench.ts';
 import { pinBenchmark } from './mm.bench.ts';
 import { platformMemoryBenchmark } from './platform.bench.ts';
+import { traceBenchmark } from './trace.bench.ts';
 
 /** Every benchmark `npm run bench` runs, in order. Add new ones here. */
 export const suite: Benchmark[] = [
@@ -14,4 +15,5 @@ export const suite: Benchmark[] = [
   dmaBenchmark,
   devicesBenchmark,
   pinBenchmark,
+  traceBenchmark,
 ];

@@ -9,4 +9,5 @@ export * from './mm/index.ts';
 export * from './platform/index.ts';
 export * from './rdma/index.ts';
 export * from './sim/index.ts';
+export * from './trace/index.ts';
 export * from './vfio/index.ts';

@@ -1,3 +1,4 @@
-import { runCli } from './program.ts';
+import { reportOutputErrors, runCli } from './program.ts';
 
+reportOutputErrors(process.stdout, '<stdout>', (code) => process.exit(code));
 process.exitCode = await runCli(process.argv.slice(2));

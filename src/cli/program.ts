@@ -3,7 +3,7 @@
  * this file wires them and turns every error into one located line (never a stack trace).
  */
 import { Command, CommanderError } from 'commander';
-import { formatError, isPhysrError } from '../core/index.ts';
+import { type Errno, formatError, isPhysrError, PhysrError } from '../core/index.ts';
 import { registerCommands } from './commands/index.ts';
 
 export function buildProgram(): Command {
@@ -38,4 +38,23 @@ export async function runCli(argv: readonly string[]): Promise<number> {
     if (process.env.PHYSR_DEBUG) process.stderr.write(`${error instanceof Error ? error.stack : ''}\n`);
     return 70;
   }
+}
+
+/**
+ * A report written to a full device or a closed pipe fails asynchronously on the stream. A reader
+ * that went away (EPIPE, `physr run | head`) ends the command quietly; any other failure (ENOSPC on
+ * /dev/full) is one located line and exit status 2 instead of an unhandled 'error' event's stack.
+ */
+export function reportOutputErrors(stream: NodeJS.EventEmitter, name: string, exit: (code: number) => void) {
+  stream.on('error', (error: NodeJS.ErrnoException) => {
+    const code = error.code ?? 'EIO';
+    if (code === 'EPIPE') {
+      exit(0);
+      return;
+    }
+    const errno: Errno = code === 'ENOSPC' || code === 'EACCES' ? code : 'EIO';
+    const refusal = new PhysrError(errno, `writing the report failed (${code})`, { file: name });
+    process.stderr.write(`physr: ${formatError(refusal)}\n`);
+    exit(2);
+  });
 }

@@ -6,3 +6,4 @@ export * from './random.ts';
 export * from './range-list.ts';
 export * from './range-list-builder.ts';
 export * from './sg-table.ts';
+export * from './trace-sink.ts';

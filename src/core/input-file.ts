@@ -4,6 +4,7 @@
  * (`/dev/zero`, a FIFO), a raw ENOTDIR/EISDIR from Node, or a failure after a long run.
  */
 import {
+  accessSync,
   closeSync,
   constants,
   fstatSync,
@@ -126,6 +127,18 @@ export function checkOutputPath(path: string, what: string): void {
   }
   if (stats?.isDirectory() === true)
     fail('EISDIR', `${what} "${path}" is a directory; name a file`, { file: path });
+  // Permission is checked now too, rather than found after the whole run.
+  try {
+    accessSync(stats === undefined ? dir : path, constants.W_OK);
+  } catch {
+    fail(
+      'EACCES',
+      `${what} "${path}": ${stats === undefined ? `directory "${dir}"` : 'the file'} is not writable`,
+      {
+        file: path,
+      },
+    );
+  }
 }
 
 /** Writes a report to a path already checked by {@link checkOutputPath}; a write failure is located. */

@@ -3,6 +3,8 @@
  * same numbers. Counters are plain numbers (all stay far below 2^53).
  */
 
+import type { DmaTraceSink } from './trace-sink.ts';
+
 /** Standard counter names; layers may add their own under their piece's prefix. */
 export const COUNTER = {
   /** Bytes of range-list metadata built (PhyrList, DmaRangeList). */
@@ -35,6 +37,8 @@ export type MetricsSnapshot = Readonly<Record<string, number>>;
 
 export class Metrics {
   private readonly counters = new Map<string, number>();
+  /** Receives the model's DMA activity as trace records when set (`physr run --trace-out`). */
+  traceSink: DmaTraceSink | undefined = undefined;
 
   add(name: CounterName, by = 1): void {
     this.counters.set(name, (this.counters.get(name) ?? 0) + by);

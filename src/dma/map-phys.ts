@@ -8,6 +8,7 @@ import { dmaDirectMapPhys } from './direct.ts';
 import { iommuDmaMapPhys } from './iommu-map-phys.ts';
 import { dmaUnmap } from './map.ts';
 import { checkDirection, type DmaMapping, findMapping, register } from './mapping.ts';
+import { traceMapPhys, traceUnmapAddress } from './trace-points.ts';
 import type { DmaAttrs, DmaDirection, DmaSegment } from './types.ts';
 
 /**
@@ -45,6 +46,7 @@ export function mapPhys(
   };
   const mapping = register(device, 'phys', source, dir, attrs, [piece], [segment], undefined, true);
   // dma_map_phys returns one dma_addr_t: no list metadata to count.
+  traceMapPhys(mapping);
   return mapping;
 }
 
@@ -55,6 +57,7 @@ export function mapPhys(
 export function unmapPhys(device: DmaDeviceInfo, dmaAddress: bigint, size: bigint, dir: DmaDirection): void {
   const mapping = findMapping(device, dmaAddress);
   if (mapping === undefined) {
+    traceUnmapAddress(device, dmaAddress, size, dir);
     device.machine.debug.checkUnmap(device.bdf, dmaAddress, { type: 'phys', size, direction: dir });
     return;
   }

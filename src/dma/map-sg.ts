@@ -28,6 +28,7 @@ import { dmaDirectMapPhys } from './direct.ts';
 import { dmaInfoToProt, iommuDmaAllocIova } from './dma-iommu.ts';
 import { iommuDmaMapPhys } from './iommu-map-phys.ts';
 import type { MappedPiece } from './mapped-piece.ts';
+import { traceMapSg, traceSyncSg, traceUnmapSg } from './trace-points.ts';
 import type { DmaAttrs, DmaDirection } from './types.ts';
 
 /** What unmap needs besides the table (the kernel hides this in the sg's dma fields and flags). */
@@ -125,6 +126,7 @@ export function dmaMapSg(
       skipCpuSync: attrs.skipCpuSync === true,
     });
   }
+  traceMapSg(device, sgt, dir);
   return state.mappedNents;
 }
 
@@ -344,6 +346,7 @@ export function dmaUnmapSg(
 ): void {
   const state = states.get(sgt);
   const debug = device.machine.debug;
+  traceUnmapSg(device, sgt, dir);
   if (state === undefined || state.device !== device) {
     const slot = sgt.sgl;
     const dma = slot < 0 ? 0n : sgt.dmaAddressAt(slot);
@@ -384,6 +387,7 @@ export function dmaUnmapSg(
 
 /** dma_sync_sgtable_for_cpu / _for_device: bounce copies for per-entry bounced entries. */
 export function dmaSyncSg(device: DmaDeviceInfo, sgt: SgTable, dir: DmaDirection, toCpu: boolean): void {
+  traceSyncSg(device, sgt, dir, toCpu);
   const state = states.get(sgt);
   const slots = sgt.entrySlots(state?.mappedNents ?? sgt.nents);
   for (const slot of slots) {

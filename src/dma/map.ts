@@ -39,6 +39,7 @@ import {
 } from './iova-layout.ts';
 import { type MappedPiece, unmapPiece } from './mapped-piece.ts';
 import { checkDirection, type DmaMapping, register, retireMapping, segmentsOf } from './mapping.ts';
+import { traceMapList, traceSyncSingle, traceUnmap } from './trace-points.ts';
 import type { DmaAttrs, DmaDirection, DmaMappingType, SegmentKind } from './types.ts';
 
 /** Maps a run of host (or through-host-bridge) ranges: one IOVA if possible, else range by range. */
@@ -218,6 +219,7 @@ export function dmaMapPhyrList(
   const mapping = register(device, type, list, dir, attrs, pieces, segments, fallbackReason);
   const metrics = device.machine.metrics;
   metrics.add(COUNTER.physrMetadataBytes, mapping.dma.metadataBytes);
+  traceMapList(mapping);
   return mapping;
 }
 
@@ -256,6 +258,7 @@ export interface UnmapArgs {
 export function dmaUnmap(mapping: DmaMapping, args: UnmapArgs = {}): void {
   const device = mapping.device;
   const machine = device.machine;
+  traceUnmap(mapping, args.size ?? mapping.source.totalLength, args.direction ?? mapping.direction);
   machine.debug.checkUnmap(device.bdf, mapping.debugAddress, {
     type: args.type ?? mapping.type,
     size: args.size ?? mapping.source.totalLength,
@@ -340,6 +343,7 @@ function syncWindow(
  */
 export function dmaSyncForCpu(mapping: DmaMapping, offset?: bigint, size?: bigint, dir?: DmaDirection): void {
   const [off, len] = syncWindow(mapping, offset, size);
+  traceSyncSingle(mapping, off, len, dir ?? mapping.direction, true);
   syncRange(mapping, off, len, true, dir ?? mapping.direction);
 }
 
@@ -351,5 +355,6 @@ export function dmaSyncForDevice(
   dir?: DmaDirection,
 ): void {
   const [off, len] = syncWindow(mapping, offset, size);
+  traceSyncSingle(mapping, off, len, dir ?? mapping.direction, false);
   syncRange(mapping, off, len, false, dir ?? mapping.direction);
 }

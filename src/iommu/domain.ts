@@ -112,19 +112,23 @@ export class IommuDomain {
 
   map(iova: bigint, paddr: bigint, size: bigint, prot: Prot): void {
     this.table('map').map(iova, paddr, size, prot);
+    this.host.metrics.traceSink?.({ kind: 'iommu_map', iova, paddr, size });
   }
 
   /** iommu_unmap: unmap and invalidate what it covered, one IOTLB flush. Returns bytes unmapped. */
   unmap(iova: bigint, size: bigint): bigint {
     const gather = new IotlbGather();
     const unmapped = this.table('unmap').unmap(iova, size, gather);
+    this.host.metrics.traceSink?.({ kind: 'iommu_unmap', iova, size, unmapped });
     this.iotlbSync(gather);
     return unmapped;
   }
 
   /** iommu_unmap_fast: unmap into a caller's gather, no invalidation yet. */
   unmapFast(iova: bigint, size: bigint, gather: IotlbGather): bigint {
-    return this.table('unmap').unmap(iova, size, gather);
+    const unmapped = this.table('unmap').unmap(iova, size, gather);
+    this.host.metrics.traceSink?.({ kind: 'iommu_unmap', iova, size, unmapped });
+    return unmapped;
   }
 
   /** iommu_iotlb_sync: one invalidation covering everything gathered (none if the gather is empty). */

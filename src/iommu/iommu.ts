@@ -164,6 +164,7 @@ export class Iommu {
   ): never {
     this.faults.push({ device, group, domainId: domain?.id, iova, access, reason });
     this.metrics.add(COUNTER.iommuFaults);
+    this.metrics.traceSink?.({ kind: 'io_page_fault', device, iova, driver: this.name });
     const where = domain === undefined ? 'no domain' : `${domain.type} domain ${domain.id}`;
     fail(
       'EFAULT',

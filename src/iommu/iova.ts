@@ -3,11 +3,13 @@
  *
  * - Allocated and reserved ranges are kept sorted (`[pfnLo, pfnHi]`, inclusive) in plain arrays; a
  *   pfn is at most 2^52 for a 4K granule, so Numbers hold it exactly.
- * - alloc_iova: top-down from `limitPfn`, never below `startPfn`; `sizeAligned` aligns the start to
- *   the size rounded up to a power of two (the align_mask built from fls_long(size - 1)). The kernel
- *   starts its downward search at a cached node (the last allocation) and retries from the top when
- *   it reaches the bottom; we always search from the limit downward. Both hand out the highest free
- *   fit for a fresh domain; with holes above the cached node the kernel may pick a lower one.
+ * - alloc_iova: top-down, never below `startPfn`; `sizeAligned` aligns the start to the size rounded
+ *   up to a power of two (the align_mask built from fls_long(size - 1)). As the kernel, the downward
+ *   search starts at a cached node (the last allocation: one for limits within 32 bits, one above),
+ *   not at the limit, and retries once between the limit and that node when it reaches the bottom;
+ *   so with holes above the cached node a lower fit is handed out. A failure under a 32-bit limit
+ *   remembers its size (max32_alloc_size): as large a request fails at once until something below
+ *   4 GiB is freed.
  * - reserve_iova: reserved ranges (MSI window, PCI host-bridge windows) sit in the same list, are
  *   merged with what they overlap and are never handed out or freed.
  * - The rcache (alloc_iova_fast / free_iova_fast): sizes below 2^(IOVA_RANGE_CACHE_MAX_SIZE - 1)
@@ -22,6 +24,8 @@ import { COUNTER, fail, formatHex, isPowerOfTwo, Metrics } from '../core/index.t
 export const IOVA_RANGE_CACHE_MAX_SIZE = 6;
 export const IOVA_MAG_SIZE = 127;
 export const MAX_GLOBAL_MAGS = 32;
+/** The anchor node's pfn (IOVA_ANCHOR, ~0UL): above every range, where a fresh domain's search starts. */
+const ANCHOR = Number.POSITIVE_INFINITY;
 
 export interface IovaRange {
   readonly pfnLo: number;
@@ -73,6 +77,13 @@ export class IovaDomain {
   private readonly rcache: RcacheOrder[] = [];
   /** First pfns of the ranges the rcache holds: a second free of one is a double free. */
   private readonly cachedPfns = new Set<number>();
+  /** dma_32bit_pfn: the first pfn at 4 GiB. */
+  private readonly dma32Pfn: number;
+  /** cached_node / cached32_node, by their pfn_lo (ANCHOR for the anchor). */
+  private cachedNodeLo = ANCHOR;
+  private cached32NodeLo = ANCHOR;
+  /** max32_alloc_size: the size of the last failed allocation, until a free below 4 GiB. */
+  private max32AllocSize: number;
 
   constructor(options: IovaDomainOptions = {}) {
     this.granule = options.granule ?? 4096n;
@@ -85,6 +96,8 @@ export class IovaDomain {
       fail('EINVAL', `IOVA domain pfn range ${this.startPfn}..${this.lastPfn} is empty`);
     }
     this.metrics = options.metrics ?? new Metrics();
+    this.dma32Pfn = Number(1n << (32n - this.granuleShift));
+    this.max32AllocSize = this.dma32Pfn;
     for (let order = 0; order < IOVA_RANGE_CACHE_MAX_SIZE; order++) {
       this.rcache.push({ loaded: [], prev: [], depot: [] });
     }
@@ -106,28 +119,79 @@ export class IovaDomain {
    */
   allocIova(pages: number, limitPfn: number = this.lastPfn, sizeAligned = false): number {
     if (!Number.isSafeInteger(pages) || pages <= 0) fail('EINVAL', `IOVA allocation of ${pages} pages`);
-    const limit = Math.min(limitPfn, this.lastPfn);
+    // __alloc_and_insert_iova_range (drivers/iommu/iova.c) works with an exclusive limit.
+    const limit = Math.min(limitPfn, this.lastPfn) + 1;
     const align = sizeAligned ? upperPow2(pages) : 1;
-    let high = limit + 1; // exclusive top of the gap being tried
-    let i = this.lastIndexAtOrBelow(limit);
+    const failed = (): never =>
+      fail(
+        'ENOMEM',
+        `no free IOVA range of ${pages} pages${sizeAligned ? ' (size-aligned)' : ''} at or below pfn ${formatHex(BigInt(limit - 1))}`,
+      );
+    if (limit <= this.dma32Pfn && pages >= this.max32AllocSize) failed();
+    const n = this.lo.length;
+    const loAt = (i: number) => (i === n ? ANCHOR : this.lo[i]!);
+    const hiAt = (i: number) => (i === n ? ANCHOR : this.hi[i]!);
+    let curr = this.nodeIndex(limit <= this.dma32Pfn ? this.cached32NodeLo : this.cachedNodeLo);
+    const retryPfn = hiAt(curr);
+    let high = limit;
+    let low = this.startPfn;
+    let prev: number;
+    let pfn: number;
     for (;;) {
-      const floor = Math.max(i >= 0 ? this.hi[i]! + 1 : this.startPfn, this.startPfn);
-      if (high - floor >= pages) {
-        const pfn = Math.floor((high - pages) / align) * align;
-        if (pfn >= floor) {
-          this.insertAt(i + 1, pfn, pfn + pages - 1, false);
-          this.metrics.add(COUNTER.iovaAllocations);
-          return pfn;
-        }
+      // Walk down from the start node while the candidate overlaps the node below.
+      do {
+        high = Math.min(high, loAt(curr));
+        pfn = Math.floor((high - pages) / align) * align;
+        prev = curr;
+        curr--;
+      } while (curr >= 0 && pfn <= hiAt(curr) && pfn >= low);
+      if (high >= pages && pfn >= low) break;
+      // Reached the bottom: once, search the part between the cached node and the limit.
+      if (low === this.startPfn && retryPfn < limit) {
+        high = limit;
+        low = retryPfn + 1;
+        curr = this.findLimit(limit);
+        continue;
       }
-      if (i < 0) break;
-      high = Math.min(high, this.lo[i]!);
-      i--;
+      this.max32AllocSize = pages;
+      failed();
     }
-    fail(
-      'ENOMEM',
-      `no free IOVA range of ${pages} pages${sizeAligned ? ' (size-aligned)' : ''} at or below pfn ${formatHex(BigInt(limit))}`,
-    );
+    this.insertAt(prev, pfn, pfn + pages - 1, false);
+    if (pfn + pages - 1 < this.dma32Pfn) this.cached32NodeLo = pfn;
+    else this.cachedNodeLo = pfn;
+    this.metrics.add(COUNTER.iovaAllocations);
+    return pfn;
+  }
+
+  /** The index of the node starting at `lo` (the anchor is one past the last range). */
+  private nodeIndex(lo: number): number {
+    if (lo === ANCHOR) return this.lo.length;
+    const i = this.lastIndexAtOrBelow(lo);
+    return i >= 0 && this.lo[i] === lo ? i : this.lo.length;
+  }
+
+  /** iova_find_limit: where the retry starts, the first range reaching the limit (or the anchor). */
+  private findLimit(limit: number): number {
+    if (limit > this.dma32Pfn) return this.lo.length;
+    let i = this.lastIndexAtOrBelow(limit);
+    if (i < 0 || this.hi[i]! < limit) i++;
+    return i;
+  }
+
+  /**
+   * remove_iova: the range at index i leaves the tree; a cached node at or below it moves to the
+   * next range up (__cached_rbnode_delete_update), and a free below 4 GiB lifts the 32-bit failure.
+   */
+  private removeNode(i: number): void {
+    const lo = this.lo[i]!;
+    const hi = this.hi[i]!;
+    const next = i + 1 < this.lo.length ? this.lo[i + 1]! : ANCHOR;
+    if (lo === this.cached32NodeLo || (hi < this.dma32Pfn && lo >= this.cached32NodeLo)) {
+      this.cached32NodeLo = next;
+    }
+    if (lo < this.dma32Pfn) this.max32AllocSize = this.dma32Pfn;
+    if (lo >= this.cachedNodeLo) this.cachedNodeLo = next;
+    this.removeAt(i);
   }
 
   /** free_iova: releases the allocated range containing `pfn`; ENOENT if none, EBUSY if reserved. */
@@ -136,7 +200,7 @@ export class IovaDomain {
     if (i < 0) fail('ENOENT', `no IOVA allocation contains pfn ${formatHex(BigInt(pfn))}`);
     if (this.reservedFlag[i]) fail('EBUSY', `pfn ${formatHex(BigInt(pfn))} is in a reserved IOVA range`);
     if (this.cachedPfns.has(this.lo[i]!)) this.doubleFree(this.lo[i]!);
-    this.removeAt(i);
+    this.removeNode(i);
     this.metrics.add(COUNTER.iovaFrees);
   }
 
@@ -298,7 +362,7 @@ export class IovaDomain {
     // Unreachable while frees are checked; never splice(-1), which would drop the last range.
     if (i < 0 || this.lo[i] !== pfn)
       fail('EFAULT', `rcache holds pfn ${formatHex(BigInt(pfn))}, which is not allocated`);
-    this.removeAt(i);
+    this.removeNode(i);
   }
 
   private doubleFree(pfn: number): never {

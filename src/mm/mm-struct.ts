@@ -10,7 +10,7 @@
  * remap_pfn_range does, and never fault.
  */
 import { fail, formatHex } from '../core/index.ts';
-import type { Folio } from '../platform/index.ts';
+import type { ByteSource, Folio } from '../platform/index.ts';
 import type { MemorySystem } from './memory-system.ts';
 import { cut, type PageMapping, PageTable } from './page-table.ts';
 import {
@@ -381,6 +381,33 @@ export class MmStruct {
     this.copyUser(va, data.length, true, (phys, offset, take) => {
       this.bytesOrFail().write(phys, data.subarray(offset, offset + take));
     });
+  }
+
+  /**
+   * copy_to_user of bytes described by `source` (a pattern): each physically contiguous piece of the
+   * range is stored as a description, so a 4 GiB pattern costs a few extents, not 4 GiB.
+   */
+  writeUserSource(va: bigint, length: bigint, source: ByteSource, sourceOffset: bigint): void {
+    if (length === 0n) return;
+    this.touch(va, length, { write: true });
+    const bytes = this.bytesOrFail();
+    const end = va + length;
+    let covered = va;
+    for (const m of this.mappings(va, length)) {
+      const mapStart = BigInt(m.vpn) << 12n;
+      const from = mapStart > va ? mapStart : va;
+      const mapEnd = BigInt(m.vpn + m.pages) << 12n;
+      const to = mapEnd < end ? mapEnd : end;
+      if (from !== covered) fail('EFAULT', `no page at ${formatHex(covered)}`);
+      bytes.writeSource(
+        (BigInt(m.pfn) << 12n) + (from - mapStart),
+        to - from,
+        source,
+        sourceOffset + (from - va),
+      );
+      covered = to;
+    }
+    if (covered !== end) fail('EFAULT', `no page at ${formatHex(covered)}`);
   }
 
   /** copy_from_user. */

@@ -48,8 +48,11 @@ function roundDownPowerOfTwo(v: bigint): bigint {
 export function ibUmemFindBestPgsz(umem: UmemLayout, pgszBitmap: bigint, virt: bigint): bigint {
   if (pgszBitmap < 0n || pgszBitmap > U64_MAX) fail('EINVAL', 'page size bitmap must be a u64');
   let va = u64(virt);
+  // An IOVA range that wraps past 2^64 fits no page size (check_add_overflow on the last VA).
+  const lastVa = u64(umem.length - 1n) + va;
+  if (lastVa > U64_MAX) return 0n;
   // Page sizes bigger than the bits the IOVA range spans are limited by the range itself.
-  let mask = pgszBitmap & genmask(63, bitsPer(u64(umem.length - 1n + virt) ^ va));
+  let mask = pgszBitmap & genmask(63, bitsPer(lastVa ^ va));
   let pgoff = umem.address & 0xfffn;
   let currBase = U64_MAX;
   let currLen = 0n;

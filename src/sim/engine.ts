@@ -8,6 +8,7 @@
  */
 import { dirname, isAbsolute, resolve } from 'node:path';
 import {
+  type DmaTraceSink,
   formatHex,
   isPhysrError,
   Metrics,
@@ -44,6 +45,8 @@ export interface RunOptions {
   readonly seed?: bigint;
   /** Called before each step (and once more at the end of each scenario with `index === total`). */
   readonly onStep?: (scenario: Scenario, index: number, total: number) => void | Promise<void>;
+  /** Receives the model's DMA activity as trace records (`physr run --trace-out`). */
+  readonly traceSink?: DmaTraceSink;
 }
 
 /**
@@ -173,6 +176,7 @@ function stepVia(step: Step): DesignPath | undefined {
 export async function runScenario(scenario: Scenario, options: RunOptions = {}): Promise<ScenarioReport> {
   const seed = options.seed ?? scenario.seed;
   const metrics = new Metrics();
+  metrics.traceSink = options.traceSink;
   const platform = resolvePlatform(scenario, { seed, metrics });
   const iommuMode = scenario.iommu.mode ?? platform.defaultIommuMode ?? 'strict';
   const context = createContext({

@@ -12,7 +12,13 @@ export {
 } from './engine.ts';
 export { scenarioJsonSchema, scenarioJsonSchemaText } from './json-schema.ts';
 export { firstMismatch, formatPattern, type Pattern, parsePattern, patternBytes } from './pattern.ts';
-export { createProgress, type Progress, type ProgressOptions } from './progress.ts';
+export {
+  type CountProgress,
+  createCountProgress,
+  createProgress,
+  type Progress,
+  type ProgressOptions,
+} from './progress.ts';
 export {
   listPlatforms,
   type PlatformFactory,

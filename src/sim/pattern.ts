@@ -9,6 +9,7 @@
  * - `random:42`  a seeded hash of the offset (deterministic, not a PRNG stream)
  */
 import { fail, type SourceLocation } from '../core/index.ts';
+import type { ByteSource } from '../platform/index.ts';
 
 export type Pattern =
   | { readonly kind: 'fill'; readonly value: number }
@@ -45,10 +46,14 @@ export function formatPattern(pattern: Pattern): string {
   }
 }
 
-/** A 32-bit integer hash (a murmur3-style finalizer) of seed and offset. */
-function hashByte(seed: number, offset: bigint): number {
-  let h = (seed ^ Number(offset & 0xffff_ffffn)) >>> 0;
-  h = Math.imul(h ^ Number((offset >> 32n) & 0xffff_ffffn), 0x9e3779b1);
+const TWO_32 = 2 ** 32;
+
+/**
+ * A 32-bit integer hash (a murmur3-style finalizer) of seed and a 64-bit offset given as its low and
+ * high 32-bit halves, all in Number arithmetic (a BigInt a byte cost most of a run's time).
+ */
+function hashByte(seed: number, lo: number, hi: number): number {
+  let h = Math.imul(seed ^ lo ^ hi, 0x9e3779b1);
   h ^= h >>> 16;
   h = Math.imul(h, 0x85ebca6b);
   h ^= h >>> 13;
@@ -57,28 +62,83 @@ function hashByte(seed: number, offset: bigint): number {
   return h & 0xff;
 }
 
-/** The bytes of `pattern` at buffer offsets [offset, offset + length). */
-export function patternBytes(pattern: Pattern, offset: bigint, length: number): Uint8Array {
-  const out = new Uint8Array(length);
+/** Low and high 32-bit halves of a 64-bit offset, carried as Numbers through a run of bytes. */
+function halves(offset: bigint): [number, number] {
+  return [Number(offset & 0xffff_ffffn), Number((offset >> 32n) & 0xffff_ffffn)];
+}
+
+/** The byte `seq` puts at `offset` (later bytes count up from it, wrapping at 0xff). */
+function seqFirst(start: number, offset: bigint): number {
+  return Number((offset + BigInt(start)) & 0xffn);
+}
+
+/** Writes the bytes of `pattern` at buffer offsets [offset, offset + out.length) into `out`. */
+export function fillPattern(pattern: Pattern, offset: bigint, out: Uint8Array): void {
+  const length = out.length;
   switch (pattern.kind) {
     case 'fill':
       out.fill(pattern.value);
-      break;
+      return;
     case 'seq': {
-      const first = Number((offset + BigInt(pattern.start)) & 0xffn);
+      const first = seqFirst(pattern.start, offset);
       for (let i = 0; i < length; i++) out[i] = (first + i) & 0xff;
-      break;
+      return;
     }
-    case 'random':
-      for (let i = 0; i < length; i++) out[i] = hashByte(pattern.seed, offset + BigInt(i));
-      break;
+    case 'random': {
+      const seed = pattern.seed;
+      let [lo, hi] = halves(offset);
+      for (let i = 0; i < length; i++) {
+        out[i] = hashByte(seed, lo, hi);
+        if (++lo === TWO_32) {
+          lo = 0;
+          hi = (hi + 1) >>> 0;
+        }
+      }
+      return;
+    }
   }
+}
+
+/** The pattern as a byte store's described source: offsets are buffer offsets. */
+export function patternSource(pattern: Pattern): ByteSource {
+  return { fillInto: (offset, out) => fillPattern(pattern, offset, out) };
+}
+
+/** The bytes of `pattern` at buffer offsets [offset, offset + length). */
+export function patternBytes(pattern: Pattern, offset: bigint, length: number): Uint8Array {
+  const out = new Uint8Array(length);
+  fillPattern(pattern, offset, out);
   return out;
 }
 
-/** Index of the first byte of `bytes` (at buffer offset `offset`) that differs from the pattern, or -1. */
+/**
+ * Index of the first byte of `bytes` (at buffer offset `offset`) that differs from the pattern, or
+ * -1. Each expected byte is computed as it is compared: no copy of the pattern is made.
+ */
 export function firstMismatch(pattern: Pattern, offset: bigint, bytes: Uint8Array): number {
-  const want = patternBytes(pattern, offset, bytes.length);
-  for (let i = 0; i < bytes.length; i++) if (bytes[i] !== want[i]) return i;
-  return -1;
+  const length = bytes.length;
+  switch (pattern.kind) {
+    case 'fill': {
+      const value = pattern.value;
+      for (let i = 0; i < length; i++) if (bytes[i] !== value) return i;
+      return -1;
+    }
+    case 'seq': {
+      const first = seqFirst(pattern.start, offset);
+      for (let i = 0; i < length; i++) if (bytes[i] !== ((first + i) & 0xff)) return i;
+      return -1;
+    }
+    case 'random': {
+      const seed = pattern.seed;
+      let [lo, hi] = halves(offset);
+      for (let i = 0; i < length; i++) {
+        if (bytes[i] !== hashByte(seed, lo, hi)) return i;
+        if (++lo === TWO_32) {
+          lo = 0;
+          hi = (hi + 1) >>> 0;
+        }
+      }
+      return -1;
+    }
+  }
 }

@@ -6,7 +6,6 @@
  */
 import { existsSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
-import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { fail, formatHex, isPhysrError, parseSize, readInputText } from '../core/index.ts';
 import {
@@ -32,6 +31,7 @@ import {
   registerPlatformLoader,
   type SimPlatform,
 } from './registry.ts';
+import { errorAtPath, parseYamlInput } from './yaml-input.ts';
 
 const GiB = 1n << 30n;
 const MiB = 1n << 20n;
@@ -195,21 +195,40 @@ const platformFileSchema = z.strictObject({
   swiotlb: sizeField.optional(),
 });
 
+/** A platform file's topology name: one of ours (x86-2s…) or the platform layer's own. */
+function builtinNameOf(topology: string): string {
+  return BUILTIN_PLATFORMS.find((p) => p.name === topology)?.builtin ?? topology;
+}
+
 /** A platform file (YAML or JSON); see scenarios/README.md for the format. */
 export function loadPlatformFile(path: string, options: PlatformOptions): PlatformInstance {
-  const text = readInputText(path, 'platform file');
-  let raw: unknown;
-  try {
-    raw = parseYaml(text, { intAsBigInt: true });
-  } catch (error) {
-    fail('EINVAL', `${path}: not YAML/JSON: ${error instanceof Error ? error.message : String(error)}`);
-  }
-  const parsed = platformFileSchema.safeParse(raw);
+  const input = parseYamlInput(readInputText(path, 'platform file'), path);
+  const parsed = platformFileSchema.safeParse(input.data);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
-    fail('EINVAL', `${path}: ${issue.path.join('.') || '(top)'}: ${issue.message}`);
+    const field = issue.path.map((s) => (typeof s === 'number' ? s : String(s)));
+    throw errorAtPath(input, field, 'EINVAL', issue.message.replace(/^Invalid input: /, ''));
   }
   const spec = parsed.data;
+  const topology = spec.topology;
+  if (typeof topology === 'string' && builtinTopology(builtinNameOf(topology)) === undefined) {
+    throw errorAtPath(input, ['topology'], 'ENOENT', `no built-in topology "${topology}"`);
+  }
+  // A refusal from the model points at the field it most likely came from: the capture, else the RAM.
+  const field = typeof topology !== 'string' || spec.ram === undefined ? ['topology'] : ['ram'];
+  try {
+    return platformFromSpec(path, spec, options);
+  } catch (error) {
+    if (!isPhysrError(error) || error.location !== undefined) throw error;
+    throw errorAtPath(input, field, error.errno, error.reason);
+  }
+}
+
+function platformFromSpec(
+  path: string,
+  spec: z.output<typeof platformFileSchema>,
+  options: PlatformOptions,
+): PlatformInstance {
   const ram = spec.ram?.map((r) => ({ start: r.start, size: r.size, node: r.node }));
   if (typeof spec.topology !== 'string') {
     const dir = isAbsolute(spec.topology.sysfs)
@@ -222,10 +241,9 @@ export function loadPlatformFile(path: string, options: PlatformOptions): Platfo
       ...(spec.swiotlb === undefined ? {} : { swiotlb: spec.swiotlb }),
     });
   }
-  const ours = BUILTIN_PLATFORMS.find((p) => p.name === spec.topology);
-  const builtinName = ours?.builtin ?? spec.topology;
+  const builtinName = builtinNameOf(spec.topology);
   const builtin = builtinTopology(builtinName);
-  if (builtin === undefined) fail('ENOENT', `${path}: no built-in topology "${spec.topology}"`);
+  if (builtin === undefined) fail('ENOENT', `no built-in topology "${spec.topology}"`);
   const name = spec.name ?? `file:${path}`;
   const model =
     ram === undefined && spec.iommu === undefined && spec.swiotlb === undefined

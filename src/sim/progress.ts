@@ -55,3 +55,42 @@ export function createProgress(options: ProgressOptions): Progress {
     stop: () => bar?.stop(),
   };
 }
+
+/** A counting bar (e.g. bytes of a trace read), with the same rules: a terminal only, after a delay. */
+export interface CountProgress {
+  update(value: number): void;
+  stop(): void;
+}
+
+export function createCountProgress(options: {
+  readonly total: number;
+  readonly unit: string;
+  readonly stream?: ProgressStream;
+  readonly delayMs?: number;
+  readonly now?: () => number;
+}): CountProgress {
+  const stream = options.stream ?? process.stderr;
+  const now = options.now ?? Date.now;
+  const delay = options.delayMs ?? 1000;
+  const start = now();
+  let bar: cliProgress.SingleBar | undefined;
+  return {
+    update: (value) => {
+      if (stream.isTTY !== true || options.total <= 0) return;
+      if (bar === undefined && now() - start > delay) {
+        bar = new cliProgress.SingleBar(
+          {
+            stream,
+            format: ` {bar} {percentage}% of ${options.unit}`,
+            hideCursor: true,
+            clearOnComplete: true,
+          },
+          cliProgress.Presets.shades_classic,
+        );
+        bar.start(options.total, value);
+      }
+      bar?.update(Math.min(value, options.total));
+    },
+    stop: () => bar?.stop(),
+  };
+}

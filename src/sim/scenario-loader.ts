@@ -5,7 +5,6 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { basename, dirname, extname, isAbsolute, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { LineCounter, parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { type Errno, PhysrError, readInputText, type SourceLocation } from '../core/index.ts';
 import {
@@ -23,6 +22,9 @@ import {
   positionOf,
   sourceExcerpt,
 } from './scenario-source.ts';
+import { isScenarioError, parseYamlInput, ScenarioError } from './yaml-input.ts';
+
+export { isScenarioError, ScenarioError };
 
 /** A scenario file's text and a way to locate any field in it (runtime errors use it too). */
 export interface ScenarioSource {
@@ -35,21 +37,6 @@ export interface ScenarioSource {
 export interface Scenario extends ScenarioFields {
   readonly steps: readonly Step[];
   readonly source: ScenarioSource;
-}
-
-/** A located input error with the source line and a caret, printed after the one-line form. */
-export class ScenarioError extends PhysrError {
-  readonly excerpt: string;
-
-  constructor(errno: Errno, reason: string, location: SourceLocation, excerpt: string) {
-    super(errno, reason, location);
-    this.name = 'ScenarioError';
-    this.excerpt = excerpt;
-  }
-}
-
-export function isScenarioError(value: unknown): value is ScenarioError {
-  return value instanceof ScenarioError;
 }
 
 /** Builds the located error for `path` in `source` (also used by the engine for runtime refusals). */
@@ -141,25 +128,13 @@ function describeIssue(issue: z.core.$ZodIssue, data: unknown): Located {
 
 /** Parses and validates scenario text. `file` names it in errors and anchors relative paths. */
 export function parseScenario(text: string, file: string): Scenario {
-  const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { intAsBigInt: true, lineCounter, prettyErrors: false, uniqueKeys: true });
+  const input = parseYamlInput(text, file);
+  const { doc, lineCounter, data } = input;
   const source: ScenarioSource = {
     file,
     text,
     locate: (path) => positionOf(lineCounter, offsetOfPath(doc, path)),
   };
-  const syntax = doc.errors[0];
-  if (syntax !== undefined) {
-    const position = positionOf(lineCounter, syntax.pos[0]);
-    const reason = `YAML: ${syntax.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '')}`;
-    throw new ScenarioError(
-      'EINVAL',
-      reason,
-      { file, line: position.line, column: position.column },
-      sourceExcerpt(text, position),
-    );
-  }
-  const data: unknown = doc.toJS({ maxAliasCount: 100 });
   const result = scenarioSchema.safeParse(data);
   if (!result.success) {
     // One error: the earliest in the file (zod's order breaks ties).

@@ -12,9 +12,9 @@ import {
   pinUserPages,
   pinUserPagesLegacy,
 } from '../mm/index.ts';
-import { type Folio, folioPhys } from '../platform/index.ts';
+import { type ByteSource, type Folio, folioPhys } from '../platform/index.ts';
 import { pinUnderDesigns } from './designs.ts';
-import { firstMismatch, formatPattern, type Pattern, patternBytes } from './pattern.ts';
+import { firstMismatch, formatPattern, type Pattern, patternSource } from './pattern.ts';
 import { registerStep, type StepResult } from './registry.ts';
 import type { SimContext } from './sim-context.ts';
 import { isBuffer, isDmabuf, SimBuffer, SimPin } from './sim-objects.ts';
@@ -33,6 +33,13 @@ function cpuBytes(context: SimContext, name: string) {
       read: (offset: bigint, length: number) => readPhys(world, dmabuf.phys.slice(offset, length), length),
       write: (offset: bigint, data: Uint8Array) =>
         writePhys(world, dmabuf.phys.slice(offset, data.length), data),
+      writeSource: (offset: bigint, length: bigint, source: ByteSource) => {
+        let at = offset;
+        dmabuf.phys.slice(offset, length).forEachRange((address, len) => {
+          world.platform.model.bytes.writeSource(address, len, source, at);
+          at += len;
+        });
+      },
     };
   }
   const buffer = context.objects.get(name, 'buffer', isBuffer);
@@ -40,6 +47,8 @@ function cpuBytes(context: SimContext, name: string) {
     size: buffer.length,
     read: (offset: bigint, length: number) => buffer.mm.readUser(buffer.va + offset, length),
     write: (offset: bigint, data: Uint8Array) => buffer.mm.writeUser(buffer.va + offset, data),
+    writeSource: (offset: bigint, length: bigint, source: ByteSource) =>
+      buffer.mm.writeUserSource(buffer.va + offset, length, source, offset),
   };
 }
 
@@ -115,6 +124,41 @@ function placeFolios(
   return shuffle(kept, random);
 }
 
+/**
+ * ENOMEM at once for a buffer larger than the free RAM: populating it page by page would only find
+ * out after materialising the whole of memory.
+ */
+function checkFits(world: SimWorld, length: bigint): void {
+  const model = world.platform.model;
+  const free = BigInt(model.folios.freePages) * PAGE;
+  if (length <= free) return;
+  const total = BigInt(model.folios.totalPages) * PAGE;
+  fail(
+    'ENOMEM',
+    `${formatSize(length)} does not fit in the RAM of platform ${model.name}: ${gib(total)}, of which ${gib(free)} free`,
+  );
+}
+
+/**
+ * Most base pages one buffer may have. Each 4K page is a folio, a page-table extent and, pinned, a
+ * page-array slot in the model (as struct page is in the kernel), so a 64G buffer of base pages would
+ * need gigabytes of the simulator's memory; large folios (THP, hugetlb) model the same memory in a
+ * few thousand objects.
+ */
+export const MAX_BASE_PAGES_PER_BUFFER = 1 << 18;
+
+function checkBasePages(length: bigint): void {
+  if (length / PAGE <= BigInt(MAX_BASE_PAGES_PER_BUFFER)) return;
+  fail(
+    'E2BIG',
+    `${formatSize(length)} of base pages is ${length / PAGE} pages; physr models at most ${MAX_BASE_PAGES_PER_BUFFER} (${formatSize(BigInt(MAX_BASE_PAGES_PER_BUFFER) * PAGE)}) a buffer page by page: use backing: thp, hugetlb-2M or hugetlb-1G`,
+  );
+}
+
+function gib(bytes: bigint): string {
+  return `${(Number(bytes) / 2 ** 30).toFixed(1)} GiB`;
+}
+
 let registered = false;
 
 export function registerMemorySteps(): void {
@@ -124,6 +168,8 @@ export function registerMemorySteps(): void {
   registerStep('allocate', (body, context) => {
     const world = worldOf(context);
     const length = (body.size + PAGE - 1n) & -PAGE;
+    checkFits(world, length);
+    if (body.backing === 'anon' || body.fragmented || body.node !== undefined) checkBasePages(length);
     let mm: MmStruct;
     let va: bigint;
     let how: string;
@@ -209,8 +255,9 @@ export function registerMemorySteps(): void {
 
   registerStep('cpu-write', (body, context) => {
     const target = cpuBytes(context, body.buffer);
-    const n = checkSpan(body.buffer, target.size, body.offset, body.length);
-    target.write(body.offset, patternBytes(body.pattern, body.offset, n));
+    checkSpan(body.buffer, target.size, body.offset, body.length);
+    // The pattern stays a description until its bytes are read (a DMA, a check).
+    target.writeSource(body.offset, body.length, patternSource(body.pattern));
     return { notes: [`CPU wrote ${formatSize(body.length)} of ${formatPattern(body.pattern)}`] };
   });
 

@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -45,5 +45,16 @@ describe('checkOutputPath', () => {
     const file = join(dir, 'f');
     writeFileSync(file, '');
     expectErrno(() => checkOutputPath(join(file, 'out.html'), '--html'), 'ENOTDIR', /not a directory/);
+  });
+  // Root writes anywhere, so only an ordinary user can see this refusal.
+  it.skipIf(process.getuid?.() === 0)('refuses a read-only file or directory before the run', () => {
+    const locked = join(dir, 'locked');
+    mkdirSync(locked);
+    chmodSync(locked, 0o500);
+    expectErrno(() => checkOutputPath(join(locked, 'out.html'), '--html'), 'EACCES', /not writable/);
+    const file = join(dir, 'ro.html');
+    writeFileSync(file, '');
+    chmodSync(file, 0o400);
+    expectErrno(() => checkOutputPath(file, '--html'), 'EACCES', /not writable/);
   });
 });

@@ -82,17 +82,18 @@ describe('IOVA allocator (drivers/iommu/iova.c)', () => {
   );
 
   propTest.prop([fc.array(opArb, { maxLength: 80 })], { numRuns: 150 })(
-    'against a sorted interval list: no overlap, alignment, below limit, reserved never handed out, top-down',
+    'against a sorted interval list: no overlap, alignment, below limit, reserved never handed out, ENOMEM only without a fit',
     (ops) => {
       const iovad = new IovaDomain({ startPfn: 1, lastPfn: 511 });
       const live: Array<[number, number]> = [];
       const reserved: Array<[number, number]> = [];
+      let failedSize: number | undefined;
       const used = (p: number) =>
         live.some(([l, h]) => p >= l && p <= h) || reserved.some(([l, h]) => p >= l && p <= h);
       for (const op of ops) {
         if (op.kind === 'alloc') {
           const align = op.aligned ? 2 ** Math.ceil(Math.log2(op.pages)) : 1;
-          // Reference: the highest aligned start whose pages are all free and within bounds.
+          // Reference: the highest aligned start whose pages are all free (undefined: no fit at all).
           let expected: number | undefined;
           for (let s = Math.floor((op.limit - op.pages + 1) / align) * align; s >= 1; s -= align) {
             let ok = true;
@@ -102,18 +103,29 @@ describe('IOVA allocator (drivers/iommu/iova.c)', () => {
               break;
             }
           }
+          // The kernel searches down from its cached node, so any free aligned fit may come back,
+          // not only the highest; it fails only when none exists, or at once for a request at least
+          // as large as the smallest that failed since the last free (max32_alloc_size: every pfn is
+          // below 4 GiB).
           try {
             const pfn = iovad.allocIova(op.pages, op.limit, op.aligned);
-            expect(pfn).toBe(expected);
+            expect(expected).toBeDefined();
+            expect(pfn % align).toBe(0);
+            expect(pfn).toBeGreaterThanOrEqual(1);
+            expect(pfn + op.pages - 1).toBeLessThanOrEqual(op.limit);
+            for (let p = pfn; p < pfn + op.pages; p++) expect(used(p)).toBe(false);
             live.push([pfn, pfn + op.pages - 1]);
           } catch (e) {
             expect(isPhysrError(e, 'ENOMEM')).toBe(true);
-            expect(expected).toBeUndefined();
+            if (expected !== undefined)
+              expect(op.pages).toBeGreaterThanOrEqual(failedSize ?? Number.POSITIVE_INFINITY);
+            failedSize = Math.min(failedSize ?? Number.POSITIVE_INFINITY, op.pages);
           }
         } else if (op.kind === 'free') {
           if (live.length === 0) continue;
           const [lo] = live.splice(op.pick % live.length, 1)[0]!;
           iovad.freeIova(lo);
+          failedSize = undefined;
         } else {
           const hi = Math.min(op.lo + op.len - 1, 511);
           const overlapsLive = live.some(([l, h]) => l <= hi && h >= op.lo);
@@ -136,4 +148,37 @@ describe('IOVA allocator (drivers/iommu/iova.c)', () => {
       }
     },
   );
+});
+
+describe('alloc_iova searches down from its cached node (drivers/iommu/iova.c, values from 6.12 run in userspace)', () => {
+  const LIMIT32 = 0xf_ffff; // the last pfn below 4 GiB with a 4K granule
+
+  test('a hole above the last allocation is not used: the next fit below it is', () => {
+    const iovad = new IovaDomain({ startPfn: 1 });
+    // 138 pages size-aligned take a 256-page slot at its top; the hole 1048458..1048575 stays free.
+    expect(iovad.allocIovaFast(138, LIMIT32)).toBe(1048320);
+    expect(iovad.allocIovaFast(6, LIMIT32)).toBe(1048312);
+  });
+
+  test('a failure under 4 GiB makes as large a request fail at once, until a free below 4 GiB', () => {
+    const iovad = new IovaDomain({ startPfn: 1 });
+    expect(iovad.allocIova(1023, 1023)).toBe(1);
+    expect(() => iovad.allocIova(1, 1023)).toThrow(expect.objectContaining({ errno: 'ENOMEM' }));
+    // Space is free above pfn 1023, but max32_alloc_size is 1 now.
+    expect(() => iovad.allocIova(1, LIMIT32)).toThrow(expect.objectContaining({ errno: 'ENOMEM' }));
+    // A limit above 4 GiB does not look at it.
+    expect(iovad.allocIova(1, 0xf_ffff_ffff)).toBe(0xf_ffff_ffff);
+    iovad.freeIova(1);
+    expect(iovad.allocIova(1, LIMIT32)).toBe(LIMIT32);
+    expect(iovad.allocIova(4, LIMIT32)).toBe(1048571);
+  });
+
+  test('freeing a range moves the cached node to the next range up', () => {
+    const iovad = new IovaDomain({ startPfn: 1 });
+    expect(iovad.allocIova(16, LIMIT32)).toBe(1048560);
+    expect(iovad.allocIova(16, LIMIT32)).toBe(1048544);
+    expect(iovad.allocIova(16, LIMIT32)).toBe(1048528);
+    iovad.freeIova(1048544);
+    expect(iovad.allocIova(8, LIMIT32)).toBe(1048552);
+  });
 });

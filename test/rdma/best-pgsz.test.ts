@@ -33,6 +33,15 @@ describe('helpers', () => {
 });
 
 describe('ib_umem_find_best_pgsz vectors', () => {
+  it('an IOVA range that wraps past 2^64 fits no page size (check_add_overflow on length - 1 + virt)', () => {
+    // Found by the differential test against 6.12's umem.c: the kernel returns 0 before looking at
+    // the segments; with the sum wrapped instead, 2M would come out here.
+    const top = (1n << 64n) - M2;
+    expect(ibUmemFindBestPgsz(layout(0n, 4n * M2, [[0n, 4n * M2]]), K4 | M2, top)).toBe(0n);
+    // The last byte exactly at 2^64 - 1 does not overflow.
+    expect(ibUmemFindBestPgsz(layout(0n, M2, [[0n, M2]]), K4 | M2, top)).toBe(M2);
+  });
+
   it('bitmap with only 4K gives 4K for a 2M-aligned 2M buffer', () => {
     // span: 0x1fffff → 21 bits; GENMASK(63,21) & 4K = 0. seg: 0x2_0000_0000 ^ VA → ctz 33.
     // bitmap & GENMASK(33,0) = 4K.

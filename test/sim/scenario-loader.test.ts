@@ -168,3 +168,66 @@ describe('malformed scenarios give one located error', () => {
     expect(both.reason).toMatch(/expect is given twice/);
   });
 });
+
+describe('YAML that would exhaust the parser or memory is one located error', () => {
+  test.each([
+    ['an unresolved alias', `${HEAD}  - allocate: *buf\n`, 4, 15, /alias \*buf has no anchor &buf before it/],
+    [
+      'an alias used before its anchor',
+      `${HEAD}  - allocate: *a\n  - allocate: &a { name: b, size: 4K }\n`,
+      4,
+      15,
+      /alias \*a has no anchor/,
+    ],
+    [
+      'an alias inside the node it names (a cycle)',
+      `${HEAD}  - &s { allocate: *s }\n`,
+      4,
+      20,
+      /alias \*s lies inside the node it names/,
+    ],
+    [
+      'an alias bomb',
+      `${HEAD}a: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\n`,
+      5,
+      8,
+      /aliases expand the document too much \(more than 100 copies\)/,
+    ],
+    [
+      'flow lists nested 65 deep',
+      `${HEAD}  - ${'['.repeat(65)}${']'.repeat(65)}\n`,
+      4,
+      // The top map is level 0 and steps level 1: the 63rd "[" is the collection at level 64.
+      67,
+      /nested more than 64 levels deep/,
+    ],
+    [
+      'block maps nested 65 deep',
+      `${HEAD}${Array.from({ length: 65 }, (_, i) => `${' '.repeat(2 + i)}k${i}:\n`).join('')}`,
+      67,
+      66,
+      /nested more than 64 levels deep/,
+    ],
+    [
+      'flow lists nested deeper than the parser can recurse',
+      `${HEAD}  - ${'['.repeat(20_000)}${']'.repeat(20_000)}\n`,
+      4,
+      undefined,
+      /nested too deeply to parse \(at most 64 levels\)/,
+    ],
+  ])('%s', (_what, text, line, column, reason) => {
+    const error = refusal(text);
+    expect(error.errno).toBe('EINVAL');
+    expect(error.location).toMatchObject({ file: 'user.yaml', line });
+    if (column !== undefined) expect(error.location?.column).toBe(column);
+    expect(error.reason).toMatch(reason);
+  });
+
+  test('an alias to an earlier anchor still works', () => {
+    const s = parseScenario(
+      `${HEAD}  - allocate: &spec { name: a, size: 4K }\n  - cpu-write: { buffer: a, length: 4K, pattern: seq }\n  - allocate: *spec\n`,
+      'ok.yaml',
+    );
+    expect(s.steps[2]!.body).toEqual(s.steps[0]!.body);
+  });
+});

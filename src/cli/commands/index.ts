@@ -4,6 +4,7 @@ import { register as registerList } from './list.ts';
 import { register as registerP2p } from './p2p.ts';
 import { register as registerRun } from './run.ts';
 import { register as registerTopo } from './topo.ts';
+import { register as registerTrace } from './trace.ts';
 
 /** Every subcommand, in the order `--help` lists them. */
 export function registerCommands(program: Command): void {
@@ -12,4 +13,5 @@ export function registerCommands(program: Command): void {
   registerCompare(program);
   registerTopo(program);
   registerP2p(program);
+  registerTrace(program);
 }

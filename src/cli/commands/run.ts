@@ -15,6 +15,7 @@ import {
   runSuite,
   type Scenario,
 } from '../../sim/index.ts';
+import { createTraceWriter, type TraceWriter } from '../../trace/index.ts';
 
 /** Exit status when a scenario file is malformed (as for any located input error). */
 export const EXIT_BAD_INPUT = 2;
@@ -42,10 +43,22 @@ export function loadForCli(targets: readonly string[]): Scenario[] {
 export async function runForCli(
   scenarios: readonly Scenario[],
   seed: bigint | undefined,
+  trace?: TraceWriter,
 ): Promise<RunReport> {
   const progress = createProgress({ totalSteps: scenarios.reduce((n, s) => n + s.steps.length, 0) });
+  const onStep: typeof progress.onStep =
+    trace === undefined
+      ? progress.onStep
+      : async (scenario, index, total) => {
+          if (index === 0) trace.comment(`scenario ${scenario.name}`);
+          await progress.onStep(scenario, index, total);
+        };
   try {
-    return await runSuite(scenarios, { onStep: progress.onStep, ...(seed === undefined ? {} : { seed }) });
+    return await runSuite(scenarios, {
+      onStep,
+      ...(seed === undefined ? {} : { seed }),
+      ...(trace === undefined ? {} : { traceSink: trace.sink }),
+    });
   } finally {
     progress.stop();
   }
@@ -59,6 +72,7 @@ interface RunFlags {
   readonly json?: boolean;
   readonly html?: string;
   readonly seed?: string;
+  readonly traceOut?: string;
 }
 
 export function register(program: Command): void {
@@ -69,6 +83,10 @@ export function register(program: Command): void {
     .option('--json', 'print the report as JSON (64-bit values as "0x…" strings)')
     .option('--html <file>', 'also write a self-contained HTML report with charts to FILE')
     .option('--seed <n>', "override every scenario's seed")
+    .option(
+      '--trace-out <file>',
+      "write the model's DMA activity as Linux 6.18+ trace text (physr trace reads it)",
+    )
     .addHelpText(
       'after',
       '\nExit status: 0 all passed, 1 an expectation failed, 2 a scenario file is malformed.',
@@ -76,8 +94,11 @@ export function register(program: Command): void {
     .action(async (targets: string[], flags: RunFlags) => {
       const seed = parseSeedOption(flags.seed);
       if (flags.html !== undefined) checkOutputPath(flags.html, '--html');
+      if (flags.traceOut !== undefined) checkOutputPath(flags.traceOut, '--trace-out');
       const scenarios = loadForCli(targets);
-      const report = await runForCli(scenarios, seed);
+      const trace = flags.traceOut === undefined ? undefined : createTraceWriter();
+      const report = await runForCli(scenarios, seed, trace);
+      if (flags.traceOut !== undefined) writeOutputText(flags.traceOut, trace!.text(), '--trace-out');
       process.stdout.write(flags.json === true ? renderRunJson(report) : renderRunText(report));
       if (flags.html !== undefined) writeOutputText(flags.html, renderRunHtml(report), '--html');
       if (!runPassed(report)) {

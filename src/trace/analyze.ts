@@ -1,0 +1,71 @@
+/**
+ * One call for a whole trace: stream it, replay its DMA state, optionally replay its mappings
+ * through the model in both designs, and gather everything a report needs.
+ */
+import { formatError } from '../core/index.ts';
+import type { Finding, FindingClass } from './findings.ts';
+import { type ModelComparison, ModelReplay, type ModelTarget } from './model-replay.ts';
+import { type ReadOptions, readTraceFile } from './read-trace.ts';
+import { type DeviceCounts, type IommuCounts, TraceReplay } from './replay.ts';
+
+export interface AnalyzeOptions extends ReadOptions {
+  /** The traced kernel's release (decides whether a missing iommu:map is unknown). */
+  readonly kernel?: string;
+  /** Replay the mappings through the model on this machine (both designs). */
+  readonly model?: ModelTarget & { readonly platform: string };
+}
+
+export interface TraceAnalysis {
+  readonly file: string;
+  readonly kernel: string | undefined;
+  readonly lines: number;
+  readonly events: number;
+  readonly unknownEvents: ReadonlyMap<string, number>;
+  readonly lostEvents: number;
+  readonly skippedLines: number;
+  /** The malformed lines skipped under --keep-going, formatted `file:line: event: reason`. */
+  readonly skipped: readonly string[];
+  readonly firstTimeUs: number | undefined;
+  readonly lastTimeUs: number | undefined;
+  readonly devices: ReadonlyMap<string, DeviceCounts>;
+  readonly liveAtEnd: ReadonlyMap<string, number>;
+  readonly iommu: IommuCounts;
+  readonly iommuLiveAtEnd: number;
+  readonly findings: readonly Finding[];
+  readonly findingCounts: ReadonlyMap<FindingClass, number>;
+  readonly comparison: (ModelComparison & { readonly platform: string }) | undefined;
+}
+
+export async function analyzeTrace(file: string, options: AnalyzeOptions = {}): Promise<TraceAnalysis> {
+  const model = options.model === undefined ? undefined : new ModelReplay(options.model);
+  const replay = new TraceReplay({
+    ...(options.kernel === undefined ? {} : { kernel: options.kernel }),
+    ...(model === undefined
+      ? {}
+      : { onMap: (m) => model.onMap(m), onUnmap: (m, at) => model.onUnmap(m, at) }),
+  });
+  const stats = await readTraceFile(file, (e) => replay.onEvent(e), options);
+  const result = replay.finish();
+  return {
+    file,
+    kernel: options.kernel,
+    lines: stats.lines,
+    events: stats.events,
+    unknownEvents: stats.unknown,
+    lostEvents: stats.lostEvents,
+    skippedLines: stats.skippedLines,
+    skipped: stats.skipped.map(formatError),
+    firstTimeUs: result.firstTimeUs,
+    lastTimeUs: result.lastTimeUs,
+    devices: result.devices,
+    liveAtEnd: result.liveAtEnd,
+    iommu: result.iommu,
+    iommuLiveAtEnd: result.iommuLiveAtEnd,
+    findings: result.findings,
+    findingCounts: result.findingCounts,
+    comparison:
+      model === undefined || options.model === undefined
+        ? undefined
+        : { ...model.finish(), platform: options.model.platform },
+  };
+}

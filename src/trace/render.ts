@@ -1,0 +1,261 @@
+/**
+ * Reports of a trace analysis: text, JSON (documented shape below; every 64-bit value is a
+ * `"0x…"` string) and a small self-contained HTML page built from that JSON.
+ *
+ * JSON shape (`physr trace --json`):
+ * ```
+ * { file, kernel|null, lines, events, lostEvents, skippedLines, skipped: [string],
+ *   unknownEvents: [{ name, count }], durationUs|null,
+ *   devices: [{ device, liveAtEnd, maps, unmaps, sgMaps, sgUnmaps, sgEntries, sgSegments,
+ *               truncatedSgLists, unprintedSgEntries, allocs, frees, syncs, mapErrors, faults,
+ *               mappedBytes: "0x…", bouncedBytes: "0x…", peakLive, peakLiveBytes: "0x…" }],
+ *   iommu: { maps, unmaps, mappedBytes: "0x…", unmappedBytes: "0x…", liveAtEnd },
+ *   findingCounts: { [class]: n },
+ *   findings: [{ class, severity, device|null, address: "0x…"|null, size: "0x…"|null, message,
+ *                unmappedAt?, sinceUnmapUs?, lines: [{ line, time, text }] }],
+ *   comparison: null | { platform, iommu, device, relocatedRanges, unknownSgEntries,
+ *                truncatedLists, truncatedSgMetadataBytes,
+ *                rows: [{ metric, unit, legacy, physr, ratio|null, better: "lower"|"higher",
+ *                         verdict }],
+ *                legacy: { failedMaps, firstFailure|null }, physr: { failedMaps, firstFailure|null } } }
+ * ```
+ */
+import type { TraceAnalysis } from './analyze.ts';
+import { FINDING_CLASSES, type Finding } from './findings.ts';
+import type { DesignTotals } from './model-replay.ts';
+
+function hex(v: bigint): string {
+  return `0x${v.toString(16)}`;
+}
+
+export interface TraceComparisonRow {
+  readonly metric: string;
+  readonly unit: string;
+  readonly legacy: number;
+  readonly physr: number;
+  /** physr / legacy; null when legacy is 0. */
+  readonly ratio: number | null;
+  /** Which way is better for this metric. */
+  readonly better: 'lower';
+  /** In words: which design the numbers favour. */
+  readonly verdict: string;
+}
+
+const ROWS: readonly { metric: string; unit: string; get: (t: DesignTotals) => number }[] = [
+  { metric: 'sg entries vs PhyrList ranges', unit: 'entries', get: (t) => t.listEntries },
+  { metric: 'list metadata', unit: 'bytes', get: (t) => t.metadataBytes },
+  { metric: 'IOVA allocations', unit: 'allocations', get: (t) => t.iovaAllocations },
+  { metric: 'IOMMU PTE writes', unit: 'PTEs', get: (t) => t.pteWrites },
+  { metric: 'IOTLB flushes', unit: 'flushes', get: (t) => t.iotlbFlushes },
+  { metric: 'page-table pages allocated', unit: 'pages', get: (t) => t.tablePagesAllocated },
+  { metric: 'swiotlb bounce', unit: 'bytes', get: (t) => t.bounceBytes },
+  { metric: 'maps the model refused', unit: 'maps', get: (t) => t.failedMaps },
+];
+
+function verdict(legacy: number, physr: number): string {
+  if (legacy === physr) return 'same';
+  if (legacy === 0) return `physr ${physr} against none (lower is better: legacy better)`;
+  const ratio = physr / legacy;
+  return `physr ${ratio.toFixed(2)}x of legacy (lower is better: ${ratio < 1 ? 'physr' : 'legacy'} better)`;
+}
+
+export function comparisonRows(legacy: DesignTotals, physr: DesignTotals): TraceComparisonRow[] {
+  return ROWS.map((r) => {
+    const l = r.get(legacy);
+    const p = r.get(physr);
+    return {
+      metric: r.metric,
+      unit: r.unit,
+      legacy: l,
+      physr: p,
+      ratio: l === 0 ? null : p / l,
+      better: 'lower',
+      verdict: verdict(l, p),
+    };
+  });
+}
+
+function findingJson(f: Finding): Record<string, unknown> {
+  return {
+    class: f.class,
+    severity: f.severity,
+    device: f.device ?? null,
+    address: f.address === undefined ? null : hex(f.address),
+    size: f.size === undefined ? null : hex(f.size),
+    message: f.message,
+    ...(f.unmappedAt === undefined ? {} : { unmappedAt: f.unmappedAt }),
+    ...(f.sinceUnmapUs === undefined ? {} : { sinceUnmapUs: f.sinceUnmapUs }),
+    lines: f.lines.map((l) => ({ line: l.line, time: l.time, text: l.text.trim() })),
+  };
+}
+
+/** The report as plain JSON data (bigints as "0x…" strings). */
+export function traceReportJson(a: TraceAnalysis): Record<string, unknown> {
+  const c = a.comparison;
+  return {
+    file: a.file,
+    kernel: a.kernel ?? null,
+    lines: a.lines,
+    events: a.events,
+    lostEvents: a.lostEvents,
+    skippedLines: a.skippedLines,
+    skipped: a.skipped,
+    unknownEvents: [...a.unknownEvents].map(([name, count]) => ({ name, count })),
+    durationUs:
+      a.firstTimeUs === undefined || a.lastTimeUs === undefined
+        ? null
+        : Math.round(a.lastTimeUs - a.firstTimeUs),
+    devices: [...a.devices].map(([device, d]) => ({
+      device,
+      liveAtEnd: a.liveAtEnd.get(device) ?? 0,
+      ...d,
+      mappedBytes: hex(d.mappedBytes),
+      bouncedBytes: hex(d.bouncedBytes),
+      peakLiveBytes: hex(d.peakLiveBytes),
+    })),
+    iommu: {
+      maps: a.iommu.maps,
+      unmaps: a.iommu.unmaps,
+      mappedBytes: hex(a.iommu.mappedBytes),
+      unmappedBytes: hex(a.iommu.unmappedBytes),
+      liveAtEnd: a.iommuLiveAtEnd,
+    },
+    findingCounts: Object.fromEntries(a.findingCounts),
+    findings: a.findings.map(findingJson),
+    comparison:
+      c === undefined
+        ? null
+        : {
+            platform: c.platform,
+            iommu: c.mode,
+            device: c.device,
+            relocatedRanges: c.relocatedRanges,
+            unknownSgEntries: c.unknownSgEntries,
+            truncatedLists: c.truncatedLists,
+            truncatedSgMetadataBytes: c.truncatedSgMetadataBytes,
+            rows: comparisonRows(c.legacy, c.physr),
+            legacy: { failedMaps: c.legacy.failedMaps, firstFailure: c.legacy.firstFailure ?? null },
+            physr: { failedMaps: c.physr.failedMaps, firstFailure: c.physr.firstFailure ?? null },
+          },
+  };
+}
+
+export function renderTraceJson(a: TraceAnalysis): string {
+  return `${JSON.stringify(traceReportJson(a), null, 2)}\n`;
+}
+
+function pad(s: string, n: number): string {
+  return s.length >= n ? s : s + ' '.repeat(n - s.length);
+}
+
+export function renderTraceText(a: TraceAnalysis): string {
+  const out: string[] = [];
+  const span =
+    a.firstTimeUs === undefined || a.lastTimeUs === undefined
+      ? ''
+      : `, ${((a.lastTimeUs - a.firstTimeUs) / 1e6).toFixed(6)} s of trace`;
+  out.push(`trace ${a.file}: ${a.lines} lines, ${a.events} DMA/IOMMU events${span}`);
+  if (a.kernel !== undefined) out.push(`kernel: ${a.kernel}`);
+  if (a.unknownEvents.size > 0)
+    out.push(
+      `events not read (${[...a.unknownEvents.values()].reduce((x, y) => x + y, 0)}): ${[...a.unknownEvents].map(([n, c]) => `${n} ${c}`).join(', ')}`,
+    );
+  if (a.lostEvents > 0)
+    out.push(`the ring buffer lost ${a.lostEvents} events: state after them may be incomplete`);
+  if (a.skippedLines > 0) {
+    out.push(`malformed lines skipped (--keep-going): ${a.skippedLines}`);
+    for (const s of a.skipped.slice(0, 20)) out.push(`  ${s}`);
+  }
+  out.push('');
+  out.push('devices:');
+  for (const [device, d] of a.devices) {
+    out.push(
+      `  ${device}: ${d.maps} maps / ${d.unmaps} unmaps, ${d.sgMaps} sg maps (${d.sgEntries} entries, ${d.sgSegments} DMA segments) / ${d.sgUnmaps} sg unmaps, ${d.allocs} allocs / ${d.frees} frees, ${d.syncs} syncs, ${d.faults} faults; ${d.mappedBytes} bytes mapped, peak ${d.peakLive} live (${d.peakLiveBytes} bytes), ${a.liveAtEnd.get(device) ?? 0} live at end`,
+    );
+    if (d.truncatedSgLists > 0)
+      out.push(
+        `    ${d.truncatedSgLists} sg lists cut at [TRUNCATED]: ${d.unprintedSgEntries} entries not printed (counted from nents)`,
+      );
+    if (d.bouncedBytes > 0n) out.push(`    swiotlb bounced ${d.bouncedBytes} bytes`);
+  }
+  if (a.iommu.maps + a.iommu.unmaps > 0)
+    out.push(
+      `  IOMMU: ${a.iommu.maps} iommu:map (${a.iommu.mappedBytes} bytes), ${a.iommu.unmaps} iommu:unmap; ${a.iommuLiveAtEnd} IOVA ranges live at end`,
+    );
+  out.push('');
+  const total = [...a.findingCounts.values()].reduce((x, y) => x + y, 0);
+  if (total === 0) out.push('findings: none (no DMA-API misuse, no mapping live at the end)');
+  else {
+    out.push(`findings: ${total}`);
+    for (const [cls, n] of a.findingCounts) out.push(`  ${pad(cls, 22)} ${n}  (${FINDING_CLASSES[cls]})`);
+    for (const f of a.findings.slice(0, 200)) {
+      out.push('');
+      out.push(`${f.severity === 'unknown' ? 'unknown' : 'error'}: ${f.class}: ${f.message}`);
+      for (const l of f.lines) out.push(`  ${a.file}:${l.line}: ${l.text.trim()}`);
+    }
+    if (a.findings.length > 200) out.push(`... ${a.findings.length - 200} more findings (see --json)`);
+  }
+  const c = a.comparison;
+  if (c !== undefined) {
+    out.push('');
+    out.push(
+      `what physr would change: the traced mappings replayed on ${c.platform} (IOMMU ${c.mode}) as device ${c.device}`,
+    );
+    out.push(
+      '  legacy = dma_map_sg of the traced sg_tables; physr = one PhyrList per list, one IOVA, bulk link, one sync',
+    );
+    out.push('  single mappings and coherent buffers are dma_map_phys in both designs');
+    const rows = comparisonRows(c.legacy, c.physr);
+    out.push(`  ${pad('metric', 30)} ${pad('legacy', 12)} ${pad('physr', 12)} verdict`);
+    for (const r of rows)
+      out.push(
+        `  ${pad(r.metric, 30)} ${pad(String(r.legacy), 12)} ${pad(String(r.physr), 12)} ${r.verdict}`,
+      );
+    if (c.truncatedLists > 0)
+      out.push(
+        `  ${c.truncatedLists} lists cut at [TRUNCATED]: ${c.unknownSgEntries} entries unknown (not replayed by either design); their sg_tables took ${c.truncatedSgMetadataBytes} bytes counted from nents`,
+      );
+    if (c.relocatedRanges > 0)
+      out.push(
+        `  ${c.relocatedRanges} ranges moved into model RAM (offset modulo 1 GiB kept): the model has no RAM there`,
+      );
+    for (const [name, t] of [
+      ['legacy', c.legacy],
+      ['physr', c.physr],
+    ] as const)
+      if (t.firstFailure !== undefined) out.push(`  ${name}: first refused map: ${t.firstFailure}`);
+  }
+  return `${out.join('\n')}\n`;
+}
+
+function escapeHtml(s: string): string {
+  return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+/**
+ * A small self-contained page from the JSON report: summary, findings with their lines, the
+ * comparison table. (The project's interactive view will take the same JSON.)
+ */
+export function renderTraceHtml(a: TraceAnalysis): string {
+  const json = traceReportJson(a);
+  const text = renderTraceText(a);
+  const data = JSON.stringify(json).replace(/</g, '\\u003c');
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>physr trace ${escapeHtml(a.file)}</title>
+<style>body{font:14px system-ui,sans-serif;margin:2em;max-width:80em}pre{background:#f6f6f6;padding:1em;overflow-x:auto}
+table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.2em .6em;text-align:right}td:first-child,th:first-child{text-align:left}</style>
+</head><body>
+<h1>physr trace: ${escapeHtml(a.file)}</h1>
+<div id="table"></div>
+<pre>${escapeHtml(text)}</pre>
+<script type="application/json" id="physr-trace">${data}</script>
+<script>
+const r = JSON.parse(document.getElementById('physr-trace').textContent);
+if (r.comparison) {
+  const rows = r.comparison.rows.map((x) => '<tr><td>' + x.metric + '</td><td>' + x.legacy + '</td><td>' + x.physr + '</td><td>' + x.verdict + '</td></tr>').join('');
+  document.getElementById('table').innerHTML = '<h2>What physr would change (' + r.comparison.platform + ', IOMMU ' + r.comparison.iommu + ')</h2><table><tr><th>metric</th><th>legacy</th><th>physr</th><th>verdict</th></tr>' + rows + '</table>';
+}
+</script>
+</body></html>
+`;
+}

@@ -1,0 +1,1 @@
+/* physr userspace shim: linux/cpu.h is covered by iova-shim.h. */

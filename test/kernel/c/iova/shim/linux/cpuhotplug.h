@@ -1,0 +1,1 @@
+/* physr userspace shim: linux/cpuhotplug.h is covered by iova-shim.h. */

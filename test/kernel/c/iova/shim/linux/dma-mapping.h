@@ -1,0 +1,1 @@
+/* physr userspace shim: linux/dma-mapping.h is covered by iova-shim.h. */

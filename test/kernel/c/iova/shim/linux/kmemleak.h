@@ -1,0 +1,1 @@
+/* physr userspace shim: linux/kmemleak.h is covered by iova-shim.h. */

@@ -1,0 +1,1 @@
+/* physr userspace shim: linux/slab.h is covered by iova-shim.h. */

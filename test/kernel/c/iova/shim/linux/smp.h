@@ -1,0 +1,1 @@
+/* physr userspace shim: linux/smp.h is covered by iova-shim.h. */

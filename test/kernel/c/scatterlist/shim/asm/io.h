@@ -1,0 +1,1 @@
+/* physr userspace shim: asm/io.h has nothing the extracted code needs. */

@@ -1,0 +1,1 @@
+/* physr userspace shim: linux/export.h has nothing the extracted code needs. */

@@ -1,0 +1,1 @@
+/* physr userspace shim: linux/highmem.h has nothing the extracted code needs. */

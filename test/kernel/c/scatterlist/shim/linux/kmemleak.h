@@ -1,0 +1,1 @@
+/* physr userspace shim: linux/kmemleak.h has nothing the extracted code needs. */

@@ -1,0 +1,45 @@
+import { describe, expect, test } from 'vitest';
+import { parseScenario, registerBuiltins, runScenario } from '../../src/sim/index.ts';
+
+registerBuiltins();
+
+async function run(steps: string) {
+  return runScenario(parseScenario(`name: big\nplatform: x86-2s\nsteps:\n${steps}`, 'big.yaml'));
+}
+
+describe('requests beyond what the model holds fail at once', () => {
+  test('1T on x86-2s is ENOMEM naming the platform and its RAM', async () => {
+    const report = await run('  - allocate: { name: b, size: 1T, backing: thp }\n');
+    expect(report.steps[0]!.error?.errno).toBe('ENOMEM');
+    expect(report.steps[0]!.error?.reason).toMatch(
+      /^1T does not fit in the RAM of platform two-socket-server: \d+\.\d GiB, of which \d+\.\d GiB free$/,
+    );
+  });
+
+  test('64G of base pages is E2BIG pointing at large folios; 64G of THP allocates and pins', async () => {
+    const base = await run('  - allocate: { name: b, size: 64G }\n');
+    expect(base.steps[0]!.error?.errno).toBe('E2BIG');
+    expect(base.steps[0]!.error?.reason).toMatch(/at most 262144 .* use backing: thp/);
+    const thp = await run(
+      '  - allocate: { name: b, size: 64G, backing: thp }\n  - pin: { buffer: b, via: physr }\n',
+    );
+    expect(thp.status).toBe('passed');
+    expect(thp.steps[1]!.notes.join('\n')).toMatch(/16777216 pages as \d+ ranges/);
+  });
+
+  test('a 4G pattern is written as a description and read back byte-exact around an overwrite', async () => {
+    const report = await run(
+      [
+        '  - allocate: { name: b, size: 4G, backing: thp }',
+        '  - cpu-write: { buffer: b, length: 4G, pattern: random:3 }',
+        '  - cpu-write: { buffer: b, offset: 0x12345, length: 100, pattern: seq }',
+        '  - check: { buffer: b, offset: 0x12000, length: 0x345, pattern: random:3 }',
+        '  - check: { buffer: b, offset: 0x12345, length: 100, pattern: seq }',
+        '  - check: { buffer: b, offset: 0x123a9, length: 0x1000, pattern: random:3 }',
+        '  - check: { buffer: b, offset: 0xfff00000, length: 1M, pattern: random:3 }',
+        '',
+      ].join('\n'),
+    );
+    expect(report.status).toBe('passed');
+  });
+});
