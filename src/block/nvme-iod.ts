@@ -8,12 +8,10 @@
  * PRP lists and SGL segments themselves are what the device reads (src/devices/nvme.ts) and are the
  * same in every design.
  */
-import { type DmaDeviceInfo, dmaNeedUnmap } from '../dma/index.ts';
+import { DMA_IOVA_STATE_BYTES, type DmaDeviceInfo, dmaNeedUnmap } from '../dma/index.ts';
 import type { BlkDmaMapping } from './blk-mq-dma.ts';
 import { BIO_VEC_BYTES } from './request.ts';
 
-/** sizeof(struct dma_iova_state): addr and __size, 8 bytes each. */
-export const DMA_IOVA_STATE_BYTES = 16;
 /** sizeof(struct nvme_dma_vec): dma_addr_t + unsigned int, padded to 16. */
 export const NVME_DMA_VEC_BYTES = 16;
 

@@ -17,6 +17,7 @@
  */
 import { fail, type PhyrList, RANGE_BYTES, type SgTable, sgAllocTable, UINT_MAX } from '../core/index.ts';
 import {
+  DMA_IOVA_STATE_BYTES,
   type DmaDeviceInfo,
   type DmaDirection,
   type DmaIovaState,
@@ -35,8 +36,6 @@ import {
   pciP2pdmaMapType,
 } from '../platform/index.ts';
 
-/** sizeof(struct dma_iova_state), kzalloc'ed per through-host-bridge map. */
-const DMA_IOVA_STATE_BYTES = 16;
 /** struct dma_buf_dma beyond its embedded sg_table: the state pointer and the size. */
 const DMA_BUF_DMA_EXTRA_BYTES = 16;
 
