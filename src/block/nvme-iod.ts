@@ -28,9 +28,15 @@ export interface NvmeIodMetadata {
   readonly totalBytes: number;
 }
 
-/** Whether the driver records each segment's DMA address for unmap (nvme_pci_prp_save_mapping). */
+/**
+ * Whether the driver records each segment's DMA address for unmap (nvme_pci_prp_save_mapping). A
+ * bounce through swiotlb clears dev->dma_skip_sync (swiotlb_tbl_map_single → dma_reset_need_sync), so
+ * a request that bounced needs its addresses at unmap even on a coherent dma-direct device.
+ */
 export function nvmeKeepsDmaVecs(device: DmaDeviceInfo, mapping: BlkDmaMapping, mode: NvmeDataMode): boolean {
-  return mode === 'prp' && mapping.path === 'per-segment' && dmaNeedUnmap(device);
+  if (mode !== 'prp' || mapping.path !== 'per-segment') return false;
+  const bounced = mapping.perSegment.some((h) => h.segments.some((s) => s.bouncedBytes > 0n));
+  return bounced || dmaNeedUnmap(device);
 }
 
 /** The metadata bytes an nvme_iod holds for one mapped request. */

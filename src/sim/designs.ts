@@ -41,6 +41,7 @@ import {
 } from '../dma/index.ts';
 import type { MmStruct } from '../mm/index.ts';
 import type { Bdf, PlatformModel } from '../platform/index.ts';
+import type { ScenarioReport } from './report.ts';
 import { DESIGN_NAMES, type DesignName } from './scenario-schema.ts';
 
 export { DESIGN_NAMES, type DesignName };
@@ -355,4 +356,90 @@ export function pinUnderDesigns(
           : `Linux 7.1: ${pages} page pointers (memfd_pin_folios would hold ${folios} folio pointers + offset, ${folios * 8 + 8} B; no ranges)`,
     };
   });
+}
+
+/** A design's costs summed over the steps where every compared design ran (like against like). */
+export interface DesignTotals {
+  readonly design: DesignName;
+  readonly steps: number;
+  readonly metadataBytes: number;
+  readonly entries: number;
+  readonly iovaAllocations: number;
+  readonly leafPteWrites: number;
+  readonly iotlbFlushes: number;
+  readonly bounceBytes: number;
+}
+
+/** One ratio between two designs' totals, with the direction it reads in. */
+export interface DesignRatio {
+  readonly metric: keyof Omit<DesignTotals, 'design' | 'steps'>;
+  readonly from: DesignName;
+  readonly to: DesignName;
+  /** from / to; undefined when `to` is 0. */
+  readonly ratio: number | undefined;
+  /** e.g. "sg/linux-7.1 (above 1: linux-7.1 holds less)". */
+  readonly reads: string;
+}
+
+const TOTALLED = [
+  'metadataBytes',
+  'entries',
+  'iovaAllocations',
+  'leafPteWrites',
+  'iotlbFlushes',
+  'bounceBytes',
+] as const;
+
+/**
+ * The suite's per-design totals for reports: only steps where all three designs ran count, so a
+ * step one design refused tilts nothing. Ratios: sg → linux-7.1 (what upstream has gained so far)
+ * and linux-7.1 → physr (what the rest of the proposal would add).
+ */
+export function designTotals(reports: readonly ScenarioReport[]): {
+  readonly totals: readonly DesignTotals[];
+  readonly ratios: readonly DesignRatio[];
+} {
+  const sums = new Map<DesignName, Record<(typeof TOTALLED)[number], number> & { steps: number }>();
+  for (const d of DESIGN_NAMES) {
+    sums.set(d, {
+      steps: 0,
+      metadataBytes: 0,
+      entries: 0,
+      iovaAllocations: 0,
+      leafPteWrites: 0,
+      iotlbFlushes: 0,
+      bounceBytes: 0,
+    });
+  }
+  for (const report of reports) {
+    for (const step of report.steps) {
+      const runs = step.designRuns;
+      if (runs === undefined || runs.length !== DESIGN_NAMES.length || runs.some((r) => !r.ran)) continue;
+      for (const run of runs) {
+        const sum = sums.get(run.design)!;
+        sum.steps++;
+        for (const key of TOTALLED) sum[key] += run[key] ?? 0;
+      }
+    }
+  }
+  const totals = DESIGN_NAMES.map((design): DesignTotals => ({ design, ...sums.get(design)! }));
+  const pairs: [DesignName, DesignName][] = [
+    ['sg', 'linux-7.1'],
+    ['linux-7.1', 'physr'],
+  ];
+  const ratios: DesignRatio[] = [];
+  for (const [from, to] of pairs) {
+    const a = sums.get(from)!;
+    const b = sums.get(to)!;
+    for (const metric of TOTALLED) {
+      ratios.push({
+        metric,
+        from,
+        to,
+        ratio: b[metric] === 0 ? undefined : a[metric] / b[metric],
+        reads: `${from}/${to} (above 1: ${to} costs less)`,
+      });
+    }
+  }
+  return { totals, ratios };
 }

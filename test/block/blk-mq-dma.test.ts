@@ -238,3 +238,15 @@ describe('blk_rq_dma_map_iter_start: P2P decided once, on the first segment, per
     );
   });
 });
+
+describe('nvme_pci_prp_save_mapping after a bounce', () => {
+  it('a 32-bit device without an IOMMU bounces, which clears dma_skip_sync: the dma_vecs are kept', () => {
+    const m = builtinMachine('two-socket-server', { iommu: false });
+    const dev = m.device(NVME, { dmaMask: 32, minAlignMask: 0xfffn });
+    const map = blkRqDmaMap(dev, request(dev, [[5n * GiB, 0x1000n]]));
+    expect(map.path).toBe('per-segment');
+    expect(m.metrics.get(COUNTER.bounceBytes)).toBe(0x1000);
+    expect(nvmeIodMetadata(map)).toMatchObject({ dmaVecs: 1, totalBytes: 16 + 16 + 16 });
+    blkRqDmaUnmap(map);
+  });
+});

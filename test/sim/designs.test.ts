@@ -6,7 +6,14 @@
 import { describe, expect, it } from 'vitest';
 import { PhyrList } from '../../src/core/index.ts';
 import { builtinPlatform } from '../../src/platform/index.ts';
-import { DESIGN_NAMES, type DesignMapInput, runMapDesign } from '../../src/sim/designs.ts';
+import {
+  DESIGN_NAMES,
+  type DesignMapInput,
+  type DesignName,
+  type DesignOutcome,
+  designTotals,
+  runMapDesign,
+} from '../../src/sim/designs.ts';
 import {
   isScenarioError,
   loadScenarioFile,
@@ -14,6 +21,7 @@ import {
   registerBuiltins,
   resolveScenarioTarget,
   runScenario,
+  type ScenarioReport,
 } from '../../src/sim/index.ts';
 import { expectSameBytesSamePlaces } from './design-bytes.ts';
 
@@ -132,5 +140,46 @@ steps:
         expect((error as { location?: { line?: number } }).location?.line).toBe(3);
       }
     }
+  });
+});
+
+describe('designTotals: the suite per design, like against like', () => {
+  const run = (design: DesignName, metadataBytes: number, ran = true): DesignOutcome => ({
+    design,
+    ran,
+    api: 'x',
+    metadataBytes,
+    entries: 1,
+    iovaAllocations: 1,
+    leafPteWrites: 4,
+    iotlbFlushes: 1,
+    bounceBytes: 0,
+    note: '',
+  });
+  const step = (designRuns: DesignOutcome[]) =>
+    ({ index: 0, op: 'map', status: 'ok', expectations: [], notes: [], metrics: {}, designRuns }) as const;
+
+  it('sums only steps every design ran, and states each ratio with its direction', () => {
+    const report = {
+      steps: [
+        step([run('sg', 2576), run('linux-7.1', 1040), run('physr', 1088)]),
+        step([run('sg', 176), run('linux-7.1', 176), run('physr', 32)]),
+        // physr refused here: the step counts for no design.
+        step([run('sg', 1000), run('linux-7.1', 1000), run('physr', 0, false)]),
+      ],
+    } as unknown as ScenarioReport;
+    const { totals, ratios } = designTotals([report]);
+    expect(totals.map((t) => [t.design, t.steps, t.metadataBytes])).toEqual([
+      ['sg', 2, 2752],
+      ['linux-7.1', 2, 1216],
+      ['physr', 2, 1120],
+    ]);
+    const meta = ratios.filter((r) => r.metric === 'metadataBytes');
+    expect(meta.map((r) => [r.from, r.to, r.ratio])).toEqual([
+      ['sg', 'linux-7.1', 2752 / 1216],
+      ['linux-7.1', 'physr', 1216 / 1120],
+    ]);
+    expect(meta[0]!.reads).toBe('sg/linux-7.1 (above 1: linux-7.1 costs less)');
+    expect(ratios.find((r) => r.metric === 'bounceBytes')!.ratio).toBeUndefined();
   });
 });
