@@ -359,7 +359,7 @@ export function pinUnderDesigns(
 }
 
 /** A design's costs summed over the steps where every compared design ran (like against like). */
-export interface DesignTotals {
+export interface DesignSuiteTotals {
   readonly design: DesignName;
   readonly steps: number;
   readonly metadataBytes: number;
@@ -372,7 +372,7 @@ export interface DesignTotals {
 
 /** One ratio between two designs' totals, with the direction it reads in. */
 export interface DesignRatio {
-  readonly metric: keyof Omit<DesignTotals, 'design' | 'steps'>;
+  readonly metric: keyof Omit<DesignSuiteTotals, 'design' | 'steps'>;
   readonly from: DesignName;
   readonly to: DesignName;
   /** from / to; undefined when `to` is 0. */
@@ -396,7 +396,7 @@ const TOTALLED = [
  * and linux-7.1 → physr (what the rest of the proposal would add).
  */
 export function designTotals(reports: readonly ScenarioReport[]): {
-  readonly totals: readonly DesignTotals[];
+  readonly totals: readonly DesignSuiteTotals[];
   readonly ratios: readonly DesignRatio[];
 } {
   const sums = new Map<DesignName, Record<(typeof TOTALLED)[number], number> & { steps: number }>();
@@ -422,7 +422,7 @@ export function designTotals(reports: readonly ScenarioReport[]): {
       }
     }
   }
-  const totals = DESIGN_NAMES.map((design): DesignTotals => ({ design, ...sums.get(design)! }));
+  const totals = DESIGN_NAMES.map((design): DesignSuiteTotals => ({ design, ...sums.get(design)! }));
   const pairs: [DesignName, DesignName][] = [
     ['sg', 'linux-7.1'],
     ['linux-7.1', 'physr'],

@@ -9,7 +9,7 @@ export {
   type DesignOutcome,
   type DesignRatio,
   type DesignRun,
-  type DesignTotals,
+  type DesignSuiteTotals,
   designTotals,
   mapUnderDesigns,
   observeDesignRuns,
