@@ -39,8 +39,9 @@ import {
   type Machine,
   type MachineOptions,
 } from '../dma/index.ts';
+import { dmaBufFreeSgt, dmaBufPhysVecToSgt, physVecBytes } from '../dmabuf/index.ts';
 import type { MmStruct } from '../mm/index.ts';
-import type { Bdf, PlatformModel } from '../platform/index.ts';
+import { type Bdf, type PlatformModel, p2pdmaProviderOf } from '../platform/index.ts';
 import type { ScenarioReport } from './report.ts';
 import { DESIGN_NAMES, type DesignName } from './scenario-schema.ts';
 
@@ -95,6 +96,8 @@ export interface DesignMapInput {
   /** Their bytes, copied into each fresh machine before mapping. */
   readonly bytes: Uint8Array;
   readonly dir: DmaDirection;
+  /** What the buffer is: user memory (default), or a BAR range exported as a dma-buf. */
+  readonly memory?: 'user' | 'bar';
 }
 
 /** The DMA-API props a device was probed with, to probe its twin the same way. */
@@ -147,8 +150,16 @@ function sum(parts: Readonly<Record<string, number>>): number {
   return Object.values(parts).reduce((a, b) => a + b, 0);
 }
 
+/** A design that has no way to do the step: what it would call and why it cannot. */
+interface NoPath {
+  readonly noPath: true;
+  readonly api: string;
+  readonly reason: string;
+}
+
 /** What one design's map produced before unmap. */
 interface Mapped {
+  readonly noPath?: undefined;
   readonly api: string;
   readonly path: string;
   readonly dma: DmaRangeList;
@@ -205,7 +216,7 @@ function mapLinux71(device: DmaDevice, input: DesignMapInput): Mapped {
 function mapPhysrDesign(device: DmaDevice, input: DesignMapInput): Mapped {
   const mapping = dmaMapPhyrList(device, input.source, input.dir);
   return {
-    api: 'dma_map_phyrs',
+    api: 'dma_map_phyrs (proposal)',
     path: mapping.path,
     dma: mapping.dma,
     metadata: { 'phyr list': input.source.metadataBytes, 'DMA range list': mapping.dma.metadataBytes },
@@ -214,10 +225,61 @@ function mapPhysrDesign(device: DmaDevice, input: DesignMapInput): Mapped {
   };
 }
 
-const MAPPERS: Record<DesignName, (device: DmaDevice, input: DesignMapInput) => Mapped> = {
+type Mapper = (device: DmaDevice, input: DesignMapInput) => Mapped | NoPath;
+
+const USER_MAPPERS: Record<DesignName, Mapper> = {
   sg: (device, input) => mapSgDesign(device, input, 'dma_map_sgtable', 'scatterlist'),
   'linux-7.1': mapLinux71,
   physr: mapPhysrDesign,
+};
+
+/**
+ * A vfio-pci BAR range exported as a dma-buf, mapped by an importer: scatterlist holds it only when
+ * the BAR has P2PDMA struct pages (sg_set_page needs a page; before 6.19 vfio-pci had no dma-buf
+ * export); Linux 7.1 builds
+ * the importer's DMA-only sg_table (dma_buf_phys_vec_to_sgt); physr maps the range list with
+ * DMA_ATTR_MMIO.
+ */
+const BAR_MAPPERS: Record<DesignName, Mapper> = {
+  sg: (device, input) => {
+    const region = device.machine.platform.memoryMap.lookup(input.source.addressAt(0));
+    if (region?.kind === 'mmio' && region.p2pdmaPages) {
+      return mapSgDesign(device, input, 'dma_map_sgtable', 'scatterlist of P2PDMA pages');
+    }
+    return {
+      noPath: true,
+      api: 'dma_map_sgtable',
+      reason:
+        'this BAR has no struct pages (no pci_p2pdma_add_resource) to put in a scatterlist, and vfio-pci had no dma-buf export before 6.19',
+    };
+  },
+  'linux-7.1': (device, input) => {
+    const topology = device.machine.platform.topology;
+    const provider = p2pdmaProviderOf(topology, input.source.addressAt(0));
+    if (provider === undefined) fail('EINVAL', `${formatHex(input.source.addressAt(0))} is in no BAR`);
+    const dma = dmaBufPhysVecToSgt(device, provider, input.source, input.dir);
+    const list = new DmaRangeListBuilder({ merge: false });
+    for (const e of dma.entries) list.append(e.addr, BigInt(e.len));
+    return {
+      api: 'dma_buf_phys_vec_to_sgt',
+      path: dma.state !== undefined ? 'iova' : dma.mapType,
+      dma: list.build(),
+      metadata: { 'DMA-only sg table': dma.metadataBytes, 'phys_vec (exporter)': physVecBytes(input.source) },
+      note: `Linux 7.1 dma-buf: ${input.source.count} phys_vec → ${dma.entries.length} DMA-only sg entries (${dma.mapType})`,
+      unmap: () => dmaBufFreeSgt(dma),
+    };
+  },
+  physr: (device, input) => {
+    const mapping = dmaMapPhyrList(device, input.source, input.dir, { mmio: true });
+    return {
+      api: 'dma_map_phyrs (proposal)',
+      path: mapping.path,
+      dma: mapping.dma,
+      metadata: { 'phyr list': input.source.metadataBytes, 'DMA range list': mapping.dma.metadataBytes },
+      note: `physr: ${input.source.count} ranges → ${mapping.dma.count} DMA ranges via ${mapping.path}`,
+      unmap: () => dmaUnmap(mapping),
+    };
+  },
 };
 
 /** Runs the map under one design on a fresh machine; the mapping stays live until `finish`. */
@@ -231,9 +293,9 @@ export function runMapDesign(design: DesignName, input: DesignMapInput): DesignR
   const machine = createMachine(platform, input.machineOptions);
   const device = machine.device(input.bdf, input.deviceProps);
   const before = counters(machine.metrics);
-  let mapped: Mapped;
+  let mapped: Mapped | NoPath;
   try {
-    mapped = MAPPERS[design](device, input);
+    mapped = (input.memory === 'bar' ? BAR_MAPPERS : USER_MAPPERS)[design](device, input);
   } catch (error) {
     if (!isPhysrError(error)) throw error;
     const outcome: DesignOutcome = {
@@ -246,28 +308,39 @@ export function runMapDesign(design: DesignName, input: DesignMapInput): DesignR
     };
     return { design, machine, device, dma: undefined, finish: () => outcome };
   }
+  if (mapped.noPath) {
+    const outcome: DesignOutcome = {
+      design,
+      ran: false,
+      api: mapped.api,
+      reason: mapped.reason,
+      note: `${design} has no path for this step: ${mapped.reason}`,
+    };
+    return { design, machine, device, dma: undefined, finish: () => outcome };
+  }
+  const live = mapped;
   const afterMap = counters(machine.metrics);
   let finished: DesignOutcome | undefined;
   return {
     design,
     machine,
     device,
-    dma: mapped.dma,
+    dma: live.dma,
     finish() {
       if (finished !== undefined) return finished;
-      mapped.unmap();
+      live.unmap();
       const moved = delta(before, counters(machine.metrics));
       finished = {
         design,
         ran: true,
-        api: mapped.api,
-        path: mapped.path,
-        metadataBytes: sum(mapped.metadata),
-        metadata: mapped.metadata,
-        entries: mapped.dma.count,
+        api: live.api,
+        path: live.path,
+        metadataBytes: sum(live.metadata),
+        metadata: live.metadata,
+        entries: live.dma.count,
         ...delta(before, afterMap),
         iotlbFlushes: moved.iotlbFlushes,
-        note: mapped.note,
+        note: live.note,
       };
       return finished;
     },

@@ -21,13 +21,7 @@ import {
 import { DmaAccessError, describeAccess } from '../devices/index.ts';
 import { type DmaDevice, type DmaDirection, dmaSyncSg, type IovaLayout } from '../dma/index.ts';
 import { dmaDeviceImporter } from '../dmabuf/index.ts';
-import {
-  type MmStruct,
-  pinUserPages,
-  pinUserPagesLegacy,
-  unpinUserPages,
-  unpinUserPagesLegacy,
-} from '../mm/index.ts';
+import { pinUserPages, pinUserPagesLegacy, unpinUserPages, unpinUserPagesLegacy } from '../mm/index.ts';
 import {
   type DesignMapInput,
   type DesignOutcome,
@@ -163,21 +157,21 @@ function mapBuffer(
 }
 
 /**
- * The same buffer map under every design the scenario compares, each on a fresh copy of the machine
- * (designs.ts): the pages the step just pinned, their bytes, the device probed the same way.
+ * The same map under every design the scenario compares, each on a fresh copy of the machine
+ * (designs.ts): the memory the step just mapped (user pages or a BAR range), its bytes, the device
+ * probed the same way.
  */
-function bufferUnderDesigns(
+function underDesigns(
   context: SimContext,
   device: DmaDevice,
-  mm: MmStruct,
-  start: bigint,
-  length: bigint,
+  source: PhyrList,
   dir: DmaDirection,
+  memory: 'user' | 'bar',
 ): DesignOutcome[] | undefined {
   const designs = context.scenario.designs;
   const model = context.platform.machine?.model;
   if (designs.length === 0 || model === undefined) return undefined;
-  const source = userPhyrs(mm, start, length);
+  const length = source.totalLength;
   const bytes = new Uint8Array(Number(length));
   let at = 0;
   source.forEachRange((address, len) => {
@@ -193,6 +187,7 @@ function bufferUnderDesigns(
     source,
     bytes,
     dir,
+    memory,
   };
   return mapUnderDesigns(input, designs);
 }
@@ -294,6 +289,7 @@ export function registerDmaSteps(): void {
         });
         mapped = mapSg(device, body.name, table, dir, body.offset, () => {});
       }
+      designRuns = underDesigns(context, device, dmabuf.phys.slice(body.offset, length), dir, 'bar');
     } else if (kind === 'pin') {
       const pin = context.objects.get(body.buffer, 'pin', isPin);
       if (pin.released) fail('EINVAL', `pin "${body.buffer}" was released`);
@@ -328,7 +324,13 @@ export function registerDmaSteps(): void {
       if (body.offset + length > buffer.length)
         fail('EINVAL', `${formatHex(body.offset)} + ${formatSize(length)} is outside "${body.buffer}"`);
       mapped = mapBuffer(context, device, body.name, buffer, body.offset, length, body.via, dir, body.layout);
-      designRuns = bufferUnderDesigns(context, device, buffer.mm, buffer.va + body.offset, length, dir);
+      designRuns = underDesigns(
+        context,
+        device,
+        userPhyrs(buffer.mm, buffer.va + body.offset, length),
+        dir,
+        'user',
+      );
     }
     context.objects.define(body.name, 'mapping', mapped.target);
     return { path: body.via, notes: [mapped.note], ...(designRuns === undefined ? {} : { designRuns }) };

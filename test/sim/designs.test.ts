@@ -183,3 +183,43 @@ describe('designTotals: the suite per design, like against like', () => {
     expect(ratios.find((r) => r.metric === 'bounceBytes')!.ratio).toBeUndefined();
   });
 });
+
+describe('a BAR range exported as a dma-buf, under the three designs', () => {
+  const GPU = '0000:03:00.0';
+
+  it('a BAR without struct pages: sg has no path and says so; 7.1 and physr reach the same bytes', () => {
+    // BAR 0 is not prefetchable: the built-in machine publishes no P2PDMA pages for it.
+    const bar0 = builtinPlatform('two-socket-server')
+      .topology.functions.get(GPU)!
+      .bars.find((b) => b.index === 0)!;
+    const source = PhyrList.fromRanges([[bar0.cpuAddress, 0x2_0000n]]);
+    const given: DesignMapInput = { ...input(NIC, source), memory: 'bar' };
+    const runs = DESIGN_NAMES.map((d) => runMapDesign(d, given));
+    expectSameBytesSamePlaces(given, runs);
+    const [sg, linux, physr] = runs.map((r) => r.finish());
+    expect(sg).toMatchObject({ ran: false, api: 'dma_map_sgtable' });
+    expect(sg!.reason).toMatch(/no struct pages/);
+    expect(sg!.note).toMatch(/no path for this step/);
+    // Bus address under the switch. 7.1: one DMA-only entry (32 B) + sg_table (16) + dma_buf_dma (16),
+    // plus the exporter's one phys_vec (16): it does not cut at the NIC's 64 KiB max segment size.
+    expect(linux).toMatchObject({
+      ran: true,
+      path: 'bus-address',
+      entries: 1,
+      metadataBytes: 32 + 16 + 16 + 16,
+    });
+    // physr cuts the 128 KiB at the device's 64 KiB segment limit: 2 DMA ranges.
+    expect(physr).toMatchObject({ ran: true, path: 'bus-address', entries: 2, metadataBytes: 16 + 2 * 16 });
+  });
+
+  it('a BAR with P2PDMA pages: scatterlist has a path (the pages), at its usual cost', () => {
+    const source = PhyrList.fromRanges([[0x200_0000_0000n + (1n << 30n), 0x20_0000n]]);
+    const given: DesignMapInput = { ...input(NIC, source), memory: 'bar' };
+    const runs = DESIGN_NAMES.map((d) => runMapDesign(d, given));
+    expectSameBytesSamePlaces(given, runs);
+    const sg = runs[0]!.finish();
+    // 512 page pointers; sg_alloc_table_from_pages merges the contiguous pages up to the 64 KiB max
+    // segment: 32 entries x 32 B + sg_table (16 B).
+    expect(sg).toMatchObject({ ran: true, metadata: { 'page array': 4096, 'sg table': 32 * 32 + 16 } });
+  });
+});
