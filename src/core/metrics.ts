@@ -11,8 +11,19 @@ export const COUNTER = {
   physrMetadataBytes: 'core.physr_metadata_bytes',
   /** Bytes of scatterlist metadata built (struct scatterlist arrays incl. chain entries). */
   sgMetadataBytes: 'core.sg_metadata_bytes',
+  /** Entries of sg tables handed to dma_map_sg (orig_nents: the CPU-side list). */
   sgEntries: 'core.sg_entries',
+  /** Physical ranges of PhyrLists built (the CPU-side list). */
   physrRanges: 'core.physr_ranges',
+  /**
+   * Bytes of scatterlist-side scratch the kernel holds only while it builds a table (the page
+   * pointer array), at its real peak: counted in "metadata at peak", not in the retained figure.
+   */
+  sgScratchBytes: 'core.sg_scratch_bytes',
+  /** DMA segments dma_map_sg handed the device (its return value, after IOMMU merging). */
+  sgMappedNents: 'dma.sg_mapped_nents',
+  /** DMA ranges a physr map handed the device. */
+  physrDmaRanges: 'dma.physr_dma_ranges',
   pteWrites: 'iommu.pte_writes',
   pteClears: 'iommu.pte_clears',
   tablePagesAllocated: 'iommu.table_pages_allocated',

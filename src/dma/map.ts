@@ -219,6 +219,7 @@ export function dmaMapPhyrList(
   const mapping = register(device, type, list, dir, attrs, pieces, segments, fallbackReason);
   const metrics = device.machine.metrics;
   metrics.add(COUNTER.physrMetadataBytes, mapping.dma.metadataBytes);
+  metrics.add(COUNTER.physrDmaRanges, mapping.dma.count);
   traceMapList(mapping);
   return mapping;
 }

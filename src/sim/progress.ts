@@ -59,6 +59,8 @@ export function createProgress(options: ProgressOptions): Progress {
 /** A counting bar (e.g. bytes of a trace read), with the same rules: a terminal only, after a delay. */
 export interface CountProgress {
   update(value: number): void;
+  /** True once the bar has been drawn. */
+  readonly shown: () => boolean;
   stop(): void;
 }
 
@@ -91,6 +93,7 @@ export function createCountProgress(options: {
       }
       bar?.update(Math.min(value, options.total));
     },
+    shown: () => bar !== undefined,
     stop: () => bar?.stop(),
   };
 }

@@ -5,7 +5,7 @@
  */
 import { fail, type Metrics, type MetricsSnapshot } from '../core/index.ts';
 import type { Bdf, PlatformModel } from '../platform/index.ts';
-import type { DesignOutcome, DesignPath, ExpectationReport } from './report.ts';
+import type { DesignOutcome, DesignPath, ExpectationReport, MappingLayout } from './report.ts';
 import type { Step, StepBody, StepKind } from './scenario-schema.ts';
 import type { SimContext } from './sim-context.ts';
 
@@ -26,7 +26,9 @@ export interface StepResult {
   readonly expectations?: readonly ExpectationReport[];
   /** One-line facts for the report (e.g. "2 ranges, 32 B"). */
   readonly notes?: readonly string[];
-  /** The same step under each design the scenario compares (map steps; see designs.ts). */
+  /** A map's address spaces (see MappingLayout). */
+  readonly layout?: MappingLayout;
+  /** The same step under each design the scenario compares (map and pin steps; see designs.ts). */
   readonly designRuns?: readonly DesignOutcome[];
 }
 

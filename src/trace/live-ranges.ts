@@ -45,7 +45,12 @@ export class LiveRanges<T> {
 
   insert(start: bigint, last: bigint, value: T): void {
     const i = this.upper(start);
-    this.ranges.splice(i, 0, { start, last, value });
+    // Shift by hand: splice allocates an array of what it removes on every call.
+    const r = this.ranges;
+    const range = { start, last, value };
+    r.push(range);
+    for (let j = r.length - 1; j > i; j--) r[j] = r[j - 1]!;
+    r[i] = range;
   }
 
   /** Removes the range with this start and value; false when there is none. */
@@ -53,7 +58,9 @@ export class LiveRanges<T> {
     let i = this.upper(start) - 1;
     while (i >= 0 && this.ranges[i]!.start === start) {
       if (this.ranges[i]!.value === value) {
-        this.ranges.splice(i, 1);
+        const r = this.ranges;
+        for (let j = i; j < r.length - 1; j++) r[j] = r[j + 1]!;
+        r.pop();
         return true;
       }
       i--;

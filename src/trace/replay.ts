@@ -29,6 +29,7 @@ import type {
 } from './events.ts';
 import type { Finding, FindingClass } from './findings.ts';
 import { LiveRanges } from './live-ranges.ts';
+import { UnmapHistory } from './unmap-history.ts';
 
 /** Largest number of sg entries the dma_map_sg event prints (DMA_TRACE_MAX_ENTRIES, include/trace/events/dma.h). */
 export const DMA_TRACE_MAX_ENTRIES = 128;
@@ -109,13 +110,18 @@ export interface ReplayOptions {
 }
 
 class DeviceState {
-  readonly singles: ByKey<bigint> = new Map();
-  readonly allocs: ByKey<bigint> = new Map();
+  readonly singles: ByKey<AddrKey> = new Map();
+  readonly allocs: ByKey<AddrKey> = new Map();
   readonly sgs: ByKey<string> = new Map();
   readonly ranges = new LiveRanges<TracedMapping>();
-  readonly unmapped = new Map<bigint, UnmapRecord>();
+  readonly unmapped: UnmapHistory<AddrKey, UnmapRecord>;
   /** Recent sg unmaps by their entries' phys addresses (all dma_unmap_sg prints). */
-  readonly sgUnmapped = new Map<string, UnmapRecord>();
+  readonly sgUnmapped: UnmapHistory<string, UnmapRecord>;
+
+  constructor(history: number) {
+    this.unmapped = new UnmapHistory(history);
+    this.sgUnmapped = new UnmapHistory(history);
+  }
   liveBytes = 0n;
   live = 0;
   iommuMapMissingReported = false;
@@ -149,6 +155,16 @@ function sgKey(physAddrs: readonly bigint[]): string {
 
 function hex(v: bigint): string {
   return `0x${v.toString(16)}`;
+}
+
+/**
+ * Map key of a 64-bit address: the number itself while exact (below 2^53: hashing a number is far
+ * cheaper than hashing a bigint), else its hex string.
+ */
+type AddrKey = number | string;
+
+function addrKey(a: bigint): AddrKey {
+  return a <= 0x1f_ffff_ffff_ffffn ? Number(a) : a.toString(16);
 }
 
 /** Live mappings by key: one mapping, or (rarely: the same address mapped twice) a list, oldest first. */
@@ -188,7 +204,7 @@ export interface ReplayResult {
 export class TraceReplay {
   private readonly devices = new Map<string, DeviceState>();
   private readonly iommuLive = new LiveRanges<IommuMapEvent>();
-  private readonly iommuUnmapped = new Map<bigint, UnmapRecord>();
+  private readonly iommuUnmapped: UnmapHistory<AddrKey, UnmapRecord>;
   private readonly iommuCounts: IommuCounts = { maps: 0, unmaps: 0, mappedBytes: 0n, unmappedBytes: 0n };
   private readonly findings: Finding[] = [];
   private readonly findingCounts = new Map<FindingClass, number>();
@@ -203,13 +219,14 @@ export class TraceReplay {
   constructor(private readonly options: ReplayOptions = {}) {
     this.maxPerClass = options.maxFindingsPerClass ?? 1000;
     this.historySize = options.unmapHistory ?? 8192;
+    this.iommuUnmapped = new UnmapHistory(this.historySize);
     this.dropsIommuMap = kernelDropsIommuMap(options.kernel);
   }
 
   private device(name: string): DeviceState {
     let d = this.devices.get(name);
     if (d === undefined) {
-      d = new DeviceState();
+      d = new DeviceState(this.historySize);
       this.devices.set(name, d);
     }
     return d;
@@ -221,10 +238,8 @@ export class TraceReplay {
     if (n <= this.maxPerClass) this.findings.push(f);
   }
 
-  private remember<K>(history: Map<K, UnmapRecord>, key: K, r: UnmapRecord): void {
-    // A key unmapped again keeps its place in the eviction order: cheaper, and still bounded.
+  private remember<K>(history: UnmapHistory<K, UnmapRecord>, key: K, r: UnmapRecord): void {
     history.set(key, r);
-    if (history.size > this.historySize) history.delete(history.keys().next().value as K);
   }
 
   onEvent(e: TraceEvent): void {
@@ -325,7 +340,7 @@ export class TraceReplay {
   private dropRange(d: DeviceState, m: TracedMapping, start: bigint, size: bigint, at: TraceOrigin): void {
     if (size === 0n) return;
     d.ranges.remove(start, m);
-    this.remember(d.unmapped, start, { start, last: start + size - 1n, mapAt: m.at, unmapAt: at });
+    this.remember(d.unmapped, addrKey(start), { start, last: start + size - 1n, mapAt: m.at, unmapAt: at });
   }
 
   private checkIommuMapped(
@@ -371,7 +386,7 @@ export class TraceReplay {
       event: e,
     };
     this.checkIommuMapped(d, e.device, e.dma, e.phys, e.at);
-    put(d.singles, e.dma, m);
+    put(d.singles, addrKey(e.dma), m);
     this.add(d, m);
   }
 
@@ -382,7 +397,7 @@ export class TraceReplay {
     size: bigint | undefined,
     at: TraceOrigin,
     what: string,
-    before = d.unmapped.get(addr),
+    before = d.unmapped.get(addrKey(addr)),
   ) {
     if (before !== undefined) {
       this.report({
@@ -459,10 +474,16 @@ export class TraceReplay {
    * An unmap (of a single mapping) or free (of a coherent buffer): matched by address among its own
    * kind first; found among the other kind, it is the wrong function (dma-debug's type check).
    */
-  private release(d: DeviceState, e: UnmapEvent | FreeEvent, own: ByKey<bigint>, other: ByKey<bigint>): void {
-    const m = take(own, e.dma);
+  private release(
+    d: DeviceState,
+    e: UnmapEvent | FreeEvent,
+    own: ByKey<AddrKey>,
+    other: ByKey<AddrKey>,
+  ): void {
+    const key = addrKey(e.dma);
+    const m = take(own, key);
     if (m === undefined) {
-      const wrong = take(other, e.dma);
+      const wrong = take(other, key);
       if (wrong !== undefined) {
         this.wrongFunction(wrong, e.at, e.event);
         this.drop(d, wrong, e.at);
@@ -541,7 +562,7 @@ export class TraceReplay {
       at: e.at,
       event: e,
     };
-    put(d.allocs, e.dma, m);
+    put(d.allocs, addrKey(e.dma), m);
     this.add(d, m);
   }
 
@@ -595,7 +616,7 @@ export class TraceReplay {
     const removed = this.iommuLive.removeWithin(e.iova, last);
     if (removed.length === 0 && this.iommuLive.holding(e.iova) === undefined)
       this.missingIommuMap(undefined, e.iova, e.at, 'iommu:unmap of IOVA');
-    this.remember(this.iommuUnmapped, e.iova, {
+    this.remember(this.iommuUnmapped, addrKey(e.iova), {
       start: e.iova,
       last,
       mapAt: removed[0]?.value.at,
@@ -703,7 +724,7 @@ export class TraceReplay {
   }
 }
 
-function latestHolding(history: Map<bigint, UnmapRecord>, addr: bigint): UnmapRecord | undefined {
+function latestHolding(history: UnmapHistory<AddrKey, UnmapRecord>, addr: bigint): UnmapRecord | undefined {
   let best: UnmapRecord | undefined;
   for (const r of history.values()) {
     if (r.start <= addr && addr <= r.last && (best === undefined || r.unmapAt.timeUs >= best.unmapAt.timeUs))

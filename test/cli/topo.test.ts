@@ -1,4 +1,6 @@
 /** `physr topo` and `physr p2p` through runCli, stdout/stderr captured. */
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { captureCli } from './capture.ts';
@@ -12,6 +14,25 @@ const LSPCI = [
 ];
 
 describe('physr topo', () => {
+  test('--html writes the interactive page: the tree and a decision for every ordered endpoint pair', async () => {
+    const out = join(mkdtempSync(join(tmpdir(), 'physr-topo-')), 'topo.html');
+    const { status, stdout } = await captureCli(['topo', '--builtin', 'x86-2s', '--html', out]);
+    expect(status).toBe(0);
+    expect(stdout).toContain('0000:03:00.0');
+    const page = readFileSync(out, 'utf8');
+    const doc = JSON.parse(
+      /<script type="application\/json" id="physr-data">(.*?)<\/script>/s.exec(page)![1]!,
+    );
+    expect(doc.topology.labels.gpu0).toBe('0000:03:00.0');
+    // x86-2s has 4 endpoints (gpu0, nic0, nvme0, nic1): 4 × 3 ordered pairs.
+    expect(doc.topology.p2p).toHaveLength(12);
+    const gpuToNic = doc.topology.p2p.find(
+      (d: { provider: string; client: string }) =>
+        d.provider === '0000:03:00.0' && d.client === '0000:04:00.0',
+    );
+    expect(gpuToNic).toMatchObject({ mapType: 'bus-address', distance: 4 });
+  });
+
   test('on this machine’s live /sys: says what it found, then the tree', async () => {
     const { status, stdout } = await captureCli(['topo']);
     expect(status).toBe(0);

@@ -178,6 +178,29 @@ describe('map refusals and unwinding', () => {
   });
 });
 
+describe('ARM LPAE stage-1 leaf words (arm_lpae_prot_to_pte; words from 6.12 run in userspace)', () => {
+  // nG (bit 11) on every stage-1 leaf, AF, shareability inner only for IOMMU_CACHE (outer
+  // otherwise), both execute-never bits (54:53), AP and the MAIR index.
+  const PRIV = 1 << 5;
+  const CACHE = 1 << 2;
+  const NOEXEC = 1 << 3;
+  const MMIO = 1 << 4;
+  const RW = IOMMU_READ | IOMMU_WRITE;
+  test.each([
+    ['2M block, read/write', SZ_2M, SZ_1G, SZ_2M, RW, 1, 0x4000_0e41n],
+    ['4K page, read-only', 0x2000n, 1n << 40n, SZ_4K, IOMMU_READ, 0, 0x100_0000_0ec3n],
+    ['cacheable', 0x4000n, 0x1000n, SZ_4K, RW | CACHE, 0, 0x1f47n],
+    ['no-exec', 0x6000n, 0x2000n, SZ_4K, RW | NOEXEC, 0, 0x60_0000_0000_2e43n],
+    ['MMIO', 0x8000n, 0x3000n, SZ_4K, RW | MMIO, 0, 0x3e4bn],
+    ['privileged', 0xa000n, 0x4000n, SZ_4K, RW | PRIV, 0, 0x4e03n],
+  ] as const)('%s', (_name, iova, paddr, size, prot, level, word) => {
+    const pt = new IoPageTable(armLpaeFormat({ granule: 4096 }));
+    pt.map(iova, paddr, size, prot);
+    expect(pt.pteAt(iova, level)).toBe(word);
+    expect(pt.iovaToPhys(iova)).toBe(paddr);
+  });
+});
+
 // --- properties ------------------------------------------------------------------------------
 
 const PAGES = 1024; // a 4 MiB window of 4K pages, crossing a 2M boundary

@@ -22,6 +22,7 @@ import {
   runSuite,
 } from '../../src/sim/index.ts';
 import { expectSameBytesSamePlaces } from './design-bytes.ts';
+import { expectSgWithinKernel } from './kernel-sg-bytes.ts';
 
 registerBuiltins();
 
@@ -38,6 +39,8 @@ describe('built-in scenarios', () => {
         const report = await runScenario(loadScenarioFile(resolveScenarioTarget(name)));
         expect(report.failure).toBeUndefined();
         expect(report.status).toBe('passed');
+        // Its scatterlist metadata is never more than the kernel allocates for each operation.
+        expectSgWithinKernel(report);
         const maps = report.steps.filter((s) => s.designRuns !== undefined && s.op === 'map');
         expect(compared).toBe(maps.length);
       } finally {
@@ -211,7 +214,7 @@ describe('step notes read as English', () => {
   it('counts of one are singular ("1 range → 1 DMA range", "1 dma-buf revoked")', async () => {
     const strict = await runScenario(loadScenarioFile(resolveScenarioTarget('iotlb-strict')));
     const notes = strict.steps.flatMap((s) => s.notes);
-    expect(notes.some((n) => n.includes(': 1 range → 1 DMA range via iova;'))).toBe(true);
+    expect(notes.some((n) => n.includes(': 1 range → 1 DMA range via IOMMU (one IOVA);'))).toBe(true);
     expect(notes).toContain('nic0 wrote 64K over 1 DMA range');
     const revoke = await runScenario(loadScenarioFile(resolveScenarioTarget('vfio-dmabuf-revoke')));
     const resetNote = revoke.steps.flatMap((s) => s.notes).find((n) => n.includes('reset'));

@@ -1,6 +1,6 @@
 import { PassThrough } from 'node:stream';
 import { describe, expect, test } from 'vitest';
-import { createProgress, parseScenario } from '../../src/sim/index.ts';
+import { createCountProgress, createProgress, parseScenario } from '../../src/sim/index.ts';
 
 const scenario = parseScenario('name: p\nplatform: core-only\nsteps:\n  - flush: {}\n', 'p.yaml');
 
@@ -32,5 +32,26 @@ describe('progress', () => {
     await progress.onStep(scenario, 2, 3);
     expect(progress.shown()).toBe(true);
     progress.stop();
+  });
+});
+
+describe('count progress (physr trace reading a large file)', () => {
+  test('a bar on a terminal after the delay; never on a pipe; never for an unknown total (a FIFO)', () => {
+    let t = 0;
+    const tty = createCountProgress({ total: 1000, unit: 'trace', stream: fakeStream(true), now: () => t });
+    tty.update(100);
+    expect(tty.shown()).toBe(false);
+    t = 1500;
+    tty.update(500);
+    expect(tty.shown()).toBe(true);
+    tty.stop();
+    const pipe = createCountProgress({ total: 1000, unit: 'trace', stream: fakeStream(false), now: () => t });
+    t = 5000;
+    pipe.update(500);
+    expect(pipe.shown()).toBe(false);
+    const fifo = createCountProgress({ total: 0, unit: 'trace', stream: fakeStream(true), now: () => t });
+    t = 9000;
+    fifo.update(500);
+    expect(fifo.shown()).toBe(false);
   });
 });

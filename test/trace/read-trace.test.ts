@@ -47,6 +47,18 @@ describe('streaming a trace', () => {
     ]);
     expect([...stats.unknown]).toEqual([['sched_x', 1]]);
   });
+  it('input without newlines cannot grow memory: a line over 1 MiB is an error', async () => {
+    const input = Readable.from([Buffer.alloc(600_000, 0x41), Buffer.alloc(600_000, 0x41)]);
+    expect(await errorOf(readTraceStream(input, 'x.txt', () => {}))).toBe(
+      'x.txt: EFBIG: a line longer than 1048576 bytes: not trace text',
+    );
+  });
+  it('CRLF line ends and a last line without a newline are read', async () => {
+    const events: TraceEvent[] = [];
+    await readTraceStream(Readable.from([`${GOOD}\r\n${GOOD}`]), 'x.txt', (e) => events.push(e));
+    expect(events.map((e) => e.at.line)).toEqual([1, 2]);
+    expect(events[0]!.at.text.endsWith('attrs=')).toBe(true);
+  });
   it('refuses a directory before reading, naming it', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'physr-trace-'));
     expect(await errorOf(readTraceFile(dir, () => {}))).toBe(

@@ -4,21 +4,25 @@
  */
 import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
-import { fail, readInputText } from '../../core/index.ts';
+import { checkOutputPath, fail, readInputText, writeOutputText } from '../../core/index.ts';
 import {
   BUILTIN_TOPOLOGIES,
   builtinTopology,
+  calcP2pDecision,
   deriveIommuGroups,
+  deviceLabels,
   formatTopology,
   type ImportNote,
   type IommuGroups,
   importLspci,
   importSysfs,
   type PciTopology,
+  p2pDecisionToJson,
   readIomem,
   summarizeImport,
   topologyToJson,
 } from '../../platform/index.ts';
+import { renderViewHtml, type TopologySection } from '../../view/index.ts';
 
 export interface SourceOptions {
   readonly sysfs?: string;
@@ -27,6 +31,7 @@ export interface SourceOptions {
   readonly builtin?: string;
   readonly iomem?: string;
   readonly json?: boolean;
+  readonly html?: string;
 }
 
 export interface LoadedTopology {
@@ -111,6 +116,36 @@ function iomemLines(
   };
 }
 
+/** Endpoints the page's P2P matrix covers: enough for any single machine's GPUs, NICs and drives. */
+export const P2P_PAGE_MAX_ENDPOINTS = 48;
+
+/**
+ * The topology section of the interactive page: the tree as `topo --json` prints it, the device
+ * labels, and the kernel's P2P decision for every ordered pair of endpoints (the first
+ * P2P_PAGE_MAX_ENDPOINTS of them).
+ */
+export function topologySection(loaded: LoadedTopology): TopologySection {
+  const { topology } = loaded;
+  const groups = safeGroups(topology);
+  const endpoints = [...topology.functions.values()]
+    .filter((f) => f.kind === 'endpoint')
+    .slice(0, P2P_PAGE_MAX_ENDPOINTS)
+    .map((f) => f.bdf);
+  const p2p = endpoints.flatMap((provider) =>
+    endpoints
+      .filter((client) => client !== provider)
+      .map((client) => p2pDecisionToJson(calcP2pDecision(topology, provider, client))),
+  );
+  return JSON.parse(
+    JSON.stringify({
+      source: loaded.source,
+      topology: topologyToJson(topology, { ...(groups ? { groups } : {}), notes: loaded.notes }),
+      labels: Object.fromEntries(deviceLabels(topology)),
+      p2p,
+    }),
+  ) as TopologySection;
+}
+
 export function register(program: Command): void {
   addSourceOptions(
     program
@@ -123,8 +158,18 @@ export function register(program: Command): void {
       '--iomem <file>',
       'a /proc/iomem capture to summarise alongside (default with no source: /proc/iomem)',
     )
-    .action((options: SourceOptions) => {
+    .option('--html <file>', 'also write the interactive page (tree, P2P picker and matrix) to FILE')
+    .action(async (options: SourceOptions) => {
+      if (options.html !== undefined) checkOutputPath(options.html, '--html');
       const loaded = loadTopology(options);
+      if (options.html !== undefined) {
+        const page = await renderViewHtml({
+          title: `physr topology: ${loaded.source}`,
+          command: 'physr topo',
+          topology: topologySection(loaded),
+        });
+        writeOutputText(options.html, page, '--html');
+      }
       const groups = safeGroups(loaded.topology);
       const iomem = iomemLines(options.iomem, loaded.live);
       if (options.json) {
