@@ -59,9 +59,12 @@ export interface DesignOutcome {
   readonly api: string;
   /** How it mapped: iova, per-segment, bus-address, sg... */
   readonly path?: string;
-  /** Bytes of metadata held while the mapping lives, and what they are. */
+  /** Bytes of metadata retained while the mapping lives, and what they are. */
   readonly metadataBytes?: number;
   readonly metadata?: Readonly<Record<string, number>>;
+  /** The most held at once during the map: the retained bytes plus scratch freed once it is built. */
+  readonly peakMetadataBytes?: number;
+  readonly scratch?: Readonly<Record<string, number>>;
   /** DMA ranges handed to the device. */
   readonly entries?: number;
   readonly iovaAllocations?: number;
@@ -164,6 +167,8 @@ interface Mapped {
   readonly path: string;
   readonly dma: DmaRangeList;
   readonly metadata: Readonly<Record<string, number>>;
+  /** Scratch built for the map and freed once it is done (not retained). */
+  readonly scratch?: Readonly<Record<string, number>>;
   readonly note: string;
   readonly unmap: () => void;
 }
@@ -177,12 +182,16 @@ function mapSgDesign(device: DmaDevice, input: DesignMapInput, api: string, why:
       : Number(device.maxSegmentSize);
   const table = sgAllocTableFromPagesSegment(pages, offset, input.source.totalLength, max);
   const nents = dmaMapSg(device, table, input.dir);
-  const metadata = { 'page array': pages.length * 8, 'sg table': table.metadataBytes };
+  // The page array is scratch: once the sg_table holds the pages it is freed and unpinning walks the
+  // table (ib_umem_get/ib_umem_release do so, and fill it a page of pointers at a time).
+  const metadata = { 'sg table': table.metadataBytes };
+  const scratch = { 'page array': pages.length * 8 };
   return {
     api,
     path: 'sg',
     dma: table.toDmaRangeList(),
     metadata,
+    scratch,
     note: `${why}: ${pages.length} page pointers → ${table.origNents} sg entries → ${nents} DMA segments`,
     unmap: () => dmaUnmapSg(device, table, input.dir),
   };
@@ -337,6 +346,8 @@ export function runMapDesign(design: DesignName, input: DesignMapInput): DesignR
         path: live.path,
         metadataBytes: sum(live.metadata),
         metadata: live.metadata,
+        peakMetadataBytes: sum(live.metadata) + sum(live.scratch ?? {}),
+        ...(live.scratch === undefined ? {} : { scratch: live.scratch }),
         entries: live.dma.count,
         ...delta(before, afterMap),
         iotlbFlushes: moved.iotlbFlushes,
@@ -385,8 +396,8 @@ export function userPhyrs(mm: MmStruct, start: bigint, length: bigint): PhyrList
 
 /**
  * A pin under each design, from the pages the step pinned: sg and Linux 7.1 hold pin_user_pages'
- * page pointer array (8 B a page; 7.1's memfd_pin_folios, used for memfds, would hold a folio pointer
- * a folio instead — said in the note), physr its ranges (16 B each). Nothing is mapped: no machine.
+ * page pointer array until unpin (8 B a page; 7.1's memfd_pin_folios, used for memfds, would hold a
+ * folio pointer a folio instead — said in the note), physr its ranges (16 B each). Nothing is mapped.
  */
 export function pinUnderDesigns(
   mm: MmStruct,
@@ -411,6 +422,7 @@ export function pinUnderDesigns(
         ran: true,
         api: 'pin_user_pages (physr)',
         metadataBytes: ranges * 16,
+        peakMetadataBytes: ranges * 16,
         metadata: { 'phyr list': ranges * 16 },
         entries: ranges,
         note: `physr: ${pages} pages pinned as ${ranges} ranges`,
@@ -421,6 +433,7 @@ export function pinUnderDesigns(
       ran: true,
       api: 'pin_user_pages',
       metadataBytes: pages * 8,
+      peakMetadataBytes: pages * 8,
       metadata: pageArray,
       entries: pages,
       note:
@@ -436,6 +449,7 @@ export interface DesignSuiteTotals {
   readonly design: DesignName;
   readonly steps: number;
   readonly metadataBytes: number;
+  readonly peakMetadataBytes: number;
   readonly entries: number;
   readonly iovaAllocations: number;
   readonly leafPteWrites: number;
@@ -456,6 +470,7 @@ export interface DesignRatio {
 
 const TOTALLED = [
   'metadataBytes',
+  'peakMetadataBytes',
   'entries',
   'iovaAllocations',
   'leafPteWrites',
@@ -477,6 +492,7 @@ export function designTotals(reports: readonly ScenarioReport[]): {
     sums.set(d, {
       steps: 0,
       metadataBytes: 0,
+      peakMetadataBytes: 0,
       entries: 0,
       iovaAllocations: 0,
       leafPteWrites: 0,
