@@ -1,12 +1,14 @@
 /**
- * One map of a user buffer for a device, run under each of three designs on its own fresh copy of
- * the scenario's machine (its own IOMMU, swiotlb and counters; the buffer's bytes copied to the same
- * physical addresses), so the designs never disturb each other or the scenario:
+ * One map of a user buffer (or of a BAR range exported as a dma-buf) for a device, run under each of
+ * three designs on its own fresh copy of the scenario's machine (its own IOMMU, swiotlb and counters;
+ * the bytes copied to the same physical addresses), so the designs never disturb each other or the
+ * scenario:
  *  - `sg`: today's generic path — pin_user_pages into a page array, sg_alloc_table_from_pages,
  *    dma_map_sgtable;
  *  - `linux-7.1`: what Linux 7.1 does for that user — NVMe: the bio's bvecs through
- *    blk_rq_dma_map_iter (block/blk-mq-dma.c, 6.17) and what nvme_iod keeps; any other driver still
- *    uses dma_map_sgtable (so the same work as `sg`, said so);
+ *    blk_rq_dma_map_iter (block/blk-mq-dma.c, 6.17) and what nvme_iod keeps; a dma-buf importer:
+ *    dma_buf_phys_vec_to_sgt (6.19); any other driver still uses dma_map_sgtable (the same work as
+ *    `sg`, and it says so);
  *  - `physr`: the proposal — pin_user_pages to a PhyrList, mapped as one list (mostly one IOVA).
  * The outcomes are plain data for reports; the runs keep their machine and DMA ranges so tests can
  * check that every design moves the same bytes to the same places.
@@ -210,7 +212,7 @@ function mapLinux71(device: DmaDevice, input: DesignMapInput): Mapped {
   const request = blkRequestFromPhyrs(device.machine.platform.topology, input.source, input.dir);
   const mapping = blkRqDmaMap(device, request);
   const iod = nvmeIodMetadata(mapping);
-  const dma = new DmaRangeListBuilder();
+  const dma = new DmaRangeListBuilder({ merge: false });
   for (const s of mapping.segments) dma.append(s.addr, s.len);
   return {
     api: 'blk_rq_dma_map_iter',
@@ -223,7 +225,13 @@ function mapLinux71(device: DmaDevice, input: DesignMapInput): Mapped {
 }
 
 function mapPhysrDesign(device: DmaDevice, input: DesignMapInput): Mapped {
-  const mapping = dmaMapPhyrList(device, input.source, input.dir);
+  // A BAR is MMIO: no struct page, no cache maintenance, never bounced (DMA_ATTR_MMIO).
+  const mapping = dmaMapPhyrList(
+    device,
+    input.source,
+    input.dir,
+    input.memory === 'bar' ? { mmio: true } : {},
+  );
   return {
     api: 'dma_map_phyrs (proposal)',
     path: mapping.path,
@@ -278,17 +286,7 @@ const BAR_MAPPERS: Record<DesignName, Mapper> = {
       unmap: () => dmaBufFreeSgt(dma),
     };
   },
-  physr: (device, input) => {
-    const mapping = dmaMapPhyrList(device, input.source, input.dir, { mmio: true });
-    return {
-      api: 'dma_map_phyrs (proposal)',
-      path: mapping.path,
-      dma: mapping.dma,
-      metadata: { 'phyr list': input.source.metadataBytes, 'DMA range list': mapping.dma.metadataBytes },
-      note: `physr: ${input.source.count} ranges → ${mapping.dma.count} DMA ranges via ${mapping.path}`,
-      unmap: () => dmaUnmap(mapping),
-    };
-  },
+  physr: mapPhysrDesign,
 };
 
 /** Runs the map under one design on a fresh machine; the mapping stays live until `finish`. */
