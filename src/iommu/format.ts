@@ -55,7 +55,15 @@ export interface PageTableFormat {
   /** PTE bits that hold the output address. */
   readonly oaMask: bigint;
   readonly pte: PteEncoding;
+  /**
+   * The kernel code that walks this format, which decides when table pages are freed and what a
+   * map over an existing table does: generic_pt (drivers/iommu/generic_pt, the x86 formats in 7.1)
+   * or io-pgtable-arm (drivers/iommu/io-pgtable-arm.c).
+   */
+  readonly walker: PageTableWalker;
 }
+
+export type PageTableWalker = 'generic_pt' | 'io-pgtable-arm';
 
 const EMPTY: DecodedPte = { type: 'empty', address: 0n, prot: 0 };
 
@@ -193,6 +201,7 @@ function makeFormat(spec: {
   oasBits: number;
   leafLevels: readonly number[];
   pte: PteEncoding;
+  walker: PageTableWalker;
   levels?: number;
 }): PageTableFormat {
   const bitsPerLevel = spec.granuleShift - 3; // 8-byte entries fill one granule-sized table page
@@ -218,6 +227,7 @@ function makeFormat(spec: {
     pgsizeBitmap,
     oaMask: genmask(spec.oasBits - 1, spec.granuleShift),
     pte: spec.pte,
+    walker: spec.walker,
   };
 }
 
@@ -233,6 +243,7 @@ export function x86SecondStageFormat(levels: 4 | 5 = 4): PageTableFormat {
     oasBits: 52,
     leafLevels: [0, 1, 2],
     pte: vtdSecondStagePte,
+    walker: 'generic_pt',
     levels,
   });
 }
@@ -272,6 +283,7 @@ export function armLpaeFormat(options: {
     oasBits,
     leafLevels,
     pte: stage === 1 ? armLpaeStage1Pte : armLpaeStage2Pte,
+    walker: 'io-pgtable-arm',
   });
 }
 

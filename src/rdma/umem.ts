@@ -17,14 +17,14 @@ import {
   PAGE_POINTER_BYTES,
   type PinnedPageArray,
   type PinnedPhyrs,
-  pinUserPages,
-  pinUserPagesLegacy,
+  pinUserPagesLegacyWhole,
+  pinUserPagesWhole,
   unpinUserPages,
   unpinUserPagesLegacy,
 } from '../mm/index.ts';
-import { ibAccessWritable, type RdmaDevice } from './device.ts';
+import { IB_ACCESS_HUGETLB, IB_ACCESS_ON_DEMAND, ibAccessWritable, type RdmaDevice } from './device.ts';
 
-export type UmemKind = 'user' | 'user-legacy' | 'dmabuf';
+export type UmemKind = 'user' | 'user-legacy' | 'dmabuf' | 'odp';
 
 /** What every umem offers the MR code. */
 export interface Umem {
@@ -160,7 +160,7 @@ export function ibUmemGet(
 ): PhyrUmem {
   const { first, length } = userPageSpan(address, size);
   const writable = ibAccessWritable(access);
-  const pinned = pinUserPages(mm, first, length, { write: writable, longterm: true });
+  const pinned = pinUserPagesWhole(mm, first, length, { write: writable, longterm: true });
   let mapping: ReturnType<RdmaDevice['dma']['mapPhyrs']>;
   try {
     mapping = device.dma.mapPhyrs(pinned.phyrs.split({ maxSegmentSize: device.dma.maxSegmentSize }), {
@@ -208,7 +208,7 @@ export function ibUmemGetLegacy(
 ): LegacyUmem {
   const { first, length } = userPageSpan(address, size);
   const writable = ibAccessWritable(access);
-  const pinned = pinUserPagesLegacy(mm, first, length, { write: writable, longterm: true });
+  const pinned = pinUserPagesLegacyWhole(mm, first, length, { write: writable, longterm: true });
   try {
     const maxSeg =
       device.dma.maxSegmentSize > BigInt(SCATTERLIST_MAX_SEGMENT)
@@ -221,4 +221,46 @@ export function ibUmemGetLegacy(
     unpinUserPagesLegacy(pinned);
     throw error;
   }
+}
+
+/** HPAGE_SHIFT on x86-64: the 2 MiB huge page. */
+const HPAGE_SHIFT = 21;
+
+/**
+ * An on-demand-paging umem (drivers/infiniband/core/umem_odp.c): nothing is pinned or mapped at
+ * registration; pages are faulted and DMA mapped one `2^pageShift` page at a time later (the HMM
+ * path), so there are no DMA segments to report here.
+ */
+export class OdpUmem implements Umem {
+  readonly kind = 'odp' as const;
+  private released = false;
+
+  constructor(
+    readonly device: RdmaDevice,
+    readonly address: bigint,
+    readonly length: bigint,
+    readonly writable: boolean,
+    /** umem_odp->page_shift: PAGE_SHIFT, or HPAGE_SHIFT with IB_ACCESS_HUGETLB. */
+    readonly pageShift: number,
+  ) {}
+
+  mappedRanges(): DmaRangeList {
+    fail('EINVAL', 'an ODP umem maps its pages on fault, not at registration');
+  }
+
+  get metadataBytes(): number {
+    return 0;
+  }
+
+  release(): void {
+    if (this.released) fail('EINVAL', 'umem released twice');
+    this.released = true;
+  }
+}
+
+/** ib_umem_odp_get: EINVAL without IB_ACCESS_ON_DEMAND; page_shift from IB_ACCESS_HUGETLB. */
+export function ibUmemOdpGet(device: RdmaDevice, address: bigint, size: bigint, access: number): OdpUmem {
+  if ((access & IB_ACCESS_ON_DEMAND) === 0) fail('EINVAL', 'ib_umem_odp_get needs IB_ACCESS_ON_DEMAND');
+  const pageShift = (access & IB_ACCESS_HUGETLB) !== 0 ? HPAGE_SHIFT : 12;
+  return new OdpUmem(device, address, size, ibAccessWritable(access), pageShift);
 }

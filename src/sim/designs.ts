@@ -49,6 +49,9 @@ import { DESIGN_NAMES, type DesignName } from './scenario-schema.ts';
 
 export { DESIGN_NAMES, type DesignName };
 
+/** Bytes copied into the design machines at most (a scenario may map GiBs; the bytes are for checking). */
+export const DESIGN_BYTES_LIMIT = 64n << 20n;
+
 /** PCI class 01 08 02: NVMe (the one block driver modelled on blk_rq_dma_map_iter). */
 const PCI_CLASS_NVME = 0x010802;
 
@@ -98,8 +101,11 @@ export interface DesignMapInput {
   readonly deviceProps: DmaDeviceProps;
   /** The buffer's physical ranges, in buffer order (consecutive ranges meet at page boundaries). */
   readonly source: PhyrList;
-  /** Their bytes, copied into each fresh machine before mapping. */
-  readonly bytes: Uint8Array;
+  /**
+   * Their bytes, copied into each fresh machine before mapping; undefined for a map larger than
+   * DESIGN_BYTES_LIMIT (the designs still map it; only the byte comparison is left out).
+   */
+  readonly bytes: Uint8Array | undefined;
   readonly dir: DmaDirection;
   /** What the buffer is: user memory (default), or a BAR range exported as a dma-buf. */
   readonly memory?: 'user' | 'bar';
@@ -122,13 +128,17 @@ export function probedProps(device: DmaDevice): DmaDeviceProps {
 
 /** The page array pin_user_pages fills for a buffer given as physical ranges. */
 function pageArray(source: PhyrList): BigUint64Array {
-  const pfns: bigint[] = [];
+  let count = 0;
   source.forEachRange((address, length) => {
-    const first = address / PAGE_SIZE;
-    const last = (address + length - 1n) / PAGE_SIZE;
-    for (let pfn = first; pfn <= last; pfn++) pfns.push(pfn);
+    count += Number((address + length - 1n) / PAGE_SIZE - address / PAGE_SIZE + 1n);
   });
-  return BigUint64Array.from(pfns);
+  const pfns = new BigUint64Array(count);
+  let i = 0;
+  source.forEachRange((address, length) => {
+    const last = (address + length - 1n) / PAGE_SIZE;
+    for (let pfn = address / PAGE_SIZE; pfn <= last; pfn++) pfns[i++] = pfn;
+  });
+  return pfns;
 }
 
 function counters(metrics: Metrics) {
@@ -292,11 +302,14 @@ const BAR_MAPPERS: Record<DesignName, Mapper> = {
 /** Runs the map under one design on a fresh machine; the mapping stays live until `finish`. */
 export function runMapDesign(design: DesignName, input: DesignMapInput): DesignRun {
   const platform = input.platform();
-  let at = 0;
-  input.source.forEachRange((address, length) => {
-    platform.bytes.write(address, input.bytes.subarray(at, at + Number(length)));
-    at += Number(length);
-  });
+  const bytes = input.bytes;
+  if (bytes !== undefined) {
+    let at = 0;
+    input.source.forEachRange((address, length) => {
+      platform.bytes.write(address, bytes.subarray(at, at + Number(length)));
+      at += Number(length);
+    });
+  }
   const machine = createMachine(platform, input.machineOptions);
   const device = machine.device(input.bdf, input.deviceProps);
   const before = counters(machine.metrics);

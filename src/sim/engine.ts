@@ -65,17 +65,24 @@ export function resolvePlatform(
   options: { seed: bigint; metrics: Metrics },
 ): PlatformInstance {
   const spec = scenario.platform;
-  if (typeof spec === 'string') {
-    const factory = platformFactory(spec);
+  if (typeof spec === 'string' || 'builtin' in spec) {
+    const name = typeof spec === 'string' ? spec : spec.builtin;
+    const factory = platformFactory(name);
     if (factory === undefined) {
       throw scenarioError(
         scenario.source,
-        ['platform'],
+        typeof spec === 'string' ? ['platform'] : ['platform', 'builtin'],
         'ENOENT',
-        `unknown platform "${spec}" (physr list shows them)`,
+        `unknown platform "${name}" (physr list shows them)`,
       );
     }
-    return factory.create(options);
+    if (typeof spec === 'string' || spec.cmdline === undefined) return factory.create(options);
+    try {
+      return factory.create({ ...options, cmdline: spec.cmdline });
+    } catch (error) {
+      if (!isPhysrError(error)) throw error;
+      throw scenarioError(scenario.source, ['platform', 'cmdline'], error.errno, error.reason);
+    }
   }
   const kind = 'file' in spec ? 'file' : 'sysfs';
   const given = 'file' in spec ? spec.file : spec.sysfs;

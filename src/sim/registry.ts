@@ -92,6 +92,8 @@ export interface PlatformInstance {
 export interface PlatformOptions {
   readonly seed: bigint;
   readonly metrics: Metrics;
+  /** Kernel command line the built-in platform boots with (`pci=disable_acs_redir=...`). */
+  readonly cmdline?: string;
 }
 
 export interface PlatformFactory {

@@ -21,8 +21,14 @@ import {
 import { DmaAccessError, describeAccess } from '../devices/index.ts';
 import { type DmaDevice, type DmaDirection, dmaSyncSg, type IovaLayout } from '../dma/index.ts';
 import { dmaDeviceImporter } from '../dmabuf/index.ts';
-import { pinUserPages, pinUserPagesLegacy, unpinUserPages, unpinUserPagesLegacy } from '../mm/index.ts';
 import {
+  pinUserPagesLegacyWhole,
+  pinUserPagesWhole,
+  unpinUserPages,
+  unpinUserPagesLegacy,
+} from '../mm/index.ts';
+import {
+  DESIGN_BYTES_LIMIT,
   type DesignMapInput,
   type DesignOutcome,
   mapUnderDesigns,
@@ -45,6 +51,7 @@ import {
   type SimMr,
 } from './sim-objects.ts';
 import { worldOf } from './sim-world.ts';
+import { checkTransfer } from './steps-memory.ts';
 import { plural, viaText } from './wording.ts';
 
 const DIRECTION = {
@@ -188,7 +195,7 @@ function mapBuffer(
 ) {
   const start = buffer.va + offset;
   if (via === 'physr') {
-    const pinned = pinUserPages(buffer.mm, start, length, { write: true, longterm: false });
+    const pinned = pinUserPagesWhole(buffer.mm, start, length, { write: true, longterm: false });
     return mapPhysr(
       context,
       device,
@@ -201,7 +208,7 @@ function mapBuffer(
       layout,
     );
   }
-  const pages = pinUserPagesLegacy(buffer.mm, start, length, { write: true });
+  const pages = pinUserPagesLegacyWhole(buffer.mm, start, length, { write: true });
   // The whole page array exists while sg_alloc_table_from_pages builds the table; after that the
   // table's entries name the pages (unpin walks them), so the array counts at peak only.
   context.metrics.add(COUNTER.sgScratchBytes, pages.metadataBytes);
@@ -225,12 +232,16 @@ function underDesigns(
   const model = context.platform.machine?.model;
   if (designs.length === 0 || model === undefined) return undefined;
   const length = source.totalLength;
-  const bytes = new Uint8Array(Number(length));
-  let at = 0;
-  source.forEachRange((address, len) => {
-    bytes.set(model.bytes.read(address, Number(len)), at);
-    at += Number(len);
-  });
+  let bytes: Uint8Array | undefined;
+  if (length <= DESIGN_BYTES_LIMIT) {
+    const copy = new Uint8Array(Number(length));
+    let at = 0;
+    source.forEachRange((address, len) => {
+      copy.set(model.bytes.read(address, Number(len)), at);
+      at += Number(len);
+    });
+    bytes = copy;
+  }
   const input: DesignMapInput = {
     platform: () =>
       resolvePlatform(context.scenario, { seed: context.seed, metrics: new Metrics() }).machine!.model,
@@ -318,11 +329,11 @@ export function registerDmaSteps(): void {
       const dmabuf = context.objects.get(body.buffer, 'dmabuf', isDmabuf);
       const length = body.length ?? dmabuf.buf.size - body.offset;
       if (body.via === 'physr') {
-        // A dynamic importer of the dma-buf: revoke/move_notify unmaps it (drivers/dma-buf/dma-buf.c).
+        // A dynamic importer of the dma-buf: revoke's invalidate_mappings unmaps it (drivers/dma-buf/dma-buf.c).
         const buf = dmabuf.buf;
         const attachment = buf.attach(dmaDeviceImporter(device), {
           allowPeer2peer: true,
-          moveNotify(att) {
+          invalidateMappings(att) {
             for (const m of att.mappings) buf.unmap(m);
           },
         });
@@ -435,6 +446,7 @@ export function registerDmaSteps(): void {
   registerStep('dma-write', (body, context): StepResult => {
     const world = worldOf(context);
     const engine = world.engine(body.device);
+    checkTransfer('dma-write', body.length);
     const n = Number(body.length);
     if (context.objects.kindOf(body.buffer) === 'mr')
       return mrAccess(context, body.buffer, body.offset, n, body.pattern);
@@ -455,6 +467,7 @@ export function registerDmaSteps(): void {
   registerStep('dma-read', (body, context): StepResult => {
     const world = worldOf(context);
     const engine = world.engine(body.device);
+    checkTransfer('dma-read', body.length);
     const n = Number(body.length);
     if (context.objects.kindOf(body.buffer) === 'mr')
       return mrAccess(context, body.buffer, body.offset, n, undefined);

@@ -136,7 +136,10 @@ export function registerDmabufSteps(): void {
   registerStep('revoke', (body, context) => {
     const dmabuf = context.objects.get(body.dmabuf, 'dmabuf', isDmabuf);
     const report = dmabuf.buf.revoke();
-    return { notes: [`${body.dmabuf} revoked: ${report.notified.length} importers notified`] };
+    // 7.1 unmaps nothing itself: mappings an importer kept are what the kernel WARNs about.
+    const left = report.unmapTimedOut.length;
+    const warn = left === 0 ? '' : `; ${plural(left, 'mapping')} left in place (unmap wait timed out)`;
+    return { notes: [`${body.dmabuf} revoked: ${report.notified.length} importers notified${warn}`] };
   });
 
   registerStep('reset', (body, context) => {
@@ -145,9 +148,11 @@ export function registerDmabufSteps(): void {
     if (vfio === undefined) fail('ENODEV', `${body.device} is not bound to vfio-pci (export from it first)`);
     const report = vfio.reset();
     const notified = report.revoked.reduce((n, r) => n + r.report.notified.length, 0);
+    const left = report.revoked.reduce((n, r) => n + r.report.unmapTimedOut.length, 0);
+    const warn = left === 0 ? '' : `, ${plural(left, 'mapping')} left in place (unmap wait timed out)`;
     return {
       notes: [
-        `${body.device} reset (${report.cause}): ${plural(report.revoked.length, 'dma-buf')} revoked, ${plural(notified, 'importer')} notified, ${report.restored.length} restored`,
+        `${body.device} reset (${report.cause}): ${plural(report.revoked.length, 'dma-buf')} revoked, ${plural(notified, 'importer')} notified${warn}, ${report.restored.length} restored`,
       ],
     };
   });

@@ -22,6 +22,8 @@ const GiB = 1n << 30n;
 const NIC = '0000:04:00.0';
 const NVME = '0000:06:00.0';
 const GPU_BAR1 = 0x200_0000_0000n;
+/** Linux boots with ACS redirect on (pci_std_enable_acs): switch-local P2P needs the kernel parameter. */
+const SWITCH_P2P = 'pci=disable_acs_redir=0000:02:00.0;0000:02:01.0';
 
 function request(dev: DmaDevice, ranges: [bigint, bigint][], dir: 'TO_DEVICE' | 'FROM_DEVICE' = 'TO_DEVICE') {
   return blkRequestFromPhyrs(dev.machine.platform.topology, PhyrList.fromRanges(ranges), dir);
@@ -174,7 +176,7 @@ describe('blk_rq_dma_map_iter_start/_next: host memory', () => {
 
 describe('blk_rq_dma_map_iter_start: P2P decided once, on the first segment, per provider', () => {
   it('bus address under a switch: every segment gets its bus address, nothing to unmap', () => {
-    const m = builtinMachine('two-socket-server');
+    const m = builtinMachine('two-socket-server', { platform: { cmdline: SWITCH_P2P } });
     const nic = m.device(NIC);
     const ptes = m.metrics.get(COUNTER.pteWrites);
     const map = blkRqDmaMap(
@@ -196,7 +198,7 @@ describe('blk_rq_dma_map_iter_start: P2P decided once, on the first segment, per
   });
 
   it('through the host bridge: mapped like host memory with DMA_ATTR_MMIO, never cache-synced', () => {
-    const m = builtinMachine('two-socket-server-acs');
+    const m = builtinMachine('two-socket-server'); // ACS redirect on: NIC -> GPU goes up to the host bridge
     const nic = m.device(NIC, { coherent: false });
     const synced = m.metrics.get('dma.cache_sync_bytes');
     const map = blkRqDmaMap(

@@ -18,6 +18,8 @@ import { expectErrno } from '../errno.ts';
 
 const NIC = '0000:04:00.0';
 const GPU_BAR1 = 0x200_0000_0000n;
+/** Linux boots with ACS redirect on (pci_std_enable_acs): switch-local P2P needs the kernel parameter. */
+const SWITCH_P2P = 'pci=disable_acs_redir=0000:02:00.0;0000:02:01.0';
 const GiB = 1n << 30n;
 
 describe('hmm_dma_map_* on the IOVA API', () => {
@@ -70,7 +72,7 @@ describe('hmm_dma_map_* on the IOVA API', () => {
   });
 
   it('P2P by bus address: the entry carries HMM_PFN_P2PDMA_BUS and no mapping', () => {
-    const m = builtinMachine('two-socket-server');
+    const m = builtinMachine('two-socket-server', { platform: { cmdline: SWITCH_P2P } });
     const nic = m.device(NIC);
     const map = hmmDmaMapAlloc(nic, 2, 0x1000n);
     const leaves = m.metrics.get('iommu.leaf_pte_writes');

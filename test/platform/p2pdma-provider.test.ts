@@ -19,6 +19,8 @@ const GPU = '0000:03:00.0';
 const NIC = '0000:04:00.0';
 const NVME = '0000:06:00.0';
 const GPU_BAR1 = 0x200_0000_0000n;
+/** Linux boots with ACS redirect on (pci_std_enable_acs): switch-local P2P needs the kernel parameter. */
+const SWITCH_P2P = 'pci=disable_acs_redir=0000:02:00.0;0000:02:01.0';
 
 describe('p2pdma_provider', () => {
   it('is one object per memory BAR, found from any page of it', () => {
@@ -31,7 +33,7 @@ describe('p2pdma_provider', () => {
   });
 
   it('pci_p2pdma_state decides the map type once per (owner, client) and carries it', () => {
-    const { topology } = builtinPlatform('two-socket-server');
+    const { topology } = builtinPlatform('two-socket-server', { cmdline: SWITCH_P2P });
     const before = p2pdmaDecisionsComputed(topology);
     const nicState = p2pdmaMapState();
     for (let i = 0n; i < 64n; i++) {

@@ -36,11 +36,14 @@ function scattered(pages: number): PhyrList {
   );
 }
 
-function input(bdf: string, source: PhyrList, platform = 'two-socket-server'): DesignMapInput {
+/** Linux boots with ACS redirect on (pci_std_enable_acs): switch-local P2P needs the kernel parameter. */
+const SWITCH_P2P = 'pci=disable_acs_redir=0000:02:00.0;0000:02:01.0';
+
+function input(bdf: string, source: PhyrList, cmdline?: string): DesignMapInput {
   const bytes = new Uint8Array(Number(source.totalLength));
   for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 7 + 3) & 0xff;
   return {
-    platform: () => builtinPlatform(platform),
+    platform: () => builtinPlatform('two-socket-server', cmdline === undefined ? {} : { cmdline }),
     machineOptions: { strict: true },
     bdf,
     deviceProps: {},
@@ -203,7 +206,7 @@ describe('a BAR range exported as a dma-buf, under the three designs', () => {
       .topology.functions.get(GPU)!
       .bars.find((b) => b.index === 0)!;
     const source = PhyrList.fromRanges([[bar0.cpuAddress, 0x2_0000n]]);
-    const given: DesignMapInput = { ...input(NIC, source), memory: 'bar' };
+    const given: DesignMapInput = { ...input(NIC, source, SWITCH_P2P), memory: 'bar' };
     const runs = DESIGN_NAMES.map((d) => runMapDesign(d, given));
     expectSameBytesSamePlaces(given, runs);
     const [sg, linux, physr] = runs.map((r) => r.finish());

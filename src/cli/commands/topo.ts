@@ -7,6 +7,7 @@ import type { Command } from 'commander';
 import { checkOutputPath, fail, readInputText, writeOutputText } from '../../core/index.ts';
 import {
   BUILTIN_TOPOLOGIES,
+  type BuiltinTopology,
   builtinTopology,
   calcP2pDecision,
   deriveIommuGroups,
@@ -14,10 +15,12 @@ import {
   formatTopology,
   type ImportNote,
   type IommuGroups,
+  type IommuPresence,
   importLspci,
   importSysfs,
   type PciTopology,
   p2pDecisionToJson,
+  parseKernelCmdline,
   readIomem,
   summarizeImport,
   topologyToJson,
@@ -29,6 +32,7 @@ export interface SourceOptions {
   readonly lspciTree?: string;
   readonly lspciVerbose?: string;
   readonly builtin?: string;
+  readonly cmdline?: string;
   readonly iomem?: string;
   readonly json?: boolean;
   readonly html?: string;
@@ -39,10 +43,17 @@ export interface LoadedTopology {
   readonly source: string;
   readonly notes: readonly ImportNote[];
   readonly live: boolean;
+  /** Whether the machine runs with an IOMMU, as far as the source tells. */
+  readonly iommu: IommuPresence;
 }
 
 function readTextFile(path: string, option: string): string {
   return readInputText(path, option);
+}
+
+/** The name `physr list`, scenarios and the README use for a built-in (x86-2s, not two-socket-server). */
+function platformName(builtin: BuiltinTopology): string {
+  return builtin.aliases[0] ?? builtin.name;
 }
 
 /** The topology the source options name (exactly one source; none means the live /sys). */
@@ -50,35 +61,54 @@ export function loadTopology(options: SourceOptions): LoadedTopology {
   const lspci = options.lspciTree !== undefined || options.lspciVerbose !== undefined;
   const chosen = [options.sysfs !== undefined, lspci, options.builtin !== undefined].filter(Boolean).length;
   if (chosen > 1) fail('EINVAL', 'choose one source: --sysfs, --lspci-tree/--lspci-verbose or --builtin');
+  if (options.cmdline !== undefined && options.builtin === undefined)
+    fail('EINVAL', '--cmdline applies to --builtin (a capture keeps the ACS control values it carries)', {
+      field: '--cmdline',
+    });
   if (options.builtin !== undefined) {
     const builtin = builtinTopology(options.builtin);
     if (builtin === undefined) {
       fail(
         'EINVAL',
-        `no built-in topology "${options.builtin}" (have: ${BUILTIN_TOPOLOGIES.map((b) => [b.name, ...b.aliases].join(' = ')).join(', ')})`,
+        `no built-in platform "${options.builtin}" (have: ${BUILTIN_TOPOLOGIES.map(platformName).join(', ')}, as physr list shows them)`,
       );
     }
-    return { topology: builtin.build(), source: `built-in ${builtin.name}`, notes: [], live: false };
+    const cmdline = options.cmdline?.trim();
+    const boot = cmdline === undefined ? {} : parseKernelCmdline(cmdline, { field: '--cmdline' });
+    return {
+      topology: builtin.build(boot),
+      source: `built-in ${platformName(builtin)}${cmdline === undefined ? '' : ` booted with ${cmdline}`}`,
+      notes: [],
+      live: false,
+      iommu: builtin.iommu === 'none' ? 'absent' : 'present',
+    };
   }
   if (lspci) {
-    if (options.lspciTree === undefined || options.lspciVerbose === undefined) {
-      fail('EINVAL', '--lspci-tree and --lspci-verbose go together (lspci -tv and lspci -nn -vvv output)');
-    }
     const imported = importLspci({
-      tree: readTextFile(options.lspciTree, '--lspci-tree'),
-      verbose: readTextFile(options.lspciVerbose, '--lspci-verbose'),
-      treeFile: options.lspciTree,
-      verboseFile: options.lspciVerbose,
+      ...(options.lspciTree === undefined
+        ? {}
+        : { tree: readTextFile(options.lspciTree, '--lspci-tree'), treeFile: options.lspciTree }),
+      ...(options.lspciVerbose === undefined
+        ? {}
+        : {
+            verbose: readTextFile(options.lspciVerbose, '--lspci-verbose'),
+            verboseFile: options.lspciVerbose,
+          }),
     });
-    return { ...imported, live: false };
+    const grouped = [...imported.topology.functions.values()].some((f) => f.reportedIommuGroup !== undefined);
+    // lspci prints "IOMMU group:" only when sysfs has groups, but older versions never print it.
+    return { ...imported, live: false, iommu: grouped ? 'present' : 'unknown' };
   }
   const dir = options.sysfs ?? '/sys';
-  return { ...importSysfs(dir), live: options.sysfs === undefined };
+  const imported = importSysfs(dir, { live: options.sysfs === undefined });
+  return { ...imported, live: options.sysfs === undefined, iommu: imported.iommu ?? 'unknown' };
 }
 
-export function safeGroups(topology: PciTopology): IommuGroups | undefined {
+/** Derived groups, none on a machine without an IOMMU (the kernel makes none there). */
+export function safeGroups(loaded: LoadedTopology): IommuGroups | undefined {
+  if (loaded.iommu === 'absent') return undefined;
   try {
-    return deriveIommuGroups(topology);
+    return deriveIommuGroups(loaded.topology);
   } catch {
     return undefined;
   }
@@ -87,9 +117,16 @@ export function safeGroups(topology: PciTopology): IommuGroups | undefined {
 export function addSourceOptions(command: Command): Command {
   return command
     .option('--sysfs <dir>', 'a sysfs tree (a directory like /sys, or a capture holding sys/ and proc/)')
-    .option('--lspci-tree <file>', 'lspci -tv output')
-    .option('--lspci-verbose <file>', 'lspci -nn -vvv output')
-    .option('--builtin <name>', `a built-in platform (${BUILTIN_TOPOLOGIES.map((b) => b.name).join(', ')})`)
+    .option('--lspci-tree <file>', 'lspci -t, -tv or -tvnn output (alone, or with --lspci-verbose)')
+    .option(
+      '--lspci-verbose <file>',
+      'lspci -nn -vvv output (alone, or with --lspci-tree); -vvv without -nn lacks IDs',
+    )
+    .option('--builtin <name>', `a built-in platform (${BUILTIN_TOPOLOGIES.map(platformName).join(', ')})`)
+    .option(
+      '--cmdline <params>',
+      'boot the built-in platform with this kernel command line, e.g. "pci=disable_acs_redir=0000:02:00.0;0000:02:01.0"',
+    )
     .option('--json', 'print JSON instead of text');
 }
 
@@ -126,7 +163,7 @@ export const P2P_PAGE_MAX_ENDPOINTS = 48;
  */
 export function topologySection(loaded: LoadedTopology): TopologySection {
   const { topology } = loaded;
-  const groups = safeGroups(topology);
+  const groups = safeGroups(loaded);
   const endpoints = [...topology.functions.values()]
     .filter((f) => f.kind === 'endpoint')
     .slice(0, P2P_PAGE_MAX_ENDPOINTS)
@@ -170,7 +207,7 @@ export function register(program: Command): void {
         });
         writeOutputText(options.html, page, '--html');
       }
-      const groups = safeGroups(loaded.topology);
+      const groups = safeGroups(loaded);
       const iomem = iomemLines(options.iomem, loaded.live);
       if (options.json) {
         const json = topologyToJson(loaded.topology, { ...(groups ? { groups } : {}), notes: loaded.notes });
