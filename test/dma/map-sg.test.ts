@@ -138,8 +138,9 @@ describe('legacy dma_map_sg', () => {
 
   it("a bus-address entry's DMA length is the FIRST entry's sg->length (iommu_dma_map_sg: sg_dma_len(s) = sg->length)", () => {
     // dma-iommu.c iommu_dma_map_sg, case PCI_P2PDMA_MAP_BUS_ADDR, reads `sg` (the list head), not
-    // `s`. By then a host head entry's length is its granule-aligned IOVA length.
-    const m = builtinMachine('two-socket-server');
+    // `s`. By then a host head entry's length is its granule-aligned IOVA length. The switch's
+    // redirect is cleared as a user would (pci=disable_acs_redir=), so the BAR is a bus address.
+    const m = builtinMachine('two-socket-server', { platform: { cmdline: SWITCH_P2P } });
     const dev = m.device('0000:04:00.0');
     const BAR = 0x200_0000_0000n;
     const hostFirst = phyrListToSgTable(
