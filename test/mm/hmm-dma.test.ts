@@ -13,8 +13,10 @@ import {
   hmmDmaMapPfn,
   hmmDmaUnmapPfn,
 } from '../../src/mm/index.ts';
+import { IB_ACCESS_ON_DEMAND, ibUmemOdpGet } from '../../src/rdma/index.ts';
 import { cpuBytes, deviceBytes, fillPattern, sameBytes } from '../dma/helpers.ts';
 import { expectErrno } from '../errno.ts';
+import { rdmaMachine } from '../rdma/fixture.ts';
 
 const NIC = '0000:04:00.0';
 const GPU_BAR1 = 0x200_0000_0000n;
@@ -89,5 +91,23 @@ describe('hmm_dma_map_* on the IOVA API', () => {
     const m2 = builtinMachine('two-socket-server', { iommu: false });
     // A 32-bit mask cannot reach RAM above 4 GiB: dma_addressing_limited.
     expectErrno(() => hmmDmaMapAlloc(m2.device(NIC, { dmaMask: 32 }), 4, 0x1000n), 'EOPNOTSUPP');
+  });
+});
+
+describe('an ODP umem through the HMM map (drivers/infiniband/core/umem_odp.c ib_init_umem_odp)', () => {
+  it('sizes the map as ib_init_umem_odp does: length >> PAGE_SHIFT entries of 1 << page_shift', () => {
+    const rdma = rdmaMachine();
+    const umem = ibUmemOdpGet(rdma.device, 0x7f00_0000_0000n, 0x8000n, IB_ACCESS_ON_DEMAND);
+    expect(umem.pageShift).toBe(12);
+    const m = builtinMachine('two-socket-server');
+    const nic = m.device(NIC);
+    const map = hmmDmaMapAlloc(nic, Number(umem.length >> 12n), 1n << BigInt(umem.pageShift));
+    // One IOVA of 8 x 4 KiB, reserved at alloc, before any page faults in.
+    expect(map.nrEntries).toBe(8);
+    expect(map.state!.size).toBe(0x8000n);
+    expect(hmmDmaMapPfn(map, 7, 6n * GiB)).toBe(map.state!.addr + 0x7000n);
+    hmmDmaUnmapPfn(map, 7);
+    hmmDmaMapFree(map);
+    umem.release();
   });
 });
