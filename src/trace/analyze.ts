@@ -2,10 +2,12 @@
  * One call for a whole trace: stream it, replay its DMA state, optionally replay its mappings
  * through the model in both designs, and gather everything a report needs.
  */
+import type { Readable } from 'node:stream';
 import { formatError } from '../core/index.ts';
+import type { TraceEvent } from './events.ts';
 import type { Finding, FindingClass } from './findings.ts';
 import { type ModelComparison, ModelReplay, type ModelTarget } from './model-replay.ts';
-import { type ReadOptions, readTraceFile } from './read-trace.ts';
+import { type ReadOptions, readTraceFile, readTraceStream } from './read-trace.ts';
 import { type DeviceCounts, type IommuCounts, TraceReplay } from './replay.ts';
 
 export interface AnalyzeOptions extends ReadOptions {
@@ -13,6 +15,8 @@ export interface AnalyzeOptions extends ReadOptions {
   readonly kernel?: string;
   /** Replay the mappings through the model on this machine (both designs). */
   readonly model?: ModelTarget & { readonly platform: string };
+  /** Read the trace from this stream (standard input) instead of the file; `file` then only names it. */
+  readonly input?: Readable;
 }
 
 export interface TraceAnalysis {
@@ -44,7 +48,11 @@ export async function analyzeTrace(file: string, options: AnalyzeOptions = {}): 
       ? {}
       : { onMap: (m) => model.onMap(m), onUnmap: (m, at) => model.onUnmap(m, at) }),
   });
-  const stats = await readTraceFile(file, (e) => replay.onEvent(e), options);
+  const onEvent = (e: TraceEvent) => replay.onEvent(e);
+  const stats =
+    options.input === undefined
+      ? await readTraceFile(file, onEvent, options)
+      : await readTraceStream(options.input, file, onEvent, options);
   const result = replay.finish();
   return {
     file,

@@ -21,6 +21,9 @@ import {
 /** Exit status with --fail-on-findings when the trace shows misuse (severity error). */
 export const EXIT_FINDINGS = 1;
 
+/** How standard input (`physr trace -`) is named in the report and in located errors. */
+export const STDIN_NAME = '<stdin>';
+
 interface TraceFlags {
   readonly json?: boolean;
   readonly html?: string;
@@ -87,7 +90,10 @@ export function register(program: Command): void {
     .description(
       'replay a kernel DMA trace (tracefs trace/trace_pipe text or trace-cmd report): mappings, DMA-API misuse, and what physr would change',
     )
-    .argument('<file>', 'the trace text (a regular file or a FIFO such as trace_pipe)')
+    .argument(
+      '<file>',
+      "the trace text (a regular file, a FIFO such as trace_pipe, or '-' for standard input)",
+    )
     .option('--json', 'print the report as JSON (64-bit values as "0x…" strings)')
     .option('--html <file>', 'also write a self-contained HTML report to FILE')
     .option('--keep-going', 'report malformed lines and skip them instead of stopping at the first')
@@ -116,12 +122,15 @@ export function register(program: Command): void {
     )
     .action(async (file: string, flags: TraceFlags) => {
       if (flags.html !== undefined) checkOutputPath(flags.html, '--html');
-      checkTraceInput(file);
+      const fromStdin = file === '-';
+      const name = fromStdin ? STDIN_NAME : file;
+      if (!fromStdin) checkTraceInput(file);
       const model = flags.model ? modelTarget(flags) : undefined;
-      const progress = createCountProgress({ total: fileSize(file), unit: file });
+      const progress = createCountProgress({ total: fromStdin ? 0 : fileSize(file), unit: name });
       let analysis: Awaited<ReturnType<typeof analyzeTrace>>;
       try {
-        analysis = await analyzeTrace(file, {
+        analysis = await analyzeTrace(name, {
+          ...(fromStdin ? { input: process.stdin } : {}),
           ...(flags.keepGoing === true ? { keepGoing: true } : {}),
           ...(flags.kernel === undefined ? {} : { kernel: flags.kernel }),
           ...(model === undefined ? {} : { model }),
