@@ -9,6 +9,7 @@ import type { Finding, FindingClass } from './findings.ts';
 import { type ModelComparison, ModelReplay, type ModelTarget } from './model-replay.ts';
 import { type ReadOptions, readTraceFile, readTraceStream } from './read-trace.ts';
 import { type DeviceCounts, type IommuCounts, TraceReplay } from './replay.ts';
+import type { Timeline } from './timeline.ts';
 
 export interface AnalyzeOptions extends ReadOptions {
   /** The traced kernel's release (decides whether a missing iommu:map is unknown). */
@@ -37,6 +38,9 @@ export interface TraceAnalysis {
   readonly iommuLiveAtEnd: number;
   readonly findings: readonly Finding[];
   readonly findingCounts: ReadonlyMap<FindingClass, number>;
+  /** Each device's events over time (bounded), and the IOMMU's. */
+  readonly timelines: ReadonlyMap<string, Timeline>;
+  readonly iommuTimeline: Timeline;
   readonly comparison: (ModelComparison & { readonly platform: string }) | undefined;
 }
 
@@ -71,6 +75,8 @@ export async function analyzeTrace(file: string, options: AnalyzeOptions = {}): 
     iommuLiveAtEnd: result.iommuLiveAtEnd,
     findings: result.findings,
     findingCounts: result.findingCounts,
+    timelines: result.timelines,
+    iommuTimeline: result.iommuTimeline,
     comparison:
       model === undefined || options.model === undefined
         ? undefined

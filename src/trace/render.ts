@@ -8,8 +8,13 @@
  *   unknownEvents: [{ name, count }], durationUs|null,
  *   devices: [{ device, liveAtEnd, maps, unmaps, sgMaps, sgUnmaps, sgEntries, sgSegments,
  *               truncatedSgLists, unprintedSgEntries, allocs, frees, syncs, mapErrors, faults,
- *               mappedBytes: "0x…", bouncedBytes: "0x…", peakLive, peakLiveBytes: "0x…" }],
- *   iommu: { maps, unmaps, mappedBytes: "0x…", unmappedBytes: "0x…", liveAtEnd },
+ *               mappedBytes: "0x…", bouncedBytes: "0x…", peakLive, peakLiveBytes: "0x…", timeline }],
+ *   iommu: { maps, unmaps, mappedBytes: "0x…", unmappedBytes: "0x…", liveAtEnd, timeline },
+ *   where timeline = { total, omitted, gapAfter|null, omittedByKind: { [kind]: n },
+ *     events: [{ t (µs), kind, address: "0x…"|null, size: "0x…"|null, line }] }: the first and the
+ *     last events of each (at most 1000 in all), `omitted` of them left out after index `gapAfter`;
+ *     kinds: map unmap map_sg unmap_sg alloc free sync fault bounce map_error iommu_map iommu_unmap
+ *     (IOTLB flushes are no trace event: the comparison counts them)
  *   findingCounts: { [class]: n },
  *   findings: [{ class, severity, device|null, address: "0x…"|null, size: "0x…"|null, message,
  *                unmappedAt?, sinceUnmapUs?, lines: [{ line, time, text }] }],
@@ -23,6 +28,7 @@
 import type { TraceAnalysis } from './analyze.ts';
 import { FINDING_CLASSES, type Finding } from './findings.ts';
 import type { DesignTotals } from './model-replay.ts';
+import type { Timeline } from './timeline.ts';
 
 function hex(v: bigint): string {
   return `0x${v.toString(16)}`;
@@ -89,6 +95,22 @@ function findingJson(f: Finding): Record<string, unknown> {
   };
 }
 
+function timelineJson(t: Timeline): Record<string, unknown> {
+  return {
+    total: t.total,
+    omitted: t.omitted,
+    gapAfter: t.gapAfter ?? null,
+    omittedByKind: Object.fromEntries(t.omittedByKind),
+    events: t.entries.map((e) => ({
+      t: e.timeUs,
+      kind: e.kind,
+      address: e.address === undefined ? null : hex(e.address),
+      size: e.size === undefined ? null : hex(e.size),
+      line: e.line,
+    })),
+  };
+}
+
 /** The report as plain JSON data (bigints as "0x…" strings). */
 export function traceReportJson(a: TraceAnalysis): Record<string, unknown> {
   const c = a.comparison;
@@ -112,6 +134,7 @@ export function traceReportJson(a: TraceAnalysis): Record<string, unknown> {
       mappedBytes: hex(d.mappedBytes),
       bouncedBytes: hex(d.bouncedBytes),
       peakLiveBytes: hex(d.peakLiveBytes),
+      timeline: timelineJson(a.timelines.get(device)!),
     })),
     iommu: {
       maps: a.iommu.maps,
@@ -119,6 +142,7 @@ export function traceReportJson(a: TraceAnalysis): Record<string, unknown> {
       mappedBytes: hex(a.iommu.mappedBytes),
       unmappedBytes: hex(a.iommu.unmappedBytes),
       liveAtEnd: a.iommuLiveAtEnd,
+      timeline: timelineJson(a.iommuTimeline),
     },
     findingCounts: Object.fromEntries(a.findingCounts),
     findings: a.findings.map(findingJson),
