@@ -11,3 +11,4 @@ export * from './rdma/index.ts';
 export * from './sim/index.ts';
 export * from './trace/index.ts';
 export * from './vfio/index.ts';
+export * from './view/index.ts';

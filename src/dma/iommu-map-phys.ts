@@ -3,9 +3,9 @@
  * range, what dma_map_phys does on a dma-iommu device and what the physr map falls back to.
  */
 import { alignUp, fail, formatHex } from '../core/index.ts';
-import { type DmaDeviceInfo, dmaDomainOf } from './device.ts';
+import { cacheSync, type DmaDeviceInfo, dmaDomainOf } from './device.ts';
 import { dmaInfoToProt, iommuDmaAllocIova, zeroPadding } from './dma-iommu.ts';
-import { cacheSync, type MappedPiece } from './mapped-piece.ts';
+import type { MappedPiece } from './mapped-piece.ts';
 import type { SwiotlbBounce } from './swiotlb.ts';
 import type { DmaAttrs, DmaDirection, SegmentKind } from './types.ts';
 
@@ -31,7 +31,12 @@ export function iommuDmaMapPhys(
   let b: SwiotlbBounce | undefined;
   const swiotlb = device.machine.swiotlb;
   if (device.untrusted && ((phys | size) & mask) !== 0n) {
-    if (mmio) fail('EIO', `${device.bdf}: MMIO at ${formatHex(phys)} cannot be bounced through swiotlb`);
+    // MMIO and DMA_ATTR_REQUIRE_COHERENT (7.1) are never bounced: DMA_MAPPING_ERROR.
+    if (mmio || attrs.requireCoherent === true)
+      fail(
+        'EIO',
+        `${device.bdf}: ${mmio ? 'MMIO' : 'a coherent-only range'} at ${formatHex(phys)} cannot be bounced through swiotlb`,
+      );
     // iommu_dma_map_swiotlb: no pool, no mapping (never the whole granule for an untrusted device).
     if (swiotlb === undefined) {
       fail(

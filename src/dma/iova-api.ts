@@ -12,9 +12,9 @@
  * not given: a range's unaligned head and tail granules are bounced through swiotlb and the bounce
  * page is linked in their place (iommu_dma_iova_link_swiotlb); MMIO is never bounced (EPERM).
  */
-import { alignUp, fail, formatHex, formatSize } from '../core/index.ts';
+import { alignUp, fail, formatHex, formatSize, type PhyrList } from '../core/index.ts';
 import type { IommuDomain } from '../iommu/index.ts';
-import { type DmaDeviceInfo, dmaDomainOf } from './device.ts';
+import { cacheSync, type DmaDeviceInfo, dmaDomainOf } from './device.ts';
 import { bigintMin, dmaInfoToProt, iommuDmaAllocIova, zeroPadding } from './dma-iommu.ts';
 import type { SwiotlbBounce } from './swiotlb.ts';
 import type { DmaAttrs, DmaDirection } from './types.ts';
@@ -97,9 +97,7 @@ function linkRaw(
   attrs: DmaAttrs,
 ): void {
   const device = state.device;
-  if (!device.coherent && attrs.skipCpuSync !== true && attrs.mmio !== true) {
-    device.machine.metrics.add('dma.cache_sync_bytes', Number(size));
-  }
+  cacheSync(device, size, attrs);
   state.domain.map(iova, phys, size, dmaInfoToProt(dir, device.coherent, attrs));
 }
 
@@ -147,8 +145,15 @@ function bounceAndLink(
 }
 
 /**
- * dma_iova_link: maps `[phys, phys + size)` at `state.addr + offset`. EIO when the range breaks the
- * alignment rules; EPERM for MMIO that would need bouncing; ENOMEM when swiotlb is full.
+ * dma_iova_link (drivers/iommu/dma-iommu.c, 7.1): maps `[phys, phys + size)` at
+ * `state.addr + offset`, with the kernel's checks in its order:
+ *  - a range that starts mid-granule anywhere but offset 0 is EIO (WARN_ON_ONCE);
+ *  - DMA_ATTR_REQUIRE_COHERENT is EOPNOTSUPP once a link bounced, or on a non-coherent device;
+ *  - an untrusted device's unaligned range is bounced, except with DMA_ATTR_MMIO or
+ *    DMA_ATTR_REQUIRE_COHERENT: EPERM;
+ *  - anything else goes to iommu_map, whose refusals keep their errno: a link whose IOVA does not
+ *    start on a granule (the previous range ended mid-granule) is iommu_map's EINVAL. There is no
+ *    bounds check against the allocation (the kernel has none).
  */
 export function dmaIovaLink(
   device: DmaDeviceInfo,
@@ -161,12 +166,7 @@ export function dmaIovaLink(
 ): void {
   checkOwner(device, state);
   if (state.freed) fail('EINVAL', 'IOVA state was already destroyed');
-  if (size <= 0n || offset + size > state.size) {
-    fail(
-      'EINVAL',
-      `link of ${formatSize(size)} at offset ${formatHex(offset)} exceeds the ${formatSize(state.size)} IOVA`,
-    );
-  }
+  if (size <= 0n) fail('EINVAL', `link of ${formatSize(size)} at offset ${formatHex(offset)}`);
   const granule = granuleOf(state.domain);
   const mask = granule - 1n;
   const startPad = phys & mask;
@@ -177,23 +177,74 @@ export function dmaIovaLink(
     );
   }
   const addr = state.addr + offset;
-  if ((addr & mask) !== startPad) {
-    fail(
-      'EIO',
-      `dma_iova_link: IOVA ${formatHex(addr)} and phys ${formatHex(phys)} differ in granule offset (previous range ended mid-granule)`,
-    );
+  if (attrs.requireCoherent === true) {
+    if (state.usedSwiotlb)
+      fail('EOPNOTSUPP', `${device.bdf}: DMA_ATTR_REQUIRE_COHERENT after a link of this IOVA bounced`);
+    if (!device.coherent)
+      fail('EOPNOTSUPP', `${device.bdf} is not DMA coherent: DMA_ATTR_REQUIRE_COHERENT cannot hold`);
   }
   const unaligned = ((phys | size) & mask) !== 0n;
   // dev_use_swiotlb: an untrusted device's unaligned range must be bounced; without swiotlb the
   // bounce fails (ENOMEM) rather than exposing the rest of the granule.
   if (device.untrusted && unaligned) {
-    if (attrs.mmio === true)
-      fail('EPERM', `${device.bdf}: MMIO at ${formatHex(phys)} cannot be bounced through swiotlb`);
+    if (attrs.mmio === true || attrs.requireCoherent === true) {
+      fail(
+        'EPERM',
+        `${device.bdf}: ${attrs.mmio === true ? 'MMIO' : 'a DMA_ATTR_REQUIRE_COHERENT range'} at ${formatHex(phys)} cannot be bounced through swiotlb`,
+      );
+    }
     linkSwiotlb(state, phys, offset, size, dir, attrs);
   } else {
     linkRaw(state, addr - startPad, phys - startPad, alignUp(size + startPad, granule), dir, attrs);
   }
   state.linkedBytes = offset + size;
+}
+
+/**
+ * dma_iova_link of ranges `from..to-1` of a list back to back from `offset`: what one dma_iova_link
+ * per range does (same checks, errors, cache maintenance and PTE words), with the page table written
+ * by one bulk call (IommuDomain.mapList) when no range needs a bounce. A list that breaks the
+ * alignment rules or needs bouncing is linked range by range, so it fails or bounces exactly as
+ * those calls would.
+ */
+export function dmaIovaLinkList(
+  device: DmaDeviceInfo,
+  state: DmaIovaState,
+  list: PhyrList,
+  from: number,
+  to: number,
+  offset: bigint,
+  dir: DmaDirection,
+  attrs: DmaAttrs = {},
+): void {
+  checkOwner(device, state);
+  if (state.freed) fail('EINVAL', 'IOVA state was already destroyed');
+  const w = list.packedWords;
+  const mask = granuleOf(state.domain) - 1n;
+  const first = w[from * 2]!;
+  let bulk = !((first & mask) !== 0n && offset > 0n) && ((state.addr + offset) & mask) === (first & mask);
+  let total = 0n;
+  for (let i = from; i < to; i++) {
+    const a = w[i * 2]!;
+    const len = w[i * 2 + 1]!;
+    total += len;
+    if (!bulk) continue;
+    const end = (a + len) & mask;
+    if ((i > from && (a & mask) !== 0n) || (i < to - 1 && end !== 0n)) bulk = false;
+    else if (device.untrusted && ((a & mask) !== 0n || end !== 0n)) bulk = false;
+  }
+  if (!bulk || total <= 0n || offset + total > state.size) {
+    let at = offset;
+    for (let i = from; i < to; i++) {
+      const len = w[i * 2 + 1]!;
+      dmaIovaLink(device, state, w[i * 2]!, at, len, dir, attrs);
+      at += len;
+    }
+    return;
+  }
+  cacheSync(device, total, attrs);
+  state.domain.mapList(state.addr + offset, w, from, to, dmaInfoToProt(dir, device.coherent, attrs));
+  state.linkedBytes = offset + total;
 }
 
 /** iommu_dma_iova_link_swiotlb: bounce the unaligned head and tail granules, link the middle. */
@@ -294,7 +345,8 @@ export function dmaIovaFree(device: DmaDeviceInfo, state: DmaIovaState): void {
 
 /**
  * dma_iova_destroy: unlink the first `mappedLen` bytes and free the IOVA in one go — strict domains
- * invalidate once, lazy ones queue the IOVA behind the next flush.
+ * invalidate once, lazy ones queue the IOVA behind the next flush. Only the mapped length reaches
+ * free_iova_fast, so after a partial link the allocation is cached under a smaller order.
  */
 export function dmaIovaDestroy(
   device: DmaDeviceInfo,
@@ -313,8 +365,10 @@ export function dmaIovaDestroy(
   const granule = granuleOf(state.domain);
   const pad = state.addr & (granule - 1n);
   const size = alignUp(mappedLen + pad, granule);
-  // __iommu_dma_iova_unlink with free_iova: unmap as one batch (synced only in strict mode), then
-  // free the whole allocation.
-  state.domain.dmaUnmap(state.allocStart, size, state.allocSize);
+  // __iommu_dma_iova_unlink with free_iova (dma-iommu.c, since the API came in 6.16): unmap as one
+  // batch (synced only in strict mode), then iommu_dma_free_iova with the same granule-aligned
+  // mapped length, not the allocation's. free_iova_fast files the range under that length's rcache
+  // order, or, when it is too big to cache, free_iova drops the whole allocation.
+  state.domain.dmaUnmap(state.allocStart, size);
   state.freed = true;
 }

@@ -20,7 +20,6 @@ import {
   builtinPlatform,
   hostBridgeOf,
   type PlatformModel,
-  type PlatformModelOptions,
   requireFunction,
 } from '../platform/index.ts';
 import { DmaDebug } from './debug.ts';
@@ -31,6 +30,8 @@ import { type DmaMapping, liveMappings } from './mapping.ts';
 import { Swiotlb } from './swiotlb.ts';
 import type { DmaAttrs, DmaDeviceProps, DmaDirection } from './types.ts';
 
+const DEFAULT_CPUS = 8;
+
 export interface MachineOptions {
   /** Use the platform's IOMMU (default true when it has one); false models iommu=off. */
   readonly iommu?: boolean;
@@ -39,6 +40,11 @@ export interface MachineOptions {
   /** DMA-API debug on (default true). */
   readonly debug?: boolean;
   readonly iotlbCapacity?: number;
+  /**
+   * num_possible_cpus, which sets the swiotlb areas (default 8; swiotlb_adjust_nareas rounds it up
+   * to a power of two). Mappings run on CPU 0, so they search area 0 first.
+   */
+  readonly cpus?: number;
   /** Flush-queue size for lazy domains (default 256). */
   readonly fqSize?: number;
 }
@@ -81,7 +87,11 @@ export class Machine {
     this.debug = new DmaDebug(this.metrics, options.debug ?? true);
     const pool = platform.swiotlbPool;
     this.swiotlb =
-      pool === undefined ? undefined : new Swiotlb(pool.start, pool.size, platform.bytes, this.metrics);
+      pool === undefined
+        ? undefined
+        : new Swiotlb(pool.start, pool.size, platform.bytes, this.metrics, {
+            nareas: options.cpus ?? DEFAULT_CPUS,
+          });
     const iommus = new Map<string, Iommu>();
     if ((options.iommu ?? true) && platform.iommu !== 'none') {
       const format = formatFor(platform);
@@ -221,8 +231,10 @@ export function createMachine(platform: PlatformModel, options: MachineOptions =
 export function builtinMachine(
   name: string,
   options: MachineOptions & {
-    readonly platform?: Omit<PlatformModelOptions, 'topology' | 'ram' | 'reserved' | 'name' | 'iommu'>;
+    readonly platform?: Parameters<typeof builtinPlatform>[1];
   } = {},
 ): Machine {
-  return new Machine(builtinPlatform(name, options.platform ?? {}), options);
+  // Without the IOMMU the kernel leaves ACS as firmware set it (pci_enable_acs, drivers/pci/pci.c).
+  const platform = { ...(options.iommu === false ? { iommuEnabled: false } : {}), ...options.platform };
+  return new Machine(builtinPlatform(name, platform), options);
 }

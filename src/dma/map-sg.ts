@@ -9,7 +9,7 @@
  * the first slots (setDma) and the count into nents (setMappedNents). P2P entries (pages of a BAR
  * published for P2PDMA: is_pci_p2pdma_page) are bus addresses left out of the IOVA, or mapped like
  * host memory through the host bridge, or EREMOTEIO. An untrusted device takes the per-entry path
- * (iommu_dma_map_sg_swiotlb) with unaligned entries bounced.
+ * (iommu_dma_map_sg_swiotlb) for every entry, peer memory too, with unaligned entries bounced.
  *
  * dma-direct (kernel/dma/direct.c dma_direct_map_sg): entry by entry through dma_direct_map_phys.
  */
@@ -18,6 +18,7 @@ import {
   COUNTER,
   fail,
   formatHex,
+  isPhysrError,
   SG_DMA_BUS_ADDRESS,
   SG_DMA_SWIOTLB,
   type SgTable,
@@ -88,13 +89,17 @@ export function dmaMapSg(
   const n = sgt.origNents;
   if (n === 0) fail('EINVAL', 'dma_map_sg of an empty table');
   const slots = sgt.entrySlots(n);
-  const classes = Array.from(slots, (slot, i) => classify(device, sgt.physAt(slot), sgt.lengthAt(slot), i));
   const domain = dmaDomainOf(device);
   let state: SgMapState;
-  if (domain === undefined || device.untrusted) {
-    state = mapPerEntry(device, sgt, slots, classes, dir, attrs);
+  if (domain !== undefined && device.untrusted) {
+    // dev_use_sg_swiotlb comes before any P2P classification in iommu_dma_map_sg.
+    state = mapSgSwiotlb(device, sgt, slots, dir, attrs);
   } else {
-    state = mapIommuMerged(device, sgt, slots, classes, dir, attrs);
+    const classes = Array.from(slots, (slot, i) => classify(device, sgt.physAt(slot), sgt.lengthAt(slot), i));
+    state =
+      domain === undefined
+        ? mapPerEntry(device, sgt, slots, classes, dir, attrs)
+        : mapIommuMerged(device, sgt, slots, classes, dir, attrs);
   }
   states.set(sgt, state);
   sgt.setMappedNents(state.mappedNents);
@@ -102,6 +107,7 @@ export function dmaMapSg(
   metrics.add(COUNTER.dmaMaps);
   metrics.add(COUNTER.sgMetadataBytes, sgt.metadataBytes);
   metrics.add(COUNTER.sgEntries, n);
+  metrics.add(COUNTER.sgMappedNents, state.mappedNents);
   // debug_dma_map_sg: one entry per DMA segment, each checked against the segment rules.
   for (let i = 0; i < state.mappedNents; i++) {
     const slot = slots[i]!;
@@ -130,7 +136,35 @@ export function dmaMapSg(
   return state.mappedNents;
 }
 
-/** dma_direct_map_sg, or iommu_dma_map_sg_swiotlb for untrusted devices: entry by entry. */
+/**
+ * iommu_dma_map_sg_swiotlb (dma-iommu.c), taken for an untrusted device before any P2P
+ * classification: EVERY entry, peer memory included, goes through iommu_dma_map_phys (its own IOVA,
+ * an unaligned entry bounced), and any failure unmaps what was done and is -EIO.
+ */
+function mapSgSwiotlb(
+  device: DmaDeviceInfo,
+  sgt: SgTable,
+  slots: Int32Array,
+  dir: DmaDirection,
+  attrs: DmaAttrs,
+): SgMapState {
+  const pieces: MappedPiece[] = [];
+  slots.forEach((slot, i) => {
+    const length = sgt.lengthAt(slot);
+    try {
+      const piece = iommuDmaMapPhys(device, sgt.physAt(slot), BigInt(length), dir, attrs, 0n);
+      pieces.push(piece);
+      sgt.setDma(slot, piece.dma, length, piece.bounce === undefined ? 0 : SG_DMA_SWIOTLB);
+    } catch (error) {
+      undoPieces(device, pieces, dir);
+      const why = isPhysrError(error) ? error.reason : String(error);
+      fail('EIO', `iommu_dma_map_sg_swiotlb: sg entry ${i} of ${device.bdf} failed to map (${why})`);
+    }
+  });
+  return { device, direction: dir, merged: false, pieces, mappedNents: slots.length };
+}
+
+/** dma_direct_map_sg: entry by entry. */
 function mapPerEntry(
   device: DmaDeviceInfo,
   sgt: SgTable,
@@ -140,7 +174,6 @@ function mapPerEntry(
   attrs: DmaAttrs,
 ): SgMapState {
   const pieces: (MappedPiece | undefined)[] = [];
-  const viaIommu = dmaDomainOf(device) !== undefined;
   try {
     slots.forEach((slot, i) => {
       const phys = sgt.physAt(slot);
@@ -152,9 +185,7 @@ function mapPerEntry(
         return;
       }
       const entryAttrs: DmaAttrs = cls === 'through-host-bridge' ? { ...attrs, mmio: true } : attrs;
-      const piece = viaIommu
-        ? iommuDmaMapPhys(device, phys, BigInt(length), dir, entryAttrs, 0n)
-        : dmaDirectMapPhys(device, phys, BigInt(length), dir, entryAttrs, 0n);
+      const piece = dmaDirectMapPhys(device, phys, BigInt(length), dir, entryAttrs, 0n);
       pieces.push(piece);
       sgt.setDma(slot, piece.dma, length, piece.bounce === undefined ? 0 : SG_DMA_SWIOTLB);
     });
@@ -197,6 +228,7 @@ function mapIommuMerged(
   const iovaLen = new BigUint64Array(n); // padded, granule-aligned length of each entry
   const bus = new Uint8Array(n);
   const busDma = new BigUint64Array(n);
+  const busLen = new BigUint64Array(n);
   let total = 0n;
   let prev = -1;
   for (let i = 0; i < n; i++) {
@@ -205,6 +237,10 @@ function mapIommuMerged(
     if (cls === 'bus-address') {
       bus[i] = 1;
       busDma[i] = busAddressOf(device.machine.platform.topology, sgt.physAt(slot));
+      // iommu_dma_map_sg sets sg_dma_len(s) = sg->length: the length of the list's FIRST entry as it
+      // stands now (a host entry's length has already become its granule-aligned, padded IOVA
+      // length), not this entry's own; __finalise_sg copies it into the output segment.
+      busLen[i] = i === 0 || bus[0] === 1 ? BigInt(sgt.lengthAt(slots[0]!)) : iovaLen[0]!;
       continue;
     }
     const off = BigInt(sgt.offsetAt(slot)) & gmask;
@@ -252,7 +288,7 @@ function mapIommuMerged(
       throw error;
     }
   }
-  const count = finaliseSg(device, sgt, slots, iovaOff, iovaLen, bus, busDma, iova);
+  const count = finaliseSg(device, sgt, slots, iovaOff, iovaLen, bus, busDma, busLen, iova);
   return {
     device,
     direction: dir,
@@ -295,6 +331,7 @@ function finaliseSg(
   iovaLen: BigUint64Array,
   bus: Uint8Array,
   busDma: BigUint64Array,
+  busLen: BigUint64Array,
   iova: bigint,
 ): number {
   const segMask = device.segmentBoundaryMask;
@@ -311,7 +348,7 @@ function finaliseSg(
     const length = BigInt(sgt.lengthAt(slots[i]!));
     if (bus[i] === 1) {
       cur++;
-      sgt.setDma(slots[cur]!, busDma[i]!, Number(length), SG_DMA_BUS_ADDRESS);
+      sgt.setDma(slots[cur]!, busDma[i]!, Number(busLen[i]!), SG_DMA_BUS_ADDRESS);
       curAddr[cur] = busDma[i]!;
       count++;
       curLen = 0n;

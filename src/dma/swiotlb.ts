@@ -8,14 +8,20 @@
  * slot's `list` is the number of free slots from it to the end of its run inside its segment, so a
  * mapping of n slots may start at slot i when list[i] >= n. The search is next-fit from a rotating
  * index with a stride set by the alignment (swiotlb_search_pool_area); a mapping never crosses a
- * segment, nor the device's segment boundary (iommu_is_span_boundary). One area only (the kernel
- * splits the pool per CPU to cut lock contention; that changes no result here).
+ * segment, nor the device's segment boundary (iommu_is_span_boundary).
+ *
+ * Areas (swiotlb_init_io_tlb_pool, 5.19+): the pool is split into `nareas` equal areas (the number
+ * of possible CPUs rounded up to a power of two, cut so each area holds at least one segment:
+ * limit_nareas), each with its own next-fit index and used count. A mapping searches the area of
+ * the CPU it runs on first, then the next ones in turn (swiotlb_pool_find_slots); inside an area
+ * the index wraps to the area's first slot (wrap_area_index), not to the pool's. So once an area's
+ * index has wrapped, bounce addresses differ from a single next-fit over the whole pool.
  *
  * Since the info-leak fix (swiotlb_tbl_map_single), the map copies the original into the slots for
  * EVERY direction, so bytes the device does not overwrite come back unchanged on a FROM_DEVICE
  * unmap instead of leaking stale pool contents.
  */
-import { COUNTER, fail, formatHex, formatSize, type Metrics } from '../core/index.ts';
+import { COUNTER, fail, formatHex, type Metrics } from '../core/index.ts';
 import type { ByteStore } from '../platform/index.ts';
 import type { DmaDirection } from './types.ts';
 
@@ -38,7 +44,14 @@ export interface SwiotlbBounce {
   readonly slots: number;
 }
 
+export interface SwiotlbPoolOptions {
+  /** Desired areas (num_possible_cpus or the swiotlb=,N parameter); default 1. */
+  readonly nareas?: number;
+}
+
 export interface SwiotlbMapOptions {
+  /** The CPU the mapping runs on (raw_smp_processor_id): its area is searched first. Default 0. */
+  readonly cpu?: number;
   /** Bits of the original address the bounce must keep (dma_get_min_align_mask). */
   readonly minAlignMask?: bigint;
   /** Alignment of the allocation itself (alloc_align_mask; iommu: granule - 1). */
@@ -54,12 +67,23 @@ export class Swiotlb {
   private readonly origAddr: BigUint64Array;
   private readonly bytes: ByteStore;
   private readonly metrics: Metrics;
-  private index = 0;
+  /** Areas in the pool and slots per area (pool->nareas, pool->area_nslabs). */
+  readonly nareas: number;
+  readonly areaNslabs: number;
+  /** Per area: next-fit index relative to the area's first slot, and slots in use. */
+  private readonly areaIndex: Int32Array;
+  private readonly areaUsed: Int32Array;
   private used = 0;
   /** High-water mark of used slots. */
   private peak = 0;
 
-  constructor(start: bigint, size: bigint, bytes: ByteStore, metrics: Metrics) {
+  constructor(
+    start: bigint,
+    size: bigint,
+    bytes: ByteStore,
+    metrics: Metrics,
+    poolOptions: SwiotlbPoolOptions = {},
+  ) {
     if (start % PAGE_SIZE !== 0n || size <= 0n || size % IO_TLB_SIZE !== 0n) {
       fail(
         'EINVAL',
@@ -70,6 +94,10 @@ export class Swiotlb {
     this.nslabs = Number(size >> IO_TLB_SHIFT);
     this.list = new Int32Array(this.nslabs);
     this.origAddr = new BigUint64Array(this.nslabs);
+    this.nareas = swiotlbAreas(poolOptions.nareas ?? 1, this.nslabs);
+    this.areaNslabs = Math.floor(this.nslabs / this.nareas);
+    this.areaIndex = new Int32Array(this.nareas);
+    this.areaUsed = new Int32Array(this.nareas);
     // swiotlb_init_io_tlb_pool: list counts down to the end of each segment.
     for (let i = 0; i < this.nslabs; i++) this.list[i] = IO_TLB_SEGSIZE - (i % IO_TLB_SEGSIZE);
     this.bytes = bytes;
@@ -102,7 +130,9 @@ export class Swiotlb {
 
   /**
    * swiotlb_tbl_map_single: find slots, record the original address, copy the original in.
-   * EINVAL when the mapping can never fit a segment; ENOMEM when the pool has no room now.
+   * ENOMEM ("swiotlb buffer is full") when no area has room, which is also how a mapping larger
+   * than a segment fails: no free run inside a segment is ever that long, so the search finds
+   * nothing (the kernel has no separate size check here; callers ask swiotlb_max_mapping_size).
    */
   map(origAddr: bigint, size: bigint, options: SwiotlbMapOptions = {}): SwiotlbBounce {
     const minAlignMask = options.minAlignMask ?? 0n;
@@ -115,31 +145,33 @@ export class Swiotlb {
     // The allocation covers whole alloc_align_mask + 1 units, so an IOMMU granule holding the bounce
     // holds nothing else (swiotlb_tbl_map_single: ALIGN(mapping_size + offset, alloc_align_mask + 1)).
     const allocSize = alignUpMask(size + offset, allocAlignMask);
-    if (allocSize > SWIOTLB_MAX_MAPPING) {
-      fail(
-        'EINVAL',
-        `swiotlb mapping of ${formatSize(size)} exceeds the ${formatSize(this.maxMappingSize(minAlignMask))} maximum (IO_TLB_SEGSIZE ${IO_TLB_SEGSIZE} slots of 2 KiB)`,
-      );
-    }
     const nslots = Number((allocSize + IO_TLB_SIZE - 1n) >> IO_TLB_SHIFT);
-    const index = this.findSlots(origAddr, allocSize, nslots, minAlignMask, allocAlignMask, options);
-    if (index < 0) {
-      this.metrics.add('dma.swiotlb_full');
-      fail(
-        'ENOMEM',
-        `swiotlb buffer is full (sz: ${allocSize} bytes), total ${this.nslabs} (slots), used ${this.used} (slots)`,
-      );
-    }
-    return this.claim(index, nslots, origAddr, size, offset);
+    // swiotlb_pool_find_slots: the CPU's own area first, then each following area once.
+    const first = (options.cpu ?? 0) & (this.nareas - 1);
+    let area = first;
+    do {
+      const index = this.findSlots(area, origAddr, allocSize, nslots, minAlignMask, allocAlignMask, options);
+      if (index >= 0) return this.claim(area, index, nslots, origAddr, size, offset);
+      area = area + 1 >= this.nareas ? 0 : area + 1;
+    } while (area !== first);
+    this.metrics.add('dma.swiotlb_full');
+    const tooBig =
+      allocSize > this.maxMappingSize(0n) ? ` (more than one ${IO_TLB_SEGSIZE}-slot segment)` : '';
+    fail(
+      'ENOMEM',
+      `swiotlb buffer is full (sz: ${allocSize} bytes)${tooBig}, total ${this.nslabs} (slots), used ${this.used} (slots)`,
+    );
   }
 
   /**
-   * swiotlb_search_pool_area: next-fit from the rotating index. A candidate slot must sit on the
-   * allocation alignment and, when there is an original address, agree with it on the
-   * min_align_mask bits the offset does not carry; an aligned candidate that is busy or would cross
-   * the segment boundary moves on by the stride. Returns the first slot, or -1.
+   * swiotlb_search_pool_area: next-fit from the area's rotating index, wrapping inside the area. A
+   * candidate slot must sit on the allocation alignment and, when there is an original address,
+   * agree with it on the min_align_mask bits the offset does not carry; an aligned candidate that is
+   * busy or would cross the segment boundary moves on by the stride. Returns the slot index in the
+   * pool, or -1.
    */
   private findSlots(
+    area: number,
     origAddr: bigint,
     allocSize: bigint,
     nslots: number,
@@ -147,7 +179,8 @@ export class Swiotlb {
     allocAlignMask: bigint,
     options: SwiotlbMapOptions,
   ): number {
-    if (nslots > this.nslabs - this.used) return -1;
+    const areaNslabs = this.areaNslabs;
+    if (nslots > areaNslabs - this.areaUsed[area]!) return -1;
     const search = swiotlbSearchParams(minAlignMask, allocAlignMask, allocSize);
     // The masks are unsigned int in the kernel: the low 32 bits of each address decide.
     const allocMask = Number(search.allocAlignMask & U32_MASK);
@@ -163,25 +196,31 @@ export class Swiotlb {
         ? Number.MAX_SAFE_INTEGER
         : Number((boundary + 1n) >> IO_TLB_SHIFT);
     const tblSlotBase = Number(this.start >> IO_TLB_SHIFT);
-    const nslabs = this.nslabs;
-    let index = this.index;
-    for (let checked = 0; checked < nslabs; ) {
-      const slotLow = startLow + index * slotBytes;
+    const slotBase = area * areaNslabs;
+    let index = this.areaIndex[area]!;
+    for (let checked = 0; checked < areaNslabs; ) {
+      const slot = slotBase + index;
+      const slotLow = startLow + slot * slotBytes;
       if ((slotLow & allocMask) !== 0 || (checkOrig && (slotLow & iotlbMask) !== origBits)) {
-        index = index + 1 >= nslabs ? 0 : index + 1;
+        index = index + 1 >= areaNslabs ? 0 : index + 1;
         checked += 1;
         continue;
       }
       const spanOk =
-        maxSlots === Number.MAX_SAFE_INTEGER || ((tblSlotBase + index) % maxSlots) + nslots <= maxSlots;
-      if (spanOk && this.list[index]! >= nslots) return index;
-      index = index + stride >= nslabs ? 0 : index + stride;
+        maxSlots === Number.MAX_SAFE_INTEGER || ((tblSlotBase + slot) % maxSlots) + nslots <= maxSlots;
+      if (spanOk && this.list[slot]! >= nslots) {
+        // area->index moves past the run, wrapping inside the area (wrap_area_index).
+        this.areaIndex[area] = index + nslots >= areaNslabs ? 0 : index + nslots;
+        return slot;
+      }
+      index = index + stride >= areaNslabs ? 0 : index + stride;
       checked += stride;
     }
     return -1;
   }
 
   private claim(
+    area: number,
     index: number,
     nslots: number,
     origAddr: bigint,
@@ -200,8 +239,8 @@ export class Swiotlb {
     const segStart = index - (index % IO_TLB_SEGSIZE);
     for (let i = index - 1; i >= segStart && this.list[i] !== 0; i--) this.list[i] = index - i;
     this.used += nslots;
+    this.areaUsed[area]! += nslots;
     if (this.used > this.peak) this.peak = this.used;
-    this.index = index + nslots >= this.nslabs ? 0 : index + nslots;
     const tlbAddr = this.start + (BigInt(index) << IO_TLB_SHIFT) + offset;
     const bounce = { tlbAddr, origAddr, size, index, slots: nslots };
     this.metrics.add('dma.swiotlb_maps');
@@ -243,6 +282,8 @@ export class Swiotlb {
     const segStart = index - (index % IO_TLB_SEGSIZE);
     for (let i = index - 1; i >= segStart && this.list[i] !== 0; i--) this.list[i] = ++count;
     this.used -= nslots;
+    // swiotlb_release_slots: the area is the one the slot index falls in.
+    this.areaUsed[Math.min(Math.floor(index / this.areaNslabs), this.nareas - 1)]! -= nslots;
     this.metrics.add('dma.swiotlb_unmaps');
   }
 
@@ -250,6 +291,17 @@ export class Swiotlb {
     this.bytes.copy(from, to, Number(size));
     this.metrics.add(COUNTER.bounceBytes, Number(size));
   }
+}
+
+/**
+ * swiotlb_adjust_nareas + limit_nareas: a power of two (0 counts as 1), cut so that every area holds
+ * at least one IO_TLB_SEGSIZE segment.
+ */
+export function swiotlbAreas(desired: number, nslabs: number): number {
+  let nareas = 1;
+  while (nareas < desired) nareas *= 2;
+  if (nslabs < nareas * IO_TLB_SEGSIZE) nareas = Math.max(1, Math.floor(nslabs / IO_TLB_SEGSIZE));
+  return nareas;
 }
 
 const U32_MASK = 0xffff_ffffn;

@@ -17,6 +17,11 @@ export interface DmaAttrs {
   /** DMA_ATTR_MMIO: the address is MMIO: no struct page, no cache maintenance, never bounced. */
   readonly mmio?: boolean;
   /**
+   * DMA_ATTR_REQUIRE_COHERENT (7.1): the caller needs a coherent mapping, so it may not be bounced
+   * and a non-coherent device refuses it.
+   */
+  readonly requireCoherent?: boolean;
+  /**
    * Not a kernel attr: how dmaMapPhyrList lays a run out in its one IOVA (see iova-layout.ts).
    * Default 'packed'; 'aligned' trades more DMA segments for large IOMMU leaves.
    */

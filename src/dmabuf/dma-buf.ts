@@ -5,23 +5,26 @@
  * maps that list for the importer's device — P2P included.
  *
  * Rules modelled (file cited where each lives):
- *  - attach (dma_buf_attach) makes a static attachment; dma_buf_dynamic_attach makes a dynamic one,
- *    which must supply move_notify (EINVAL otherwise). `peer2peer` is the importer's
- *    allow_peer2peer; static importers never have it.
+ *  - attach (dma_buf_attach) makes a static attachment; dma_buf_dynamic_attach makes a dynamic one.
+ *    Since 7.1 invalidate_mappings (move_notify before) is optional for a dynamic importer (a pinned
+ *    importer may leave it out); `dma_buf_attach_revocable` says whether the importer has it and so
+ *    can be revoked. `peer2peer` is the importer's allow_peer2peer; static importers never have it.
  *  - map (dma_buf_map_attachment): a static importer of a dynamic exporter (one with a pin op) pins
  *    the buffer implicitly for the life of the mapping, because it cannot be told to let go.
  *  - pin/unpin (dma_buf_pin) are for dynamic importers only (EINVAL for static ones).
- *  - move_notify (dma_buf_move_notify) calls every dynamic importer, which must drop its mappings
- *    and fence any access it cannot stop at once.
+ *  - dma_buf_invalidate_mappings (dma_buf_move_notify before 7.1) calls every importer's
+ *    invalidate_mappings, which must drop its mappings and fence any access it cannot stop at once.
  *  - peer memory: an exporter never hands BAR memory to an importer that did not allow peer2peer
  *    (vfio_pci_dma_buf_attach refuses EOPNOTSUPP; here checked once, for every exporter), and a
  *    pair the p2pdma rules refuse is EINVAL (dma_buf_phys_vec_to_sgt, drivers/dma-buf/dma-buf-mapping.c).
  *  - revoke: in the kernel the revoked bit lives in the exporter (vfio_pci_dma_buf.revoked); the
  *    model hoists it into the buffer so every exporter shares one implementation. Revoked buffers
- *    refuse attach and map with ENODEV (vfio_pci_dma_buf_attach/map). Revoking notifies the dynamic
- *    importers, waits for every fence (vfio_pci_dma_buf_move waits on the reservation with
- *    DMA_RESV_USAGE_BOOKKEEP) and only then reports success; any mapping an importer left behind is
- *    torn down by force and reported, so after revoke no device can reach the memory through it.
+ *    refuse attach and map with ENODEV (vfio_pci_dma_buf_attach/map). A revoke follows
+ *    vfio_pci_dma_buf_move (7.1): set the bit, dma_buf_invalidate_mappings, wait for every fence
+ *    (dma_resv_wait_timeout, DMA_RESV_USAGE_BOOKKEEP), then wait up to a second for the importers'
+ *    unmaps (the kref/completion). Nothing is unmapped by force: a mapping an importer left behind
+ *    stays (the device can still reach the memory) and the kernel WARNs "Timed out waiting for
+ *    DMABUF unmap"; the report lists those mappings.
  */
 import {
   COUNTER,
@@ -68,8 +71,19 @@ export interface DmaBufDevice {
 /** struct dma_buf_attach_ops: what a dynamic importer provides. */
 export interface DmaBufImporterOps {
   readonly allowPeer2peer: boolean;
-  /** The buffer moves or is revoked: unmap every mapping of `attachment` (and fence what cannot stop). */
-  moveNotify(attachment: DmaBufAttachment): void;
+  /**
+   * invalidate_mappings (move_notify before 7.1), optional since 7.1: the buffer moves or is
+   * revoked, so unmap every mapping of `attachment` (and fence what cannot stop).
+   */
+  invalidateMappings?(attachment: DmaBufAttachment): void;
+}
+
+/**
+ * dma_buf_attach_revocable (drivers/dma-buf/dma-buf.c, 7.1): the importer implements
+ * invalidate_mappings, so it unmaps when told and a revoke completes in bounded time.
+ */
+export function dmaBufAttachRevocable(att: DmaBufAttachment): boolean {
+  return att.importerOps?.invalidateMappings !== undefined;
 }
 
 /** struct dma_buf_ops, physr style: `map` returns physical ranges. */
@@ -123,12 +137,15 @@ interface MappingRecord {
 
 /** What a revoke did, in order. */
 export interface RevokeReport {
-  /** Attachments whose move_notify ran. */
+  /** Attachments whose invalidate_mappings ran. */
   readonly notified: readonly string[];
   /** Fences the revoke waited for before completing. */
   readonly waited: FenceWaitReport;
-  /** Mappings importers left behind that the revoke tore down itself. */
-  readonly forcedUnmaps: readonly string[];
+  /**
+   * Mappings importers left in place: the wait for their unmap timed out after a second and the
+   * kernel WARNs; the mappings stay.
+   */
+  readonly unmapTimedOut: readonly string[];
   /** False when the buffer was already revoked (nothing done). */
   readonly changed: boolean;
 }
@@ -245,9 +262,6 @@ export class DmaBuf {
   /** dma_buf_attach (no importer ops) or dma_buf_dynamic_attach. */
   attach(device: DmaBufDevice, importer?: DmaBufImporterOps, importerPriv?: unknown): DmaBufAttachment {
     this.live('attach to');
-    if (importer !== undefined && typeof importer.moveNotify !== 'function') {
-      fail('EINVAL', `dynamic importer of ${this.describe()} must provide move_notify (dma-buf.c)`);
-    }
     const att = new DmaBufAttachment(this, device, importer, importerPriv);
     // The exporter's own checks come first (vfio_pci_dma_buf_attach refuses a non-peer2peer importer
     // with EOPNOTSUPP before it looks at its revoked bit).
@@ -330,52 +344,63 @@ export class DmaBuf {
 
   // --- move_notify and revoke --------------------------------------------------------------------
 
-  /** dma_buf_move_notify: every dynamic importer's move_notify, in attach order. Returns who ran. */
-  moveNotify(): string[] {
+  /**
+   * dma_buf_invalidate_mappings (dma_buf_move_notify before 7.1): every importer that has
+   * invalidate_mappings, in attach order. Returns who ran.
+   */
+  invalidateMappings(): string[] {
     const notified: string[] = [];
     for (const att of [...this.attached]) {
-      if (att.importerOps === undefined) continue;
-      att.importerOps.moveNotify(att);
+      const invalidate = att.importerOps?.invalidateMappings;
+      if (invalidate === undefined) continue;
+      invalidate.call(att.importerOps, att);
       notified.push(att.describe());
     }
-    this.metrics.add('dmabuf.move_notify', notified.length);
+    this.metrics.add('dmabuf.invalidate_mappings', notified.length);
     return notified;
   }
 
   /**
-   * Revoke the memory: refuse new maps, tell dynamic importers, wait for every fence, and tear down
-   * whatever mapping is left. When this returns, no attachment maps the memory.
+   * Revoke the memory as vfio_pci_dma_buf_move(vdev, true) does (7.1): refuse new maps, invalidate
+   * the importers' mappings, wait for every fence, then wait for the unmaps. `again` is
+   * vfio_pci_dma_buf_cleanup at close: it runs the whole sequence even on a revoked buffer.
    */
-  revoke(): RevokeReport {
+  revoke(options: { again?: boolean } = {}): RevokeReport {
     this.live('revoke');
-    if (this.revokedFlag) {
+    if (this.revokedFlag && options.again !== true) {
       return {
         notified: [],
         waited: { waitedFor: [], alreadySignaled: 0 },
-        forcedUnmaps: [],
+        unmapTimedOut: [],
         changed: false,
       };
     }
+    const changed = !this.revokedFlag;
     this.revokedFlag = true;
-    const notified = this.moveNotify();
+    const notified = this.invalidateMappings();
     const waited = this.resv.wait('bookkeep');
-    const forcedUnmaps: string[] = [];
+    // wait_for_completion_timeout(1 s) on the map/unmap kref: an importer that did not unmap is a
+    // WARN, and its mapping stays.
+    const unmapTimedOut: string[] = [];
     for (const att of this.attached) {
-      while (att.records.length > 0) {
-        forcedUnmaps.push(`${att.describe()} (${att.records[0]!.mapping.path})`);
-        this.teardown(att, 0);
-      }
+      for (const r of att.records) unmapTimedOut.push(`${att.describe()} (${r.mapping.path})`);
     }
+    if (unmapTimedOut.length > 0) this.metrics.add('dmabuf.revoke_unmap_timeouts', unmapTimedOut.length);
     this.metrics.add('dmabuf.revokes');
-    return { notified, waited, forcedUnmaps, changed: true };
+    return { notified, waited, unmapTimedOut, changed };
   }
 
-  /** Lift a revoke (vfio_pci_dma_buf_move(vdev, false)): importers are told and may map again. */
+  /**
+   * Lift a revoke (vfio_pci_dma_buf_move(vdev, false)): clear the bit, invalidate the importers'
+   * mappings again (so they map anew) and wait for the fences. Returns who was told.
+   */
   unrevoke(): string[] {
     this.live('un-revoke');
     if (!this.revokedFlag) return [];
     this.revokedFlag = false;
-    return this.moveNotify();
+    const notified = this.invalidateMappings();
+    this.resv.wait('bookkeep');
+    return notified;
   }
 
   /** The private interconnect (vfio → iommufd). ENODEV when revoked, EOPNOTSUPP when not offered. */

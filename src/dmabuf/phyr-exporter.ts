@@ -2,7 +2,8 @@
  * A minimal exporter over a fixed `PhyrList` (host folios, a carve-out, or a BAR range): what a
  * driver with its own memory does, minus the driver. Optionally dynamic (it has pin/unpin) and then
  * movable: `move(list)` moves the backing store, refused with EBUSY while anyone holds a pin (the
- * dma-buf contract: pinned buffers stay put), and tells every dynamic importer through move_notify.
+ * dma-buf contract: pinned buffers stay put), and tells every importer through invalidate_mappings
+ * (move_notify before 7.1).
  */
 import { fail, formatSize, type Metrics, type PhyrList } from '../core/index.ts';
 import type { PciTopology } from '../platform/index.ts';
@@ -70,6 +71,6 @@ export class PhyrExporter {
     }
     if (this.pins > 0) fail('EBUSY', `${this.buf.describe()} is pinned ${this.pins} time(s): it cannot move`);
     this.list = list;
-    return this.buf.moveNotify();
+    return this.buf.invalidateMappings();
   }
 }

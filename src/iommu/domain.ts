@@ -12,7 +12,7 @@
  * domain, then the IOVAs are freed) when it is full or when its timer expires. Until then the IOTLB
  * may still hold the old translations, and a device using one reaches the freed page.
  */
-import { fail, formatHex, formatSize, type Metrics } from '../core/index.ts';
+import { type DmaTraceSink, fail, formatHex, formatSize, type Metrics } from '../core/index.ts';
 import type { PageTableFormat } from './format.ts';
 import { IotlbGather } from './gather.ts';
 import type { Iotlb } from './iotlb.ts';
@@ -51,6 +51,25 @@ interface QueuedIova {
   readonly pages: number;
 }
 
+/** The iommu_map records a bulk map stands for: one per range, as a map per range would emit. */
+function traceRanges(
+  sink: DmaTraceSink,
+  page: bigint,
+  iova: bigint,
+  words: BigUint64Array,
+  from: number,
+  to: number,
+): void {
+  const mask = page - 1n;
+  let va = iova - (words[from * 2]! & mask);
+  for (let i = from; i < to; i++) {
+    const pad = words[i * 2]! & mask;
+    const size = (words[i * 2 + 1]! + pad + mask) & ~mask;
+    sink({ kind: 'iommu_map', iova: va, paddr: words[i * 2]! - pad, size });
+    va += size;
+  }
+}
+
 export class IommuDomain {
   readonly id: number;
   readonly type: DomainType;
@@ -65,6 +84,8 @@ export class IommuDomain {
   readonly pageSizesDescending: readonly bigint[];
   private readonly host: DomainHost;
   private readonly fq: QueuedIova[] = [];
+  /** What a map call freed (tables a larger leaf replaced); reused across calls. */
+  private readonly mapGather = new IotlbGather();
   private clockMs = 0;
   private fqDeadlineMs: number | undefined;
 
@@ -111,8 +132,35 @@ export class IommuDomain {
   // --- the IOMMU API (iommu_map / iommu_unmap) -------------------------------------------------
 
   map(iova: bigint, paddr: bigint, size: bigint, prot: Prot): void {
-    this.table('map').map(iova, paddr, size, prot);
+    try {
+      this.table('map').map(iova, paddr, size, prot, this.mapGather);
+    } finally {
+      this.syncMapGather();
+    }
     this.host.metrics.traceSink?.({ kind: 'iommu_map', iova, paddr, size });
+  }
+
+  /**
+   * The bulk map op (IoPageTable.mapList): ranges `from..to-1` of a packed (address, length) word
+   * list back to back from `iova`. Returns the IOVA bytes mapped.
+   */
+  mapList(iova: bigint, words: BigUint64Array, from: number, to: number, prot: Prot): bigint {
+    let mapped: bigint;
+    try {
+      mapped = this.table('map').mapList(iova, words, from, to, prot, this.mapGather);
+    } finally {
+      this.syncMapGather();
+    }
+    const sink = this.host.metrics.traceSink;
+    if (sink !== undefined) traceRanges(sink, this.pageTable!.minPageSize, iova, words, from, to);
+    return mapped;
+  }
+
+  /** A map that replaced table pages with a larger leaf flushes the walk caches (map_range's sync). */
+  private syncMapGather(): void {
+    if (this.mapGather.isEmpty()) return;
+    if (this.mapGather.freedTablePages > 0) this.iotlbSync(this.mapGather);
+    else this.mapGather.reset();
   }
 
   /** iommu_unmap: unmap and invalidate what it covered, one IOTLB flush. Returns bytes unmapped. */
@@ -193,10 +241,10 @@ export class IommuDomain {
   /**
    * __iommu_dma_unmap: unmap `[iova, iova + size)` as one batch. Strict: one IOTLB invalidation for
    * the batch, then the IOVA is freed. Lazy: no invalidation now; the IOVA waits in the flush queue.
-   * `allocSize` is the IOVA allocation to free when only its first `size` bytes were mapped (an
-   * unwound dma_iova_destroy). Returns bytes unmapped.
+   * The IOVA is freed with the unmapped `size`, as iommu_dma_free_iova is called (dma_iova_destroy
+   * after a partial link passes only the mapped length). Returns bytes unmapped.
    */
-  dmaUnmap(iova: bigint, size: bigint, allocSize = size): bigint {
+  dmaUnmap(iova: bigint, size: bigint): bigint {
     const gather = new IotlbGather();
     const unmapped = this.unmapFast(iova, size, gather);
     if (unmapped !== size) {
@@ -207,9 +255,9 @@ export class IommuDomain {
     }
     if (this.strict) {
       this.iotlbSync(gather);
-      this.freeIova(iova, allocSize);
+      this.freeIova(iova, size);
     } else {
-      this.queueIova(iova, allocSize);
+      this.queueIova(iova, size);
     }
     return unmapped;
   }

@@ -343,11 +343,15 @@ export class IovaDomain {
       else if (cache.depot.length > 0) cache.loaded = cache.depot.pop()!;
       else return undefined;
     }
-    // iova_magazine_pop: the most recent entry that ends below the limit.
-    for (let i = cache.loaded.length - 1; i >= 0; i--) {
-      const pfn = cache.loaded[i]!;
+    // iova_magazine_pop (iova.c): the most recent entry that ends at or below the limit; the last
+    // entry then moves into its slot (mag->pfns[i] = mag->pfns[--mag->size]), so the magazine's
+    // order changes and a later pop may return a different pfn than an ordered removal would.
+    const mag = cache.loaded;
+    for (let i = mag.length - 1; i >= 0; i--) {
+      const pfn = mag[i]!;
       if (pfn + size - 1 <= limitPfn) {
-        cache.loaded.splice(i, 1);
+        mag[i] = mag[mag.length - 1]!;
+        mag.length--;
         this.cachedPfns.delete(pfn);
         return pfn;
       }

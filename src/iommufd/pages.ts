@@ -5,8 +5,8 @@
  *  - a dma-buf (IOMMU_IOAS_MAP_FILE given a dma-buf fd, iopt_alloc_dmabuf_pages): a dynamic attachment
  *    with peer2peer, pinned (dma_buf_pin), whose single physical range comes through the vfio private
  *    interconnect. No pinned-page accounting. The pages remember every (area, domain) pair that maps
- *    them (the dmabuf tracker); on move_notify — which for vfio means revoke — every such pair is
- *    unmapped (with its IOTLB invalidated) and the pages are marked revoked for good: they are never
+ *    them (the dmabuf tracker); on invalidate_mappings (move_notify before 7.1) — which for vfio
+ *    means revoke — every such pair is unmapped (with its IOTLB invalidated) and the pages are marked revoked for good: they are never
  *    mapped again, even if the exporter later un-revokes (iopt_revoke_notify returns early once
  *    revoked; the user must unmap and map again).
  */
@@ -130,7 +130,7 @@ export class DmabufPages extends IoptPages {
     // iopt_map_dmabuf: dynamic attach with peer2peer, pin, then the private interconnect.
     this.attachment = buf.attach(IOMMUFD_GLOBAL_DEVICE, {
       allowPeer2peer: true,
-      moveNotify: () => this.revokeNotify(),
+      invalidateMappings: () => this.revokeNotify(),
     });
     try {
       buf.pin(this.attachment);

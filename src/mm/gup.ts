@@ -10,10 +10,11 @@
 import { fail, formatHex, PhyrList, PhyrListBuilder, type PhysAddr, U64_MAX } from '../core/index.ts';
 import type { Folio } from '../platform/index.ts';
 import type { MemorySystem } from './memory-system.ts';
-import type { MmStruct } from './mm-struct.ts';
+import type { FaultHow, MmStruct } from './mm-struct.ts';
 import type { PageMapping } from './page-table.ts';
 import {
   describeVmaFlags,
+  isCowMapping,
   VM_IO,
   VM_PFNMAP,
   VM_READ,
@@ -154,9 +155,25 @@ function pageSpan(mm: MmStruct, start: bigint, length: bigint): { from: number; 
 }
 
 /**
+ * How GUP faults a VMA's pages in (mm/gup.c, mm/memory.c):
+ * - a short-term read-only pin of untouched anonymous memory gets the shared zero page, as the read
+ *   fault maps it (do_anonymous_page) and try_grab_folio takes no pin on it;
+ * - a long-term read-only pin in a private (COW) mapping must not keep a page the process would
+ *   later replace on write: gup_must_unshare says unshare for a page that is not exclusively anon
+ *   (a page-cache page of a MAP_PRIVATE file, the zero page), and the FAULT_FLAG_UNSHARE fault puts
+ *   an anonymous copy in its place before the pin.
+ */
+function faultHow(vma: Vma, flags: GupFlags): FaultHow {
+  if (flags.write === true) return {};
+  if (flags.longterm !== true) return { zeroPage: vma.kind === 'anon' };
+  return { unshare: isCowMapping(vma.flags) };
+}
+
+/**
  * Walks [from, to): checks each VMA, faults pages in, pins folio extents in VA order and calls
- * `visit` with each pinned extent (clipped). On any error, unpins everything pinned so far
- * (what __gup_longterm_locked does on failure) and rethrows.
+ * `visit` with each pinned extent (clipped). Returns the page number it reached: `to`, or, when a
+ * later VMA fails after pages were pinned, where it stopped (__get_user_pages returns the pages
+ * done, not the error). An error before any page is pinned is thrown.
  */
 function pinWalk(
   mm: MmStruct,
@@ -164,25 +181,31 @@ function pinWalk(
   to: number,
   flags: GupFlags,
   visit: (m: PageMapping) => void,
-): void {
+): number {
   const allocator = mm.system.allocator;
   const pinnedFolios: Folio[] = [];
   const pinnedRefs: number[] = [];
+  let vpn = from;
   try {
-    let vpn = from;
     while (vpn < to) {
       const vma = mm.findVma(BigInt(vpn) << 12n);
       if (vma === undefined) fail('EFAULT', `no VMA at ${formatHex(BigInt(vpn) << 12n)}: nothing to pin`);
       checkVmaFlags(vma, flags);
       const stop = Math.min(to, vma.endVpn);
-      mm.faultIn(vma, vpn, stop, flags.write ?? false);
+      mm.faultIn(vma, vpn, stop, flags.write ?? false, faultHow(vma, flags));
+      // __gup_longterm_locked → check_and_migrate_movable_folios: ZONE_MOVABLE and CMA folios are
+      // migrated out before a long-term pin holds them (the kernel pins, unpins, migrates, retries).
+      if (flags.longterm === true) mm.migrateUnpinnable(vpn, stop);
       for (const m of mm.pageTable.range(vpn, stop)) {
         const lo = Math.max(m.vpn, vpn);
         const hi = Math.min(m.vpn + m.pages, stop);
         const folio = m.folio!;
-        allocator.pinFolio(folio, hi - lo);
-        pinnedFolios.push(folio);
-        pinnedRefs.push(hi - lo);
+        // try_grab_folio takes no pin on the zero page.
+        if (!mm.system.isZeroPfn(folio.pfn)) {
+          allocator.pinFolio(folio, hi - lo);
+          pinnedFolios.push(folio);
+          pinnedRefs.push(hi - lo);
+        }
         if (lo === m.vpn && hi === m.vpn + m.pages) visit(m);
         else
           visit({
@@ -196,16 +219,28 @@ function pinWalk(
       vpn = stop;
     }
   } catch (error) {
-    for (let i = 0; i < pinnedFolios.length; i++) allocator.unpinFolio(pinnedFolios[i]!, pinnedRefs[i]!);
-    throw error;
+    if (vpn === from) {
+      for (let i = 0; i < pinnedFolios.length; i++) allocator.unpinFolio(pinnedFolios[i]!, pinnedRefs[i]!);
+      throw error;
+    }
+    mm.system.metrics?.add('mm.partial_pins');
   }
   mm.system.metrics?.add('mm.pins');
-  mm.system.metrics?.add('mm.pinned_pages', to - from);
+  mm.system.metrics?.add('mm.pinned_pages', vpn - from);
+  return vpn;
+}
+
+/** The bytes of [start, start+length) that pages [.., reached) cover: the whole range or a prefix. */
+function pinnedLength(start: bigint, length: bigint, reached: number): bigint {
+  const reachedEnd = BigInt(reached) << 12n;
+  return reachedEnd >= start + length ? length : reachedEnd - start;
 }
 
 /**
  * pin_user_pages returning a PhyrList: the bytes [start, start+length) as physical ranges in VA
- * order, one range per physically contiguous run. Length 0 pins nothing.
+ * order, one range per physically contiguous run. Length 0 pins nothing. Like the kernel's it may
+ * pin only a prefix (`pageCount` and `length` say how much) when a later page cannot be pinned;
+ * callers that need it all use pinUserPagesWhole.
  */
 export function pinUserPages(mm: MmStruct, start: bigint, length: bigint, flags: GupFlags = {}): PinnedPhyrs {
   const { from, to } = pageSpan(mm, start, length);
@@ -213,7 +248,7 @@ export function pinUserPages(mm: MmStruct, start: bigint, length: bigint, flags:
   const builder = new PhyrListBuilder({ capacity: 4 });
   const headCut = start & 0xfffn;
   const end = start + length;
-  pinWalk(mm, from, to, flags, (m) => {
+  const reached = pinWalk(mm, from, to, flags, (m) => {
     let phys = BigInt(m.pfn) << 12n;
     let bytes = BigInt(m.pages) << 12n;
     const vaStart = BigInt(m.vpn) << 12n;
@@ -228,7 +263,66 @@ export function pinUserPages(mm: MmStruct, start: bigint, length: bigint, flags:
   const phyrs = builder.build();
   mm.system.metrics?.add('core.physr_ranges', phyrs.count);
   mm.system.metrics?.add('core.physr_metadata_bytes', phyrs.metadataBytes);
-  return new PinnedPhyrs(mm.system, start, length, to - from, flags, phyrs);
+  return new PinnedPhyrs(
+    mm.system,
+    start,
+    pinnedLength(start, length, reached),
+    reached - from,
+    flags,
+    phyrs,
+  );
+}
+
+/**
+ * What ib_umem_get and iommufd's pfn_reader_user_pin do with a short count: pin the rest, which
+ * fails at the page that stopped the first call; then everything is unpinned and that error
+ * returned. So the caller gets the whole range or the error.
+ */
+function pinWhole<P extends PinnedBase>(
+  pin: (start: bigint, length: bigint) => P,
+  unpin: (pinned: P) => void,
+  start: bigint,
+  length: bigint,
+): P {
+  const pinned = pin(start, length);
+  if (pinned.length === length) return pinned;
+  try {
+    unpin(pin(start + pinned.length, length - pinned.length));
+  } finally {
+    unpin(pinned);
+  }
+  // Unreachable: the rest starts at the page that failed and fails again.
+  fail('EFAULT', `pin of ${formatHex(start)} + ${formatHex(length)} stopped short`);
+}
+
+/** pinUserPages for the whole range or an error (see pinWhole). */
+export function pinUserPagesWhole(
+  mm: MmStruct,
+  start: bigint,
+  length: bigint,
+  flags: GupFlags = {},
+): PinnedPhyrs {
+  return pinWhole(
+    (s, l) => pinUserPages(mm, s, l, flags),
+    (p) => unpinUserPages(p),
+    start,
+    length,
+  );
+}
+
+/** pinUserPagesLegacy for the whole range or an error (see pinWhole). */
+export function pinUserPagesLegacyWhole(
+  mm: MmStruct,
+  start: bigint,
+  length: bigint,
+  flags: GupFlags = {},
+): PinnedPageArray {
+  return pinWhole(
+    (s, l) => pinUserPagesLegacy(mm, s, l, flags),
+    (p) => unpinUserPagesLegacy(p),
+    start,
+    length,
+  );
 }
 
 /** The legacy pin_user_pages: one page frame per 4K page. */
@@ -240,13 +334,14 @@ export function pinUserPagesLegacy(
 ): PinnedPageArray {
   const { from, to: end } = pageSpan(mm, start, length);
   const to = length === 0n ? from : end;
-  const pages = new BigUint64Array(to - from);
+  const all = new BigUint64Array(to - from);
   let k = 0;
-  pinWalk(mm, from, to, flags, (m) => {
-    for (let i = 0; i < m.pages; i++) pages[k++] = BigInt(m.pfn + i);
+  const reached = pinWalk(mm, from, to, flags, (m) => {
+    for (let i = 0; i < m.pages; i++) all[k++] = BigInt(m.pfn + i);
   });
+  const pages = reached === to ? all : all.slice(0, reached - from);
   mm.system.metrics?.add('mm.legacy_page_bytes', pages.length * PAGE_POINTER_BYTES);
-  return new PinnedPageArray(mm.system, start, length, flags, pages);
+  return new PinnedPageArray(mm.system, start, pinnedLength(start, length, reached), flags, pages);
 }
 
 /**
@@ -262,6 +357,10 @@ export function unpinUserPages(pinned: PinnedPhyrs, options: { dirty?: boolean }
     let pfn = address >> 12n;
     const endPfn = (address + length + 0xfffn) >> 12n;
     while (pfn < endPfn) {
+      if (system.isZeroPfn(pfn)) {
+        pfn++; // gup_put_folio: the zero page was never pinned
+        continue;
+      }
       const folio = folioOrFail(system, pfn);
       const folioEnd = folio.pfn + (1n << BigInt(folio.order));
       const stop = folioEnd < endPfn ? folioEnd : endPfn;
@@ -280,6 +379,10 @@ export function unpinUserPagesLegacy(pinned: PinnedPageArray, options: { dirty?:
   const dirty = options.dirty ?? false;
   let i = 0;
   while (i < pages.length) {
+    if (system.isZeroPfn(pages[i]!)) {
+      i++;
+      continue;
+    }
     const folio = folioOrFail(system, pages[i]!);
     const head = folio.pfn;
     const tail = head + (1n << BigInt(folio.order));
@@ -300,6 +403,10 @@ export function pinnedFolios(pinned: PinnedPhyrs): { folio: Folio; refs: number 
     let pfn = address >> 12n;
     const endPfn = (address + length + 0xfffn) >> 12n;
     while (pfn < endPfn) {
+      if (pinned.system.isZeroPfn(pfn)) {
+        pfn++;
+        continue;
+      }
       const folio = folioOrFail(pinned.system, pfn);
       const folioEnd = folio.pfn + (1n << BigInt(folio.order));
       const stop = folioEnd < endPfn ? folioEnd : endPfn;

@@ -7,10 +7,12 @@ export {
   pinnedFolios,
   pinUserPages,
   pinUserPagesLegacy,
+  pinUserPagesLegacyWhole,
+  pinUserPagesWhole,
   unpinUserPages,
   unpinUserPagesLegacy,
 } from './gup.ts';
 export * from './memory-system.ts';
-export { MMAP_BASE, type MmapOptions, MmStruct, type UserTranslation } from './mm-struct.ts';
+export { type FaultHow, MMAP_BASE, type MmapOptions, MmStruct, type UserTranslation } from './mm-struct.ts';
 export type { PageMapping } from './page-table.ts';
 export * from './vma.ts';

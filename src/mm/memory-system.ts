@@ -22,6 +22,11 @@ export interface MemorySystemOptions {
   /** Where the bytes live: page copies (COW) go through it when given. */
   readonly bytes?: ByteStore;
   readonly metrics?: Metrics;
+  /**
+   * Page-frame ranges [startPfn, endPfn) that are ZONE_MOVABLE (movablecore=) or CMA: a folio there
+   * is not long-term pinnable (folio_is_longterm_pinnable) and a FOLL_LONGTERM pin migrates it first.
+   */
+  readonly movablePfns?: readonly { readonly startPfn: bigint; readonly endPfn: bigint }[];
 }
 
 /** A hugetlb pool of one size: free huge folios and how many are promised to mappings. */
@@ -48,6 +53,8 @@ export class MemorySystem {
   private readonly pools = new Map<number, HugetlbPool>();
   private readonly dirty = new WeakSet<Folio>();
   private readonly hugeFolios = new WeakSet<Folio>();
+  private zero: Folio | undefined;
+  private readonly movable: readonly { readonly startPfn: bigint; readonly endPfn: bigint }[];
 
   constructor(allocator: FolioAllocator, options: MemorySystemOptions = {}) {
     this.allocator = allocator;
@@ -60,6 +67,31 @@ export class MemorySystem {
     this.anonOrders = [...new Set(orders)].sort((a, b) => b - a);
     this.bytes = options.bytes;
     this.metrics = options.metrics;
+    this.movable = options.movablePfns ?? [];
+  }
+
+  /** folio_is_longterm_pinnable: false for a folio in ZONE_MOVABLE or a CMA range. */
+  isLongtermPinnable(folio: Folio): boolean {
+    const end = folio.pfn + (1n << BigInt(folio.order));
+    return !this.movable.some((r) => folio.pfn < r.endPfn && end > r.startPfn);
+  }
+
+  /**
+   * alloc_migration_target under memalloc_pin_save: a folio of `order` outside ZONE_MOVABLE and CMA
+   * (the allocation loses __GFP_MOVABLE). Folios the allocator offers inside those ranges are held
+   * aside and given back once one outside is found. ENOMEM when there is none.
+   */
+  allocPinnable(order: number): Folio {
+    const aside: Folio[] = [];
+    try {
+      for (;;) {
+        const folio = this.allocator.allocFolio(order);
+        if (this.isLongtermPinnable(folio)) return folio;
+        aside.push(folio);
+      }
+    } finally {
+      for (const folio of aside) this.allocator.freeFolio(folio);
+    }
   }
 
   /**
@@ -188,6 +220,24 @@ export class MemorySystem {
       }
     }
     return dropped;
+  }
+
+  /**
+   * The shared zero page (empty_zero_page), which read faults of anonymous memory map
+   * (do_anonymous_page). The kernel's lives in its image; here it is taken from the allocator on
+   * first use, zero filled, and never freed, pinned or counted by mappings.
+   */
+  zeroFolio(): Folio {
+    if (this.zero === undefined) {
+      this.zero = this.allocator.allocFolio(0);
+      this.bytes?.fill(this.zero.pfn << 12n, 4096, 0);
+    }
+    return this.zero;
+  }
+
+  /** is_zero_pfn. */
+  isZeroPfn(pfn: bigint | number): boolean {
+    return this.zero !== undefined && BigInt(pfn) === this.zero.pfn;
   }
 
   /** One folio of `order`, or undefined when the allocator has no block that large. */

@@ -53,6 +53,14 @@ export interface MmapOptions {
 export const MMAP_BASE = 0x7f00_0000_0000n;
 const PAGE = 4096n;
 
+/** How GUP faults pages in (FOLL_* decisions made in mm/gup.c). */
+export interface FaultHow {
+  /** A read fault of untouched anonymous memory maps the shared zero page (do_anonymous_page). */
+  readonly zeroPage?: boolean;
+  /** FAULT_FLAG_UNSHARE: replace pages the mapping does not own by anonymous copies. */
+  readonly unshare?: boolean;
+}
+
 export interface UserTranslation {
   readonly phys: bigint;
   readonly folio: Folio | undefined;
@@ -247,7 +255,7 @@ export class MmStruct {
    * Makes pages [from, to) of `vma` present (and, for a write to a private file mapping, private
    * copies). The caller has checked permissions. Used by touch() and by GUP.
    */
-  faultIn(vma: Vma, from: number, to: number, write: boolean): void {
+  faultIn(vma: Vma, from: number, to: number, write: boolean, how: FaultHow = {}): void {
     if (vma.kind === 'pfnmap') return;
     const pt = this.pageTable;
     let idx = pt.firstEndingAfter(from);
@@ -262,14 +270,20 @@ export class MmStruct {
       const prev = pt.at(idx - 1);
       const holeStart = Math.max(vma.startVpn, prev === undefined ? 0 : prev.vpn + prev.pages);
       const holeEnd = Math.min(vma.endVpn, m === undefined ? Number.MAX_SAFE_INTEGER : m.vpn);
-      const added = this.fillHole(vma, vpn, Math.min(to, holeEnd), holeStart, holeEnd);
+      const added =
+        how.zeroPage === true && vma.kind === 'anon'
+          ? this.zeroPages(vpn, Math.min(to, holeEnd))
+          : this.fillHole(vma, vpn, Math.min(to, holeEnd), holeStart, holeEnd);
       pt.insertAt(idx, added);
       idx += added.length;
       vpn = Math.min(to, holeEnd);
       const last = added[added.length - 1];
       if (last !== undefined) vpn = Math.max(vpn, last.vpn + last.pages);
     }
-    if (write && vma.kind === 'file' && (vma.flags & VM_SHARED) === 0) this.breakCow(from, to);
+    // A write (or a FAULT_FLAG_UNSHARE fault) in a private mapping replaces every page it does not
+    // own, page-cache pages and the zero page alike, with a private anonymous copy (wp_page_copy).
+    const private_ = (vma.flags & VM_SHARED) === 0 && (vma.kind === 'file' || vma.kind === 'anon');
+    if ((write || how.unshare === true) && private_) this.breakCow(from, to);
     if (write && (vma.flags & VM_SHARED) !== 0) {
       // A write through a shared file mapping dirties the page-cache folio (set_page_dirty).
       for (const mapping of pt.range(from, to)) if (mapping.folio) this.system.markDirty(mapping.folio);
@@ -333,7 +347,18 @@ export class MmStruct {
     return out;
   }
 
-  /** wp_page_copy for each page-cache page of a private mapping in [from, to): a private anon copy. */
+  /** do_anonymous_page for a read fault: the shared zero page at each page of [from, to). */
+  private zeroPages(from: number, to: number): PageMapping[] {
+    const zero = this.system.zeroFolio();
+    const out: PageMapping[] = [];
+    for (let vpn = from; vpn < to; vpn++) {
+      out.push({ vpn, pages: 1, pfn: Number(zero.pfn), folio: zero, folioPage: 0, anon: false });
+    }
+    this.system.metrics?.add('mm.zero_page_faults', to - from);
+    return out;
+  }
+
+  /** wp_page_copy for each page a private mapping does not own in [from, to): a private anon copy. */
   private breakCow(from: number, to: number): void {
     const pt = this.pageTable;
     const shared = [...pt.range(from, to)].filter((m) => !m.anon);
@@ -355,6 +380,42 @@ export class MmStruct {
       pt.insertAt(pt.firstEndingAfter(lo), copies);
       this.system.metrics?.add('mm.cow_copies', copies.length);
     }
+  }
+
+  /**
+   * migrate_pages of the anonymous folios mapped in [from, to) that are not long-term pinnable
+   * (ZONE_MOVABLE, CMA) to folios outside those ranges, as check_and_migrate_movable_folios does
+   * before a FOLL_LONGTERM pin completes: bytes copied, every extent of this mm moved to the new
+   * folio with its reference, the old folio's references dropped. Returns the folios migrated.
+   */
+  migrateUnpinnable(from: number, to: number): number {
+    const pt = this.pageTable;
+    const moved = new Map<Folio, Folio>();
+    for (const m of pt.range(from, to)) {
+      const folio = m.folio;
+      if (folio === undefined || !m.anon || moved.has(folio)) continue;
+      if (this.isHugetlbFolio(folio) || this.system.isLongtermPinnable(folio)) continue;
+      const target = this.system.allocPinnable(folio.order);
+      this.system.bytes?.copy(folio.pfn << 12n, target.pfn << 12n, 4096 << folio.order);
+      moved.set(folio, target);
+    }
+    if (moved.size === 0) return 0;
+    // Every extent of a moved folio, anywhere in this address space, follows it with its reference.
+    const extents = new Map<Folio, number>();
+    for (let i = 0; i < pt.extentCount; i++) {
+      const m = pt.at(i)!;
+      const target = m.folio === undefined ? undefined : moved.get(m.folio);
+      if (target === undefined) continue;
+      pt.replace(m.vpn, m.vpn + m.pages, [{ ...m, folio: target, pfn: Number(target.pfn) + m.folioPage }]);
+      extents.set(m.folio!, (extents.get(m.folio!) ?? 0) + 1);
+    }
+    for (const [old, count] of extents) {
+      // allocFolio gave the target its first reference; each further extent takes one.
+      for (let k = 1; k < count; k++) this.system.allocator.getFolio(moved.get(old)!);
+      for (let k = 0; k < count; k++) this.system.allocator.putFolio(old);
+    }
+    this.system.metrics?.add('mm.longterm_migrations', moved.size);
+    return moved.size;
   }
 
   /** The physical address `va` maps to now (no fault), or undefined. */
@@ -388,26 +449,10 @@ export class MmStruct {
    * range is stored as a description, so a 4 GiB pattern costs a few extents, not 4 GiB.
    */
   writeUserSource(va: bigint, length: bigint, source: ByteSource, sourceOffset: bigint): void {
-    if (length === 0n) return;
-    this.touch(va, length, { write: true });
     const bytes = this.bytesOrFail();
-    const end = va + length;
-    let covered = va;
-    for (const m of this.mappings(va, length)) {
-      const mapStart = BigInt(m.vpn) << 12n;
-      const from = mapStart > va ? mapStart : va;
-      const mapEnd = BigInt(m.vpn + m.pages) << 12n;
-      const to = mapEnd < end ? mapEnd : end;
-      if (from !== covered) fail('EFAULT', `no page at ${formatHex(covered)}`);
-      bytes.writeSource(
-        (BigInt(m.pfn) << 12n) + (from - mapStart),
-        to - from,
-        source,
-        sourceOffset + (from - va),
-      );
-      covered = to;
-    }
-    if (covered !== end) fail('EFAULT', `no page at ${formatHex(covered)}`);
+    this.forEachPhys(va, length, true, (phys, offset, take) => {
+      bytes.writeSource(phys, take, source, sourceOffset + offset);
+    });
   }
 
   /** copy_from_user. */
@@ -430,19 +475,35 @@ export class MmStruct {
     write: boolean,
     fn: (phys: bigint, offset: number, take: number) => void,
   ): void {
-    if (length === 0) return;
-    this.touch(va, BigInt(length), { write });
-    let done = 0;
-    while (done < length) {
-      const at = va + BigInt(done);
-      const t = this.translate(at);
-      if (t === undefined) {
-        fail('EFAULT', `no page at ${formatHex(at)}`);
-      }
-      const take = Math.min(length - done, 4096 - Number(at & 0xfffn));
-      fn(t.phys, done, take);
-      done += take;
+    this.forEachPhys(va, BigInt(length), write, (phys, offset, take) =>
+      fn(phys, Number(offset), Number(take)),
+    );
+  }
+
+  /**
+   * Faults [va, va + length) in, then hands each physically contiguous piece (one page-table extent,
+   * clipped to the range) to `fn` with its offset in the range: one call per extent, not per page.
+   */
+  private forEachPhys(
+    va: bigint,
+    length: bigint,
+    write: boolean,
+    fn: (phys: bigint, offset: bigint, take: bigint) => void,
+  ): void {
+    if (length === 0n) return;
+    this.touch(va, length, { write });
+    const end = va + length;
+    let covered = va;
+    for (const m of this.mappings(va, length)) {
+      const mapStart = BigInt(m.vpn) << 12n;
+      const from = mapStart > va ? mapStart : va;
+      const mapEnd = BigInt(m.vpn + m.pages) << 12n;
+      const to = mapEnd < end ? mapEnd : end;
+      if (from !== covered) break;
+      fn((BigInt(m.pfn) << 12n) + (from - mapStart), from - va, to - from);
+      covered = to;
     }
+    if (covered !== end) fail('EFAULT', `no page at ${formatHex(covered)}`);
   }
 
   private bytesOrFail() {
@@ -453,6 +514,7 @@ export class MmStruct {
 
   /** The mapping's reference on a folio goes (hugetlb folios go back to their pool). */
   private dropMapping(folio: Folio): void {
+    if (this.system.isZeroPfn(folio.pfn)) return; // the zero page is never counted
     if (this.isHugetlbFolio(folio)) this.system.returnHugeFolio(folio);
     else this.system.allocator.putFolio(folio);
   }

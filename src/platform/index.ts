@@ -1,12 +1,17 @@
+export * from './acs-boot.ts';
 export * from './builtin-topologies.ts';
 export * from './byte-store.ts';
 export { type ImportNote, parseCpuInfo, type TopologyImport } from './capture-import.ts';
 export * from './device-labels.ts';
 export * from './folio-allocator.ts';
 export * from './iomem-import.ts';
+export * from './iommu-group-report.ts';
 export * from './iommu-groups.ts';
 export { importLspci, type LspciInput } from './lspci-import.ts';
 export * from './memory-map.ts';
+export * from './nvidia-topo.ts';
+export * from './p2p-matrix.ts';
+export * from './p2p-matrix-format.ts';
 export * from './p2pdma.ts';
 export * from './pci-acs.ts';
 export { type BdfParts, devfnOf, formatBdf, parseBdf, parseBdfParts, slotOf } from './pci-bdf.ts';

@@ -15,6 +15,8 @@ export interface UmemLayout {
   readonly length: bigint;
   /** The mapped DMA segments, page-granular (the first starts at the page holding `address`). */
   readonly dma: DmaRangeList;
+  /** An on-demand-paging umem's page_shift (umem->is_odp): its pages are mapped on fault. */
+  readonly odpPageShift?: number;
 }
 
 const u64 = (v: bigint): bigint => BigInt.asUintN(64, v);
@@ -43,10 +45,15 @@ function roundDownPowerOfTwo(v: bigint): bigint {
  * and the DMA address differ, at every VA where physical contiguity breaks (that VA starts a
  * new page), and in the span of the IOVA range itself (no page larger than the range needs).
  * Entries physically contiguous with the previous one add nothing (the 2025 rule that skips them).
- * Returns 0 when no size in the bitmap fits.
+ * Returns 0 when no size in the bitmap fits. An ODP umem gets 2^page_shift if the bitmap has it.
  */
 export function ibUmemFindBestPgsz(umem: UmemLayout, pgszBitmap: bigint, virt: bigint): bigint {
   if (pgszBitmap < 0n || pgszBitmap > U64_MAX) fail('EINVAL', 'page size bitmap must be a u64');
+  // An ODP umem is self-consistent: its own 2^page_shift when the device takes that size, else 0.
+  if (umem.odpPageShift !== undefined) {
+    const pageSize = 1n << BigInt(umem.odpPageShift);
+    return (pgszBitmap & pageSize) === 0n ? 0n : pageSize;
+  }
   let va = u64(virt);
   // An IOVA range that wraps past 2^64 fits no page size (check_add_overflow on the last VA).
   const lastVa = u64(umem.length - 1n) + va;

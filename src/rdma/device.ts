@@ -43,6 +43,9 @@ export const IB_ACCESS_LOCAL_WRITE = 1;
 export const IB_ACCESS_REMOTE_WRITE = 2;
 export const IB_ACCESS_REMOTE_READ = 4;
 export const IB_ACCESS_REMOTE_ATOMIC = 8;
+/** IB_ACCESS_ON_DEMAND and IB_ACCESS_HUGETLB (include/rdma/ib_verbs.h, IB_UVERBS_ACCESS_*). */
+export const IB_ACCESS_ON_DEMAND = 1 << 6;
+export const IB_ACCESS_HUGETLB = 1 << 7;
 
 /** ib_access_writable: the pages must be pinned for write. */
 export function ibAccessWritable(access: number): boolean {

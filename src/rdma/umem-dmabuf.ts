@@ -1,10 +1,11 @@
 /**
  * umem over a dma-buf (drivers/infiniband/core/umem_dmabuf.c): the RDMA device attaches as a
  * dynamic importer; the buffer's pages are mapped on demand (ib_umem_dmabuf_map_pages) and the
- * mapping dropped when the exporter moves or revokes the buffer (move_notify → the driver zaps its
- * MR page table and unmaps). The pinned variant (ib_umem_dmabuf_get_pinned) pins the buffer so it
- * never moves, and maps once. The umem covers [offset, offset+length) of the buffer; the mapped
- * segments are trimmed to the pages holding it, as ib_umem_dmabuf_map_pages trims the first and
+ * mapping dropped when the exporter moves or revokes the buffer (invalidate_mappings, move_notify
+ * before 7.1 → the driver zaps its MR page table and unmaps). The pinned variant
+ * (ib_umem_dmabuf_get_pinned) pins the buffer so it never moves, and maps once; it has no
+ * invalidate_mappings, so an exporter that may revoke (vfio-pci) refuses it (EOPNOTSUPP). The umem
+ * covers [offset, offset+length) of the buffer; the mapped segments are trimmed to the pages holding it, as ib_umem_dmabuf_map_pages trims the first and
  * last scatterlist entries.
  */
 import { type DmaRangeList, fail, formatHex, type PhyrList } from '../core/index.ts';
@@ -58,10 +59,11 @@ export class DmabufUmem implements Umem {
     pinned: boolean,
   ) {
     this.pinnedMode = pinned;
-    const importer = {
-      allowPeer2peer: true,
-      moveNotify: () => this.invalidate(),
-    };
+    // The pinned importer has no invalidate_mappings since 7.1 (ib_umem_dmabuf_attach_pinned_ops):
+    // it cannot be revoked, so dma_buf_attach_revocable is false and vfio-pci refuses it.
+    const importer = pinned
+      ? { allowPeer2peer: true }
+      : { allowPeer2peer: true, invalidateMappings: () => this.invalidate() };
     this.attachment = dmabuf.attach(rdmaDmaBufDevice(device), importer);
   }
 
@@ -106,10 +108,8 @@ export class DmabufUmem implements Umem {
     return (this.ranges?.metadataBytes ?? 0) + (this.mapping?.phys.metadataBytes ?? 0);
   }
 
-  /** move_notify from the exporter: the MR stops using the pages, then they are unmapped. */
+  /** invalidate_mappings from the exporter: the MR stops using the pages, then they are unmapped. */
   invalidate(): void {
-    // A pinned umem's buffer cannot move (ib_umem_dmabuf_unsupported_move_notify): only a revoke
-    // reaches it, and then it must let go exactly as a dynamic one does.
     this.onInvalidate?.();
     this.unmapPages();
   }

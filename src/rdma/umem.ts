@@ -9,21 +9,22 @@ import {
   fail,
   formatHex,
   SCATTERLIST_MAX_SEGMENT,
+  SgAppendTable,
   type SgTable,
-  sgAllocTableFromPagesSegment,
 } from '../core/index.ts';
 import {
   type MmStruct,
+  PAGE_POINTER_BYTES,
   type PinnedPageArray,
   type PinnedPhyrs,
-  pinUserPages,
-  pinUserPagesLegacy,
+  pinUserPagesLegacyWhole,
+  pinUserPagesWhole,
   unpinUserPages,
   unpinUserPagesLegacy,
 } from '../mm/index.ts';
-import { ibAccessWritable, type RdmaDevice } from './device.ts';
+import { IB_ACCESS_HUGETLB, IB_ACCESS_ON_DEMAND, ibAccessWritable, type RdmaDevice } from './device.ts';
 
-export type UmemKind = 'user' | 'user-legacy' | 'dmabuf';
+export type UmemKind = 'user' | 'user-legacy' | 'dmabuf' | 'odp';
 
 /** What every umem offers the MR code. */
 export interface Umem {
@@ -53,6 +54,9 @@ function userPageSpan(address: bigint, size: bigint): { first: bigint; length: b
   const first = address & -0x1000n;
   return { first, length: pageEnd - first };
 }
+
+/** ib_umem_get's page_list: one page (PAGE_SIZE) of struct page pointers. */
+export const UMEM_PAGE_LIST_BYTES = 4096;
 
 /** The physr umem. */
 export class PhyrUmem implements Umem {
@@ -113,13 +117,23 @@ export class LegacyUmem implements Umem {
 
   /**
    * The sg table the umem keeps. The page array is a transient one-page buffer in ib_umem_get
-   * (PAGE_SIZE / sizeof(struct page *) pages at a time), so it is reported apart: pageArrayBytes.
+   * (PAGE_SIZE / sizeof(struct page *) pages at a time), so it is reported apart: scratchPeakBytes.
    */
   get metadataBytes(): number {
     return this.table.metadataBytes;
   }
 
-  /** What the page array would take if held whole (what pin_user_pages' callers commonly do). */
+  /**
+   * The most page-pointer scratch ib_umem_get holds at once: it takes one page with
+   * __get_free_page and pins PAGE_SIZE / sizeof(struct page *) pages per round, appending each
+   * batch to the sg table (drivers/infiniband/core/umem.c). The model pins in one call, but the
+   * kernel never holds more than this page (less when the umem has fewer pages).
+   */
+  get scratchPeakBytes(): number {
+    return Math.min(this.pinned.metadataBytes, UMEM_PAGE_LIST_BYTES);
+  }
+
+  /** What the page array would take if held whole (the model's pin; not what ib_umem_get holds). */
   get pageArrayBytes(): number {
     return this.pinned.metadataBytes;
   }
@@ -146,7 +160,7 @@ export function ibUmemGet(
 ): PhyrUmem {
   const { first, length } = userPageSpan(address, size);
   const writable = ibAccessWritable(access);
-  const pinned = pinUserPages(mm, first, length, { write: writable, longterm: true });
+  const pinned = pinUserPagesWhole(mm, first, length, { write: writable, longterm: true });
   let mapping: ReturnType<RdmaDevice['dma']['mapPhyrs']>;
   try {
     mapping = device.dma.mapPhyrs(pinned.phyrs.split({ maxSegmentSize: device.dma.maxSegmentSize }), {
@@ -160,8 +174,30 @@ export function ibUmemGet(
 }
 
 /**
+ * ib_umem_get's table building: one page of pointers (512 pages) per round, each round appended
+ * with sg_alloc_append_table_from_pages and told how many pages are still to come. That hint makes
+ * the first round allocate a full SG_MAX_SINGLE_ALLOC chunk even when the pages merge into one
+ * entry (drivers/infiniband/core/umem.c, lib/scatterlist.c get_next_sg).
+ */
+function appendInBatches(pages: BigUint64Array, maxSegment: number): SgTable {
+  const append = new SgAppendTable();
+  const perRound = UMEM_PAGE_LIST_BYTES / PAGE_POINTER_BYTES;
+  for (let at = 0; at < pages.length; at += perRound) {
+    const n = Math.min(perRound, pages.length - at);
+    append.appendFromPages(
+      pages.subarray(at, at + n),
+      0,
+      BigInt(n) << 12n,
+      maxSegment,
+      pages.length - at - n,
+    );
+  }
+  return append.sgt;
+}
+
+/**
  * ib_umem_get as the kernel does it today: page array, sg_alloc_append_table_from_pages with the
- * device's max segment size, dma_map_sgtable.
+ * device's max segment size (in page-of-pointers rounds), dma_map_sgtable.
  */
 export function ibUmemGetLegacy(
   device: RdmaDevice,
@@ -172,17 +208,59 @@ export function ibUmemGetLegacy(
 ): LegacyUmem {
   const { first, length } = userPageSpan(address, size);
   const writable = ibAccessWritable(access);
-  const pinned = pinUserPagesLegacy(mm, first, length, { write: writable, longterm: true });
+  const pinned = pinUserPagesLegacyWhole(mm, first, length, { write: writable, longterm: true });
   try {
     const maxSeg =
       device.dma.maxSegmentSize > BigInt(SCATTERLIST_MAX_SEGMENT)
         ? SCATTERLIST_MAX_SEGMENT
         : Number(device.dma.maxSegmentSize);
-    const table = sgAllocTableFromPagesSegment(pinned.pages, 0, length, maxSeg);
+    const table = appendInBatches(pinned.pages, maxSeg);
     const { unmap } = device.dma.mapSgTable(table);
     return new LegacyUmem(device, address, size, writable, pinned, table, unmap, table.toDmaRangeList());
   } catch (error) {
     unpinUserPagesLegacy(pinned);
     throw error;
   }
+}
+
+/** HPAGE_SHIFT on x86-64: the 2 MiB huge page. */
+const HPAGE_SHIFT = 21;
+
+/**
+ * An on-demand-paging umem (drivers/infiniband/core/umem_odp.c): nothing is pinned or mapped at
+ * registration; pages are faulted and DMA mapped one `2^pageShift` page at a time later (the HMM
+ * path), so there are no DMA segments to report here.
+ */
+export class OdpUmem implements Umem {
+  readonly kind = 'odp' as const;
+  private released = false;
+
+  constructor(
+    readonly device: RdmaDevice,
+    readonly address: bigint,
+    readonly length: bigint,
+    readonly writable: boolean,
+    /** umem_odp->page_shift: PAGE_SHIFT, or HPAGE_SHIFT with IB_ACCESS_HUGETLB. */
+    readonly pageShift: number,
+  ) {}
+
+  mappedRanges(): DmaRangeList {
+    fail('EINVAL', 'an ODP umem maps its pages on fault, not at registration');
+  }
+
+  get metadataBytes(): number {
+    return 0;
+  }
+
+  release(): void {
+    if (this.released) fail('EINVAL', 'umem released twice');
+    this.released = true;
+  }
+}
+
+/** ib_umem_odp_get: EINVAL without IB_ACCESS_ON_DEMAND; page_shift from IB_ACCESS_HUGETLB. */
+export function ibUmemOdpGet(device: RdmaDevice, address: bigint, size: bigint, access: number): OdpUmem {
+  if ((access & IB_ACCESS_ON_DEMAND) === 0) fail('EINVAL', 'ib_umem_odp_get needs IB_ACCESS_ON_DEMAND');
+  const pageShift = (access & IB_ACCESS_HUGETLB) !== 0 ? HPAGE_SHIFT : 12;
+  return new OdpUmem(device, address, size, ibAccessWritable(access), pageShift);
 }

@@ -37,7 +37,7 @@ export {
   unregisterPlatform,
   unregisterStep,
 } from './registry.ts';
-export { comparisonChart, escapeHtml, renderRunHtml } from './render-html.ts';
+export { renderRunHtml, runJson } from './render-html.ts';
 export { renderJson, renderRunJson } from './render-json.ts';
 export {
   ratioText,

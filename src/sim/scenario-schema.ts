@@ -352,8 +352,18 @@ export const platformSchema = z
       z.string().meta({ description: 'A built-in platform (physr list shows them).' }),
       z.strictObject({ file: z.string().meta({ description: 'A platform description file.' }) }),
       z.strictObject({ sysfs: z.string().meta({ description: 'A captured sysfs tree (directory).' }) }),
+      z.strictObject({
+        builtin: z.string().meta({ description: 'A built-in platform (physr list shows them).' }),
+        cmdline: z.string().optional().meta({
+          description:
+            'The kernel command line it boots with, e.g. "pci=disable_acs_redir=0000:02:00.0;0000:02:01.0" to let a switch route P2P (Linux turns ACS redirect on wherever an IOMMU is in use).',
+        }),
+      }),
     ],
-    { error: 'expected a built-in platform name, { file: PATH } or { sysfs: DIR }' },
+    {
+      error:
+        'expected a built-in platform name, { builtin: NAME, cmdline: PARAMS }, { file: PATH } or { sysfs: DIR }',
+    },
   )
   .meta({ description: 'The machine the scenario runs on.' });
 export type PlatformSpec = z.output<typeof platformSchema>;

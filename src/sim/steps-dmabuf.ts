@@ -4,7 +4,7 @@
  * (ib_reg_user_mr over user memory, physr or legacy sg), `revoke` and `reset` (vfio-pci revokes
  * its exports; importers are told and unmap, later accesses fault).
  */
-import { DmaRangeList, fail, formatHex, formatSize } from '../core/index.ts';
+import { COUNTER, DmaRangeList, fail, formatHex, formatSize } from '../core/index.ts';
 import type { DmaDevice } from '../dma/index.ts';
 import {
   IB_ACCESS_LOCAL_WRITE,
@@ -116,13 +116,14 @@ export function registerDmabufSteps(): void {
     const buffer = context.objects.get(body.buffer, 'buffer', isBuffer);
     const device = world.dmaDevice(body.device);
     const ctx = rdmaContext(world, device);
-    const before = context.metrics.get('mm.legacy_page_bytes');
-    const umem =
-      body.via === 'physr'
-        ? ibUmemGet(ctx.device, buffer.mm, buffer.va, buffer.length, ACCESS)
-        : ibUmemGetLegacy(ctx.device, buffer.mm, buffer.va, buffer.length, ACCESS);
-    // The legacy page array is the sg design's metadata too (8 bytes a page).
-    context.metrics.add('core.sg_metadata_bytes', context.metrics.get('mm.legacy_page_bytes') - before);
+    let umem: ReturnType<typeof ibUmemGet> | ReturnType<typeof ibUmemGetLegacy>;
+    if (body.via === 'physr') {
+      umem = ibUmemGet(ctx.device, buffer.mm, buffer.va, buffer.length, ACCESS);
+    } else {
+      umem = ibUmemGetLegacy(ctx.device, buffer.mm, buffer.va, buffer.length, ACCESS);
+      // ib_umem_get's page list: one page of pointers at a time, held only while it builds the table.
+      context.metrics.add(COUNTER.sgScratchBytes, umem.scratchPeakBytes);
+    }
     const sim = new SimMr(
       ctx,
       ctx.registerMr(umem, ACCESS, body.iova === undefined ? {} : { iova: body.iova }),
@@ -135,7 +136,10 @@ export function registerDmabufSteps(): void {
   registerStep('revoke', (body, context) => {
     const dmabuf = context.objects.get(body.dmabuf, 'dmabuf', isDmabuf);
     const report = dmabuf.buf.revoke();
-    return { notes: [`${body.dmabuf} revoked: ${report.notified.length} importers notified`] };
+    // 7.1 unmaps nothing itself: mappings an importer kept are what the kernel WARNs about.
+    const left = report.unmapTimedOut.length;
+    const warn = left === 0 ? '' : `; ${plural(left, 'mapping')} left in place (unmap wait timed out)`;
+    return { notes: [`${body.dmabuf} revoked: ${report.notified.length} importers notified${warn}`] };
   });
 
   registerStep('reset', (body, context) => {
@@ -144,9 +148,11 @@ export function registerDmabufSteps(): void {
     if (vfio === undefined) fail('ENODEV', `${body.device} is not bound to vfio-pci (export from it first)`);
     const report = vfio.reset();
     const notified = report.revoked.reduce((n, r) => n + r.report.notified.length, 0);
+    const left = report.revoked.reduce((n, r) => n + r.report.unmapTimedOut.length, 0);
+    const warn = left === 0 ? '' : `, ${plural(left, 'mapping')} left in place (unmap wait timed out)`;
     return {
       notes: [
-        `${body.device} reset (${report.cause}): ${plural(report.revoked.length, 'dma-buf')} revoked, ${plural(notified, 'importer')} notified, ${report.restored.length} restored`,
+        `${body.device} reset (${report.cause}): ${plural(report.revoked.length, 'dma-buf')} revoked, ${plural(notified, 'importer')} notified${warn}, ${report.restored.length} restored`,
       ],
     };
   });

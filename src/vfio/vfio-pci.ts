@@ -11,15 +11,22 @@
  *    overflow (EOVERFLOW)
  *    and must stay inside the BAR (EINVAL, vfio_pci_core_fill_phys_vec).
  *  - a new export starts revoked when memory decoding is off (`revoked = !memory enabled`).
- *  - importers must allow peer2peer (attach: EOPNOTSUPP); revoked buffers refuse attach and map
- *    (ENODEV).
+ *  - attach (vfio_pci_dma_buf_attach): the importer must allow peer2peer (EOPNOTSUPP), the buffer
+ *    must not be revoked (ENODEV), and since 7.1 the importer must be revocable
+ *    (dma_buf_attach_revocable: it has invalidate_mappings; EOPNOTSUPP otherwise). The exporter has
+ *    no pin op since 7.1, so dma_buf_pin of a revocable importer (iommufd) succeeds, while a pinned
+ *    importer without invalidate_mappings (ib_umem_dmabuf_get_pinned) is refused at attach.
  *  - clearing PCI_COMMAND_MEMORY through a config write, entering D3hot, and a function reset revoke
- *    every export (vfio_pci_dma_buf_move(vdev, true)); after the write / power change / reset, if
- *    memory decoding is enabled, they are un-revoked again (vfio_pci_dma_buf_move(vdev, false)) and
- *    importers, told through move_notify both times, may map again. The reset keeps the user's
- *    command register (the config state is saved and restored around the FLR).
+ *    every export (vfio_pci_dma_buf_move(vdev, true): invalidate_mappings, wait for the fences,
+ *    wait for the importers' unmaps); after the write / power change / reset, if memory decoding is
+ *    enabled, they are un-revoked again (vfio_pci_dma_buf_move(vdev, false)) and importers, told
+ *    both times, may map again. A reset first brings the function to D0
+ *    (vfio_pci_core_ioctl_reset: vfio_pci_set_power_state(vdev, PCI_D0)), so exports come back even
+ *    after a reset from D3hot; it keeps the user's command register (saved and restored around the
+ *    FLR).
  *  - closing the device (vfio_pci_core_close_device → vfio_pci_dma_buf_cleanup) revokes every export
- *    for good: the export forgets the device and is never un-revoked.
+ *    for good, telling the importers again even when the export was already revoked: the export
+ *    forgets the device and is never un-revoked.
  *  - iommufd's private interconnect (vfio_pci_dma_buf_iommufd_map) hands out the physical range only
  *    for single-range exports (EOPNOTSUPP otherwise).
  *  - BAR mmap gives a PFN-mapped VMA (VM_IO | VM_PFNMAP): pin_user_pages refuses it, which is why the
@@ -42,6 +49,7 @@ import {
   type DmaBuf,
   type DmaBufAttachment,
   type DmaBufExporterOps,
+  dmaBufAttachRevocable,
   dmaBufExport,
   type RevokeReport,
 } from '../dmabuf/index.ts';
@@ -239,6 +247,13 @@ export class VfioPciDevice {
       attach: (att: DmaBufAttachment) => {
         if (!att.peer2peer)
           fail('EOPNOTSUPP', `${att.device.name} must allow peer2peer to import ${this.bdf} BAR memory`);
+        if (att.dmabuf.revoked) fail('ENODEV', `${att.dmabuf.describe()} is revoked: no new attachments`);
+        if (!dmaBufAttachRevocable(att)) {
+          fail(
+            'EOPNOTSUPP',
+            `${att.device.name} has no invalidate_mappings: a ${this.bdf} BAR export may be revoked at any time, so only revocable importers attach (dma_buf_attach_revocable)`,
+          );
+        }
       },
       map: () => phys,
       privatePhys: () => {
@@ -296,9 +311,13 @@ export class VfioPciDevice {
     return { cause: `power state ${state}`, revoked, restored };
   }
 
-  /** VFIO_DEVICE_RESET / FLR (vfio_pci_try_reset_function): revoke, reset, restore if memory is on. */
+  /**
+   * VFIO_DEVICE_RESET (vfio_pci_core_ioctl_reset): to D0 first (vfio_pci_set_power_state), revoke,
+   * reset the function, restore if memory is on.
+   */
   reset(): VfioMoveReport {
     this.requireOpen();
+    this.power = 'D0';
     const revoked = this.revokeAll();
     this.resets++;
     this.metrics.add('vfio.resets');
@@ -306,10 +325,13 @@ export class VfioPciDevice {
     return { cause: 'function reset', revoked, restored };
   }
 
-  /** vfio_pci_core_close_device → vfio_pci_dma_buf_cleanup: revoke every export for good. */
+  /**
+   * vfio_pci_core_close_device → vfio_pci_dma_buf_cleanup: revoke every export for good, running
+   * invalidate_mappings and the waits again on exports already revoked.
+   */
   close(): VfioMoveReport {
     this.requireOpen();
-    const revoked = this.revokeAll();
+    const revoked = this.revokeAll(true);
     for (const e of this.exports) e.attached = false;
     this.exports.length = 0;
     this.opened = false;
@@ -350,13 +372,13 @@ export class VfioPciDevice {
 
   // --- internals --------------------------------------------------------------------------------
 
-  /** vfio_pci_dma_buf_move(vdev, true) plus vfio_pci_zap_bars. */
-  private revokeAll(): { buf: string; report: RevokeReport }[] {
+  /** vfio_pci_dma_buf_move(vdev, true) plus vfio_pci_zap_bars; `cleanup`: vfio_pci_dma_buf_cleanup. */
+  private revokeAll(cleanup = false): { buf: string; report: RevokeReport }[] {
     this.zapped = true;
     const out: { buf: string; report: RevokeReport }[] = [];
     for (const e of this.live()) {
-      if (e.buf.revoked) continue;
-      out.push({ buf: e.buf.describe(), report: e.buf.revoke() });
+      if (e.buf.revoked && !cleanup) continue;
+      out.push({ buf: e.buf.describe(), report: e.buf.revoke({ again: cleanup }) });
     }
     this.metrics.add('vfio.revokes', out.length);
     return out;

@@ -13,6 +13,9 @@ import {
 } from '../../src/dma/index.ts';
 import { cpuBytes, deviceBytes, dmaToPhys, fillPattern, sameBytes } from './helpers.ts';
 
+/** Booted so the PCIe switch routes GPU<->NIC peer traffic (Linux sets ACS redirect with an IOMMU). */
+const SWITCH_P2P = 'pci=disable_acs_redir=0000:02:00.0;0000:02:01.0';
+
 const GiB = 1n << 30n;
 const NIC = '0000:04:00.0';
 const NVME = '0000:06:00.0';
@@ -63,7 +66,7 @@ describe('direct path (no IOMMU)', () => {
     expect(dma + 0x1800n - 1n <= 0xffff_ffffn).toBe(true);
     expect(m.swiotlb!.contains(dma)).toBe(true);
     // The device sees the original bytes in the bounce buffer.
-    expect(deviceBytes(dev, map.dma)).toEqual(cpuBytes(dev, list));
+    expect(sameBytes(deviceBytes(dev, map.dma), cpuBytes(dev, list))).toBe(true);
     expect(m.metrics.get(COUNTER.bounceBytes)).toBe(0x1800);
     dev.unmap(map);
     expect(m.swiotlb!.usedSlots).toBe(0);
@@ -108,7 +111,7 @@ describe('IOMMU path: one IOVA with the two-step API', () => {
     expect(map.dma.addressAt(0) & 0xfffn).toBe(0xe00n);
     expect(m.metrics.get(COUNTER.iovaAllocations)).toBe(1);
     expect(m.metrics.get('dma.iova_syncs')).toBe(1);
-    expect(deviceBytes(dev, map.dma)).toEqual(cpuBytes(dev, list));
+    expect(sameBytes(deviceBytes(dev, map.dma), cpuBytes(dev, list))).toBe(true);
     const flushes = m.metrics.get(COUNTER.iotlbFlushes);
     dev.unmap(map);
     // Strict: one invalidation for the whole list.
@@ -138,7 +141,7 @@ describe('IOMMU path: one IOVA with the two-step API', () => {
     expect(map.fallbackReason).toMatch(/does not start on a 4K granule/);
     expect(map.segments.map((s) => s.kind)).toEqual(['iommu']);
     expect(m.metrics.get(COUNTER.iovaAllocations)).toBe(2);
-    expect(deviceBytes(dev, map.dma)).toEqual(cpuBytes(dev, list));
+    expect(sameBytes(deviceBytes(dev, map.dma), cpuBytes(dev, list))).toBe(true);
     dev.unmap(map);
   });
 
@@ -155,6 +158,81 @@ describe('IOMMU path: one IOVA with the two-step API', () => {
     dmaIovaDestroy(dev, state, 0x2000n, 'TO_DEVICE');
     const direct = builtinMachine('two-socket-server', { iommu: false }).device(NVME);
     expect(dmaIovaTryAlloc(direct, 0n, 0x1000n)).toBeUndefined();
+  });
+
+  it('dma_iova_destroy after a partial link frees only the mapped length (dma-iommu.c __iommu_dma_iova_unlink)', () => {
+    const m = builtinMachine('two-socket-server');
+    const dev = m.device(NVME);
+    const iovad = dev.domain!.iovad!;
+    // 64 KiB: 16 pages, an order-4 allocation; only the first 8 KiB get linked.
+    const state = dmaIovaTryAlloc(dev, 5n * GiB, 0x10000n)!;
+    dmaIovaLink(dev, state, 5n * GiB, 0n, 0x2000n, 'TO_DEVICE');
+    const before = iovad.cachedCounts();
+    dmaIovaDestroy(dev, state, 0x2000n, 'TO_DEVICE');
+    // iommu_dma_free_iova gets the 8 KiB that were unmapped: free_iova_fast caches the allocation
+    // under order 1 (2 pages), not order 4 (16 pages).
+    const after = iovad.cachedCounts();
+    expect(after[1]! - before[1]!).toBe(1);
+    expect(after[4]! - before[4]!).toBe(0);
+    // The whole 16-page range stays allocated in the tree while it sits in the order-1 cache.
+    const pfn = Number(state.allocStart >> 12n);
+    expect(iovad.findIova(pfn)).toEqual({ pfnLo: pfn, pfnHi: pfn + 15, reserved: false });
+  });
+
+  describe('dma_iova_link checks, in the order of dma-iommu.c (7.1)', () => {
+    it('a link whose IOVA starts mid-granule is refused by iommu_map (EINVAL), not by a check of its own', () => {
+      const m = builtinMachine('two-socket-server');
+      const dev = m.device(NVME);
+      const state = dmaIovaTryAlloc(dev, 5n * GiB, 0x3000n)!;
+      dmaIovaLink(dev, state, 5n * GiB, 0n, 0x800n, 'TO_DEVICE');
+      // phys is aligned, so iova_start_pad is 0 and the WARN does not fire; IOVA addr + 0x800 is not
+      // on a 4K page, which __iommu_map refuses with EINVAL.
+      expectErrno(() => dmaIovaLink(dev, state, 6n * GiB, 0x800n, 0x1000n, 'TO_DEVICE'), 'EINVAL');
+      // A mid-granule phys at a non-zero offset is the WARN_ON_ONCE: EIO.
+      expectErrno(() => dmaIovaLink(dev, state, 6n * GiB + 0x800n, 0x800n, 0x800n, 'TO_DEVICE'), 'EIO');
+      dmaIovaDestroy(dev, state, 0x800n, 'TO_DEVICE');
+    });
+
+    it('no bounds check against the state size: the kernel maps what it is told', () => {
+      const m = builtinMachine('two-socket-server');
+      const dev = m.device(NVME);
+      const state = dmaIovaTryAlloc(dev, 5n * GiB, 0x1800n)!; // a 0x2000 allocation
+      dmaIovaLink(dev, state, 5n * GiB, 0n, 0x1000n, 'TO_DEVICE');
+      dmaIovaLink(dev, state, 6n * GiB, 0x1000n, 0x1000n, 'TO_DEVICE'); // ends 0x800 past 0x1800
+      expect(dmaToPhys(dev, state.addr + 0x1fffn)).toBe(6n * GiB + 0xfffn);
+      dmaIovaDestroy(dev, state, 0x2000n, 'TO_DEVICE');
+    });
+
+    it('DMA_ATTR_REQUIRE_COHERENT: EOPNOTSUPP on a non-coherent device or after a bounce, EPERM instead of a bounce', () => {
+      const m = builtinMachine('two-socket-server');
+      const nonCoherent = m.device(NIC, { coherent: false });
+      const s1 = dmaIovaTryAlloc(nonCoherent, 5n * GiB, 0x1000n)!;
+      expectErrno(
+        () => dmaIovaLink(nonCoherent, s1, 5n * GiB, 0n, 0x1000n, 'TO_DEVICE', { requireCoherent: true }),
+        'EOPNOTSUPP',
+      );
+      dmaIovaDestroy(nonCoherent, s1, 0n, 'TO_DEVICE');
+      const untrusted = m.device(NVME, { untrusted: true, minAlignMask: NVME_MIN_ALIGN });
+      const s2 = dmaIovaTryAlloc(untrusted, 5n * GiB + 0x100n, 0x3000n)!;
+      // An unaligned head would be bounced: with REQUIRE_COHERENT (or MMIO) it is EPERM instead.
+      expectErrno(
+        () =>
+          dmaIovaLink(untrusted, s2, 5n * GiB + 0x100n, 0n, 0x1f00n, 'TO_DEVICE', { requireCoherent: true }),
+        'EPERM',
+      );
+      expectErrno(
+        () => dmaIovaLink(untrusted, s2, 5n * GiB + 0x100n, 0n, 0x1f00n, 'TO_DEVICE', { mmio: true }),
+        'EPERM',
+      );
+      // Without the attr the head is bounced; a later REQUIRE_COHERENT link is then EOPNOTSUPP.
+      dmaIovaLink(untrusted, s2, 5n * GiB + 0x100n, 0n, 0x1f00n, 'TO_DEVICE');
+      expect(s2.usedSwiotlb).toBe(true);
+      expectErrno(
+        () => dmaIovaLink(untrusted, s2, 6n * GiB, 0x1f00n, 0x1000n, 'TO_DEVICE', { requireCoherent: true }),
+        'EOPNOTSUPP',
+      );
+      dmaIovaDestroy(untrusted, s2, 0x1f00n, 'TO_DEVICE');
+    });
   });
 
   it('identity (passthrough) domain maps like dma-direct', () => {
@@ -194,7 +272,7 @@ describe('IOMMU path: one IOVA with the two-step API', () => {
     // The middle page is the original; the head is a bounce page with zeroed padding.
     expect(dmaToPhys(dev, map.dma.addressAt(0) + 0x400n)).toBe(5n * GiB + 0x1000n);
     expect(m.swiotlb!.contains(dmaToPhys(dev, map.dma.addressAt(0)))).toBe(true);
-    expect(deviceBytes(dev, map.dma)).toEqual(cpuBytes(dev, list));
+    expect(sameBytes(deviceBytes(dev, map.dma), cpuBytes(dev, list))).toBe(true);
     const padding = m.platform.bytes.read(dmaToPhys(dev, map.dma.addressAt(0)) - 0xc00n, 0xc00);
     expect(padding.every((b) => b === 0)).toBe(true);
     dev.unmap(map);
@@ -204,7 +282,7 @@ describe('IOMMU path: one IOVA with the two-step API', () => {
 
 describe('P2P', () => {
   it('bus address under a switch: no IOMMU mapping', () => {
-    const m = builtinMachine('two-socket-server');
+    const m = builtinMachine('two-socket-server', { platform: { cmdline: SWITCH_P2P } });
     const nic = m.device(NIC);
     const pte = m.metrics.get(COUNTER.pteWrites);
     const map = nic.map(PhyrList.fromRanges([[GPU_BAR1, 0x1_0000n]]), 'FROM_DEVICE');
@@ -225,7 +303,7 @@ describe('P2P', () => {
   });
 
   it('through the host bridge: mapped via the IOMMU like MMIO, never bounced', () => {
-    const m = builtinMachine('two-socket-server-acs');
+    const m = builtinMachine('two-socket-server');
     const nic = m.device(NIC);
     const map = nic.map(PhyrList.fromRanges([[GPU_BAR1 + 0x10n, 0x100n]]), 'BIDIRECTIONAL');
     expect(map.segments[0]!.kind).toBe('through-host-bridge');
@@ -245,7 +323,7 @@ describe('P2P', () => {
     const bounce = dmaToPhys(dev, map.dma.addressAt(0));
     expect(m.swiotlb!.contains(bounce)).toBe(true);
     expect(bounce & 0x1fffn).toBe(phys & 0x1fffn);
-    expect(deviceBytes(dev, map.dma)).toEqual(cpuBytes(dev, list));
+    expect(sameBytes(deviceBytes(dev, map.dma), cpuBytes(dev, list))).toBe(true);
     dev.unmap(map);
     expect(m.swiotlb!.usedSlots).toBe(0);
   });
@@ -266,7 +344,7 @@ describe('P2P', () => {
   });
 
   it('an untrusted device cannot map unaligned MMIO (it would need a bounce): EPERM', () => {
-    const m = builtinMachine('two-socket-server-acs');
+    const m = builtinMachine('two-socket-server');
     const nic = m.device(NIC, { untrusted: true });
     expectErrno(() => nic.map(PhyrList.fromRanges([[GPU_BAR1 + 0x10n, 0x100n]]), 'TO_DEVICE'), 'EPERM');
     const ok = nic.map(PhyrList.fromRanges([[GPU_BAR1, 0x1000n]]), 'TO_DEVICE');
@@ -288,7 +366,7 @@ describe('P2P', () => {
   });
 
   it('a mixed list is split into segments by kind, in order', () => {
-    const m = builtinMachine('two-socket-server');
+    const m = builtinMachine('two-socket-server', { platform: { cmdline: SWITCH_P2P } });
     const nic = m.device(NIC, { maxSegmentSize: 1n << 32n });
     const list = PhyrList.fromRanges([
       [5n * GiB, 0x2000n],

@@ -7,9 +7,11 @@ import {
   IO_TLB_SIZE,
   Swiotlb,
   type SwiotlbBounce,
+  swiotlbAreas,
   swiotlbSearchParams,
 } from '../../src/dma/index.ts';
 import { ByteStore } from '../../src/platform/index.ts';
+import { expectErrno } from '../errno.ts';
 import { cpuBytes, deviceBytes, deviceWrite, fillPattern } from './helpers.ts';
 
 const GiB = 1n << 30n;
@@ -49,12 +51,55 @@ describe('swiotlb pool', () => {
     expect(b.tlbAddr & 0xfffn).toBe(0xa10n);
   });
 
-  it('never crosses a 128-slot segment and refuses more than one segment (EINVAL)', () => {
-    const { tlb } = pool(256);
+  it('never crosses a 128-slot segment; more than a segment is "swiotlb buffer is full" (ENOMEM)', () => {
+    const { tlb, metrics } = pool(256);
     tlb.map(0x5000_0000n, 100n * IO_TLB_SIZE);
     const b = tlb.map(0x6000_0000n, 64n * IO_TLB_SIZE);
     expect(Math.floor(b.index / IO_TLB_SEGSIZE)).toBe(Math.floor((b.index + b.slots - 1) / IO_TLB_SEGSIZE));
-    expect(() => tlb.map(0x7000_0000n, 129n * IO_TLB_SIZE)).toThrow(/exceeds/);
+    // swiotlb_tbl_map_single has no size check of its own: no free run inside a segment is ever
+    // 129 slots long, so swiotlb_find_slots returns -1 and the map fails as a full pool does.
+    expect(tlb.usedSlots).toBe(164);
+    expectErrno(() => tlb.map(0x7000_0000n, 129n * IO_TLB_SIZE), 'ENOMEM', /swiotlb buffer is full/);
+    expect(metrics.get('dma.swiotlb_full')).toBe(1);
+    expect(tlb.usedSlots).toBe(164);
+  });
+
+  it('areas: num_possible_cpus rounded up to a power of two, at least a segment each (limit_nareas)', () => {
+    expect(swiotlbAreas(8, 32768)).toBe(8);
+    expect(swiotlbAreas(6, 32768)).toBe(8);
+    expect(swiotlbAreas(0, 32768)).toBe(1);
+    expect(swiotlbAreas(512, 32768)).toBe(256);
+    expect(swiotlbAreas(8, 256)).toBe(2);
+    const m = builtinMachine('two-socket-server');
+    expect(m.swiotlb!.nareas).toBe(8);
+    expect(m.swiotlb!.areaNslabs).toBe(4096);
+  });
+
+  it("an area's next-fit index wraps to the area's first slot (wrap_area_index), not on to the next segment", () => {
+    const areas = (n: number) =>
+      new Swiotlb(POOL, 512n * IO_TLB_SIZE, new ByteStore(), new Metrics(), { nareas: n });
+    for (const [nareas, expected] of [
+      // Four areas of 128 slots: after 100 slots the index is 100; the 60-slot search from there finds
+      // only the 28 free slots at the end of area 0, wraps to slot 0 and takes it.
+      [4, 0],
+      // One area of 512 slots: the same search walks on into the next segment, slot 128.
+      [1, 128],
+    ] as const) {
+      const tlb = areas(nareas);
+      const first = tlb.map(0x5000_0000n, 100n * IO_TLB_SIZE);
+      tlb.unmap(first, 'TO_DEVICE');
+      const second = tlb.map(0x6000_0000n, 60n * IO_TLB_SIZE);
+      expect(second.tlbAddr).toBe(POOL + BigInt(expected) * IO_TLB_SIZE);
+    }
+  });
+
+  it('a CPU searches its own area first, then the next areas in turn (swiotlb_pool_find_slots)', () => {
+    const tlb = new Swiotlb(POOL, 512n * IO_TLB_SIZE, new ByteStore(), new Metrics(), { nareas: 4 });
+    expect(tlb.map(0x5000_0000n, IO_TLB_SIZE, { cpu: 2 }).index).toBe(256);
+    expect(tlb.map(0x5000_0000n, IO_TLB_SIZE, { cpu: 7 }).index).toBe(384); // 7 & (4 - 1) = area 3
+    // Area 0 full: CPU 0's next mapping goes to area 1.
+    tlb.map(0x6000_0000n, 128n * IO_TLB_SIZE, { cpu: 0 });
+    expect(tlb.map(0x7000_0000n, IO_TLB_SIZE, { cpu: 0 }).index).toBe(128);
   });
 
   it('exhaustion is ENOMEM, and freeing makes room again', () => {

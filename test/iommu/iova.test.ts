@@ -58,12 +58,49 @@ describe('IOVA allocator (drivers/iommu/iova.c)', () => {
     iovad.freeIovaFast(a, 1);
   });
 
-  test('allocation retries after flushing the rcache when space is short', () => {
-    const iovad = new IovaDomain({ startPfn: 1, lastPfn: 8 });
-    const pfns = [iovad.allocIovaFast(4), iovad.allocIovaFast(2), iovad.allocIovaFast(1)];
-    for (const p of pfns.slice(0, 2)) iovad.freeIovaFast(p, p === pfns[0] ? 4 : 2);
-    expect(iovad.allocIovaFast(8 - 1 - 1 - 1 + 1 - 2)).toBeGreaterThan(0); // 4 pages come from the cache
-    expect(() => iovad.allocIovaFast(4, 8, false)).toThrow(/ENOMEM/);
+  // alloc_iova_fast (iova.c): when the rbtree has no room, flush every CPU's and the global rcache
+  // once and retry; with flush_rcache false it gives up (returns 0: ENOMEM here).
+  function fullOfCachedPairs(): IovaDomain {
+    // pfns 1..11: five 2-page blocks at 10, 8, 6, 4, 2 leave only pfn 1; 10 and 8 go to the
+    // order-1 rcache and so stay allocated in the tree.
+    const iovad = new IovaDomain({ startPfn: 1, lastPfn: 11 });
+    const pairs = [1, 2, 3, 4, 5].map(() => iovad.allocIovaFast(2));
+    expect(pairs).toEqual([10, 8, 6, 4, 2]);
+    iovad.freeIovaFast(10, 2);
+    iovad.freeIovaFast(8, 2);
+    expect(iovad.cachedCounts()).toEqual([0, 2, 0, 0, 0, 0]);
+    return iovad;
+  }
+
+  test('alloc_iova_fast without flush_rcache fails while the only room sits in another order cache', () => {
+    const iovad = fullOfCachedPairs();
+    expect(() => iovad.allocIovaFast(4, 11, false)).toThrow(/ENOMEM/);
+    expect(iovad.cachedCounts()).toEqual([0, 2, 0, 0, 0, 0]);
+  });
+
+  test('alloc_iova_fast flushes the rcaches and retries: the 4-aligned block 8..11 comes back', () => {
+    const iovad = fullOfCachedPairs();
+    // The order-2 cache is empty and the tree has no 4-aligned gap: only the flush frees 8..11.
+    expect(iovad.allocIovaFast(4)).toBe(8);
+    expect(iovad.cachedCounts()).toEqual([0, 0, 0, 0, 0, 0]);
+    expect(iovad.findIova(8)).toEqual({ pfnLo: 8, pfnHi: 11, reserved: false });
+  });
+
+  test('iova_magazine_pop moves the last entry into the popped slot (mag->pfns[i] = mag->pfns[--size])', () => {
+    const iovad = new IovaDomain({ lastPfn: 0xfffff });
+    const c = iovad.allocIova(1, 0xfffff, true);
+    const d = iovad.allocIova(1, 0xfffff, true);
+    const a = iovad.allocIova(1, 0x10, true);
+    const b = iovad.allocIova(1, 0x10, true);
+    // Two pages at or below the 0x100 limit used below, two far above it.
+    expect([a, b].every((p) => p <= 0x10) && [c, d].every((p) => p > 0x100)).toBe(true);
+    for (const pfn of [a, b, c, d]) iovad.freeIovaFast(pfn, 1); // magazine: [a, b, c, d]
+    // Below pfn 0x100 the newest fit is b; d moves into its slot: [a, d, c].
+    expect(iovad.allocIovaFast(1, 0x100)).toBe(b);
+    // So the next unlimited pop is c (an ordered removal would have left [a, c, d] and given d).
+    expect(iovad.allocIovaFast(1)).toBe(c);
+    expect(iovad.allocIovaFast(1)).toBe(d);
+    expect(iovad.allocIovaFast(1)).toBe(a);
   });
 
   const opArb = fc.oneof(

@@ -4,7 +4,7 @@ import { isPhysrError, type PhyrList } from '../../src/core/index.ts';
 import {
   type PinnedPhyrs,
   pinnedFolios,
-  pinUserPages,
+  pinUserPagesWhole,
   unpinUserPages,
   type Vma,
 } from '../../src/mm/index.ts';
@@ -79,7 +79,7 @@ test.prop([fc.array(opArb, { minLength: 1, maxLength: 25 }), fc.nat(1000)], { nu
         const length = (BigInt(op.pages) << 12n) - BigInt(op.sub);
         let pin: PinnedPhyrs;
         try {
-          pin = pinUserPages(mm, start, length, { write: op.write, longterm: true });
+          pin = pinUserPagesWhole(mm, start, length, { write: op.write, longterm: true });
         } catch (e) {
           // Only a hole (munmapped or past the VMA) may refuse; nothing stays pinned then.
           expect(isPhysrError(e, 'EFAULT') || isPhysrError(e, 'ENOMEM')).toBe(true);

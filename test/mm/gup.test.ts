@@ -1,12 +1,16 @@
 import { describe, expect, it } from 'vitest';
 import {
+  MemorySystem,
+  MmStruct,
   PAGE_POINTER_BYTES,
   pinnedFolios,
   pinUserPages,
   pinUserPagesLegacy,
+  pinUserPagesWhole,
   unpinUserPages,
   unpinUserPagesLegacy,
 } from '../../src/mm/index.ts';
+import { GUP_PIN_COUNTING_BIAS } from '../../src/platform/index.ts';
 import { expectErrno } from '../errno.ts';
 import { GiB, MiB, machine } from './helpers.ts';
 
@@ -94,8 +98,8 @@ describe('pinUserPages: ranges from folios', () => {
     const { mm } = machine({ anonOrders: [] });
     const va = mm.mmap({ kind: 'anon', length: 0x4000n });
     expect(mm.translate(va)).toBeUndefined();
-    const a = pinUserPages(mm, va, 0x2000n);
-    const b = pinUserPages(mm, va + 0x1000n, 0x2000n);
+    const a = pinUserPages(mm, va, 0x2000n, { write: true });
+    const b = pinUserPages(mm, va + 0x1000n, 0x2000n, { write: true });
     const f1 = mm.translate(va + 0x1000n)!.folio!;
     expect(f1.pincount).toBe(2);
     unpinUserPages(a);
@@ -144,11 +148,30 @@ describe('pinUserPages: refusals as check_vma_flags and gup_fast_fallback', () =
     expectErrno(() => pinUserPages(mm, (1n << 47n) - 0x1000n, 0x2000n), 'EFAULT', /TASK_SIZE/);
   });
 
-  it('unpins everything already pinned when a later VMA refuses', () => {
+  it('a later VMA that refuses gives a partial count, not an error (__get_user_pages returns i ? i : ret)', () => {
     const { mm, allocator } = machine({ anonOrders: [] });
     const va = mm.mmap({ kind: 'anon', length: 0x4000n, address: 0x1000_0000n });
     mm.mmap({ kind: 'pfnmap', length: 0x1000n, address: 0x1000_4000n, phys: 0x3800_0000_0000n });
-    expectErrno(() => pinUserPages(mm, va, 0x5000n, { write: true }), 'EFAULT');
+    const partial = pinUserPages(mm, va + 0x800n, 0x4800n, { write: true });
+    // Pages 0..3 are pinned; the pfnmap page stops the walk.
+    expect(partial.pageCount).toBe(4);
+    expect(partial.length).toBe(0x3800n);
+    expect(partial.phyrs.totalLength).toBe(0x3800n);
+    expect([...allocator.liveFolios()].filter((f) => f.pincount === 1)).toHaveLength(4);
+    unpinUserPages(partial);
+    // The legacy form gives the same count.
+    const legacy = pinUserPagesLegacy(mm, va, 0x5000n, { write: true });
+    expect(legacy.pages).toHaveLength(4);
+    unpinUserPagesLegacy(legacy);
+    // An error at the very first page is the error.
+    expectErrno(() => pinUserPages(mm, va + 0x4000n, 0x1000n, { write: true }), 'EFAULT', /VM_PFNMAP/);
+  });
+
+  it('callers that need the whole range (ib_umem_get, iommufd) pin the rest, get its error, unpin all', () => {
+    const { mm, allocator } = machine({ anonOrders: [] });
+    const va = mm.mmap({ kind: 'anon', length: 0x4000n, address: 0x1000_0000n });
+    mm.mmap({ kind: 'pfnmap', length: 0x1000n, address: 0x1000_4000n, phys: 0x3800_0000_0000n });
+    expectErrno(() => pinUserPagesWhole(mm, va, 0x5000n, { write: true }), 'EFAULT', /VM_PFNMAP/);
     for (const folio of allocator.liveFolios()) expect(folio.pincount).toBe(0);
     // The pages were faulted in (as GUP leaves them) but nothing stays pinned.
     expect(mm.translate(va + 0x3000n)).toBeDefined();
@@ -227,5 +250,107 @@ describe('unpin and folio lifetime', () => {
     unpinUserPages(pin);
     mm.touch(again, 1n);
     expect(mm.translate(again)!.folio!.order).toBe(9);
+  });
+});
+
+describe('what a read-only pin maps (mm/gup.c, mm/memory.c)', () => {
+  it('a short-term read-only pin of untouched anonymous memory gets the zero page, unpinned and unshared', () => {
+    const { mm, system, allocator } = machine({ anonOrders: [] });
+    const va = mm.mmap({ kind: 'anon', length: 0x3000n });
+    const pin = pinUserPages(mm, va, 0x3000n);
+    // do_anonymous_page maps the one zero page at every page of a read fault.
+    const zero = system.zeroFolio();
+    expect(pin.phyrs.count).toBe(3);
+    pin.phyrs.forEachRange((address, length) => {
+      expect(address).toBe(zero.pfn << 12n);
+      expect(length).toBe(0x1000n);
+    });
+    // try_grab_folio takes no pin on the zero page.
+    expect(zero.pincount).toBe(0);
+    expect(pinnedFolios(pin)).toEqual([]);
+    expect(mm.readUser(va, 16)).toEqual(new Uint8Array(16));
+    unpinUserPages(pin);
+    expect(zero.pincount).toBe(0);
+    // A write fault replaces the zero page by a private page; the zero page stays.
+    mm.writeUser(va + 0x1000n, new Uint8Array([7]));
+    expect(mm.translate(va + 0x1000n)!.phys >> 12n).not.toBe(zero.pfn);
+    expect(mm.translate(va)!.phys >> 12n).toBe(zero.pfn);
+    expect(allocator.folioAt(zero.pfn)).toBe(zero);
+    mm.destroy();
+    expect(allocator.folioAt(zero.pfn)).toBe(zero);
+  });
+
+  it('a long-term read-only pin of untouched anonymous memory gets real pages (gup_must_unshare of the zero page)', () => {
+    const { mm, system } = machine({ anonOrders: [] });
+    const va = mm.mmap({ kind: 'anon', length: 0x2000n });
+    const pin = pinUserPages(mm, va, 0x2000n, { longterm: true });
+    expect(system.isZeroPfn(pin.phyrs.addressAt(0) >> 12n)).toBe(false);
+    expect(pinnedFolios(pin).map((f) => f.folio.pincount)).toEqual([1, 1]);
+    unpinUserPages(pin);
+  });
+
+  it('a long-term read-only pin of a MAP_PRIVATE file page unshares it into an anonymous copy', () => {
+    const { mm, system, bytes } = machine({ anonOrders: [] });
+    const file = system.createFile('lib.so', MiB, { needsDirtyTracking: true });
+    const va = mm.mmap({ kind: 'file', file, length: 0x2000n, shared: false, write: false });
+    mm.touch(va, 0x2000n);
+    const cachePfn = mm.translate(va)!.phys >> 12n;
+    bytes.write(cachePfn << 12n, new Uint8Array([1, 2, 3]));
+    // Short-term: the page-cache page itself is pinned (no unshare for short-term R/O pins).
+    const short = pinUserPages(mm, va, 0x1000n);
+    expect(short.phyrs.addressAt(0) >> 12n).toBe(cachePfn);
+    unpinUserPages(short);
+    // Long-term: FAULT_FLAG_UNSHARE puts a private copy with the same bytes in its place.
+    const long = pinUserPages(mm, va, 0x1000n, { longterm: true });
+    const copyPfn = long.phyrs.addressAt(0) >> 12n;
+    expect(copyPfn).not.toBe(cachePfn);
+    expect(mm.translate(va)!.phys >> 12n).toBe(copyPfn);
+    expect(bytes.read(copyPfn << 12n, 3)).toEqual(new Uint8Array([1, 2, 3]));
+    // The shared page cache keeps its page: a second private mapping still sees it.
+    expect(file.cache.get(0)!.pfn).toBe(cachePfn);
+    unpinUserPages(long);
+  });
+});
+
+describe('long-term pins and ZONE_MOVABLE / CMA (mm/gup.c check_and_migrate_movable_folios)', () => {
+  // RAM at 4 GiB; its first 16 MiB are declared movable (movablecore= or a CMA area).
+  const MOVABLE_END = 4n * GiB + 16n * MiB;
+  function movableMachine() {
+    const base = machine({ anonOrders: [] });
+    const system = new MemorySystem(base.allocator, {
+      bytes: base.bytes,
+      anonOrders: [],
+      movablePfns: [{ startPfn: (4n * GiB) >> 12n, endPfn: MOVABLE_END >> 12n }],
+    });
+    return { ...base, system, mm: new MmStruct(system) };
+  }
+
+  it('a FOLL_LONGTERM pin migrates movable pages out first, bytes and all; a short-term pin does not', () => {
+    const { mm, allocator } = movableMachine();
+    const va = mm.mmap({ kind: 'anon', length: 0x3000n });
+    mm.touch(va, 0x3000n, { write: true });
+    mm.writeUser(va, new Uint8Array([1, 2, 3]));
+    mm.writeUser(va + 0x2000n, new Uint8Array([9]));
+    // The buddy hands out the lowest free memory first: these pages sit in the movable range.
+    const before = [0n, 0x1000n, 0x2000n].map((o) => mm.translate(va + o)!.phys);
+    expect(before.every((p) => p < MOVABLE_END)).toBe(true);
+    const short = pinUserPages(mm, va, 0x3000n, { write: true });
+    expect(short.phyrs.addressAt(0)).toBe(before[0]);
+    unpinUserPages(short);
+    const long = pinUserPages(mm, va, 0x3000n, { write: true, longterm: true });
+    const after = [0n, 0x1000n, 0x2000n].map((o) => mm.translate(va + o)!.phys);
+    expect(after.every((p) => p >= MOVABLE_END)).toBe(true);
+    expect(long.phyrs.addressAt(0)).toBe(after[0]);
+    expect(mm.readUser(va, 3)).toEqual(new Uint8Array([1, 2, 3]));
+    expect(mm.readUser(va + 0x2000n, 1)).toEqual(new Uint8Array([9]));
+    // The old frames went back to the allocator; the new ones hold the mapping and the pin.
+    for (const p of before) expect(allocator.folioAt(p >> 12n)).toBeUndefined();
+    expect(pinnedFolios(long).map((f) => [f.folio.refcount, f.folio.pincount])).toEqual([
+      [1 + GUP_PIN_COUNTING_BIAS, 1],
+      [1 + GUP_PIN_COUNTING_BIAS, 1],
+      [1 + GUP_PIN_COUNTING_BIAS, 1],
+    ]);
+    unpinUserPages(long);
+    mm.destroy();
   });
 });

@@ -2,6 +2,7 @@ import { fc, test } from '@fast-check/vitest';
 import { describe, expect, it } from 'vitest';
 import { isPhysrError, U64_MAX } from '../../src/core/index.ts';
 import { type ByteSource, ByteStore } from '../../src/platform/index.ts';
+import { propertyRuns } from '../thorough.ts';
 
 describe('ByteStore', () => {
   it('reads zeros from never-written memory and costs nothing for a 4 TiB span', () => {
@@ -18,7 +19,9 @@ describe('ByteStore', () => {
     store.write(U64_MAX - 1n, Uint8Array.of(0xaa, 0xbb));
     expect([...store.read(U64_MAX - 2n, 3)]).toEqual([0, 0xaa, 0xbb]);
     expect(() => store.write(U64_MAX, Uint8Array.of(1, 2))).toThrow(/past the end/);
-    expect(() => store.read(U64_MAX + 1n, 1)).toThrow();
+    expect(() => store.read(U64_MAX + 1n, 1)).toThrow(
+      /EINVAL: read address 0x1_?0000_?0000_?0000_?0000 is outside/,
+    );
     try {
       store.read(-1n, 1);
     } catch (e) {
@@ -91,7 +94,7 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
 describe('ByteStore against a Map reference', () => {
   test.prop(
     [fc.array(opArb, { maxLength: 25 }), fc.array(fc.tuple(addrArb, fc.nat(3000)), { maxLength: 10 })],
-    { numRuns: 60 },
+    { numRuns: propertyRuns(60) },
   )('random writes, copies and fills read back as a byte map says', (ops, reads) => {
     const store = new ByteStore();
     const ref = new Map<bigint, number>();

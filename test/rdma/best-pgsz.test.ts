@@ -9,7 +9,18 @@
 import { describe, expect, it } from 'vitest';
 import { DmaRangeList } from '../../src/core/index.ts';
 import { genmask } from '../../src/iommu/index.ts';
-import { bitsPer, ibUmemFindBestPgsz, ibUmemNumDmaBlocks, umemDmaBlocks } from '../../src/rdma/index.ts';
+import {
+  bitsPer,
+  IB_ACCESS_HUGETLB,
+  IB_ACCESS_LOCAL_WRITE,
+  IB_ACCESS_ON_DEMAND,
+  ibUmemFindBestPgsz,
+  ibUmemNumDmaBlocks,
+  ibUmemOdpGet,
+  umemDmaBlocks,
+} from '../../src/rdma/index.ts';
+import { expectErrno } from '../errno.ts';
+import { rdmaMachine } from './fixture.ts';
 
 const K4 = 0x1000n;
 const M2 = 0x20_0000n;
@@ -143,5 +154,35 @@ describe('dma blocks', () => {
       [0x30_0000n, 0x10_0000n],
     ]);
     expect([...umemDmaBlocks(halves, M2, 1)]).toEqual([0x20_0000n]);
+  });
+});
+
+describe('on-demand paging umems (umem.c: if (umem->is_odp) return the page_shift size or 0)', () => {
+  const empty = DmaRangeList.fromRanges([]);
+  it('2^page_shift when the bitmap holds it, whatever the VA and length', () => {
+    // A region that alone would allow 1G pages still gets 4K: ODP maps page by page.
+    expect(ibUmemFindBestPgsz({ address: VA, length: G1, dma: empty, odpPageShift: 12 }, ALL, VA)).toBe(K4);
+    expect(ibUmemFindBestPgsz({ address: VA, length: G1, dma: empty, odpPageShift: 21 }, ALL, VA)).toBe(M2);
+    // An unaligned VA does not matter either.
+    expect(
+      ibUmemFindBestPgsz({ address: VA + 0x10n, length: K4, dma: empty, odpPageShift: 21 }, M2, VA),
+    ).toBe(M2);
+  });
+
+  it('0 when the bitmap lacks that size, even if a smaller one is there', () => {
+    expect(ibUmemFindBestPgsz({ address: VA, length: G1, dma: empty, odpPageShift: 21 }, K4 | G1, VA)).toBe(
+      0n,
+    );
+    expect(ibUmemFindBestPgsz({ address: VA, length: G1, dma: empty, odpPageShift: 12 }, M2, VA)).toBe(0n);
+  });
+
+  it('ib_umem_odp_get: PAGE_SHIFT, HPAGE_SHIFT with IB_ACCESS_HUGETLB, EINVAL without ON_DEMAND', () => {
+    const { device } = rdmaMachine();
+    const odp = ibUmemOdpGet(device, VA, M2, IB_ACCESS_ON_DEMAND | IB_ACCESS_LOCAL_WRITE);
+    expect(odp.pageShift).toBe(12);
+    expect(odp.writable).toBe(true);
+    expect(ibUmemOdpGet(device, VA, M2, IB_ACCESS_ON_DEMAND | IB_ACCESS_HUGETLB).pageShift).toBe(21);
+    expectErrno(() => ibUmemOdpGet(device, VA, M2, IB_ACCESS_LOCAL_WRITE), 'EINVAL', /ON_DEMAND/);
+    expectErrno(() => odp.mappedRanges(), 'EINVAL', /on fault/);
   });
 });

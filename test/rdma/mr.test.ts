@@ -11,8 +11,9 @@ import {
   ibUmemGetLegacy,
   RdmaContext,
 } from '../../src/rdma/index.ts';
+import { VfioPciDevice } from '../../src/vfio/index.ts';
 import { expectErrno } from '../errno.ts';
-import { GPU_BAR1, rdmaMachine } from './fixture.ts';
+import { GPU_BAR1, GPU_BDF, rdmaMachine } from './fixture.ts';
 
 const RW = IB_ACCESS_LOCAL_WRITE | IB_ACCESS_REMOTE_WRITE | IB_ACCESS_REMOTE_READ;
 const MiB = 1n << 20n;
@@ -209,8 +210,31 @@ describe('MR over a dma-buf', () => {
     expect(metrics.get('devices.p2p_switch_bytes') + metrics.get('devices.p2p_host_bridge_bytes')).toBe(
       0x2000,
     );
-    exporter.buf.revoke();
-    expectErrno(() => ctx.rdmaWrite(mr.rkey, 0n, data), 'ENODEV');
+    // Since 7.1 the pinned importer has no invalidate_mappings: a revoke cannot reach it, the wait
+    // for its unmap times out (WARN) and its mapping stays, so the WRITE still lands. This is why
+    // vfio-pci refuses such importers (dma_buf_attach_revocable).
+    const report = exporter.buf.revoke();
+    expect(report.notified).toEqual([]);
+    expect(report.unmapTimedOut).toEqual([`${umem.attachment.describe()} (p2p)`]);
+    ctx.rdmaWrite(mr.rkey, 0n, data);
+    expect(bytes.read(GPU_BAR1, 0x2000)).toEqual(data);
     ctx.deregisterMr(mr);
+    expect(umem.attachment.mappings).toHaveLength(0);
+  });
+
+  it('pinned over a vfio-pci BAR export: EOPNOTSUPP at attach (not revocable, 7.1)', () => {
+    const { device, topology } = rdmaMachine();
+    const vfio = new VfioPciDevice({ topology, bdf: GPU_BDF });
+    const buf = vfio.exportDmaBuf({ regionIndex: 1, ranges: [{ offset: 0n, length: 4n * MiB }] });
+    expectErrno(
+      () => ibUmemDmabufGetPinned(device, buf, 0n, 4n * MiB, RW),
+      'EOPNOTSUPP',
+      /invalidate_mappings/,
+    );
+    expect(buf.attachments).toHaveLength(0);
+    // The dynamic importer (ib_umem_dmabuf_get) is revocable and attaches.
+    const dynamic = ibUmemDmabufGet(device, buf, 0n, 4n * MiB, RW);
+    expect(buf.attachments).toHaveLength(1);
+    dynamic.release();
   });
 });

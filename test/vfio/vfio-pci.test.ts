@@ -15,7 +15,7 @@ const GiB = 1n << 30n;
 function importer(log: string[]): DmaBufImporterOps {
   return {
     allowPeer2peer: true,
-    moveNotify(att: DmaBufAttachment) {
+    invalidateMappings(att: DmaBufAttachment) {
       log.push(att.dmabuf.revoked ? 'revoked' : 'restored');
       for (const m of att.mappings) att.dmabuf.unmap(m);
     },
@@ -156,9 +156,37 @@ describe('revocation', () => {
     expect(log).toEqual(['revoked', 'restored']);
     dev.setPowerState('D3hot');
     expect(buf.revoked).toBe(true);
-    expect(dev.reset().restored.length).toBe(0);
     dev.setPowerState('D0');
     expect(buf.revoked).toBe(false);
+  });
+
+  it('a reset from D3hot brings the function to D0 first and restores the exports (vfio_pci_core_ioctl_reset)', () => {
+    const dev = gpu();
+    const buf = dev.exportDmaBuf({ regionIndex: 1, ranges: [{ offset: 0n, length: 4n * MiB }] });
+    const log: string[] = [];
+    buf.attach(new FakeDevice('nic', NIC), importer(log));
+    dev.setPowerState('D3hot');
+    expect(log).toEqual(['revoked']);
+    // vfio_pci_set_power_state(vdev, PCI_D0) before the revoke and the FLR: memory is on afterwards.
+    const r = dev.reset();
+    expect(dev.powerState).toBe('D0');
+    expect(r.revoked).toEqual([]); // already revoked: vfio_pci_dma_buf_move skips it
+    expect(r.restored).toEqual([buf.describe()]);
+    expect(buf.revoked).toBe(false);
+    expect(log).toEqual(['revoked', 'restored']);
+  });
+
+  it('attach needs a revocable importer (dma_buf_attach_revocable, 7.1): a pinned importer is EOPNOTSUPP', () => {
+    const dev = gpu();
+    const buf = dev.exportDmaBuf({ regionIndex: 1, ranges: [{ offset: 0n, length: 0x1000n }] });
+    expect(errnoOf(() => buf.attach(new FakeDevice('pinned', NIC), { allowPeer2peer: true }))).toBe(
+      'EOPNOTSUPP',
+    );
+    // The exporter has no pin op: dma_buf_pin of a revocable importer succeeds without one.
+    const att = buf.attach(new FakeDevice('nic', NIC), importer([]));
+    buf.pin(att);
+    expect(att.pinCount).toBe(1);
+    buf.unpin(att);
   });
 
   it('FLR with memory disabled leaves the export revoked', () => {
@@ -169,12 +197,29 @@ describe('revocation', () => {
     expect(buf.revoked).toBe(true);
   });
 
+  it('closing an already revoked export tells the importers again (vfio_pci_dma_buf_cleanup)', () => {
+    const dev = gpu();
+    const buf = dev.exportDmaBuf({ regionIndex: 1, ranges: [{ offset: 0n, length: 0x1000n }] });
+    const log: string[] = [];
+    const att = buf.attach(new FakeDevice('nic', NIC), importer(log));
+    dev.configWrite(PCI_COMMAND, 0);
+    expect(log).toEqual(['revoked']);
+    const report = dev.close();
+    expect(log).toEqual(['revoked', 'revoked']);
+    expect(report.revoked).toHaveLength(1);
+    expect(report.revoked[0]!.report.changed).toBe(false);
+    expect(report.revoked[0]!.report.notified).toEqual([att.describe()]);
+    buf.detach(att);
+    buf.put();
+  });
+
   it('closing the device revokes for good; the buffer outlives the device', () => {
     const dev = gpu();
     const buf = dev.exportDmaBuf({ regionIndex: 1, ranges: [{ offset: 0n, length: 0x1000n }] });
     const att = buf.attach(new FakeDevice('nic', NIC), importer([]));
     const report = dev.close();
     expect(report.revoked.length).toBe(1);
+    expect(report.revoked[0]!.report.notified).toEqual([att.describe()]);
     expect(buf.revoked).toBe(true);
     expect(errnoOf(() => dev.configWrite(PCI_COMMAND, PCI_COMMAND_MEMORY))).toBe('ENODEV');
     expect(
