@@ -16,6 +16,8 @@ export interface AnalyzeOptions extends ReadOptions {
   readonly kernel?: string;
   /** Replay the mappings through the model on this machine (both designs). */
   readonly model?: ModelTarget & { readonly platform: string };
+  /** Most events on each timeline (see ReplayOptions). */
+  readonly timelineEvents?: number;
   /** Read the trace from this stream (standard input) instead of the file; `file` then only names it. */
   readonly input?: Readable;
 }
@@ -48,6 +50,7 @@ export async function analyzeTrace(file: string, options: AnalyzeOptions = {}): 
   const model = options.model === undefined ? undefined : new ModelReplay(options.model);
   const replay = new TraceReplay({
     ...(options.kernel === undefined ? {} : { kernel: options.kernel }),
+    ...(options.timelineEvents === undefined ? {} : { timelineEvents: options.timelineEvents }),
     ...(model === undefined
       ? {}
       : { onMap: (m) => model.onMap(m), onUnmap: (m, at) => model.onUnmap(m, at) }),

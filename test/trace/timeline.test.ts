@@ -1,7 +1,10 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fc, test } from '@fast-check/vitest';
 import { describe, expect, it } from 'vitest';
 import { analyzeTrace } from '../../src/trace/analyze.ts';
-import { traceReportJson } from '../../src/trace/render.ts';
+import { traceReportJson, traceViewDocument } from '../../src/trace/render.ts';
 import { TIMELINE_KINDS, TimelineRecorder } from '../../src/trace/timeline.ts';
 import { propertyRuns } from '../thorough.ts';
 
@@ -71,5 +74,52 @@ describe('the replay timeline', () => {
         { t: 327_753_942, kind: 'fault', address: '0xfe980000', size: null, line: 8 },
       ],
     });
+  });
+});
+
+describe('the interactive page document', () => {
+  it('merges the device and IOMMU timelines in time order, the finding after the fault it rests on', async () => {
+    const a = await analyzeTrace(SNIPPET);
+    const doc = traceViewDocument(a, 'physr trace x');
+    expect(doc.command).toBe('physr trace x');
+    expect(doc.trace!.source).toBe(SNIPPET);
+    expect(doc.trace!.events.map((e) => [e.time, e.kind])).toEqual([
+      ['4.878076', 'map'],
+      ['4.878079', 'map'],
+      ['327.747763', 'unmap'],
+      ['327.747766', 'unmap'],
+      ['327.753942', 'fault'],
+      ['327.753942', 'fault'],
+    ]);
+    expect(doc.trace!.events[1]!.text).toBe('0000:c2:00.0: alloc 0xfe980000+0x80000 (line 5)');
+    expect(doc.trace!.events[5]!.text).toMatch(
+      /^finding: use-after-unmap: 0000:c2:00\.0: IOMMU fault on 0xfe980000 6\.2 ms after/,
+    );
+  });
+  it('marks where a bounded timeline left events out, with the count by kind', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'physr-timeline-'));
+    const file = join(dir, 't.txt');
+    const lines: string[] = [];
+    for (let i = 0; i < 6; i++) {
+      const us = String(i + 1).padStart(6, '0');
+      lines.push(
+        `  a-1 [000] .....  1.${us}: dma_map_phys: 0000:00:06.0 dir=TO_DEVICE dma_addr=${i + 1}000 size=4096 phys_addr=${i + 1}000 attrs=`,
+      );
+    }
+    writeFileSync(file, `${lines.join('\n')}\n`);
+    const a = await analyzeTrace(file, { timelineEvents: 4 });
+    const t = a.timelines.get('0000:00:06.0')!;
+    expect(t.entries.map((e) => e.line)).toEqual([1, 2, 5, 6]);
+    expect(t.omittedByKind).toEqual(new Map([['map', 2]]));
+    // (Each map is a leak too: those findings sit at their map lines.)
+    const texts = traceViewDocument(a)
+      .trace!.events.map((e) => e.text)
+      .filter((t) => !t.startsWith('finding: leak'));
+    expect(texts.slice(0, 4)).toEqual([
+      '0000:00:06.0: map 0x1000+0x1000 (line 1)',
+      '0000:00:06.0: map 0x2000+0x1000 (line 2)',
+      '0000:00:06.0: 2 events left out here (map 2)',
+      '0000:00:06.0: map 0x5000+0x1000 (line 5)',
+    ]);
   });
 });

@@ -95,7 +95,7 @@ export function register(program: Command): void {
       "the trace text (a regular file, a FIFO such as trace_pipe, or '-' for standard input)",
     )
     .option('--json', 'print the report as JSON (64-bit values as "0x…" strings)')
-    .option('--html <file>', 'also write a self-contained HTML report to FILE')
+    .option('--html <file>', 'also write the interactive page (timelines and findings) to FILE')
     .option('--keep-going', 'report malformed lines and skip them instead of stopping at the first')
     .option(
       '--kernel <release>',
@@ -141,7 +141,10 @@ export function register(program: Command): void {
       }
       for (const s of analysis.skipped) process.stderr.write(`physr: skipped ${s}\n`);
       process.stdout.write(flags.json === true ? renderTraceJson(analysis) : renderTraceText(analysis));
-      if (flags.html !== undefined) writeOutputText(flags.html, renderTraceHtml(analysis), '--html');
+      if (flags.html !== undefined) {
+        const command = ['physr', 'trace', ...process.argv.slice(3)].join(' ');
+        writeOutputText(flags.html, await renderTraceHtml(analysis, { command }), '--html');
+      }
       if (flags.failOnFindings === true && analysis.findings.some((f) => f.severity === 'error')) {
         throw new CommanderError(EXIT_FINDINGS, 'physr.findings', 'the trace shows DMA-API misuse');
       }
