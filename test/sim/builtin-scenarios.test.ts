@@ -99,7 +99,8 @@ describe('a broken expectation', () => {
     let status = 0;
     let out = '';
     try {
-      execFileSync('npx', ['tsx', 'src/cli/main.ts', 'run', file], { encoding: 'utf8', stdio: 'pipe' });
+      // The installed command as a user runs it (the dist/ build npm ci made; rebuilt if src/ is newer).
+      execFileSync(process.execPath, ['bin/physr.js', 'run', file], { encoding: 'utf8', stdio: 'pipe' });
     } catch (error) {
       const e = error as { status: number; stdout: string };
       status = e.status;
@@ -107,7 +108,7 @@ describe('a broken expectation', () => {
     }
     expect(status).toBe(1);
     expect(out).toContain('failed at step 4 (check, line 7)');
-  }, 30_000);
+  }, 60_000);
 
   it('an unexpected fault fails the step, an expected one passes', async () => {
     const text = `name: fault
