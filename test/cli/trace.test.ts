@@ -68,6 +68,7 @@ describe('physr trace', () => {
     const html = readFileSync(out, 'utf8');
     const json = /<script type="application\/json" id="physr-data">(.*?)<\/script>/s.exec(html)![1]!;
     const doc = JSON.parse(json);
+    expect(doc.command).toBe(`physr trace ${SNIPPET} --platform amd-server`);
     expect(doc.trace.source).toBe(SNIPPET);
     expect(doc.trace.events.map((e: { kind: string }) => e.kind)).toEqual([
       'map',

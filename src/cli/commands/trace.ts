@@ -76,6 +76,20 @@ function modelTarget(flags: TraceFlags): ModelTarget & { platform: string } {
   };
 }
 
+/** The command line that made a report, from what shapes it (shown under the page's title). */
+export function commandLine(file: string, flags: TraceFlags): string {
+  const parts = ['physr', 'trace', file];
+  if (flags.kernel !== undefined) parts.push('--kernel', flags.kernel);
+  if (flags.keepGoing === true) parts.push('--keep-going');
+  if (!flags.model) parts.push('--no-model');
+  else {
+    parts.push('--platform', flags.platform);
+    if (flags.iommu !== undefined) parts.push('--iommu', flags.iommu);
+    if (flags.device !== undefined) parts.push('--device', flags.device);
+  }
+  return parts.join(' ');
+}
+
 function fileSize(path: string): number {
   try {
     return statSync(path).size;
@@ -142,7 +156,7 @@ export function register(program: Command): void {
       for (const s of analysis.skipped) process.stderr.write(`physr: skipped ${s}\n`);
       process.stdout.write(flags.json === true ? renderTraceJson(analysis) : renderTraceText(analysis));
       if (flags.html !== undefined) {
-        const command = ['physr', 'trace', ...process.argv.slice(3)].join(' ');
+        const command = commandLine(file, flags);
         writeOutputText(flags.html, await renderTraceHtml(analysis, { command }), '--html');
       }
       if (flags.failOnFindings === true && analysis.findings.some((f) => f.severity === 'error')) {
