@@ -59,9 +59,40 @@ export function summarize(samples: readonly number[]): { median: number; min: nu
   return { median, min: sorted[0]!, max: sorted[sorted.length - 1]! };
 }
 
+/** How long warm-up may go on before measuring anyway. */
+const WARMUP_MAX_CALLS = 60;
+const WARMUP_MAX_SECONDS = 4;
+/** Warm-up ends when the last WINDOW values agree within this factor (max/min). */
+const SETTLE_WINDOW = 5;
+const SETTLE_FACTOR = 1.3;
+
 /**
- * Runs `sample` warmup+runs times and makes a figure of the measured values. `sample` returns the
- * value of one run (e.g. ops per second, or bytes per range).
+ * Calls `sample` until its values settle: the first calls run several times slower while the JIT
+ * tiers up, so warm-up lasts until the last few values agree within 30% (at least `ctx.warmup`
+ * calls, at most 60 calls or 4 s). Returns the calls made.
+ */
+export async function warmUp(ctx: BenchContext, sample: () => number | Promise<number>): Promise<number> {
+  if (ctx.smoke) return 0;
+  const recent: number[] = [];
+  const start = process.hrtime.bigint();
+  let calls = 0;
+  while (calls < WARMUP_MAX_CALLS && Number(process.hrtime.bigint() - start) / 1e9 < WARMUP_MAX_SECONDS) {
+    recent.push(await sample());
+    calls++;
+    if (recent.length > SETTLE_WINDOW) recent.shift();
+    if (calls >= ctx.warmup && recent.length === SETTLE_WINDOW) {
+      const lo = Math.min(...recent);
+      const hi = Math.max(...recent);
+      if (lo > 0 && hi / lo <= SETTLE_FACTOR) break;
+    }
+  }
+  return calls;
+}
+
+/**
+ * Runs `sample` after a warm-up that lasts until its values settle (see warmUp), then `runs`
+ * times, and makes a figure of the measured values. `sample` returns the value of one run (e.g.
+ * ops per second, or bytes per range).
  */
 export async function measure(
   ctx: BenchContext,
@@ -70,7 +101,7 @@ export async function measure(
   sample: () => number | Promise<number>,
   extra: { target?: Target; note?: string } = {},
 ): Promise<Figure> {
-  for (let i = 0; i < ctx.warmup; i++) await sample();
+  await warmUp(ctx, sample);
   const samples: number[] = [];
   for (let i = 0; i < ctx.runs; i++) samples.push(await sample());
   return figure(name, unit, samples, extra);
@@ -106,4 +137,53 @@ export function collectGarbage(): void {
     gc();
     gc();
   }
+}
+
+/** Two designs timed in one process, interleaved: each one's times and the ratio a/b. */
+export interface Comparison {
+  readonly a: Figure;
+  readonly b: Figure;
+  /** Median of the per-round ratios time(a) / time(b), with their min..max as the spread. */
+  readonly ratio: Figure;
+}
+
+/**
+ * Times `a` and `b` alternately in one process (after warming both up together until each
+ * settles), so machine noise and JIT state hit both alike, and reports each round's ratio
+ * time(a)/time(b): its median against `target`, its min..max as the spread.
+ */
+export async function compareInterleaved(
+  ctx: BenchContext,
+  names: { readonly a: string; readonly b: string; readonly ratio: string },
+  a: () => void,
+  b: () => void,
+  target?: Target,
+): Promise<Comparison> {
+  const pair = (): number => timeSeconds(a) / timeSeconds(b);
+  await warmUp(ctx, () => timeSeconds(a) * 1e3);
+  await warmUp(ctx, () => timeSeconds(b) * 1e3);
+  await warmUp(ctx, pair);
+  const ta: number[] = [];
+  const tb: number[] = [];
+  const ratios: number[] = [];
+  for (let i = 0; i < ctx.runs; i++) {
+    // Alternate which goes first, so neither always runs on a cache the other warmed.
+    collectGarbage();
+    const first = i % 2 === 0;
+    const x = first ? timeSeconds(a) : 0;
+    const y = timeSeconds(b);
+    const x2 = first ? x : timeSeconds(a);
+    ta.push(x2 * 1e3);
+    tb.push(y * 1e3);
+    ratios.push(x2 / y);
+  }
+  const r = summarize(ratios);
+  return {
+    a: figure(names.a, 'ms', ta),
+    b: figure(names.b, 'ms', tb),
+    ratio: figure(names.ratio, 'x', ratios, {
+      ...(target === undefined ? {} : { target }),
+      note: `spread ${r.min.toFixed(2)}..${r.max.toFixed(2)} over ${ratios.length} interleaved rounds`,
+    }),
+  };
 }

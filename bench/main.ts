@@ -6,15 +6,33 @@ import { parseArgs } from 'node:util';
 import { createContext, type Figure } from './harness.ts';
 import { suite } from './suite.ts';
 
-const { values } = parseArgs({
-  options: {
-    json: { type: 'boolean', default: false },
-    only: { type: 'string', multiple: true },
-    runs: { type: 'string' },
-    smoke: { type: 'boolean', default: false },
-    help: { type: 'boolean', short: 'h', default: false },
-  },
-});
+/** A bad argument: one line saying what, exit 2, no stack. */
+function usageError(message: string): never {
+  process.stderr.write(`bench: ${message} (see npm run bench -- --help)\n`);
+  process.exit(2);
+}
+
+function parseBenchArgs() {
+  try {
+    return parseArgs({
+      options: {
+        json: { type: 'boolean', default: false },
+        only: { type: 'string', multiple: true },
+        runs: { type: 'string' },
+        smoke: { type: 'boolean', default: false },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+    });
+  } catch (error) {
+    // node:util parseArgs: unknown option, missing value, a value that looks like an option.
+    const first = error instanceof Error ? error.message.split('\n')[0]! : String(error);
+    usageError(
+      /ambiguous/.test(first) ? `${first.replace(/\.$/, '')}: its value may not start with '-'` : first,
+    );
+  }
+}
+
+const { values } = parseBenchArgs();
 
 if (values.help) {
   process.stdout.write(
@@ -28,15 +46,11 @@ if (values.help) {
 const only = values.only ?? [];
 const unknown = only.filter((name) => !suite.some((b) => b.name === name));
 if (unknown.length > 0) {
-  process.stderr.write(
-    `bench: unknown benchmark ${unknown.join(', ')}; known: ${suite.map((b) => b.name).join(', ')}\n`,
-  );
-  process.exit(2);
+  usageError(`unknown benchmark ${unknown.join(', ')}; known: ${suite.map((b) => b.name).join(', ')}`);
 }
 const runs = values.runs === undefined ? undefined : Number(values.runs);
 if (runs !== undefined && !(Number.isInteger(runs) && runs > 0)) {
-  process.stderr.write(`bench: --runs ${values.runs} is not a positive integer\n`);
-  process.exit(2);
+  usageError(`--runs ${values.runs} is not a positive integer`);
 }
 if ((globalThis as { gc?: unknown }).gc === undefined && !values.json) {
   process.stderr.write('bench: note: run with node --expose-gc for heap figures (npm run bench does)\n');
@@ -52,19 +66,22 @@ for (const benchmark of suite) {
   if (!values.json) process.stdout.write(formatTable(figures));
 }
 
+const withTargets = results.flatMap((r) => r.figures).filter((f) => f.target !== undefined);
+const missed = withTargets.filter((f) => f.met === false);
 if (values.json) {
   process.stdout.write(
     `${JSON.stringify({ node: process.version, runs: ctx.runs, warmup: ctx.warmup, results }, null, 2)}\n`,
   );
 } else {
-  const withTargets = results.flatMap((r) => r.figures).filter((f) => f.target !== undefined);
-  const missed = withTargets.filter((f) => f.met === false);
   process.stdout.write(
     `\ntargets: ${withTargets.length - missed.length} of ${withTargets.length} met${
       missed.length > 0 ? ` (missed: ${missed.map((f) => f.name).join(', ')})` : ''
     }\n`,
   );
 }
+
+// A missed target fails the run (smoke runs measure nothing meaningful, so they only run).
+if (missed.length > 0 && !values.smoke) process.exitCode = 1;
 
 function formatNumber(value: number): string {
   if (value === 0) return '0';

@@ -4,6 +4,7 @@ import { dmaBenchmark } from './dma.bench.ts';
 import type { Benchmark } from './harness.ts';
 import { iommuBenchmark } from './iommu.bench.ts';
 import { pinBenchmark } from './mm.bench.ts';
+import { p2pMatrixBenchmark } from './p2p-matrix.bench.ts';
 import { platformMemoryBenchmark } from './platform.bench.ts';
 import { traceBenchmark } from './trace.bench.ts';
 
@@ -15,5 +16,6 @@ export const suite: Benchmark[] = [
   dmaBenchmark,
   devicesBenchmark,
   pinBenchmark,
+  p2pMatrixBenchmark,
   traceBenchmark,
 ];

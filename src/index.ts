@@ -1,4 +1,5 @@
 /** The physr library: every piece's public face. */
+export * from './block/index.ts';
 export * from './core/index.ts';
 export * from './devices/index.ts';
 export * from './dma/index.ts';
@@ -11,3 +12,4 @@ export * from './rdma/index.ts';
 export * from './sim/index.ts';
 export * from './trace/index.ts';
 export * from './vfio/index.ts';
+export * from './view/index.ts';

@@ -13,10 +13,21 @@ export function buildProgram(): Command {
     )
     .version('0.1.0')
     .showHelpAfterError('(run with --help for usage)')
+    .addHelpText('after', `\n${EXIT_STATUS_HELP}`)
     .exitOverride();
   registerCommands(program);
   return program;
 }
+
+/** The exit statuses every command keeps to (also in the README). */
+export const EXIT_STATUS_HELP = [
+  'Exit status:',
+  '  0   ok',
+  '  1   a scenario expectation failed (run, compare); nothing else uses 1',
+  '  2   a usage or input error (bad option, scenario, capture, argument), printed with its location',
+  '  70  an internal error (a bug; PHYSR_DEBUG=1 prints the stack)',
+  'Output to a closed pipe (physr topo | head) ends the command quietly.',
+].join('\n');
 
 /** Runs the CLI; returns the exit status instead of exiting, so tests can call it. */
 export async function runCli(argv: readonly string[]): Promise<number> {
@@ -27,7 +38,10 @@ export async function runCli(argv: readonly string[]): Promise<number> {
     return 0;
   } catch (error) {
     if (error instanceof CommanderError) {
-      return error.exitCode;
+      // Help and --version end with 0; our commands carry their status (1 failed expectations, 2
+      // bad input); commander's own errors (unknown option, missing argument) are usage errors: 2.
+      if (error.exitCode === 0 || error.code.startsWith('physr.')) return error.exitCode;
+      return 2;
     }
     if (isPhysrError(error)) {
       process.stderr.write(`physr: ${formatError(error)}\n`);

@@ -11,8 +11,19 @@ export const COUNTER = {
   physrMetadataBytes: 'core.physr_metadata_bytes',
   /** Bytes of scatterlist metadata built (struct scatterlist arrays incl. chain entries). */
   sgMetadataBytes: 'core.sg_metadata_bytes',
+  /** Entries of sg tables handed to dma_map_sg (orig_nents: the CPU-side list). */
   sgEntries: 'core.sg_entries',
+  /** Physical ranges of PhyrLists built (the CPU-side list). */
   physrRanges: 'core.physr_ranges',
+  /**
+   * Bytes of scatterlist-side scratch the kernel holds only while it builds a table (the page
+   * pointer array), at its real peak: counted in "metadata at peak", not in the retained figure.
+   */
+  sgScratchBytes: 'core.sg_scratch_bytes',
+  /** DMA segments dma_map_sg handed the device (its return value, after IOMMU merging). */
+  sgMappedNents: 'dma.sg_mapped_nents',
+  /** DMA ranges a physr map handed the device. */
+  physrDmaRanges: 'dma.physr_dma_ranges',
   pteWrites: 'iommu.pte_writes',
   pteClears: 'iommu.pte_clears',
   tablePagesAllocated: 'iommu.table_pages_allocated',
@@ -35,28 +46,56 @@ export type CounterName = (typeof COUNTER)[keyof typeof COUNTER] | `${string}.${
 
 export type MetricsSnapshot = Readonly<Record<string, number>>;
 
+/**
+ * One counter's cell. Hot paths take it once (`Metrics.counter`) and add to `value` directly instead
+ * of looking the name up per add; a cell counts in snapshots once it was touched.
+ */
+export interface Counter {
+  value: number;
+  touched: boolean;
+}
+
 export class Metrics {
-  private readonly counters = new Map<string, number>();
+  private readonly counters = new Map<string, Counter>();
   /** Receives the model's DMA activity as trace records when set (`physr run --trace-out`). */
   traceSink: DmaTraceSink | undefined = undefined;
 
+  /** The cell of a counter (created untouched), for hot paths that add many times. */
+  counter(name: CounterName): Counter {
+    let cell = this.counters.get(name);
+    if (cell === undefined) {
+      cell = { value: 0, touched: false };
+      this.counters.set(name, cell);
+    }
+    return cell;
+  }
+
   add(name: CounterName, by = 1): void {
-    this.counters.set(name, (this.counters.get(name) ?? 0) + by);
+    const cell = this.counter(name);
+    cell.value += by;
+    cell.touched = true;
   }
 
   get(name: CounterName): number {
-    return this.counters.get(name) ?? 0;
+    return this.counters.get(name)?.value ?? 0;
   }
 
-  /** A copy of every counter, sorted by name. */
+  /** A copy of every counter touched so far, sorted by name. */
   snapshot(): MetricsSnapshot {
     const out: Record<string, number> = {};
-    for (const name of [...this.counters.keys()].sort()) out[name] = this.counters.get(name) ?? 0;
+    for (const name of [...this.counters.keys()].sort()) {
+      const cell = this.counters.get(name)!;
+      if (cell.touched) out[name] = cell.value;
+    }
     return out;
   }
 
+  /** Zeroes every counter (cells handed out stay valid). */
   reset(): void {
-    this.counters.clear();
+    for (const cell of this.counters.values()) {
+      cell.value = 0;
+      cell.touched = false;
+    }
   }
 }
 

@@ -99,6 +99,14 @@ export abstract class PackedRangeList<A extends bigint, Self extends PackedRange
     return this.words.length >>> 1;
   }
 
+  /**
+   * The packed (address, length) words themselves, shared with the caller, for hot loops that read
+   * a whole list (IoPageTable.mapList). Never write to them: the list is immutable.
+   */
+  get packedWords(): BigUint64Array {
+    return this.words;
+  }
+
   get isEmpty(): boolean {
     return this.words.length === 0;
   }

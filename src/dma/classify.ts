@@ -19,36 +19,63 @@ export interface ClassifiedRange {
   readonly p2p?: P2pDecision;
 }
 
-/** Finds what each range is, from the memory map; EINVAL for holes and ranges across regions. */
-export function classifyRanges(device: DmaDeviceInfo, list: PhyrList): ClassifiedRange[] {
+/**
+ * A run of consecutive ranges of one class (ranges `from..to-1` of the list), with the byte offset
+ * of its first range in the list and the P2P decision of its provider.
+ */
+export interface RangeRun {
+  readonly cls: RangeClass;
+  readonly from: number;
+  readonly to: number;
+  readonly sourceOffset: bigint;
+  /** Bytes of the run. */
+  readonly length: bigint;
+  readonly p2p?: P2pDecision;
+}
+
+/**
+ * Splits a list into runs of one class, from the memory map, with no object per range; EINVAL for
+ * holes and ranges across regions, EREMOTEIO for P2P the topology does not support.
+ */
+export function classifyRuns(device: DmaDeviceInfo, list: PhyrList): RangeRun[] {
   const { memoryMap, topology } = device.machine.platform;
   const decisions = new Map<string, P2pDecision>();
-  const out: ClassifiedRange[] = [];
+  const out: RangeRun[] = [];
+  const w = list.packedWords;
+  const n = w.length >> 1;
   let offset = 0n;
+  let runStart = 0;
+  let runOffset = 0n;
+  let runCls: RangeClass = 'host';
+  let runP2p: P2pDecision | undefined;
   // Consecutive ranges mostly sit in the region of the one before: test its bounds before a lookup.
   let current: MemoryRegion | undefined;
-  list.forEachRange((address, length, i) => {
+  for (let i = 0; i < n; i++) {
+    const address = w[i * 2]!;
+    const length = w[i * 2 + 1]!;
     const last = address + length - 1n;
     let region =
       current !== undefined && address >= current.start && last <= current.last ? current : undefined;
-    region ??= memoryMap.containing(address, last);
-    current = region;
     if (region === undefined) {
-      const at = memoryMap.lookup(address);
-      fail(
-        'EINVAL',
-        at === undefined
-          ? `range ${i} at ${formatHex(address)} is in no memory region`
-          : `range ${i} ${formatHex(address)}+${formatSize(length)} runs past the end of ${at.name}`,
-      );
+      region = memoryMap.containing(address, last);
+      if (region === undefined) {
+        const at = memoryMap.lookup(address);
+        fail(
+          'EINVAL',
+          at === undefined
+            ? `range ${i} at ${formatHex(address)} is in no memory region`
+            : `range ${i} ${formatHex(address)}+${formatSize(length)} runs past the end of ${at.name}`,
+        );
+      }
+      current = region;
     }
-    if (region.kind !== 'mmio') {
-      out.push({ cls: 'host', address, length, sourceOffset: offset });
-    } else {
+    let cls: RangeClass = 'host';
+    let decision: P2pDecision | undefined;
+    if (region.kind === 'mmio') {
       const provider = region.bdf;
       if (provider === undefined)
         fail('EINVAL', `range ${i} at ${formatHex(address)} is MMIO of no known PCI function`);
-      let decision = decisions.get(provider);
+      decision = decisions.get(provider);
       if (decision === undefined) {
         decision = calcP2pDecision(topology, provider, device.bdf);
         decisions.set(provider, decision);
@@ -59,11 +86,77 @@ export function classifyRanges(device: DmaDeviceInfo, list: PhyrList): Classifie
           `P2P from ${device.bdf} to ${provider} BAR at ${formatHex(address)}: ${decision.reason}`,
         );
       }
-      out.push({ cls: decision.mapType, address, length, sourceOffset: offset, p2p: decision });
+      cls = decision.mapType;
     }
+    if (i > 0 && cls !== runCls) {
+      out.push(runOf(runCls, runStart, i, runOffset, offset - runOffset, runP2p));
+      runStart = i;
+      runOffset = offset;
+      runP2p = undefined;
+    }
+    runCls = cls;
+    runP2p ??= decision;
     offset += length;
-  });
+  }
+  if (n > 0) out.push(runOf(runCls, runStart, n, runOffset, offset - runOffset, runP2p));
   return out;
+}
+
+function runOf(
+  cls: RangeClass,
+  from: number,
+  to: number,
+  sourceOffset: bigint,
+  length: bigint,
+  p2p: P2pDecision | undefined,
+): RangeRun {
+  return p2p === undefined
+    ? { cls, from, to, sourceOffset, length }
+    : { cls, from, to, sourceOffset, length, p2p };
+}
+
+/** The ranges of a run as objects (the paths that need one per range: per-range, aligned, P2P). */
+export function rangesOfRun(list: PhyrList, run: RangeRun): ClassifiedRange[] {
+  const w = list.packedWords;
+  const out: ClassifiedRange[] = [];
+  let offset = run.sourceOffset;
+  for (let i = run.from; i < run.to; i++) {
+    const address = w[i * 2]!;
+    const length = w[i * 2 + 1]!;
+    out.push(
+      run.p2p === undefined
+        ? { cls: run.cls, address, length, sourceOffset: offset }
+        : { cls: run.cls, address, length, sourceOffset: offset, p2p: run.p2p },
+    );
+    offset += length;
+  }
+  return out;
+}
+
+/** Finds what each range is, from the memory map; EINVAL for holes and ranges across regions. */
+export function classifyRanges(device: DmaDeviceInfo, list: PhyrList): ClassifiedRange[] {
+  return classifyRuns(device, list).flatMap((run) => rangesOfRun(list, run));
+}
+
+/** Why dma_iova_link cannot take ranges `from..to-1` of a list, or undefined when it can. */
+export function iovaRunProblem(
+  list: PhyrList,
+  from: number,
+  to: number,
+  granule: bigint,
+): string | undefined {
+  const w = list.packedWords;
+  const mask = granule - 1n;
+  for (let i = from; i < to; i++) {
+    const address = w[i * 2]!;
+    if (i > from && (address & mask) !== 0n) {
+      return `range at ${formatHex(address)} (not the first) does not start on a ${formatSize(granule)} granule`;
+    }
+    if (i < to - 1 && ((address + w[i * 2 + 1]!) & mask) !== 0n) {
+      return `range at ${formatHex(address)} (not the last) does not end on a ${formatSize(granule)} granule`;
+    }
+  }
+  return undefined;
 }
 
 /** Why the IOVA API cannot take these ranges, or undefined when it can (dma_iova_link's rules). */

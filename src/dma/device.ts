@@ -9,7 +9,7 @@ import type { Iommu, IommuDomain } from '../iommu/index.ts';
 import type { HostBridge, PciFunction, PlatformModel } from '../platform/index.ts';
 import type { DmaDebug } from './debug.ts';
 import type { Swiotlb } from './swiotlb.ts';
-import type { DmaDeviceProps } from './types.ts';
+import type { DmaAttrs, DmaDeviceProps } from './types.ts';
 
 /** What a device's DMA needs of the machine it sits in (the Machine in machine.ts is one). */
 export interface DmaHost {
@@ -124,4 +124,11 @@ export class DmaDeviceInfo {
 export function dmaDomainOf(device: DmaDeviceInfo): IommuDomain | undefined {
   const domain = device.domain;
   return domain?.type === 'dma' ? domain : undefined;
+}
+
+/** Cache maintenance at map time for a non-coherent device (never MMIO, not with SKIP_CPU_SYNC). */
+export function cacheSync(device: DmaDeviceInfo, size: bigint, attrs: DmaAttrs): void {
+  if (!device.coherent && attrs.skipCpuSync !== true && attrs.mmio !== true) {
+    device.machine.metrics.add('dma.cache_sync_bytes', Number(size));
+  }
 }

@@ -3,8 +3,8 @@
  * no IOMMU; swiotlb when forced or beyond the mask.
  */
 import { fail, formatHex, U64_MAX } from '../core/index.ts';
-import { type DmaDeviceInfo, dmaDomainOf } from './device.ts';
-import { cacheSync, type MappedPiece } from './mapped-piece.ts';
+import { cacheSync, type DmaDeviceInfo, dmaDomainOf } from './device.ts';
+import type { MappedPiece } from './mapped-piece.ts';
 import type { DmaAttrs, DmaDirection, SegmentKind } from './types.ts';
 
 /**

@@ -3,9 +3,9 @@
  * range, what dma_map_phys does on a dma-iommu device and what the physr map falls back to.
  */
 import { alignUp, fail, formatHex } from '../core/index.ts';
-import { type DmaDeviceInfo, dmaDomainOf } from './device.ts';
+import { cacheSync, type DmaDeviceInfo, dmaDomainOf } from './device.ts';
 import { dmaInfoToProt, iommuDmaAllocIova, zeroPadding } from './dma-iommu.ts';
-import { cacheSync, type MappedPiece } from './mapped-piece.ts';
+import type { MappedPiece } from './mapped-piece.ts';
 import type { SwiotlbBounce } from './swiotlb.ts';
 import type { DmaAttrs, DmaDirection, SegmentKind } from './types.ts';
 

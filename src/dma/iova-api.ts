@@ -12,9 +12,9 @@
  * not given: a range's unaligned head and tail granules are bounced through swiotlb and the bounce
  * page is linked in their place (iommu_dma_iova_link_swiotlb); MMIO is never bounced (EPERM).
  */
-import { alignUp, fail, formatHex, formatSize } from '../core/index.ts';
+import { alignUp, fail, formatHex, formatSize, type PhyrList } from '../core/index.ts';
 import type { IommuDomain } from '../iommu/index.ts';
-import { type DmaDeviceInfo, dmaDomainOf } from './device.ts';
+import { cacheSync, type DmaDeviceInfo, dmaDomainOf } from './device.ts';
 import { bigintMin, dmaInfoToProt, iommuDmaAllocIova, zeroPadding } from './dma-iommu.ts';
 import type { SwiotlbBounce } from './swiotlb.ts';
 import type { DmaAttrs, DmaDirection } from './types.ts';
@@ -24,6 +24,9 @@ export interface LinkedBounce {
   readonly offset: bigint;
   readonly bounce: SwiotlbBounce;
 }
+
+/** sizeof(struct dma_iova_state): addr and __size, 8 bytes each (what a caller keeps per transfer). */
+export const DMA_IOVA_STATE_BYTES = 16;
 
 /** struct dma_iova_state plus what the model needs to undo it. */
 export interface DmaIovaState {
@@ -97,9 +100,7 @@ function linkRaw(
   attrs: DmaAttrs,
 ): void {
   const device = state.device;
-  if (!device.coherent && attrs.skipCpuSync !== true && attrs.mmio !== true) {
-    device.machine.metrics.add('dma.cache_sync_bytes', Number(size));
-  }
+  cacheSync(device, size, attrs);
   state.domain.map(iova, phys, size, dmaInfoToProt(dir, device.coherent, attrs));
 }
 
@@ -200,6 +201,53 @@ export function dmaIovaLink(
     linkRaw(state, addr - startPad, phys - startPad, alignUp(size + startPad, granule), dir, attrs);
   }
   state.linkedBytes = offset + size;
+}
+
+/**
+ * dma_iova_link of ranges `from..to-1` of a list back to back from `offset`: what one dma_iova_link
+ * per range does (same checks, errors, cache maintenance and PTE words), with the page table written
+ * by one bulk call (IommuDomain.mapList) when no range needs a bounce. A list that breaks the
+ * alignment rules or needs bouncing is linked range by range, so it fails or bounces exactly as
+ * those calls would.
+ */
+export function dmaIovaLinkList(
+  device: DmaDeviceInfo,
+  state: DmaIovaState,
+  list: PhyrList,
+  from: number,
+  to: number,
+  offset: bigint,
+  dir: DmaDirection,
+  attrs: DmaAttrs = {},
+): void {
+  checkOwner(device, state);
+  if (state.freed) fail('EINVAL', 'IOVA state was already destroyed');
+  const w = list.packedWords;
+  const mask = granuleOf(state.domain) - 1n;
+  const first = w[from * 2]!;
+  let bulk = !((first & mask) !== 0n && offset > 0n) && ((state.addr + offset) & mask) === (first & mask);
+  let total = 0n;
+  for (let i = from; i < to; i++) {
+    const a = w[i * 2]!;
+    const len = w[i * 2 + 1]!;
+    total += len;
+    if (!bulk) continue;
+    const end = (a + len) & mask;
+    if ((i > from && (a & mask) !== 0n) || (i < to - 1 && end !== 0n)) bulk = false;
+    else if (device.untrusted && ((a & mask) !== 0n || end !== 0n)) bulk = false;
+  }
+  if (!bulk || total <= 0n || offset + total > state.size) {
+    let at = offset;
+    for (let i = from; i < to; i++) {
+      const len = w[i * 2 + 1]!;
+      dmaIovaLink(device, state, w[i * 2]!, at, len, dir, attrs);
+      at += len;
+    }
+    return;
+  }
+  cacheSync(device, total, attrs);
+  state.domain.mapList(state.addr + offset, w, from, to, dmaInfoToProt(dir, device.coherent, attrs));
+  state.linkedBytes = offset + total;
 }
 
 /** iommu_dma_iova_link_swiotlb: bounce the unaligned head and tail granules, link the middle. */

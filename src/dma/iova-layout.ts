@@ -100,7 +100,14 @@ export function planPackedLayout(ranges: readonly LayoutRange[]): IovaLayoutPlan
 
 /** Merges linked stretches (offset order) into maximal runs without gaps. */
 export function linkedRunsOf(stretches: readonly LinkedRun[]): LinkedRun[] {
-  const sorted = [...stretches].sort((a, b) => (a.offset < b.offset ? -1 : a.offset > b.offset ? 1 : 0));
+  // Map paths record stretches in offset order already: sort only when they are not.
+  let ordered = true;
+  for (let i = 1; i < stretches.length && ordered; i++) {
+    if (stretches[i]!.offset < stretches[i - 1]!.offset) ordered = false;
+  }
+  const sorted = ordered
+    ? stretches
+    : [...stretches].sort((a, b) => (a.offset < b.offset ? -1 : a.offset > b.offset ? 1 : 0));
   const out: LinkedRun[] = [];
   for (const s of sorted) {
     const last = out.at(-1);

@@ -20,7 +20,6 @@ import {
   builtinPlatform,
   hostBridgeOf,
   type PlatformModel,
-  type PlatformModelOptions,
   requireFunction,
 } from '../platform/index.ts';
 import { DmaDebug } from './debug.ts';
@@ -232,8 +231,10 @@ export function createMachine(platform: PlatformModel, options: MachineOptions =
 export function builtinMachine(
   name: string,
   options: MachineOptions & {
-    readonly platform?: Omit<PlatformModelOptions, 'topology' | 'ram' | 'reserved' | 'name' | 'iommu'>;
+    readonly platform?: Parameters<typeof builtinPlatform>[1];
   } = {},
 ): Machine {
-  return new Machine(builtinPlatform(name, options.platform ?? {}), options);
+  // Without the IOMMU the kernel leaves ACS as firmware set it (pci_enable_acs, drivers/pci/pci.c).
+  const platform = { ...(options.iommu === false ? { iommuEnabled: false } : {}), ...options.platform };
+  return new Machine(builtinPlatform(name, platform), options);
 }

@@ -107,6 +107,7 @@ export function dmaMapSg(
   metrics.add(COUNTER.dmaMaps);
   metrics.add(COUNTER.sgMetadataBytes, sgt.metadataBytes);
   metrics.add(COUNTER.sgEntries, n);
+  metrics.add(COUNTER.sgMappedNents, state.mappedNents);
   // debug_dma_map_sg: one entry per DMA segment, each checked against the segment rules.
   for (let i = 0; i < state.mappedNents; i++) {
     const slot = slots[i]!;

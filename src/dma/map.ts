@@ -23,12 +23,26 @@
  */
 import { COUNTER, fail, formatHex, type PhyrList } from '../core/index.ts';
 import { busAddressOf } from '../platform/index.ts';
-import { type ClassifiedRange, classifyRanges, iovaLayoutProblem, splitForDevice } from './classify.ts';
+import {
+  type ClassifiedRange,
+  classifyRuns,
+  iovaRunProblem,
+  type RangeRun,
+  rangesOfRun,
+  splitForDevice,
+} from './classify.ts';
 import { type DmaDeviceInfo, dmaDomainOf } from './device.ts';
 import { dmaDirectMapPhys } from './direct.ts';
 import { bigintMin } from './dma-iommu.ts';
 import { iommuDmaMapPhys } from './iommu-map-phys.ts';
-import { type DmaIovaState, dmaIovaDestroy, dmaIovaLink, dmaIovaSync, dmaIovaTryAlloc } from './iova-api.ts';
+import {
+  type DmaIovaState,
+  dmaIovaDestroy,
+  dmaIovaLink,
+  dmaIovaLinkList,
+  dmaIovaSync,
+  dmaIovaTryAlloc,
+} from './iova-api.ts';
 import {
   coversWholeIova,
   dmaIovaReleaseRuns,
@@ -42,65 +56,55 @@ import { checkDirection, type DmaMapping, register, retireMapping, segmentsOf } 
 import { traceMapList, traceSyncSingle, traceUnmap } from './trace-points.ts';
 import type { DmaAttrs, DmaDirection, DmaMappingType, SegmentKind } from './types.ts';
 
-/** Maps a run of host (or through-host-bridge) ranges: one IOVA if possible, else range by range. */
+/**
+ * Maps a run of host (or through-host-bridge) ranges: one IOVA if possible, linked with one bulk
+ * page-table call and recorded as one piece; else range by range.
+ */
 function mapRun(
   device: DmaDeviceInfo,
-  run: readonly ClassifiedRange[],
+  list: PhyrList,
+  run: RangeRun,
   dir: DmaDirection,
   attrs: DmaAttrs,
   pieces: MappedPiece[],
 ): string | undefined {
-  const p2p = run[0]!.cls === 'through-host-bridge';
+  const p2p = run.cls === 'through-host-bridge';
   const runAttrs: DmaAttrs = p2p ? { ...attrs, mmio: true } : attrs;
   const domain = dmaDomainOf(device);
   let reason: string | undefined;
   if (domain === undefined) {
     reason = device.iommu === undefined ? 'no IOMMU: dma-direct' : 'identity domain: dma-direct';
   } else {
-    reason = iovaLayoutProblem(run, domain.iovad!.granule);
+    reason = iovaRunProblem(list, run.from, run.to, domain.iovad!.granule);
   }
   if (reason === undefined && domain !== undefined && attrs.layout === 'aligned') {
-    if (mapRunAligned(device, run, dir, runAttrs, pieces)) return undefined;
+    if (mapRunAligned(device, rangesOfRun(list, run), dir, runAttrs, pieces)) return undefined;
   }
+  const first = list.packedWords[run.from * 2]!;
   if (reason === undefined) {
-    let total = 0n;
-    for (let k = 0; k < run.length; k++) total += run[k]!.length;
-    const state = dmaIovaTryAlloc(device, run[0]!.address, total);
+    const state = dmaIovaTryAlloc(device, first, run.length);
     if (state !== undefined) {
-      let linked = 0n;
-      const kind: SegmentKind = p2p ? 'through-host-bridge' : 'iova';
-      const mmio = runAttrs.mmio === true;
       try {
-        for (let k = 0; k < run.length; k++) {
-          const r = run[k]!;
-          dmaIovaLink(device, state, r.address, linked, r.length, dir, runAttrs);
-          const dma = state.addr + linked;
-          // Literal objects (no spread) so every piece of the run shares one shape.
-          pieces.push(
-            r.p2p === undefined
-              ? { kind, sourceOffset: r.sourceOffset, phys: r.address, size: r.length, dma, mmio, state }
-              : {
-                  kind,
-                  sourceOffset: r.sourceOffset,
-                  phys: r.address,
-                  size: r.length,
-                  dma,
-                  mmio,
-                  state,
-                  p2p: r.p2p,
-                },
-          );
-          linked += r.length;
-        }
+        dmaIovaLinkList(device, state, list, run.from, run.to, 0n, dir, runAttrs);
       } catch (error) {
         dmaIovaDestroy(device, state, state.linkedBytes, dir, { ...runAttrs, skipCpuSync: true });
         throw error;
       }
-      dmaIovaSync(device, state, 0n, total);
+      dmaIovaSync(device, state, 0n, run.length);
+      // The compact record: one piece for the whole IOVA, its ranges read from the caller's list.
+      const kind: SegmentKind = p2p ? 'through-host-bridge' : 'iova';
+      const mmio = runAttrs.mmio === true;
+      const ranges = run.to - run.from;
+      const base = { kind, sourceOffset: run.sourceOffset, phys: first, size: run.length, dma: state.addr };
+      pieces.push(
+        run.p2p === undefined
+          ? { ...base, mmio, state, ranges }
+          : { ...base, mmio, state, ranges, p2p: run.p2p },
+      );
       return undefined;
     }
   }
-  for (const r of splitForDevice(device, run)) {
+  for (const r of splitForDevice(device, rangesOfRun(list, run))) {
     const kind: SegmentKind = p2p ? 'through-host-bridge' : domain === undefined ? 'direct' : 'iommu';
     const piece =
       domain === undefined
@@ -182,18 +186,13 @@ export function dmaMapPhyrList(
 ): DmaMapping {
   checkDirection(dir);
   if (list.isEmpty) fail('EINVAL', `${device.bdf}: mapping an empty PhyrList`);
-  const classified = classifyRanges(device, list);
+  const runs = classifyRuns(device, list);
   const pieces: MappedPiece[] = [];
   let fallbackReason: string | undefined;
   try {
-    let i = 0;
-    while (i < classified.length) {
-      const cls = classified[i]!.cls;
-      let j = i;
-      while (j < classified.length && classified[j]!.cls === cls) j++;
-      const run = classified.slice(i, j);
-      if (cls === 'bus-address') {
-        for (const r of splitForDevice(device, run, false)) {
+    for (const run of runs) {
+      if (run.cls === 'bus-address') {
+        for (const r of splitForDevice(device, rangesOfRun(list, run), false)) {
           pieces.push({
             kind: 'bus-address',
             sourceOffset: r.sourceOffset,
@@ -205,20 +204,20 @@ export function dmaMapPhyrList(
           });
         }
       } else {
-        const reason = mapRun(device, run, dir, attrs, pieces);
-        if (cls === 'host' && reason !== undefined) fallbackReason ??= reason;
+        const reason = mapRun(device, list, run, dir, attrs, pieces);
+        if (run.cls === 'host' && reason !== undefined) fallbackReason ??= reason;
       }
-      i = j;
     }
   } catch (error) {
     undoPieces(device, pieces, dir, attrs);
     throw error;
   }
-  const segments = segmentsOf(device, pieces);
+  const segments = segmentsOf(device, pieces, list);
   const type: DmaMappingType = pieces.some((p) => p.state !== undefined) ? 'iova' : 'phys';
   const mapping = register(device, type, list, dir, attrs, pieces, segments, fallbackReason);
   const metrics = device.machine.metrics;
   metrics.add(COUNTER.physrMetadataBytes, mapping.dma.metadataBytes);
+  metrics.add(COUNTER.physrDmaRanges, mapping.dma.count);
   traceMapList(mapping);
   return mapping;
 }

@@ -22,16 +22,14 @@ export interface MappedPiece {
   readonly iova?: { readonly start: bigint; readonly size: bigint };
   /** The IOVA state a piece was linked into (shared by the pieces of one segment). */
   readonly state?: DmaIovaState;
+  /**
+   * Source ranges a linked piece stands for when it is a whole run linked at once (the compact
+   * record): then `phys` is the first range's address and the ranges are read from the source list.
+   */
+  readonly ranges?: number;
   /** swiotlb record when the whole piece was bounced (per-range paths). */
   readonly bounce?: SwiotlbBounce;
   readonly p2p?: P2pDecision;
-}
-
-/** Cache maintenance at map time for a non-coherent device (never MMIO, not with SKIP_CPU_SYNC). */
-export function cacheSync(device: DmaDeviceInfo, size: bigint, attrs: DmaAttrs): void {
-  if (!device.coherent && attrs.skipCpuSync !== true && attrs.mmio !== true) {
-    device.machine.metrics.add('dma.cache_sync_bytes', Number(size));
-  }
 }
 
 /** Undoes one per-range piece (iommu_dma_unmap_phys / dma_direct_unmap_phys). */

@@ -54,13 +54,23 @@ export function retireMapping(mapping: DmaMapping): void {
 }
 
 /** Groups pieces into segments of one kind, building each segment's lists. */
-export function segmentsOf(device: DmaDeviceInfo, pieces: readonly MappedPiece[]): DmaSegment[] {
+export function segmentsOf(
+  device: DmaDeviceInfo,
+  pieces: readonly MappedPiece[],
+  source: PhyrList,
+): DmaSegment[] {
   const out: DmaSegment[] = [];
   let i = 0;
   while (i < pieces.length) {
     const kind = pieces[i]!.kind;
     let end = i;
     while (end < pieces.length && pieces[end]!.kind === kind) end++;
+    const only = pieces[i]!;
+    if (end === i + 1 && only.ranges !== undefined) {
+      out.push(linkedRunSegment(device, only, source));
+      i = end;
+      continue;
+    }
     const phys = new PhyrListBuilder({ merge: false, capacity: end - i });
     const dma = new DmaRangeListBuilder({ merge: true });
     let p2p: P2pDecision | undefined;
@@ -108,6 +118,25 @@ export function segmentsOf(device: DmaDeviceInfo, pieces: readonly MappedPiece[]
     i = end;
   }
   return out;
+}
+
+/**
+ * The segment of a run linked as one piece: its source ranges are the caller's list (or the slice
+ * the run covers), its DMA range the one IOVA cut by the device's rules.
+ */
+function linkedRunSegment(device: DmaDeviceInfo, piece: MappedPiece, source: PhyrList): DmaSegment {
+  const phys =
+    piece.sourceOffset === 0n && piece.size === source.totalLength
+      ? source
+      : source.slice(piece.sourceOffset, piece.size);
+  const dma = new DmaRangeListBuilder({ capacity: 1 }).append(piece.dma, piece.size).build().split({
+    maxSegmentSize: device.maxSegmentSize,
+    segmentBoundaryMask: device.segmentBoundaryMask,
+  });
+  let bounced = 0n;
+  for (const b of piece.state!.bounces) bounced += b.bounce.size;
+  const segment = { kind: piece.kind, phys, dma, bouncedBytes: bounced };
+  return piece.p2p === undefined ? segment : { ...segment, p2p: piece.p2p };
 }
 
 function pathOf(segments: readonly DmaSegment[]): MapPath {

@@ -12,7 +12,7 @@
  * domain, then the IOVAs are freed) when it is full or when its timer expires. Until then the IOTLB
  * may still hold the old translations, and a device using one reaches the freed page.
  */
-import { fail, formatHex, formatSize, type Metrics } from '../core/index.ts';
+import { type DmaTraceSink, fail, formatHex, formatSize, type Metrics } from '../core/index.ts';
 import type { PageTableFormat } from './format.ts';
 import { IotlbGather } from './gather.ts';
 import type { Iotlb } from './iotlb.ts';
@@ -51,6 +51,25 @@ interface QueuedIova {
   readonly pages: number;
 }
 
+/** The iommu_map records a bulk map stands for: one per range, as a map per range would emit. */
+function traceRanges(
+  sink: DmaTraceSink,
+  page: bigint,
+  iova: bigint,
+  words: BigUint64Array,
+  from: number,
+  to: number,
+): void {
+  const mask = page - 1n;
+  let va = iova - (words[from * 2]! & mask);
+  for (let i = from; i < to; i++) {
+    const pad = words[i * 2]! & mask;
+    const size = (words[i * 2 + 1]! + pad + mask) & ~mask;
+    sink({ kind: 'iommu_map', iova: va, paddr: words[i * 2]! - pad, size });
+    va += size;
+  }
+}
+
 export class IommuDomain {
   readonly id: number;
   readonly type: DomainType;
@@ -65,6 +84,8 @@ export class IommuDomain {
   readonly pageSizesDescending: readonly bigint[];
   private readonly host: DomainHost;
   private readonly fq: QueuedIova[] = [];
+  /** What a map call freed (tables a larger leaf replaced); reused across calls. */
+  private readonly mapGather = new IotlbGather();
   private clockMs = 0;
   private fqDeadlineMs: number | undefined;
 
@@ -111,8 +132,35 @@ export class IommuDomain {
   // --- the IOMMU API (iommu_map / iommu_unmap) -------------------------------------------------
 
   map(iova: bigint, paddr: bigint, size: bigint, prot: Prot): void {
-    this.table('map').map(iova, paddr, size, prot);
+    try {
+      this.table('map').map(iova, paddr, size, prot, this.mapGather);
+    } finally {
+      this.syncMapGather();
+    }
     this.host.metrics.traceSink?.({ kind: 'iommu_map', iova, paddr, size });
+  }
+
+  /**
+   * The bulk map op (IoPageTable.mapList): ranges `from..to-1` of a packed (address, length) word
+   * list back to back from `iova`. Returns the IOVA bytes mapped.
+   */
+  mapList(iova: bigint, words: BigUint64Array, from: number, to: number, prot: Prot): bigint {
+    let mapped: bigint;
+    try {
+      mapped = this.table('map').mapList(iova, words, from, to, prot, this.mapGather);
+    } finally {
+      this.syncMapGather();
+    }
+    const sink = this.host.metrics.traceSink;
+    if (sink !== undefined) traceRanges(sink, this.pageTable!.minPageSize, iova, words, from, to);
+    return mapped;
+  }
+
+  /** A map that replaced table pages with a larger leaf flushes the walk caches (map_range's sync). */
+  private syncMapGather(): void {
+    if (this.mapGather.isEmpty()) return;
+    if (this.mapGather.freedTablePages > 0) this.iotlbSync(this.mapGather);
+    else this.mapGather.reset();
   }
 
   /** iommu_unmap: unmap and invalidate what it covered, one IOTLB flush. Returns bytes unmapped. */

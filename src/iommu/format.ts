@@ -55,7 +55,15 @@ export interface PageTableFormat {
   /** PTE bits that hold the output address. */
   readonly oaMask: bigint;
   readonly pte: PteEncoding;
+  /**
+   * The kernel code that walks this format, which decides when table pages are freed and what a
+   * map over an existing table does: generic_pt (drivers/iommu/generic_pt, the x86 formats in 7.1)
+   * or io-pgtable-arm (drivers/iommu/io-pgtable-arm.c).
+   */
+  readonly walker: PageTableWalker;
 }
+
+export type PageTableWalker = 'generic_pt' | 'io-pgtable-arm';
 
 const EMPTY: DecodedPte = { type: 'empty', address: 0n, prot: 0 };
 
@@ -100,15 +108,19 @@ export const vtdSecondStagePte: PteEncoding = {
 };
 
 // ARM VMSAv8-64 long-descriptor entries (io-pgtable-arm.c): bit 0 valid; bit 1 is "table" above the
-// last level and must be set for a last-level page; AF (bit 10) set on every leaf; inner shareable
-// (bits 9:8); execute-never (bit 54). Stage 1 puts AP[2:1] in bits 7:6 (bit 7 read-only, bit 6
-// unprivileged) and a MAIR index in bits 4:2; stage 2 puts S2AP in bits 7:6 (6 read, 7 write) and
-// the memory attributes in bits 5:2.
+// last level and must be set for a last-level page; AF (bit 10) set on every leaf; shareability in
+// bits 9:8, inner for a cacheable mapping (IOMMU_CACHE) and outer otherwise; execute-never in both
+// bits 54:53. Stage 1 leaves are not global (nG, bit 11) and put AP[2:1] in bits 7:6 (bit 7
+// read-only, bit 6 unprivileged) and a MAIR index in bits 4:2; stage 2 puts S2AP in bits 7:6 (6
+// read, 7 write) and the memory attributes in bits 5:2. (arm_lpae_prot_to_pte; the differential
+// test against 6.12 checks every leaf word.)
 const LPAE_VALID = bit(0);
 const LPAE_TYPE = bit(1);
 const LPAE_AF = bit(10);
+const LPAE_NG = bit(11);
 const LPAE_SH_IS = 3n << 8n;
-const LPAE_XN = bit(54);
+const LPAE_SH_OS = 2n << 8n;
+const LPAE_XN = 3n << 53n;
 const LPAE_AP_UNPRIV = bit(6);
 const LPAE_AP_RDONLY = bit(7);
 const LPAE_S2_READ = bit(6);
@@ -120,8 +132,9 @@ const S2_MEMATTR_OIWB = 0xfn;
 const S2_MEMATTR_NC = 0x5n;
 const S2_MEMATTR_DEV = 0x1n;
 
-function lpaeCommon(paddr: bigint, level: number): bigint {
-  return paddr | LPAE_VALID | LPAE_AF | LPAE_SH_IS | (level === 0 ? LPAE_TYPE : 0n);
+function lpaeCommon(paddr: bigint, level: number, prot: Prot): bigint {
+  const sh = prot & IOMMU_CACHE ? LPAE_SH_IS : LPAE_SH_OS;
+  return paddr | LPAE_VALID | LPAE_AF | sh | (level === 0 ? LPAE_TYPE : 0n);
 }
 
 function lpaeDecode(pte: bigint, level: number, oaMask: bigint, protOf: (pte: bigint) => Prot): DecodedPte {
@@ -134,7 +147,7 @@ function lpaeDecode(pte: bigint, level: number, oaMask: bigint, protOf: (pte: bi
 export const armLpaeStage1Pte: PteEncoding = {
   name: 'arm-lpae-s1',
   leaf(paddr, prot, level) {
-    let pte = lpaeCommon(paddr, level);
+    let pte = lpaeCommon(paddr, level, prot) | LPAE_NG;
     // Stage 1 cannot express write-only: a mapping without READ but with WRITE is read/write, as in
     // arm_lpae_prot_to_pte.
     if ((prot & IOMMU_WRITE) === 0) pte |= LPAE_AP_RDONLY;
@@ -160,7 +173,7 @@ export const armLpaeStage1Pte: PteEncoding = {
 export const armLpaeStage2Pte: PteEncoding = {
   name: 'arm-lpae-s2',
   leaf(paddr, prot, level) {
-    let pte = lpaeCommon(paddr, level);
+    let pte = lpaeCommon(paddr, level, prot);
     if (prot & IOMMU_READ) pte |= LPAE_S2_READ;
     if (prot & IOMMU_WRITE) pte |= LPAE_S2_WRITE;
     if (prot & IOMMU_NOEXEC) pte |= LPAE_XN;
@@ -188,6 +201,7 @@ function makeFormat(spec: {
   oasBits: number;
   leafLevels: readonly number[];
   pte: PteEncoding;
+  walker: PageTableWalker;
   levels?: number;
 }): PageTableFormat {
   const bitsPerLevel = spec.granuleShift - 3; // 8-byte entries fill one granule-sized table page
@@ -213,6 +227,7 @@ function makeFormat(spec: {
     pgsizeBitmap,
     oaMask: genmask(spec.oasBits - 1, spec.granuleShift),
     pte: spec.pte,
+    walker: spec.walker,
   };
 }
 
@@ -228,6 +243,7 @@ export function x86SecondStageFormat(levels: 4 | 5 = 4): PageTableFormat {
     oasBits: 52,
     leafLevels: [0, 1, 2],
     pte: vtdSecondStagePte,
+    walker: 'generic_pt',
     levels,
   });
 }
@@ -267,6 +283,7 @@ export function armLpaeFormat(options: {
     oasBits,
     leafLevels,
     pte: stage === 1 ? armLpaeStage1Pte : armLpaeStage2Pte,
+    walker: 'io-pgtable-arm',
   });
 }
 

@@ -449,26 +449,10 @@ export class MmStruct {
    * range is stored as a description, so a 4 GiB pattern costs a few extents, not 4 GiB.
    */
   writeUserSource(va: bigint, length: bigint, source: ByteSource, sourceOffset: bigint): void {
-    if (length === 0n) return;
-    this.touch(va, length, { write: true });
     const bytes = this.bytesOrFail();
-    const end = va + length;
-    let covered = va;
-    for (const m of this.mappings(va, length)) {
-      const mapStart = BigInt(m.vpn) << 12n;
-      const from = mapStart > va ? mapStart : va;
-      const mapEnd = BigInt(m.vpn + m.pages) << 12n;
-      const to = mapEnd < end ? mapEnd : end;
-      if (from !== covered) fail('EFAULT', `no page at ${formatHex(covered)}`);
-      bytes.writeSource(
-        (BigInt(m.pfn) << 12n) + (from - mapStart),
-        to - from,
-        source,
-        sourceOffset + (from - va),
-      );
-      covered = to;
-    }
-    if (covered !== end) fail('EFAULT', `no page at ${formatHex(covered)}`);
+    this.forEachPhys(va, length, true, (phys, offset, take) => {
+      bytes.writeSource(phys, take, source, sourceOffset + offset);
+    });
   }
 
   /** copy_from_user. */
@@ -491,19 +475,35 @@ export class MmStruct {
     write: boolean,
     fn: (phys: bigint, offset: number, take: number) => void,
   ): void {
-    if (length === 0) return;
-    this.touch(va, BigInt(length), { write });
-    let done = 0;
-    while (done < length) {
-      const at = va + BigInt(done);
-      const t = this.translate(at);
-      if (t === undefined) {
-        fail('EFAULT', `no page at ${formatHex(at)}`);
-      }
-      const take = Math.min(length - done, 4096 - Number(at & 0xfffn));
-      fn(t.phys, done, take);
-      done += take;
+    this.forEachPhys(va, BigInt(length), write, (phys, offset, take) =>
+      fn(phys, Number(offset), Number(take)),
+    );
+  }
+
+  /**
+   * Faults [va, va + length) in, then hands each physically contiguous piece (one page-table extent,
+   * clipped to the range) to `fn` with its offset in the range: one call per extent, not per page.
+   */
+  private forEachPhys(
+    va: bigint,
+    length: bigint,
+    write: boolean,
+    fn: (phys: bigint, offset: bigint, take: bigint) => void,
+  ): void {
+    if (length === 0n) return;
+    this.touch(va, length, { write });
+    const end = va + length;
+    let covered = va;
+    for (const m of this.mappings(va, length)) {
+      const mapStart = BigInt(m.vpn) << 12n;
+      const from = mapStart > va ? mapStart : va;
+      const mapEnd = BigInt(m.vpn + m.pages) << 12n;
+      const to = mapEnd < end ? mapEnd : end;
+      if (from !== covered) break;
+      fn((BigInt(m.pfn) << 12n) + (from - mapStart), from - va, to - from);
+      covered = to;
     }
+    if (covered !== end) fail('EFAULT', `no page at ${formatHex(covered)}`);
   }
 
   private bytesOrFail() {

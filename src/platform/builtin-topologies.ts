@@ -2,6 +2,7 @@
  * Ready-made machines for tests, scenarios and the CLI. IDs are real ones so the P2PDMA allowlist and
  * CPU rule apply as they would on such hardware; addresses come from the builder's windows.
  */
+import { type AcsDeviceMatch, bootAcs } from './acs-boot.ts';
 import { acsPort } from './pci-acs.ts';
 import {
   buildTopology,
@@ -46,7 +47,11 @@ function mlx5(name: string): FunctionSpec {
 }
 
 export interface TwoSocketOptions {
-  /** Enable ACS Request/Completion Redirect on the switch's downstream ports and the root ports. */
+  /**
+   * The firmware's ACS control on the switch's downstream ports and the root ports: SV+UF, plus
+   * Request/Completion Redirect when set. (The built-in platform boots this as Linux does, see
+   * BUILTIN_TOPOLOGIES; this function alone is the hardware as firmware left it.)
+   */
   readonly acsRedirect?: boolean;
 }
 
@@ -280,13 +285,35 @@ export function amdServer(): PciTopology {
   });
 }
 
+export interface BuiltinBootOptions {
+  /** `pci=disable_acs_redir=` devices the machine is booted with. */
+  readonly disableAcsRedir?: readonly AcsDeviceMatch[];
+  /** Whether the kernel uses the IOMMU (default: when the platform has one). */
+  readonly iommu?: boolean;
+}
+
 export interface BuiltinTopology {
   readonly name: string;
   /** Other names it answers to (the scenario platform names, e.g. `x86-2s`). */
   readonly aliases: readonly string[];
   readonly description: string;
   readonly iommu: 'intel-vt-d' | 'amd-vi' | 'arm-smmu-v3' | 'none';
-  readonly build: () => PciTopology;
+  /**
+   * The machine as Linux leaves it after boot: with an IOMMU, pci_std_enable_acs has turned on ACS
+   * SV/RR/CR/UF on every port that has them; `disableAcsRedir` then clears redirect where asked.
+   */
+  readonly build: (options?: BuiltinBootOptions) => PciTopology;
+}
+
+function booted(
+  iommu: BuiltinTopology['iommu'],
+  firmware: () => PciTopology,
+): (options?: BuiltinBootOptions) => PciTopology {
+  return (options = {}) =>
+    bootAcs(firmware(), {
+      iommu: options.iommu ?? iommu !== 'none',
+      ...(options.disableAcsRedir === undefined ? {} : { disableAcsRedir: options.disableAcsRedir }),
+    });
 }
 
 export const BUILTIN_TOPOLOGIES: readonly BuiltinTopology[] = [
@@ -294,37 +321,30 @@ export const BUILTIN_TOPOLOGIES: readonly BuiltinTopology[] = [
     name: 'two-socket-server',
     aliases: ['x86-2s'],
     description:
-      '2x Intel Ice Lake Xeon (allowlisted host bridges), PCIe switch with GPU + RDMA NIC, NVMe, second NIC',
+      '2x Intel Ice Lake Xeon (allowlisted host bridges), PCIe switch with GPU + RDMA NIC, NVMe, second NIC; ACS redirect on as Linux boots with VT-d',
     iommu: 'intel-vt-d',
-    build: () => twoSocketServer(),
-  },
-  {
-    name: 'two-socket-server-acs',
-    aliases: ['x86-2s-acs'],
-    description: 'two-socket-server with ACS redirect on: GPU<->NIC goes through the host bridge',
-    iommu: 'intel-vt-d',
-    build: () => twoSocketServer({ acsRedirect: true }),
+    build: booted('intel-vt-d', () => twoSocketServer()),
   },
   {
     name: 'laptop',
     aliases: [],
     description: 'Tiger Lake laptop: iGPU (RC-integrated), NVMe, Wi-Fi; host bridge not allowlisted, no P2P',
     iommu: 'intel-vt-d',
-    build: laptop,
+    build: booted('intel-vt-d', laptop),
   },
   {
     name: 'arm-server',
     aliases: [],
     description: 'Ampere-style ARM server, SMMUv3, two non-allowlisted root complexes, high-mapped windows',
     iommu: 'arm-smmu-v3',
-    build: armServer,
+    build: booted('arm-smmu-v3', armServer),
   },
   {
     name: 'amd-server',
     aliases: [],
     description: 'AMD EPYC family 0x19: P2P through the host bridge allowed by the CPU rule',
     iommu: 'amd-vi',
-    build: amdServer,
+    build: booted('amd-vi', amdServer),
   },
 ];
 

@@ -19,6 +19,11 @@ export interface TopologyImport {
   /** Where it came from, e.g. `/sys` or `lspci text (tree.txt, verbose.txt)`. */
   readonly source: string;
   readonly notes: readonly ImportNote[];
+  /**
+   * Whether the machine ran with an IOMMU: `present` when the capture shows IOMMU groups, `absent`
+   * when it shows a sysfs tree without them, `unknown` when the source cannot tell.
+   */
+  readonly iommu?: 'present' | 'absent' | 'unknown';
 }
 
 function hex(value: number, width: number): string {

@@ -9,9 +9,11 @@ import {
   type FunctionFacts,
   hostBridgeId,
   type ImportNote,
+  parentsFromBusNumbers,
   type TopologyImport,
   UNKNOWN_CPU,
 } from './capture-import.ts';
+import { acsBitsFromRegister } from './pci-acs.ts';
 import { formatBdf, parseBdf } from './pci-bdf.ts';
 import {
   type ExtendedSpaceFacts,
@@ -22,10 +24,10 @@ import {
 import type { AcsBits, AcsState, Bdf, PciBar } from './pci-types.ts';
 
 export interface LspciInput {
-  /** `lspci -tv` output. */
-  readonly tree: string;
-  /** `lspci -nn -vvv` output (with or without -D). */
-  readonly verbose: string;
+  /** `lspci -t`, `-tv` or `-tvnn` output; without it the hierarchy comes from the bridges' bus numbers. */
+  readonly tree?: string;
+  /** `lspci -nn -vvv` output (with or without -D, -nn); optional when the tree is given. */
+  readonly verbose?: string;
   readonly treeFile?: string;
   readonly verboseFile?: string;
 }
@@ -37,6 +39,10 @@ interface TreeEntry {
   readonly secondaryBus: number | undefined;
   readonly subordinateBus: number | undefined;
   readonly line: number;
+  /** `[vvvv:dddd]` that `lspci -tvnn` prints after the name. */
+  readonly vendorId: number | undefined;
+  readonly deviceId: number | undefined;
+  readonly name: string | undefined;
 }
 
 interface Opener {
@@ -58,6 +64,7 @@ const DEVICE_TOKEN = /-([01][0-9a-f])\.([0-7])(?:-\[([0-9a-f]{2})(?:-([0-9a-f]{2
  */
 export function parseLspciTree(text: string, file = 'lspci -tv'): TreeEntry[] {
   const entries: TreeEntry[] = [];
+  const seen = new Map<Bdf, number>();
   let openers: Opener[] = [];
   const lines = text.split('\n');
   for (let index = 0; index < lines.length; index++) {
@@ -70,6 +77,9 @@ export function parseLspciTree(text: string, file = 'lspci -tv'): TreeEntry[] {
     for (const m of line.matchAll(DEVICE_TOKEN)) tokens.push({ column: m.index, device: m });
     tokens.sort((a, b) => a.column - b.column);
     const nameStart = firstNameColumn(line);
+    const drawing = line.slice(0, nameStart);
+    checkDrawing(drawing, location);
+    const named = nameOfLine(line, nameStart);
     let sawToken = false;
     for (const token of tokens) {
       if (token.column >= nameStart) break;
@@ -103,6 +113,19 @@ export function parseLspciTree(text: string, file = 'lspci -tv'): TreeEntry[] {
       });
       const secondary = m[3] === undefined ? undefined : Number.parseInt(m[3], 16);
       const subordinate = m[4] === undefined ? secondary : Number.parseInt(m[4], 16);
+      const earlier = seen.get(bdf);
+      if (earlier !== undefined)
+        fail(
+          'EINVAL',
+          `${bdf} appears twice in the tree (first on line ${earlier}); two captures pasted together?`,
+          {
+            ...location,
+            column: token.column + 1,
+          },
+        );
+      seen.set(bdf, index + 1);
+      // The name belongs to the last device token on the line.
+      const last = tokens.filter((t) => t.device !== undefined && t.column < nameStart).at(-1) === token;
       entries.push({
         bdf,
         parent: bus.bridge,
@@ -110,6 +133,9 @@ export function parseLspciTree(text: string, file = 'lspci -tv'): TreeEntry[] {
         secondaryBus: secondary,
         subordinateBus: subordinate,
         line: index + 1,
+        vendorId: last ? named.vendorId : undefined,
+        deviceId: last ? named.deviceId : undefined,
+        name: last ? named.name : undefined,
       });
       if (secondary !== undefined) {
         openers.push({
@@ -132,6 +158,42 @@ export function parseLspciTree(text: string, file = 'lspci -tv'): TreeEntry[] {
   return entries;
 }
 
+/**
+ * A drawing whose brackets do not close, or a bus range with no device number before it, is a
+ * truncated or mangled line: refused where it is, never silently attached to the wrong bridge.
+ */
+function checkDrawing(drawing: string, location: SourceLocation): void {
+  const open = drawing.lastIndexOf('[');
+  if (open > drawing.lastIndexOf(']'))
+    fail('EINVAL', `"${drawing.trim()}" ends inside a bracket (a truncated line?)`, {
+      ...location,
+      column: open + 1,
+    });
+  const orphan = /(^|[^0-7\]])-\[([0-9a-f]{2}(?:-[0-9a-f]{2})?)\]/i.exec(drawing);
+  if (orphan !== null)
+    fail('EINVAL', `bridge bus range [${orphan[2]}] with no device number (DD.F) before it`, {
+      ...location,
+      column: orphan.index + orphan[1]!.length + 1,
+    });
+  if (/-[0-9a-f]{1,2}\.?$/i.test(drawing.trimEnd()) && !/\.[0-7]$/.test(drawing.trimEnd()))
+    fail('EINVAL', `"${drawing.trim()}" ends in the middle of a device number (a truncated line?)`, location);
+}
+
+/** The name part of a tree line, with the `[vvvv:dddd]` IDs `-tvnn` adds (the last such pair). */
+function nameOfLine(
+  line: string,
+  nameStart: number,
+): { name: string | undefined; vendorId: number | undefined; deviceId: number | undefined } {
+  const text = line.slice(nameStart).trim();
+  if (text === '') return { name: undefined, vendorId: undefined, deviceId: undefined };
+  const ids = /\[([0-9a-f]{4}):([0-9a-f]{4})\](?!.*\[[0-9a-f]{4}:[0-9a-f]{4}\])/i.exec(text);
+  return {
+    name: ids === null ? text : text.slice(0, ids.index).trim() || undefined,
+    vendorId: ids === null ? undefined : Number.parseInt(ids[1]!, 16),
+    deviceId: ids === null ? undefined : Number.parseInt(ids[2]!, 16),
+  };
+}
+
 /** Where the drawing ends on a line: the first double space before a device name. */
 function firstNameColumn(line: string): number {
   const m = /[0-9a-f]\.[0-7](?:-\[[0-9a-f-]+\])?-*\s{2,}\S/i.exec(line);
@@ -142,6 +204,10 @@ function firstNameColumn(line: string): number {
 interface VerboseEntry {
   bdf: Bdf;
   line: number;
+  /** The header had no `[cccc]`/`[vvvv:dddd]` (lspci without -nn): IDs unknown. */
+  withoutNn: boolean;
+  /** `Region N:` lines without `[size=]`. */
+  barsSizeUnknown: number[];
   name: string | undefined;
   classCode: number | undefined;
   vendorId: number | undefined;
@@ -174,6 +240,24 @@ interface VerboseEntry {
 
 const HEADER =
   /^((?:[0-9a-f]{4,8}:)?[0-9a-f]{2}:[01][0-9a-f]\.[0-7]) (.*?) \[([0-9a-f]{4})\]: (.*?) \[([0-9a-f]{4}):([0-9a-f]{4})\](.*)$/i;
+/** The same header without -nn: `BB:DD.F Class name: Vendor device (rev xx)`. */
+const HEADER_PLAIN = /^((?:[0-9a-f]{4,8}:)?[0-9a-f]{2}:[01][0-9a-f]\.[0-7]) ([^[:]+?): (.*)$/i;
+/** lspci's class names (pciutils pci.ids) for the classes physr decides on; others stay unknown. */
+const CLASS_NAMES: ReadonlyMap<string, number> = new Map([
+  ['host bridge', 0x060000],
+  ['pci bridge', 0x060400],
+  ['vga compatible controller', 0x030000],
+  ['3d controller', 0x030200],
+  ['display controller', 0x038000],
+  ['ethernet controller', 0x020000],
+  ['network controller', 0x028000],
+  ['infiniband controller', 0x020700],
+  ['non-volatile memory controller', 0x010802],
+  ['raid bus controller', 0x010400],
+  ['sata controller', 0x010600],
+  ['serial attached scsi controller', 0x010700],
+  ['processing accelerators', 0x120000],
+]);
 const REGION =
   /^Region (\d): (Memory|I\/O ports) at (\S+)(?: \((32|64)-bit, (prefetchable|non-prefetchable)\))?(.*)$/;
 const EXPRESS_TYPES: ReadonlyArray<readonly [string, PciePortType]> = [
@@ -236,23 +320,38 @@ export function parseLspciVerbose(text: string, file = 'lspci -vvv'): VerboseEnt
     }
     if (!/^\s/.test(raw)) {
       const m = HEADER.exec(raw.trim());
-      if (m === null) {
+      const plain = m === null ? HEADER_PLAIN.exec(raw.trim()) : null;
+      if (m === null && plain === null) {
         fail(
           'EINVAL',
           `expected a device header "BB:DD.F class [cccc]: name [vvvv:dddd]", found "${raw.trim()}"`,
           location,
         );
       }
-      const address = m[1]!.split(':').length === 2 ? `0000:${m[1]}` : m[1]!;
-      const progIf = /\(prog-if ([0-9a-f]{2})/.exec(m[7]!);
+      const head = (m ?? plain)!;
+      const address = head[1]!.split(':').length === 2 ? `0000:${head[1]}` : head[1]!;
+      const bdf = parseBdf(address, location);
+      const earlier = entries.find((e) => e.bdf === bdf);
+      if (earlier !== undefined)
+        fail(
+          'EINVAL',
+          `${bdf} appears twice (first on line ${earlier.line}); two captures pasted together?`,
+          location,
+        );
+      const progIf = m === null ? null : /\(prog-if ([0-9a-f]{2})/.exec(m[7]!);
       current = {
-        bdf: parseBdf(address, location),
+        bdf,
         line: index + 1,
-        name: m[4]!.trim(),
-        classCode: (Number.parseInt(m[3]!, 16) << 8) | (progIf ? Number.parseInt(progIf[1]!, 16) : 0),
-        vendorId: Number.parseInt(m[5]!, 16),
-        deviceId: Number.parseInt(m[6]!, 16),
+        name: (m === null ? plain![3]! : m[4]!).trim(),
+        classCode:
+          m === null
+            ? CLASS_NAMES.get(plain![2]!.trim().toLowerCase())
+            : (Number.parseInt(m[3]!, 16) << 8) | (progIf ? Number.parseInt(progIf[1]!, 16) : 0),
+        vendorId: m === null ? undefined : Number.parseInt(m[5]!, 16),
+        deviceId: m === null ? undefined : Number.parseInt(m[6]!, 16),
+        withoutNn: m === null,
         bars: [],
+        barsSizeUnknown: [],
         pcieType: undefined,
         isBridge: false,
         secondaryBus: undefined,
@@ -289,15 +388,18 @@ export function parseLspciVerbose(text: string, file = 'lspci -vvv'): VerboseEnt
       }
       const rest = m[6]!;
       const size = /\[size=([0-9]+[KMGT]?)\]/.exec(rest);
-      if (m[3]!.startsWith('<') || /\[virtual\]|\[disabled\]/.test(rest) || size === null) continue;
+      if (m[3]!.startsWith('<') || /\[virtual\]|\[disabled\]/.test(rest)) continue;
       const io = m[2] === 'I/O ports';
+      // Without [size=] (lspci cannot size it, e.g. not root) the BAR is kept with its size unknown.
+      if (size === null) current.barsSizeUnknown.push(Number.parseInt(m[1]!, 10));
       current.bars.push({
         index: Number.parseInt(m[1]!, 10),
         cpuAddress: parseAddress(`0x${m[3]}`, `Region ${m[1]} address`, location),
-        size: parseSize(size[1]!, `Region ${m[1]} size`, location),
+        size: size === null ? 0n : parseSize(size[1]!, `Region ${m[1]} size`, location),
         prefetchable: m[5] === 'prefetchable',
         is64: m[4] === '64',
         io,
+        ...(size === null ? { sizeUnknown: true } : {}),
       });
     } else if (line.startsWith('Bus: ')) {
       const m = /secondary=([0-9a-f]{2}), subordinate=([0-9a-f]{2})/.exec(line);
@@ -358,6 +460,16 @@ function extendedSpaceFacts(entry: VerboseEntry): ExtendedSpaceFacts {
 }
 
 function acsOf(entry: VerboseEntry, file: string): AcsState {
+  // A grep-style fragment (`lspci -vvv | grep -E '^[0-9a-f]|ACS'`) has the ACS lines without the
+  // capability header; ACSCtl: alone gives the control, and the capability is taken as every bit
+  // (so isolation is never granted on a guess: pci_acs_flags_enabled then needs all flags on).
+  if (!entry.sawAcs && entry.acsCtl !== undefined) {
+    return {
+      kind: 'known',
+      capability: entry.acsCap ?? acsBitsFromRegister(0x7f),
+      control: entry.acsCtl,
+    };
+  }
   if (entry.sawAcs) {
     if (entry.acsCap === undefined || entry.acsCtl === undefined) {
       fail('EINVAL', `${entry.bdf}: Access Control Services without both ACSCap: and ACSCtl: lines`, {
@@ -383,63 +495,139 @@ function acsOf(entry: VerboseEntry, file: string): AcsState {
   return { kind: 'unknown', why: 'lspci shows no capabilities or Status line (not -vvv output)' };
 }
 
-/** Imports a topology from `lspci -tv` plus `lspci -nn -vvv` text. */
+/**
+ * The PCIe port type of a bridge known only from `lspci -t` (which does not print it), from the
+ * tree's shape: on a root bus a root port; below a root or downstream port a switch's upstream port;
+ * below an upstream port a downstream port. Noted as inferred.
+ */
+function inferPortTypes(tree: readonly TreeEntry[]): Map<Bdf, PciePortType> {
+  const byBdf = new Map(tree.map((t) => [t.bdf, t]));
+  const types = new Map<Bdf, PciePortType>();
+  const typeOf = (t: TreeEntry, depth: number): PciePortType | undefined => {
+    if (t.secondaryBus === undefined || depth > 64) return undefined;
+    const known = types.get(t.bdf);
+    if (known !== undefined) return known;
+    const parent = t.parent === undefined ? undefined : byBdf.get(t.parent);
+    let type: PciePortType;
+    if (parent === undefined) type = 'root-port';
+    else {
+      const above = typeOf(parent, depth + 1);
+      type = above === 'upstream-port' ? 'downstream-port' : 'upstream-port';
+    }
+    types.set(t.bdf, type);
+    return type;
+  };
+  for (const t of tree) typeOf(t, 0);
+  return types;
+}
+
+/**
+ * Imports a topology from lspci text: the tree (`-t`, `-tv` or `-tvnn`), the verbose listing
+ * (`-nn -vvv`, or `-vvv` without IDs), or both. What neither shows is unknown and noted.
+ */
 export function importLspci(input: LspciInput): TopologyImport {
+  if (input.tree === undefined && input.verbose === undefined)
+    fail('EINVAL', 'give lspci -tv output, lspci -nn -vvv output, or both');
   const treeFile = input.treeFile ?? 'lspci -tv';
   const verboseFile = input.verboseFile ?? 'lspci -vvv';
-  const tree = parseLspciTree(input.tree, treeFile);
-  const verbose = new Map(parseLspciVerbose(input.verbose, verboseFile).map((e) => [e.bdf, e]));
+  const tree = input.tree === undefined ? undefined : parseLspciTree(input.tree, treeFile);
+  const verboseList = input.verbose === undefined ? [] : parseLspciVerbose(input.verbose, verboseFile);
+  const verbose = new Map(verboseList.map((e) => [e.bdf, e]));
   const notes: ImportNote[] = [];
-  const inTree = new Set(tree.map((t) => t.bdf));
-  for (const [bdf, entry] of verbose) {
-    if (!inTree.has(bdf)) {
-      fail(
-        'EINVAL',
-        `${bdf} is in the -vvv output but not in the -tv tree (captures from different machines?)`,
-        {
-          file: verboseFile,
-          line: entry.line,
-        },
-      );
+  if (tree !== undefined) {
+    const inTree = new Set(tree.map((t) => t.bdf));
+    for (const [bdf, entry] of verbose) {
+      if (!inTree.has(bdf)) {
+        fail(
+          'EINVAL',
+          `${bdf} is in the -vvv output but not in the -tv tree (captures from different machines?)`,
+          {
+            file: verboseFile,
+            line: entry.line,
+          },
+        );
+      }
     }
   }
+  if (verboseList.some((v) => v.withoutNn))
+    notes.push({
+      bdf: undefined,
+      what: 'ids',
+      why: `${verboseFile} has no [vendor:device] IDs (lspci without -nn); the host-bridge allowlist needs them: rerun lspci with -nn`,
+    });
+  const bdfs = tree?.map((t) => t.bdf) ?? verboseList.map((v) => v.bdf);
+  const treeOf = new Map((tree ?? []).map((t) => [t.bdf, t]));
+  const inferred = tree === undefined ? new Map<Bdf, PciePortType>() : inferPortTypes(tree);
   // Functions of one slot: more than one present means a multi-function device.
   const slotCounts = new Map<string, number>();
-  for (const t of tree) {
-    const slot = t.bdf.slice(0, -2);
-    slotCounts.set(slot, (slotCounts.get(slot) ?? 0) + 1);
-  }
+  for (const bdf of bdfs) slotCounts.set(bdf.slice(0, -2), (slotCounts.get(bdf.slice(0, -2)) ?? 0) + 1);
   const facts: FunctionFacts[] = [];
-  const parents = new Map<Bdf, Bdf | undefined>();
-  const rootHost = new Map<Bdf, string>();
-  for (const t of tree) {
-    const v = verbose.get(t.bdf);
+  for (const bdf of bdfs) {
+    const t = treeOf.get(bdf);
+    const v = verbose.get(bdf);
     if (v === undefined)
-      notes.push({ bdf: t.bdf, what: 'lspci', why: 'in the -tv tree only: IDs, BARs and ACS unknown' });
+      notes.push({
+        bdf,
+        what: 'lspci',
+        why: `in the tree only: ${t?.vendorId === undefined ? 'IDs, ' : ''}class, BARs and ACS unknown`,
+      });
     const acs: AcsState =
       v === undefined ? { kind: 'unknown', why: 'not in the -vvv output' } : acsOf(v, verboseFile);
-    if (acs.kind === 'unknown') notes.push({ bdf: t.bdf, what: 'acs', why: acs.why });
-    const isBridge = t.secondaryBus !== undefined || v?.isBridge === true;
+    if (acs.kind === 'unknown') notes.push({ bdf, what: 'acs', why: acs.why });
+    for (const index of v?.barsSizeUnknown ?? [])
+      notes.push({
+        bdf,
+        what: 'bars',
+        why: `Region ${index}: lspci printed no [size=] (run as root): size unknown`,
+      });
+    const isBridge = t?.secondaryBus !== undefined || v?.isBridge === true;
+    let pcieType = v?.pcieType;
+    if (v === undefined && inferred.has(bdf)) {
+      pcieType = inferred.get(bdf);
+      notes.push({
+        bdf,
+        what: 'kind',
+        why: `a bridge in the tree only: taken as a PCIe ${pcieType} from where it sits`,
+      });
+    }
     facts.push({
-      bdf: t.bdf,
-      kind: functionKind(v?.classCode, isBridge ? 1 : v === undefined ? undefined : 0, v?.pcieType),
-      vendorId: v?.vendorId,
-      deviceId: v?.deviceId,
+      bdf,
+      kind: functionKind(v?.classCode, isBridge ? 1 : v === undefined ? undefined : 0, pcieType),
+      vendorId: v?.vendorId ?? t?.vendorId,
+      deviceId: v?.deviceId ?? t?.deviceId,
       classCode: v?.classCode,
-      name: v?.name,
+      name: v?.name ?? t?.name,
       bars: v?.bars ?? [],
       acs,
-      multifunction: (slotCounts.get(t.bdf.slice(0, -2)) ?? 0) > 1 ? true : undefined,
-      secondaryBus: v?.secondaryBus ?? t.secondaryBus,
-      subordinateBus: v?.subordinateBus ?? t.subordinateBus,
+      multifunction: (slotCounts.get(bdf.slice(0, -2)) ?? 0) > 1 ? true : undefined,
+      secondaryBus: v?.secondaryBus ?? t?.secondaryBus,
+      subordinateBus: v?.subordinateBus ?? t?.subordinateBus,
       numaNode: v?.numaNode,
       reportedIommuGroup: v?.iommuGroup,
     });
-    parents.set(t.bdf, t.parent);
-    if (t.parent === undefined) rootHost.set(t.bdf, t.host);
+  }
+  let parents: Map<Bdf, Bdf | undefined>;
+  const rootHost = new Map<Bdf, string>();
+  if (tree !== undefined) {
+    parents = new Map(tree.map((t) => [t.bdf, t.parent]));
+    for (const t of tree) if (t.parent === undefined) rootHost.set(t.bdf, t.host);
+  } else {
+    // No tree: each function's bridge from the bridges' bus numbers (as hwloc does).
+    parents = parentsFromBusNumbers(facts);
+    notes.push({
+      bdf: undefined,
+      what: 'hierarchy',
+      why: 'no lspci -t tree: bridges placed by their bus numbers',
+    });
   }
   const busOffsets = new Map<string, bigint>();
   const topology = assembleTopology(facts, parents, rootHost, UNKNOWN_CPU, busOffsets, notes);
   notes.push({ bdf: undefined, what: 'cpu', why: 'lspci text does not show the CPU' });
-  return { topology, source: `lspci text (${treeFile}, ${verboseFile})`, notes };
+  const files = [
+    input.tree === undefined ? undefined : treeFile,
+    input.verbose === undefined ? undefined : verboseFile,
+  ]
+    .filter((f) => f !== undefined)
+    .join(', ');
+  return { topology, source: `lspci text (${files})`, notes };
 }

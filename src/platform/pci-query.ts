@@ -60,10 +60,26 @@ export function childrenOf(
  * function of its root bus, taken only when it sits at devfn 00.0 or is a root port. When the topology
  * holds no function on that root bus (a thin capture), the bridge's own recorded IDs stand in.
  */
-export function hostBridgeRepresentative(
-  topology: PciTopology,
-  hb: HostBridge,
-): { bdf: Bdf | undefined; vendorId: number | undefined; deviceId: number | undefined } | undefined {
+export function hostBridgeRepresentative(topology: PciTopology, hb: HostBridge): HostBridgeRepresentative {
+  let cache = representatives.get(topology);
+  if (cache === undefined) {
+    cache = new Map();
+    representatives.set(topology, cache);
+  }
+  if (cache.has(hb.id)) return cache.get(hb.id);
+  const rep = findRepresentative(topology, hb);
+  cache.set(hb.id, rep);
+  return rep;
+}
+
+type HostBridgeRepresentative =
+  | { bdf: Bdf | undefined; vendorId: number | undefined; deviceId: number | undefined }
+  | undefined;
+
+// Topologies are immutable values, so a host bridge's identifying function is found once.
+const representatives = new WeakMap<PciTopology, Map<string, HostBridgeRepresentative>>();
+
+function findRepresentative(topology: PciTopology, hb: HostBridge): HostBridgeRepresentative {
   let first: { fn: PciFunction; devfn: number } | undefined;
   for (const fn of topology.functions.values()) {
     if (fn.hostBridge !== hb.id || fn.parent !== undefined) continue;

@@ -46,6 +46,8 @@ export interface PciBar {
   readonly is64: boolean;
   /** An I/O-port BAR (not memory); never a P2P target. */
   readonly io: boolean;
+  /** The capture showed the BAR but not its size (lspci without `[size=]`); `size` is then 0. */
+  readonly sizeUnknown?: boolean;
 }
 
 export interface PciFunction {

@@ -9,7 +9,13 @@
  * owns the rest. The pool is registered as a `reserved` region named "swiotlb".
  */
 import { alignDown, fail, formatHex, formatSize, Metrics, SeededRandom, SZ_4K } from '../core/index.ts';
-import { BUILTIN_TOPOLOGIES, type BuiltinTopology, builtinTopology } from './builtin-topologies.ts';
+import { parseKernelCmdline } from './acs-boot.ts';
+import {
+  BUILTIN_TOPOLOGIES,
+  type BuiltinBootOptions,
+  type BuiltinTopology,
+  builtinTopology,
+} from './builtin-topologies.ts';
 import { ByteStore } from './byte-store.ts';
 import { FolioAllocator } from './folio-allocator.ts';
 import { deriveIommuGroups, type IommuGroups } from './iommu-groups.ts';
@@ -248,7 +254,6 @@ const BUILTIN_LAYOUTS: Readonly<
 
 const LAYOUT_OF: Readonly<Record<string, keyof typeof BUILTIN_LAYOUTS>> = {
   'two-socket-server': 'x86TwoSocket',
-  'two-socket-server-acs': 'x86TwoSocket',
   laptop: 'x86OneNode',
   'arm-server': 'arm',
   'amd-server': 'x86Amd',
@@ -260,12 +265,18 @@ export function builtinPlatformNames(): string[] {
 }
 
 /**
- * A built-in machine with its RAM layout: `two-socket-server` (RAM on nodes 0 and 1),
- * `two-socket-server-acs`, `laptop`, `arm-server`, `amd-server`. ENOENT for an unknown name.
+ * A built-in machine with its RAM layout: `two-socket-server` (RAM on nodes 0 and 1), `laptop`,
+ * `arm-server`, `amd-server`, booted as Linux boots (ACS redirect on with the IOMMU) unless
+ * `disableAcsRedir` (the `pci=disable_acs_redir=` devices) says otherwise. ENOENT for an unknown name.
  */
 export function builtinPlatform(
   name: string,
-  options: Omit<PlatformModelOptions, 'topology' | 'ram' | 'reserved' | 'name' | 'iommu'> = {},
+  options: Omit<PlatformModelOptions, 'topology' | 'ram' | 'reserved' | 'name' | 'iommu'> & {
+    /** Kernel command line the machine boots with (`pci=disable_acs_redir=...`, see parseKernelCmdline). */
+    readonly cmdline?: string;
+    /** Whether the kernel runs with the IOMMU (default: the platform has one); without it ACS stays as firmware left it. */
+    readonly iommuEnabled?: boolean;
+  } = {},
 ): PlatformModel {
   const builtin = builtinTopology(name);
   const layoutName = LAYOUT_OF[name];
@@ -273,9 +284,14 @@ export function builtinPlatform(
     fail('ENOENT', `no built-in platform "${name}" (known: ${builtinPlatformNames().join(', ')})`);
   }
   const layout = BUILTIN_LAYOUTS[layoutName]!;
+  const { cmdline, iommuEnabled, ...modelOptions } = options;
+  const boot: BuiltinBootOptions = {
+    ...(cmdline === undefined ? {} : parseKernelCmdline(cmdline, { field: 'cmdline' })),
+    ...(iommuEnabled === undefined ? {} : { iommu: iommuEnabled }),
+  };
   return createPlatformModel({
-    ...options,
-    topology: builtin.build(),
+    ...modelOptions,
+    topology: builtin.build(boot),
     ram: layout.ram,
     reserved: layout.reserved,
     name,

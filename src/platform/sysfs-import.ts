@@ -4,9 +4,20 @@
  * drivers/pci/pci-sysfs.c writes them: `vendor`, `device`, `class`, `config`, `resource`,
  * `numa_node`, `label`, the `iommu_group` link; and `kernel/iommu_groups/N/devices/`.
  */
-import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  existsSync,
+  lstatSync,
+  openSync,
+  readdirSync,
+  readlinkSync,
+  readSync,
+  type Stats,
+  statSync,
+} from 'node:fs';
 import { basename, dirname, join, resolve, sep } from 'node:path';
-import { fail, type SourceLocation } from '../core/index.ts';
+import { fail, readInputText, type SourceLocation } from '../core/index.ts';
 import {
   assembleTopology,
   type FunctionFacts,
@@ -37,6 +48,8 @@ export interface SysfsImportOptions {
    * the bridges' secondary/subordinate bus numbers (what hwloc does).
    */
   readonly hierarchy?: 'auto' | 'bus-numbers';
+  /** The running machine's /sys: a missing PCI bus is a note there, an error in a capture. */
+  readonly live?: boolean;
 }
 
 const RESOURCE_LINE = /^0x([0-9a-f]{1,16}) 0x([0-9a-f]{1,16}) 0x([0-9a-f]{1,16})$/i;
@@ -79,11 +92,52 @@ export function parseResourceFile(text: string, file: string): PciBar[] {
   return bars;
 }
 
-function readText(path: string): string | undefined {
+/** sysfs attributes hold one page at most; a capture file far above that is not an attribute. */
+const MAX_ATTRIBUTE_BYTES = 1 << 20;
+
+function statOrUndefined(path: string): Stats | undefined {
   try {
-    return readFileSync(path, 'utf8');
+    return statSync(path);
   } catch {
     return undefined;
+  }
+}
+
+/** A sysfs attribute's text; undefined when absent, a located error when it is not a regular file. */
+function readText(path: string): string | undefined {
+  if (statOrUndefined(path) === undefined) return undefined;
+  return readInputText(path, 'sysfs attribute', MAX_ATTRIBUTE_BYTES);
+}
+
+/** A directory's entries; ENOTDIR (located) when the capture holds a file where sysfs has a directory. */
+function listDirectory(path: string, what: string, hint = ''): string[] {
+  const stats = statOrUndefined(path);
+  if (stats !== undefined && !stats.isDirectory())
+    fail('ENOTDIR', `${what} "${path}" is not a directory${hint}`, { file: path });
+  try {
+    return readdirSync(path);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? 'error';
+    fail(code === 'EACCES' ? 'EACCES' : 'ENOENT', `${what} "${path}": cannot list (${code})`, { file: path });
+  }
+}
+
+/** PCI config space is at most 4096 bytes (PCI_CFG_SPACE_EXP_SIZE); read no more than that. */
+const CONFIG_SPACE_BYTES = 4096;
+
+function readBoundedBytes(path: string, max: number): Uint8Array {
+  const fd = openSync(path, constants.O_RDONLY | (constants.O_NONBLOCK ?? 0));
+  try {
+    const buffer = Buffer.alloc(max);
+    let total = 0;
+    while (total < max) {
+      const n = readSync(fd, buffer, total, max - total, null);
+      if (n === 0) break;
+      total += n;
+    }
+    return buffer.subarray(0, total);
+  } finally {
+    closeSync(fd);
   }
 }
 
@@ -112,9 +166,12 @@ function readNumaNode(dir: string): number | undefined {
 
 function readConfig(dir: string, bdf: Bdf, notes: ImportNote[]): DecodedConfig | undefined {
   const path = join(dir, 'config');
+  const stats = statOrUndefined(path);
+  if (stats !== undefined && !stats.isFile())
+    fail('EINVAL', `config "${path}" is not a regular file`, { file: path });
   let bytes: Uint8Array;
   try {
-    bytes = readFileSync(path);
+    bytes = readBoundedBytes(path, CONFIG_SPACE_BYTES);
   } catch (error) {
     const code = error instanceof Error && 'code' in error ? String(error.code) : 'unreadable';
     notes.push({ bdf, what: 'config', why: `config space not readable (${code})` });
@@ -138,59 +195,154 @@ function readIommuGroups(sysRoot: string): Map<Bdf, number> {
   const groups = new Map<Bdf, number>();
   const root = join(sysRoot, 'kernel', 'iommu_groups');
   if (!existsSync(root)) return groups;
-  for (const name of readdirSync(root)) {
+  for (const name of listDirectory(root, 'IOMMU groups')) {
     const group = Number.parseInt(name, 10);
     if (Number.isNaN(group)) continue;
     const devices = join(root, name, 'devices');
     if (!existsSync(devices)) continue;
-    for (const bdf of readdirSync(devices)) if (tryParseBdfParts(bdf)) groups.set(bdf.toLowerCase(), group);
+    for (const bdf of listDirectory(devices, `IOMMU group ${name} devices`))
+      if (tryParseBdfParts(bdf)) groups.set(bdf.toLowerCase(), group);
   }
   return groups;
 }
 
+/** Where a `bus/pci/devices` entry really lives, and the sysfs path it names. */
+interface DeviceEntry {
+  /** The function's directory (the link itself, or the folder a flattened link names). */
+  readonly dir: string;
+  /** The real path under `devices/` when the entry is a link (or a file holding a link's text). */
+  readonly target: string | undefined;
+}
+
 /**
- * From a device link's real path (`.../devices/pci0000:00/0000:00:03.0/0000:01:00.0`), the host
- * bridge and the parent bridge. Undefined when the entry is a plain folder or the path has no root bus.
+ * Resolves one `bus/pci/devices` entry: a symlink (live /sys, tar captures), a plain folder (hwloc's
+ * flat captures), or a small file holding the link's text (captures copied without symlinks, e.g.
+ * `../../../devices/pci0000:00/0000:00:05.0`).
  */
-function placementFromPath(entry: string): { host: string; parent: Bdf | undefined } | undefined {
-  let stat: ReturnType<typeof lstatSync>;
-  try {
-    stat = lstatSync(entry);
-  } catch {
-    return undefined;
+function resolveDeviceEntry(entry: string): DeviceEntry {
+  const stat = lstatSync(entry);
+  if (stat.isSymbolicLink()) return { dir: entry, target: resolve(dirname(entry), readlinkSync(entry)) };
+  if (stat.isDirectory()) return { dir: entry, target: undefined };
+  if (!stat.isFile() || stat.size > 4096)
+    fail('EINVAL', `expected a link or directory for a PCI function, found ${stat.size} bytes`, {
+      file: entry,
+    });
+  const text = readInputText(entry, 'sysfs device entry', 4096).trim();
+  const target = resolve(dirname(entry), text);
+  if (!/^[./\w:-]+$/.test(text) || statOrUndefined(target)?.isDirectory() !== true) {
+    fail(
+      'ENOTDIR',
+      `a file where sysfs has a link to the function's directory, and "${text}" names no directory of the capture`,
+      { file: entry, line: 1 },
+    );
   }
-  if (!stat.isSymbolicLink()) return undefined;
-  const target = resolve(dirname(entry), readlinkSync(entry));
+  return { dir: target, target };
+}
+
+interface PathPlacement {
+  readonly host: string;
+  /** BDFs from the root bus down to the function's parent (the function itself excluded). */
+  readonly ancestors: readonly Bdf[];
+}
+
+/**
+ * From a function's real sysfs path (`.../devices/pci0000:00/0000:00:03.0/0000:01:00.0`), its host
+ * bridge and the bridges above it. Undefined when the path has no root bus.
+ */
+function placementFromPath(target: string | undefined): PathPlacement | undefined {
+  if (target === undefined) return undefined;
   const parts = target.split(sep).filter((p) => p !== '');
   const rootIndex = parts.findIndex((p) => /^pci[0-9a-f]{4,8}:[0-9a-f]{2}$/i.test(p));
   if (rootIndex < 0) return undefined;
-  const chain = parts.slice(rootIndex + 1).filter((p) => tryParseBdfParts(p) !== undefined);
+  const chain = parts
+    .slice(rootIndex + 1)
+    .filter((p) => tryParseBdfParts(p) !== undefined)
+    .map((p) => p.toLowerCase());
   if (chain.length === 0) return undefined;
   const root = parts[rootIndex]!.toLowerCase();
   // sysfs names the root bus `pciDDDD:BB`; keep our canonical 4-digit-minimum form.
   const match = /^pci([0-9a-f]+):([0-9a-f]{2})$/.exec(root)!;
   return {
     host: hostBridgeId(Number.parseInt(match[1]!, 16), Number.parseInt(match[2]!, 16)),
-    parent: chain.length >= 2 ? chain.at(-2)!.toLowerCase() : undefined,
+    ancestors: chain.slice(0, -1),
   };
 }
 
-/** Finds `sys/` and `proc/` for a capture directory or a /sys-like directory. */
+const LIKE_SYS =
+  'a directory laid out like /sys (holding bus/pci/devices) or a capture holding sys/ and proc/';
+
+/** BDF-named entries: the directory given is `bus/pci/devices` itself. */
+function holdsFunctions(dir: string): boolean {
+  const stats = statOrUndefined(dir);
+  if (stats?.isDirectory() !== true) return false;
+  try {
+    return readdirSync(dir).some((name) => tryParseBdfParts(name) !== undefined);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Finds `sys/` and `proc/` for a capture directory or a /sys-like directory. A directory at the wrong
+ * level (`sys/bus/pci/devices`, `sys/bus/pci`, `sys/bus`) is an error naming the one to give.
+ */
 function locateRoots(dir: string): { sysRoot: string; procRoot: string } {
-  if (!existsSync(dir)) fail('ENOENT', `${dir}: no such directory`, { file: dir });
+  const stats = statOrUndefined(dir);
+  if (stats === undefined) fail('ENOENT', `${dir}: no such directory`, { file: dir });
+  if (!stats.isDirectory()) fail('ENOTDIR', `${dir} is not a directory; expected ${LIKE_SYS}`, { file: dir });
+  const wrongLevel = (looksLike: string, up: string): never =>
+    fail('EINVAL', `this looks like ${looksLike}; give the sysfs root ${resolve(dir, up)} instead`, {
+      file: dir,
+    });
+  if (holdsFunctions(dir)) wrongLevel('sys/bus/pci/devices (or a root bus directory)', '../../..');
+  if (!existsSync(join(dir, 'bus')) && holdsFunctions(join(dir, 'devices')))
+    wrongLevel('sys/bus/pci', '../..');
+  if (existsSync(join(dir, 'pci', 'devices'))) wrongLevel('sys/bus', '..');
   if (existsSync(join(dir, 'sys', 'bus')) || existsSync(join(dir, 'sys', 'devices'))) {
     return { sysRoot: join(dir, 'sys'), procRoot: join(dir, 'proc') };
   }
-  if (existsSync(join(dir, 'bus')) || existsSync(join(dir, 'devices'))) {
+  if (existsSync(join(dir, 'bus')) || existsSync(join(dir, 'devices')))
     return { sysRoot: dir, procRoot: join(resolve(dir), '..', 'proc') };
+  fail('EINVAL', `expected ${LIKE_SYS}`, { file: dir });
+}
+
+/** IOMMU register ranges as /proc/iomem names them (VT-d "dmar0", AMD-Vi "amd_iommu", SMMU "arm-smmu-v3"). */
+const IOMMU_IOMEM = /:\s*(dmar\d*|amd_iommu|arm-smmu\S*|smmu\S*)\s*$/im;
+
+/**
+ * Whether the machine ran with an IOMMU. Groups in the capture say yes. The iommu core creates
+ * kernel/iommu_groups at boot whatever the hardware (drivers/iommu/iommu.c iommu_init), so on the
+ * live /sys, or in a capture that holds that directory, no groups means no IOMMU. A capture without
+ * the directory may simply not have copied it: then /proc/iomem's IOMMU register ranges decide.
+ */
+function iommuPresence(
+  sysRoot: string,
+  procRoot: string,
+  grouped: boolean,
+  live: boolean,
+  notes: ImportNote[],
+): 'present' | 'absent' | 'unknown' {
+  if (grouped) return 'present';
+  if (live || existsSync(join(sysRoot, 'kernel', 'iommu_groups'))) return 'absent';
+  const iomemPath = join(procRoot, 'iomem');
+  if (statOrUndefined(iomemPath)?.isFile() !== true) {
+    notes.push({
+      bdf: undefined,
+      what: 'iommu',
+      why: 'the capture holds neither kernel/iommu_groups nor proc/iomem: IOMMU unknown',
+    });
+    return 'unknown';
   }
-  fail(
-    'EINVAL',
-    `expected a directory laid out like /sys (bus/pci/devices) or a capture holding sys/ and proc/`,
-    {
-      file: dir,
-    },
-  );
+  const iomem = readInputText(iomemPath, 'iomem capture');
+  if (IOMMU_IOMEM.test(iomem)) {
+    notes.push({
+      bdf: undefined,
+      what: 'iommu',
+      why: 'proc/iomem shows IOMMU registers but the capture holds no IOMMU groups',
+    });
+    return 'present';
+  }
+  return 'absent';
 }
 
 /** Imports the PCI topology of a sysfs tree. */
@@ -198,20 +350,32 @@ export function importSysfs(dir: string, options: SysfsImportOptions = {}): Topo
   const { sysRoot, procRoot } = locateRoots(dir);
   const notes: ImportNote[] = [];
   const devicesDir = join(sysRoot, 'bus', 'pci', 'devices');
-  const names = existsSync(devicesDir) ? readdirSync(devicesDir).sort() : [];
-  if (!existsSync(devicesDir)) {
+  const hasDevices = existsSync(devicesDir);
+  if (!hasDevices && options.live !== true) {
+    fail(
+      'ENOENT',
+      `the capture has no ${join('sys', 'bus', 'pci', 'devices')} (hwloc-gather-topology captures PCI only with --io); give a capture that holds it`,
+      { file: dir },
+    );
+  }
+  const names = hasDevices
+    ? listDirectory(devicesDir, 'PCI devices', `; give ${LIKE_SYS}`)
+        .filter((n) => !n.startsWith('.'))
+        .sort()
+    : [];
+  if (!hasDevices) {
     notes.push({ bdf: undefined, what: 'pci', why: `${devicesDir} does not exist: no PCI bus exposed` });
   }
   const groups = readIommuGroups(sysRoot);
   const facts: FunctionFacts[] = [];
-  const placements = new Map<Bdf, { host: string; parent: Bdf | undefined } | undefined>();
+  const placements = new Map<Bdf, PathPlacement | undefined>();
   const configs = new Map<Bdf, DecodedConfig>();
   const resourceBars = new Map<Bdf, PciBar[]>();
   for (const name of names) {
-    const entry = join(devicesDir, name);
     const bdf = name.toLowerCase();
-    parseBdfParts(bdf, { file: entry, field: 'name' });
-    placements.set(bdf, placementFromPath(entry));
+    parseBdfParts(bdf, { file: join(devicesDir, name), field: 'name' });
+    const { dir: entry, target } = resolveDeviceEntry(join(devicesDir, name));
+    placements.set(bdf, placementFromPath(target));
     const config = readConfig(entry, bdf, notes);
     if (config !== undefined) configs.set(bdf, config);
     const vendorId = readHexAttribute(entry, 'vendor') ?? config?.vendorId;
@@ -258,9 +422,30 @@ export function importSysfs(dir: string, options: SysfsImportOptions = {}): Topo
   let parents: Map<Bdf, Bdf | undefined>;
   const rootHost = new Map<Bdf, string>();
   if (fromPaths) {
-    parents = new Map([...placements].map(([bdf, p]) => [bdf, p?.parent]));
-    for (const [bdf, p] of placements)
-      if (p !== undefined && p.parent === undefined) rootHost.set(bdf, p.host);
+    parents = new Map();
+    const listed = new Set(placements.keys());
+    for (const [bdf, p] of placements) {
+      // The nearest bridge above that the capture lists: a snapshot may omit a bridge (some hwloc
+      // captures do); the function still sits where its sysfs path puts it, never under an invented host.
+      const ancestors = p!.ancestors;
+      let parent: Bdf | undefined;
+      for (let i = ancestors.length - 1; i >= 0; i--) {
+        if (listed.has(ancestors[i]!)) {
+          parent = ancestors[i];
+          break;
+        }
+      }
+      const missing = ancestors.filter((a) => !listed.has(a));
+      if (missing.length > 0) {
+        notes.push({
+          bdf,
+          what: 'hierarchy',
+          why: `bridge ${missing.join(', ')} above it is missing from the capture's device list; placed by its sysfs path under ${parent ?? p!.host}`,
+        });
+      }
+      parents.set(bdf, parent);
+      if (parent === undefined) rootHost.set(bdf, p!.host);
+    }
   } else {
     parents = parentsFromBusNumbers(facts);
     if (
@@ -303,5 +488,7 @@ export function importSysfs(dir: string, options: SysfsImportOptions = {}): Topo
   if (cpuText === undefined)
     notes.push({ bdf: undefined, what: 'cpu', why: 'no proc/cpuinfo in the capture' });
   const topology = assembleTopology(topologyFacts, parents, rootHost, cpu, busOffsets, notes);
-  return { topology, source: dir, notes };
+  const grouped = groups.size > 0 || facts.some((f) => f.reportedIommuGroup !== undefined);
+  const iommu = iommuPresence(sysRoot, procRoot, grouped, options.live === true, notes);
+  return { topology, source: dir, notes, iommu };
 }

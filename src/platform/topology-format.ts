@@ -39,7 +39,8 @@ const hex4 = (v: number | undefined): string => (v === undefined ? '????' : v.to
 
 export function formatBar(bar: PciBar): string {
   const kind = bar.io ? 'I/O' : `${bar.is64 ? '64-bit' : '32-bit'} ${bar.prefetchable ? 'pref' : 'non-pref'}`;
-  return `BAR${bar.index} ${formatHex(bar.cpuAddress)} [size=${formatSize(bar.size)}] ${kind}`;
+  const size = bar.sizeUnknown === true ? 'size unknown' : `size=${formatSize(bar.size)}`;
+  return `BAR${bar.index} ${formatHex(bar.cpuAddress)} [${size}] ${kind}`;
 }
 
 function functionLine(f: PciFunction): string {
@@ -168,6 +169,7 @@ export function topologyToJson(topology: PciTopology, options: TopologyTextOptio
         prefetchable: b.prefetchable,
         is64: b.is64,
         io: b.io,
+        ...(b.sizeUnknown === true ? { sizeUnknown: true } : {}),
       })),
       acs: acsJson(f.acs),
       multifunction: f.multifunction ?? null,

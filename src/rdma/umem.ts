@@ -9,11 +9,12 @@ import {
   fail,
   formatHex,
   SCATTERLIST_MAX_SEGMENT,
+  SgAppendTable,
   type SgTable,
-  sgAllocTableFromPagesSegment,
 } from '../core/index.ts';
 import {
   type MmStruct,
+  PAGE_POINTER_BYTES,
   type PinnedPageArray,
   type PinnedPhyrs,
   pinUserPagesLegacyWhole,
@@ -53,6 +54,9 @@ function userPageSpan(address: bigint, size: bigint): { first: bigint; length: b
   const first = address & -0x1000n;
   return { first, length: pageEnd - first };
 }
+
+/** ib_umem_get's page_list: one page (PAGE_SIZE) of struct page pointers. */
+export const UMEM_PAGE_LIST_BYTES = 4096;
 
 /** The physr umem. */
 export class PhyrUmem implements Umem {
@@ -113,13 +117,23 @@ export class LegacyUmem implements Umem {
 
   /**
    * The sg table the umem keeps. The page array is a transient one-page buffer in ib_umem_get
-   * (PAGE_SIZE / sizeof(struct page *) pages at a time), so it is reported apart: pageArrayBytes.
+   * (PAGE_SIZE / sizeof(struct page *) pages at a time), so it is reported apart: scratchPeakBytes.
    */
   get metadataBytes(): number {
     return this.table.metadataBytes;
   }
 
-  /** What the page array would take if held whole (what pin_user_pages' callers commonly do). */
+  /**
+   * The most page-pointer scratch ib_umem_get holds at once: it takes one page with
+   * __get_free_page and pins PAGE_SIZE / sizeof(struct page *) pages per round, appending each
+   * batch to the sg table (drivers/infiniband/core/umem.c). The model pins in one call, but the
+   * kernel never holds more than this page (less when the umem has fewer pages).
+   */
+  get scratchPeakBytes(): number {
+    return Math.min(this.pinned.metadataBytes, UMEM_PAGE_LIST_BYTES);
+  }
+
+  /** What the page array would take if held whole (the model's pin; not what ib_umem_get holds). */
   get pageArrayBytes(): number {
     return this.pinned.metadataBytes;
   }
@@ -160,8 +174,30 @@ export function ibUmemGet(
 }
 
 /**
+ * ib_umem_get's table building: one page of pointers (512 pages) per round, each round appended
+ * with sg_alloc_append_table_from_pages and told how many pages are still to come. That hint makes
+ * the first round allocate a full SG_MAX_SINGLE_ALLOC chunk even when the pages merge into one
+ * entry (drivers/infiniband/core/umem.c, lib/scatterlist.c get_next_sg).
+ */
+function appendInBatches(pages: BigUint64Array, maxSegment: number): SgTable {
+  const append = new SgAppendTable();
+  const perRound = UMEM_PAGE_LIST_BYTES / PAGE_POINTER_BYTES;
+  for (let at = 0; at < pages.length; at += perRound) {
+    const n = Math.min(perRound, pages.length - at);
+    append.appendFromPages(
+      pages.subarray(at, at + n),
+      0,
+      BigInt(n) << 12n,
+      maxSegment,
+      pages.length - at - n,
+    );
+  }
+  return append.sgt;
+}
+
+/**
  * ib_umem_get as the kernel does it today: page array, sg_alloc_append_table_from_pages with the
- * device's max segment size, dma_map_sgtable.
+ * device's max segment size (in page-of-pointers rounds), dma_map_sgtable.
  */
 export function ibUmemGetLegacy(
   device: RdmaDevice,
@@ -178,7 +214,7 @@ export function ibUmemGetLegacy(
       device.dma.maxSegmentSize > BigInt(SCATTERLIST_MAX_SEGMENT)
         ? SCATTERLIST_MAX_SEGMENT
         : Number(device.dma.maxSegmentSize);
-    const table = sgAllocTableFromPagesSegment(pinned.pages, 0, length, maxSeg);
+    const table = appendInBatches(pinned.pages, maxSeg);
     const { unmap } = device.dma.mapSgTable(table);
     return new LegacyUmem(device, address, size, writable, pinned, table, unmap, table.toDmaRangeList());
   } catch (error) {

@@ -29,6 +29,7 @@ import {
   compareSteps,
   type DesignPath,
   designsOf,
+  designTiming,
   type ExpectationReport,
   type RunReport,
   type ScenarioFailure,
@@ -37,12 +38,18 @@ import {
   summarizeRun,
 } from './report.ts';
 import { type Scenario, scenarioError } from './scenario-loader.ts';
-import type { CounterExpectation, Expectation, Step } from './scenario-schema.ts';
+import type { CounterExpectation, Expectation, Step, StepKind } from './scenario-schema.ts';
 import { createContext } from './sim-context.ts';
 
 export interface RunOptions {
   /** Overrides every scenario's seed (`physr run --seed`). */
   readonly seed?: bigint;
+  /**
+   * Times each design's map+unmap steps over this many runs of the scenarios that ran both designs
+   * (the report's run is the first; the others rerun them for timing only). Absent: no timing, and
+   * the report is the same byte for byte for the same seed.
+   */
+  readonly timingRepetitions?: number;
   /** Called before each step (and once more at the end of each scenario with `index === total`). */
   readonly onStep?: (scenario: Scenario, index: number, total: number) => void | Promise<void>;
   /** Receives the model's DMA activity as trace records (`physr run --trace-out`). */
@@ -58,17 +65,24 @@ export function resolvePlatform(
   options: { seed: bigint; metrics: Metrics },
 ): PlatformInstance {
   const spec = scenario.platform;
-  if (typeof spec === 'string') {
-    const factory = platformFactory(spec);
+  if (typeof spec === 'string' || 'builtin' in spec) {
+    const name = typeof spec === 'string' ? spec : spec.builtin;
+    const factory = platformFactory(name);
     if (factory === undefined) {
       throw scenarioError(
         scenario.source,
-        ['platform'],
+        typeof spec === 'string' ? ['platform'] : ['platform', 'builtin'],
         'ENOENT',
-        `unknown platform "${spec}" (physr list shows them)`,
+        `unknown platform "${name}" (physr list shows them)`,
       );
     }
-    return factory.create(options);
+    if (typeof spec === 'string' || spec.cmdline === undefined) return factory.create(options);
+    try {
+      return factory.create({ ...options, cmdline: spec.cmdline });
+    } catch (error) {
+      if (!isPhysrError(error)) throw error;
+      throw scenarioError(scenario.source, ['platform', 'cmdline'], error.errno, error.reason);
+    }
   }
   const kind = 'file' in spec ? 'file' : 'sysfs';
   const given = 'file' in spec ? spec.file : spec.sysfs;
@@ -172,8 +186,20 @@ function stepVia(step: Step): DesignPath | undefined {
   return 'via' in step.body ? step.body.via : undefined;
 }
 
+/** The steps whose CPU time is the "map+unmap" time of a design (pinning and the lazy flush included). */
+export const TIMED_STEPS: readonly StepKind[] = ['pin', 'map', 'register-mr', 'unmap', 'flush'];
+
 /** Runs one scenario to a report. Platform problems are thrown (located); step problems are reported. */
 export async function runScenario(scenario: Scenario, options: RunOptions = {}): Promise<ScenarioReport> {
+  return (await runScenarioTimed(scenario, options)).report;
+}
+
+/** runScenario, plus the process CPU time (ms) each design's TIMED_STEPS took. */
+async function runScenarioTimed(
+  scenario: Scenario,
+  options: RunOptions,
+): Promise<{ report: ScenarioReport; time: Record<DesignPath, number> }> {
+  const time: Record<DesignPath, number> = { physr: 0, sg: 0 };
   const seed = options.seed ?? scenario.seed;
   const metrics = new Metrics();
   metrics.traceSink = options.traceSink;
@@ -206,6 +232,7 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
     const expect = stepExpect(step);
     let result: StepResult | undefined;
     let refusal: PhysrError | undefined;
+    const started = process.cpuUsage();
     try {
       const executor = stepExecutor(step.kind);
       if (executor === undefined)
@@ -215,12 +242,15 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
       if (!isPhysrError(error)) throw error;
       refusal = error;
     }
+    const spent = process.cpuUsage(started);
+    const elapsed = (spent.user + spent.system) / 1000;
     const moved = withoutSetup(
       metricsDelta(before, metrics.snapshot()),
       metricsDelta(setupBefore, context.setupMetrics.snapshot()),
     );
     const path = result?.path ?? stepVia(step);
     const pathField = path === undefined ? {} : { path };
+    if (path !== undefined && TIMED_STEPS.includes(step.kind)) time[path] += elapsed;
     const notes = result?.notes ?? [];
     if (refusal !== undefined && expect?.error === undefined) {
       steps.push({
@@ -245,9 +275,12 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
       ...base,
       ...pathField,
       status: broken === undefined ? 'ok' : 'failed',
+      ...(refusal === undefined ? {} : { refused: { errno: refusal.errno, reason: refusal.reason } }),
       expectations,
       notes,
       metrics: moved,
+      ...(result?.layout === undefined ? {} : { layout: result.layout }),
+      ...(result?.designRuns === undefined ? {} : { designRuns: result.designRuns }),
     });
   }
   await options.onStep?.(scenario, scenario.steps.length, scenario.steps.length);
@@ -256,7 +289,7 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
     : steps.some((s) => s.status === 'failed')
       ? 'failed'
       : 'passed';
-  return {
+  const report: ScenarioReport = {
     name: scenario.name,
     ...(scenario.description === undefined ? {} : { description: scenario.description }),
     file: scenario.source.file,
@@ -270,6 +303,7 @@ export async function runScenario(scenario: Scenario, options: RunOptions = {}):
     designs: designsOf(steps),
     comparison: compareSteps(steps),
   };
+  return { report, time };
 }
 
 /** A step's counters less what device probing moved during it (see SimContext.setupMetrics). */
@@ -286,9 +320,45 @@ function toFailure(step: Step, reason: string): ScenarioFailure {
   return { step: step.index, op: step.kind, ...(step.line === undefined ? {} : { line: step.line }), reason };
 }
 
-/** Runs scenarios in order and summarizes them. */
+/**
+ * Runs scenarios in order and summarizes them; with `timingRepetitions`, also times each design's
+ * map+unmap steps over the scenarios that ran both (rerunning those, without progress callbacks).
+ */
 export async function runSuite(scenarios: readonly Scenario[], options: RunOptions = {}): Promise<RunReport> {
   const reports: ScenarioReport[] = [];
-  for (const scenario of scenarios) reports.push(await runScenario(scenario, options));
-  return summarizeRun(reports);
+  const first: Record<DesignPath, number> = { physr: 0, sg: 0 };
+  const compared: Scenario[] = [];
+  for (const scenario of scenarios) {
+    const { report, time } = await runScenarioTimed(scenario, options);
+    reports.push(report);
+    if (report.designs.length === 2) {
+      compared.push(scenario);
+      first.physr += time.physr;
+      first.sg += time.sg;
+    }
+  }
+  const summary = summarizeRun(reports);
+  const repetitions = options.timingRepetitions;
+  if (repetitions === undefined || repetitions < 1 || compared.length === 0) return summary;
+  const samples: Record<DesignPath, number[]> = { physr: [first.physr], sg: [first.sg] };
+  const quiet: RunOptions = options.seed === undefined ? {} : { seed: options.seed };
+  for (let rep = 1; rep < repetitions; rep++) {
+    const total: Record<DesignPath, number> = { physr: 0, sg: 0 };
+    for (const scenario of compared) {
+      const { time } = await runScenarioTimed(scenario, quiet);
+      total.physr += time.physr;
+      total.sg += time.sg;
+    }
+    samples.physr.push(total.physr);
+    samples.sg.push(total.sg);
+  }
+  return {
+    ...summary,
+    timing: {
+      repetitions,
+      steps: TIMED_STEPS,
+      physr: designTiming(samples.physr),
+      sg: designTiming(samples.sg),
+    },
+  };
 }

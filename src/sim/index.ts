@@ -3,6 +3,19 @@
 export { registerBuiltins } from './builtins.ts';
 export { CORE_ONLY_PLATFORM, registerCoreSteps } from './core-steps.ts';
 export {
+  DESIGN_NAMES,
+  type DesignMapInput,
+  type DesignName,
+  type DesignOutcome,
+  type DesignRatio,
+  type DesignRun,
+  type DesignSuiteTotals,
+  designTotals,
+  mapUnderDesigns,
+  observeDesignRuns,
+  runMapDesign,
+} from './designs.ts';
+export {
   checkCounters,
   checkPlatforms,
   type RunOptions,
@@ -37,7 +50,7 @@ export {
   unregisterPlatform,
   unregisterStep,
 } from './registry.ts';
-export { comparisonChart, escapeHtml, renderRunHtml } from './render-html.ts';
+export { renderRunHtml, runJson } from './render-html.ts';
 export { renderJson, renderRunJson } from './render-json.ts';
 export {
   ratioText,

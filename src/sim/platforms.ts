@@ -1,6 +1,6 @@
 /**
- * The machines scenarios run on: built-in platforms by name (x86-2s, x86-2s-acs, laptop, arm-server,
- * amd-server), a captured sysfs tree (`platform: { sysfs: DIR }`) and a platform file
+ * The machines scenarios run on: built-in platforms by name (x86-2s, laptop, arm-server, amd-server),
+ * optionally booted with a kernel command line (`platform: { builtin: x86-2s, cmdline: ... }`), a captured sysfs tree (`platform: { sysfs: DIR }`) and a platform file
  * (`platform: { file: PATH }`, YAML or JSON, see scenarios/README.md). Each gives the platform
  * layer's model plus device labels (gpu0, nic0, nvme0…) that steps may use instead of BDFs.
  */
@@ -9,6 +9,7 @@ import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { z } from 'zod';
 import { fail, formatHex, isPhysrError, parseSize, readInputText } from '../core/index.ts';
 import {
+  acsRedirTargets,
   type Bdf,
   builtinPlatform,
   builtinTopology,
@@ -21,6 +22,7 @@ import {
   type PciTopology,
   type PlatformModel,
   parseIomem,
+  parseKernelCmdline,
   type RamLayoutEntry,
   resolveDevice as resolveTopologyDevice,
 } from '../platform/index.ts';
@@ -69,12 +71,8 @@ export const BUILTIN_PLATFORMS: readonly { name: string; builtin: string; summar
   {
     name: 'x86-2s',
     builtin: 'two-socket-server',
-    summary: '2-socket Ice Lake, VT-d; PCIe switch with GPU + RDMA NIC, NVMe on a root port, NIC on socket 1',
-  },
-  {
-    name: 'x86-2s-acs',
-    builtin: 'two-socket-server-acs',
-    summary: 'x86-2s with ACS redirect on every port: switch P2P goes up through the host bridge',
+    summary:
+      '2-socket Ice Lake, VT-d (ACS redirect on, as Linux boots); PCIe switch with GPU + RDMA NIC, NVMe on a root port, NIC on socket 1',
   },
   {
     name: 'laptop',
@@ -270,13 +268,20 @@ export function registerPlatforms(): void {
     const labels = builtinLabels(p.builtin);
     registerPlatform(p.name, {
       description: `${p.summary}. Devices: ${labels}`,
-      create: (options) =>
-        instance(
-          p.name,
-          p.summary,
-          builtinPlatform(p.builtin, { seed: options.seed, metrics: options.metrics }),
-          [],
-        ),
+      create: (options) => {
+        const model = builtinPlatform(p.builtin, {
+          seed: options.seed,
+          metrics: options.metrics,
+          ...(options.cmdline === undefined ? {} : { cmdline: options.cmdline }),
+        });
+        if (options.cmdline === undefined) return instance(p.name, p.summary, model, []);
+        const matches = parseKernelCmdline(options.cmdline).disableAcsRedir ?? [];
+        const targets = acsRedirTargets(model.topology, matches);
+        // The report names the platform with its command line, so a reader sees the kernel it models.
+        return instance(`${p.name} ${options.cmdline.trim()}`, p.summary, model, [
+          `booted with ${options.cmdline.trim()}: ACS P2P redirect cleared on ${targets.length === 0 ? 'no function (nothing matched)' : targets.join(', ')}`,
+        ]);
+      },
     });
   }
   registerPlatformLoader('sysfs', (path, options) => loadSysfsPlatform(path, options));

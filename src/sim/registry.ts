@@ -5,7 +5,7 @@
  */
 import { fail, type Metrics, type MetricsSnapshot } from '../core/index.ts';
 import type { Bdf, PlatformModel } from '../platform/index.ts';
-import type { DesignPath, ExpectationReport } from './report.ts';
+import type { DesignOutcome, DesignPath, ExpectationReport, MappingLayout } from './report.ts';
 import type { Step, StepBody, StepKind } from './scenario-schema.ts';
 import type { SimContext } from './sim-context.ts';
 
@@ -26,6 +26,10 @@ export interface StepResult {
   readonly expectations?: readonly ExpectationReport[];
   /** One-line facts for the report (e.g. "2 ranges, 32 B"). */
   readonly notes?: readonly string[];
+  /** A map's address spaces (see MappingLayout). */
+  readonly layout?: MappingLayout;
+  /** The same step under each design the scenario compares (map and pin steps; see designs.ts). */
+  readonly designRuns?: readonly DesignOutcome[];
 }
 
 export type StepExecutor<K extends StepKind> = (
@@ -88,6 +92,8 @@ export interface PlatformInstance {
 export interface PlatformOptions {
   readonly seed: bigint;
   readonly metrics: Metrics;
+  /** Kernel command line the built-in platform boots with (`pci=disable_acs_redir=...`). */
+  readonly cmdline?: string;
 }
 
 export interface PlatformFactory {

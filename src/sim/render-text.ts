@@ -1,20 +1,28 @@
 /** The plain-text report: per scenario what happened, every expectation, the comparison, a summary. */
-import type { ComparisonRow, RunReport, ScenarioReport, StepReport, StepStatus } from './report.ts';
 
-import { plural } from './wording.ts';
+import {
+  comparisonHeading as headingFor,
+  metricLabel,
+  plural,
+  RATIO_HEADING,
+  ratioText,
+  summaryLine,
+} from '../view/wording.ts';
+import {
+  type ComparisonRow,
+  type Design,
+  type DesignTiming,
+  type RunReport,
+  type RunTiming,
+  type ScenarioReport,
+  type StepReport,
+  type StepStatus,
+  stepMetadata,
+} from './report.ts';
 
 const MARK: Record<StepStatus, string> = { ok: '✓', failed: '✗', error: '!', skipped: '-' };
 
-/** A row's name with its unit, unless the unit only repeats it (`faults`, `entries`). */
-export function metricLabel(row: ComparisonRow): string {
-  return row.unit === row.metric ? row.metric : `${row.metric} (${row.unit})`;
-}
-
-/** `sg / physr` as a factor, or `—` when physr is 0. */
-export function ratioText(row: ComparisonRow): string {
-  if (row.physr === 0) return row.sg === 0 ? '—' : '∞';
-  return `${(row.sg / row.physr).toFixed(2)}x`;
-}
+export { metricLabel, RATIO_HEADING, ratioText };
 
 function table(rows: readonly (readonly string[])[], rightAligned: readonly boolean[]): string[] {
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => [...(r[c] ?? '')].length)));
@@ -29,25 +37,41 @@ function table(rows: readonly (readonly string[])[], rightAligned: readonly bool
   );
 }
 
-/** The physr-vs-scatterlist table, indented by `indent`. */
+/**
+ * The comparison table, indented by `indent`: physr, scatterlist and the ratio where both designs
+ * ran; only the column of the design that ran otherwise (an empty column would read as "free").
+ */
 export function renderComparisonText(
   rows: readonly ComparisonRow[],
   indent = '  ',
-  bothDesignsRan = true,
+  designs: readonly Design[] = ['physr', 'sg'],
 ): string {
+  const both = designs.length === 2;
+  const columns = designs.length === 0 ? (['physr', 'sg'] as const) : designs;
+  const header = ['metric', ...columns.map((d) => (d === 'physr' ? 'physr' : 'scatterlist'))];
   const body = table(
     [
-      ['metric', 'physr', 'scatterlist', 'sg/physr'],
-      ...rows.map((r) => [
-        metricLabel(r),
-        String(r.physr),
-        String(r.sg),
-        bothDesignsRan ? ratioText(r) : '—',
-      ]),
+      both ? [...header, RATIO_HEADING] : header,
+      ...rows.map((r) => {
+        const cells = [metricLabel(r), ...columns.map((d) => String(d === 'physr' ? r.physr : r.sg))];
+        return both ? [...cells, ratioText(r)] : cells;
+      }),
     ],
     [false, true, true, true],
   );
   return body.map((line) => indent + line).join('\n');
+}
+
+/** The suite's timing line(s): median and range per design, labelled as the model's CPU time. */
+export function renderTimingText(timing: RunTiming | undefined): string[] {
+  if (timing === undefined) return [];
+  const one = (t: DesignTiming): string =>
+    `median ${t.median.toFixed(2)} ms (min ${t.min.toFixed(2)}, max ${t.max.toFixed(2)})`;
+  return [
+    `map+unmap time of the model (its CPU time, not the kernel's), over ${plural(timing.repetitions, 'repetition')} of the compared scenarios (steps: ${timing.steps.join(', ')}):`,
+    `  physr        ${one(timing.physr)}`,
+    `  scatterlist  ${one(timing.sg)}`,
+  ];
 }
 
 function stepLines(step: StepReport): string[] {
@@ -58,6 +82,14 @@ function stepLines(step: StepReport): string[] {
     }`.trimEnd();
   const lines = [head];
   for (const note of step.notes) lines.push(`        ${note}`);
+  for (const m of stepMetadata(step)) {
+    const name = m.design === 'sg' ? 'scatterlist' : 'physr';
+    lines.push(
+      m.peak === m.retained
+        ? `        ${name} metadata: ${m.retained} B retained (= peak)`
+        : `        ${name} metadata: ${m.retained} B retained, ${m.peak} B at peak (scratch freed before the step ends)`,
+    );
+  }
   for (const e of step.expectations) {
     lines.push(e.met ? `        ✓ ${e.what}` : `        ✗ expected ${e.what}: ${e.detail}`);
   }
@@ -82,16 +114,14 @@ export function renderScenarioText(scenario: ScenarioReport): string {
   }
   lines.push(
     `  ${comparisonHeading(scenario)}:`,
-    renderComparisonText(scenario.comparison, '    ', scenario.designs.length === 2),
+    renderComparisonText(scenario.comparison, '    ', scenario.designs),
   );
   return lines.join('\n');
 }
 
-/** What a scenario's table compares: both designs, or the one it ran (the other column is empty). */
+/** What a scenario's table compares: both designs, or the one it ran. */
 export function comparisonHeading(scenario: ScenarioReport): string {
-  if (scenario.designs.length === 2) return 'physr vs scatterlist';
-  if (scenario.designs.length === 0) return 'costs (no step ran either design)';
-  return `costs (only the ${scenario.designs[0] === 'physr' ? 'physr' : 'scatterlist'} design runs here)`;
+  return headingFor(scenario.designs);
 }
 
 /** The suite's comparison with its heading (just the heading when no scenario ran both designs). */
@@ -111,22 +141,20 @@ export function suiteComparisonHeading(report: RunReport): string {
 }
 
 export function renderSummaryLine(report: RunReport): string {
-  const s = report.summary;
-  const verdict = s.passed === s.scenarios ? '✓' : '✗';
-  return (
-    `${verdict} ${plural(s.scenarios, 'scenario')}: ${s.passed} passed, ${s.failed} failed, ` +
-    `${plural(s.errors, 'error')}; ${plural(s.steps, 'step')}; ` +
-    `${s.expectationsMet} expectations met, ${s.expectationsFailed} failed`
-  );
+  return summaryLine(report.summary);
 }
 
-/** The whole report: each scenario, then the suite's comparison and the summary line. */
+/**
+ * The whole report, summary first: the pass/fail line, the suite's comparison and timing, then each
+ * scenario; the pass/fail line again at the end, where a terminal leaves the eye.
+ */
 export function renderRunText(report: RunReport): string {
-  const parts = report.scenarios.map(renderScenarioText);
-  if (report.scenarios.length > 1) {
-    parts.push(suiteComparisonText(report));
-  }
-  parts.push(renderSummaryLine(report));
+  const head = [renderSummaryLine(report)];
+  if (report.scenarios.length > 1) head.push(suiteComparisonText(report));
+  const timing = renderTimingText(report.timing);
+  if (timing.length > 0) head.push(timing.join('\n'));
+  const parts = [...head, ...report.scenarios.map(renderScenarioText)];
+  if (report.scenarios.length > 1) parts.push(renderSummaryLine(report));
   return `${parts.join('\n\n')}\n`;
 }
 
@@ -134,7 +162,7 @@ export function renderRunText(report: RunReport): string {
 export function renderComparisonOnly(report: RunReport): string {
   const parts = report.scenarios.map(
     (s) =>
-      `${s.name} (${s.platform}), ${comparisonHeading(s)}:\n${renderComparisonText(s.comparison, '  ', s.designs.length === 2)}`,
+      `${s.name} (${s.platform}), ${comparisonHeading(s)}:\n${renderComparisonText(s.comparison, '  ', s.designs)}`,
   );
   if (report.scenarios.length > 1) parts.push(suiteComparisonText(report));
   return `${parts.join('\n\n')}\n`;

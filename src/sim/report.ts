@@ -4,7 +4,11 @@
  * time-dependent, so a seeded run gives the same report byte for byte.
  */
 import { COUNTER, type Errno, type MetricsSnapshot } from '../core/index.ts';
+import type { SummaryWords } from '../view/wording.ts';
+import type { DesignOutcome } from './designs.ts';
 import type { StepKind } from './scenario-schema.ts';
+
+export type { DesignOutcome };
 
 /** Which design a step exercised: the proposal (physr) or today's scatterlist path (sg). */
 export type DesignPath = 'physr' | 'sg';
@@ -28,16 +32,50 @@ export interface StepReport {
   readonly expectations: readonly ExpectationReport[];
   /** Set when the step was refused without an `expect: { error }` saying so. */
   readonly error?: { readonly errno: Errno; readonly reason: string };
+  /** Set when the step was refused as its `expect: { error }` said: it ran neither design. */
+  readonly refused?: { readonly errno: Errno; readonly reason: string };
   readonly notes: readonly string[];
   /** Counters this step moved. */
   readonly metrics: MetricsSnapshot;
+  /** For a map: where the bytes are and what the device was given (for the address-space view). */
+  readonly layout?: MappingLayout;
+  /** What each compared design did for this step, each on its own copy of the machine (designs.ts). */
+  readonly designRuns?: readonly DesignOutcome[];
 }
 
+/** An [address, length] pair. */
+export type RangePair = readonly [bigint, bigint];
+
+/**
+ * A mapping's address spaces: its physical ranges, the DMA (IOVA or bus) ranges the device got, and
+ * the swiotlb slots it bounced through. Lists are cut at LAYOUT_MAX_RANGES (the counts are whole).
+ */
+export interface MappingLayout {
+  readonly name: string;
+  readonly design: DesignPath;
+  readonly iovaLayout?: 'packed' | 'aligned';
+  readonly via: string;
+  readonly physCount: number;
+  readonly phys: readonly RangePair[];
+  readonly dmaCount: number;
+  readonly dma: readonly RangePair[];
+  readonly bounce: readonly RangePair[];
+}
+
+/** Ranges a layout keeps per list: enough to draw, bounded for a 1 GiB map of 4K pages. */
+export const LAYOUT_MAX_RANGES = 256;
+
+/**
+ * One compared quantity. `cost` rows are what a design pays (lower is better: the ratio sg/physr
+ * above 1 means physr is cheaper); `event` rows count things that happened (faults), which are
+ * outcomes to look at, not costs to divide.
+ */
 export interface ComparisonRow {
   readonly metric: string;
   readonly unit: string;
   readonly physr: number;
   readonly sg: number;
+  readonly kind: 'cost' | 'event';
 }
 
 export type ScenarioStatus = 'passed' | 'failed' | 'error';
@@ -69,19 +107,34 @@ export interface ScenarioReport {
 
 export type Design = 'physr' | 'sg';
 
-export interface RunSummary {
-  readonly scenarios: number;
-  readonly passed: number;
-  readonly failed: number;
-  readonly errors: number;
-  readonly steps: number;
-  readonly expectationsMet: number;
-  readonly expectationsFailed: number;
+/** The counts the pass/fail line reads (scenarios, steps, expectations). */
+export type RunSummary = SummaryWords;
+
+/** CPU time of one design's map+unmap steps over the compared scenarios, per repetition (ms). */
+export interface DesignTiming {
+  readonly samples: readonly number[];
+  readonly median: number;
+  readonly min: number;
+  readonly max: number;
+}
+
+/**
+ * The model's CPU time for map+unmap (the steps in `steps`), per design, summed over the scenarios
+ * that ran both designs; each repetition reruns them. This is how long the TypeScript model took,
+ * not how long the kernel takes.
+ */
+export interface RunTiming {
+  readonly repetitions: number;
+  readonly steps: readonly StepKind[];
+  readonly physr: DesignTiming;
+  readonly sg: DesignTiming;
 }
 
 export interface RunReport {
   readonly scenarios: readonly ScenarioReport[];
   readonly summary: RunSummary;
+  /** Present when the run was timed (`physr run`; absent in seeded, byte-for-byte reports). */
+  readonly timing?: RunTiming;
   /**
    * The comparison summed over the scenarios that ran both designs (`comparedScenarios`): a scenario
    * that runs only one design has nothing to compare it with, and would tilt the sum.
@@ -91,55 +144,84 @@ export interface RunReport {
 }
 
 /**
- * The comparison's rows. Metadata and entry counts have separate counters per design; the other
- * counters are shared by both paths, so they are split by the path of the step that moved them.
+ * The comparison's rows. Metadata and entry counters are per design (summed over every step); the
+ * other counters are shared by both paths, so they are split by the path of the step that moved
+ * them. See README "What the summary counts" for why each is what the kernel pays.
  */
 const COMPARED: readonly {
   metric: string;
   unit: string;
-  physr: string;
-  sg: string;
+  physr: readonly string[];
+  sg: readonly string[];
   byPath: boolean;
+  kind: 'cost' | 'event';
 }[] = [
   {
-    metric: 'metadata',
+    // Each step's high-water mark: what it built and keeps, plus scratch held only while building.
+    metric: 'metadata at peak',
     unit: 'bytes',
-    physr: COUNTER.physrMetadataBytes,
-    sg: COUNTER.sgMetadataBytes,
+    physr: [COUNTER.physrMetadataBytes],
+    sg: [COUNTER.sgMetadataBytes, COUNTER.sgScratchBytes],
     byPath: false,
-  },
-  { metric: 'entries', unit: 'entries', physr: COUNTER.physrRanges, sg: COUNTER.sgEntries, byPath: false },
-  { metric: 'PTE writes', unit: 'writes', physr: COUNTER.pteWrites, sg: COUNTER.pteWrites, byPath: true },
-  {
-    metric: 'table pages',
-    unit: 'pages',
-    physr: COUNTER.tablePagesAllocated,
-    sg: COUNTER.tablePagesAllocated,
-    byPath: true,
+    kind: 'cost',
   },
   {
-    metric: 'IOTLB flushes',
-    unit: 'flushes',
-    physr: COUNTER.iotlbFlushes,
-    sg: COUNTER.iotlbFlushes,
-    byPath: true,
-  },
-  {
-    metric: 'IOVA allocations',
-    unit: 'allocations',
-    physr: COUNTER.iovaAllocations,
-    sg: COUNTER.iovaAllocations,
-    byPath: true,
-  },
-  {
-    metric: 'bounce bytes',
+    metric: 'metadata retained',
     unit: 'bytes',
-    physr: COUNTER.bounceBytes,
-    sg: COUNTER.bounceBytes,
-    byPath: true,
+    physr: [COUNTER.physrMetadataBytes],
+    sg: [COUNTER.sgMetadataBytes],
+    byPath: false,
+    kind: 'cost',
   },
-  { metric: 'faults', unit: 'faults', physr: COUNTER.iommuFaults, sg: COUNTER.iommuFaults, byPath: true },
+  {
+    // What each design hands the device: dma_map_sg's segments vs physr's DMA ranges.
+    metric: 'entries to device',
+    unit: 'DMA segments / DMA ranges',
+    physr: [COUNTER.physrDmaRanges],
+    sg: [COUNTER.sgMappedNents],
+    byPath: false,
+    kind: 'cost',
+  },
+  {
+    // The CPU-side lists: sg entries (orig_nents) vs physical ranges.
+    metric: 'entries, CPU side',
+    unit: 'sg entries / physical ranges',
+    physr: [COUNTER.physrRanges],
+    sg: [COUNTER.sgEntries],
+    byPath: false,
+    kind: 'cost',
+  },
+  ...(
+    [
+      ['PTE writes', 'writes', COUNTER.pteWrites],
+      ['table pages', 'pages', COUNTER.tablePagesAllocated],
+      ['IOTLB flushes', 'flushes', COUNTER.iotlbFlushes],
+      ['IOVA allocations', 'allocations', COUNTER.iovaAllocations],
+      ['bounce bytes', 'bytes', COUNTER.bounceBytes],
+    ] as const
+  ).map(([metric, unit, counter]) => ({
+    metric,
+    unit,
+    physr: [counter],
+    sg: [counter],
+    byPath: true,
+    kind: 'cost' as const,
+  })),
+  {
+    metric: 'faults',
+    unit: 'events',
+    physr: [COUNTER.iommuFaults],
+    sg: [COUNTER.iommuFaults],
+    byPath: true,
+    kind: 'event',
+  },
 ];
+
+function sumOf(metrics: MetricsSnapshot, names: readonly string[]): number {
+  let total = 0;
+  for (const name of names) total += metrics[name] ?? 0;
+  return total;
+}
 
 /** The physr-vs-scatterlist rows for a scenario's steps. */
 export function compareSteps(steps: readonly StepReport[]): ComparisonRow[] {
@@ -148,20 +230,25 @@ export function compareSteps(steps: readonly StepReport[]): ComparisonRow[] {
     let sg = 0;
     for (const step of steps) {
       if (row.byPath) {
-        if (step.path === 'physr') physr += step.metrics[row.physr] ?? 0;
-        if (step.path === 'sg') sg += step.metrics[row.sg] ?? 0;
+        if (step.path === 'physr') physr += sumOf(step.metrics, row.physr);
+        if (step.path === 'sg') sg += sumOf(step.metrics, row.sg);
       } else {
-        physr += step.metrics[row.physr] ?? 0;
-        sg += step.metrics[row.sg] ?? 0;
+        physr += sumOf(step.metrics, row.physr);
+        sg += sumOf(step.metrics, row.sg);
       }
     }
-    return { metric: row.metric, unit: row.unit, physr, sg };
+    return { metric: row.metric, unit: row.unit, physr, sg, kind: row.kind };
   });
 }
 
-/** The designs some step ran, physr first. */
+/**
+ * The designs the scenario really ran, physr first: a step counts when it took a design's path and
+ * was not refused (a scenario whose every map was refused ran neither, and compares nothing).
+ */
 export function designsOf(steps: readonly StepReport[]): Design[] {
-  return (['physr', 'sg'] as const).filter((d) => steps.some((s) => s.path === d));
+  const ran = (s: StepReport): boolean =>
+    s.refused === undefined && s.error === undefined && s.status !== 'skipped';
+  return (['physr', 'sg'] as const).filter((d) => steps.some((s) => s.path === d && ran(s)));
 }
 
 /** Row-wise sum of several comparisons (all built by {@link compareSteps}, same row order). */
@@ -173,8 +260,31 @@ export function sumComparisons(tables: readonly (readonly ComparisonRow[])[]): C
       physr += table[i]?.physr ?? 0;
       sg += table[i]?.sg ?? 0;
     }
-    return { metric: row.metric, unit: row.unit, physr, sg };
+    return { metric: row.metric, unit: row.unit, physr, sg, kind: row.kind };
   });
+}
+
+/**
+ * A step's metadata per design: what it keeps for the mapping's lifetime (retained) and the most it
+ * held at once (peak: retained plus the scratch it freed before returning). Designs it built none
+ * for are left out.
+ */
+export function stepMetadata(step: StepReport): { design: Design; retained: number; peak: number }[] {
+  const out: { design: Design; retained: number; peak: number }[] = [];
+  const physr = step.metrics[COUNTER.physrMetadataBytes] ?? 0;
+  if (physr > 0) out.push({ design: 'physr', retained: physr, peak: physr });
+  const sg = step.metrics[COUNTER.sgMetadataBytes] ?? 0;
+  const scratch = step.metrics[COUNTER.sgScratchBytes] ?? 0;
+  if (sg + scratch > 0) out.push({ design: 'sg', retained: sg, peak: sg + scratch });
+  return out;
+}
+
+/** Median and range of timing samples (ms). */
+export function designTiming(samples: readonly number[]): DesignTiming {
+  const sorted = [...samples].sort((a, b) => a - b);
+  const n = sorted.length;
+  const median = n === 0 ? 0 : n % 2 === 1 ? sorted[(n - 1) / 2]! : (sorted[n / 2 - 1]! + sorted[n / 2]!) / 2;
+  return { samples, median, min: sorted[0] ?? 0, max: sorted[n - 1] ?? 0 };
 }
 
 export function summarizeRun(scenarios: readonly ScenarioReport[]): RunReport {

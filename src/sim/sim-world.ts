@@ -12,6 +12,7 @@ import type { Bdf } from '../platform/index.ts';
 import { VfioPciDevice } from '../vfio/index.ts';
 import { resolveDevice } from './platforms.ts';
 import type { SimPlatform } from './registry.ts';
+import type { DesignPath } from './report.ts';
 import type { SimContext } from './sim-context.ts';
 
 export class SimWorld {
@@ -24,6 +25,8 @@ export class SimWorld {
   private readonly engines = new Map<Bdf, DmaCapableDevice>();
   private readonly vfios = new Map<Bdf, VfioPciDevice>();
   private iommufdCtx: IommufdCtx | undefined;
+  /** Designs whose unmaps queued a lazy IOTLB invalidation not yet drained by a `flush` step. */
+  readonly flushQueuedBy = new Set<DesignPath>();
 
   private readonly setupMetrics: Metrics;
 

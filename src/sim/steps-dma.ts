@@ -11,6 +11,7 @@ import {
   fail,
   formatHex,
   formatSize,
+  Metrics,
   type PhyrList,
   phyrListToSgTable,
   SCATTERLIST_MAX_SEGMENT,
@@ -26,24 +27,38 @@ import {
   unpinUserPages,
   unpinUserPagesLegacy,
 } from '../mm/index.ts';
+import {
+  DESIGN_BYTES_LIMIT,
+  type DesignMapInput,
+  type DesignOutcome,
+  mapUnderDesigns,
+  probedProps,
+  userPhyrs,
+} from './designs.ts';
+import { resolvePlatform } from './engine.ts';
 import { patternBytes } from './pattern.ts';
 import { registerStep, type StepResult } from './registry.ts';
-import type { DesignPath } from './report.ts';
+import { type DesignPath, LAYOUT_MAX_RANGES, type MappingLayout, type RangePair } from './report.ts';
 import type { SimContext } from './sim-context.ts';
-import { DmaTarget, isBuffer, isDmabuf, isMr, isPin, isTarget, type SimBuffer } from './sim-objects.ts';
+import {
+  DmaTarget,
+  isBuffer,
+  isDmabuf,
+  isMr,
+  isPin,
+  isTarget,
+  type SimBuffer,
+  type SimMr,
+} from './sim-objects.ts';
 import { worldOf } from './sim-world.ts';
-import { plural } from './wording.ts';
+import { checkTransfer } from './steps-memory.ts';
+import { plural, viaText } from './wording.ts';
 
 const DIRECTION = {
   'to-device': 'TO_DEVICE',
   'from-device': 'FROM_DEVICE',
   bidirectional: 'BIDIRECTIONAL',
 } as const satisfies Record<string, DmaDirection>;
-
-/** The legacy page array's bytes count as the sg design's metadata (it exists only for the sg_table). */
-function legacyPageBytes(context: SimContext): number {
-  return context.metrics.get('mm.legacy_page_bytes');
-}
 
 /** An sg_table segment limit for a device: sg->length is 32-bit (include/linux/scatterlist.h). */
 function sgMaxSegment(device: DmaDevice): number {
@@ -58,6 +73,41 @@ function segmentNotes(kinds: readonly string[]): string {
   return [...counts.entries()].map(([k, n]) => `${n} ${k}`).join(', ');
 }
 
+interface Mapped {
+  readonly target: DmaTarget;
+  readonly note: string;
+  readonly layout?: MappingLayout;
+}
+
+function pairs(list: PhyrList | DmaRangeList): RangePair[] {
+  const out: RangePair[] = [];
+  const n = Math.min(list.count, LAYOUT_MAX_RANGES);
+  for (let i = 0; i < n; i++) out.push([list.addressAt(i), list.lengthAt(i)]);
+  return out;
+}
+
+/** A map's address spaces for the report (lists cut at LAYOUT_MAX_RANGES). */
+function mappingLayout(
+  name: string,
+  design: DesignPath,
+  phys: PhyrList,
+  dma: DmaRangeList,
+  via: string,
+  extra: { iovaLayout?: IovaLayout; bounce?: readonly DmaRangeList[] } = {},
+): MappingLayout {
+  return {
+    name,
+    design,
+    ...(extra.iovaLayout === undefined ? {} : { iovaLayout: extra.iovaLayout }),
+    via,
+    physCount: phys.count,
+    phys: pairs(phys),
+    dmaCount: dma.count,
+    dma: pairs(dma),
+    bounce: (extra.bounce ?? []).flatMap(pairs).slice(0, LAYOUT_MAX_RANGES),
+  };
+}
+
 /** Maps a PhyrList through the physr DMA API; returns the target and a note. */
 function mapPhysr(
   context: SimContext,
@@ -69,7 +119,7 @@ function mapPhysr(
   onRelease: () => void,
   mmio: boolean,
   layout: IovaLayout = 'packed',
-): { target: DmaTarget; note: string } {
+): Mapped {
   const mapping = device.map(list, dir, { ...(mmio ? { mmio: true } : {}), layout });
   for (const segment of mapping.segments)
     context.metrics.add(`sim.segments_${segment.kind.replace(/-/g, '_')}`);
@@ -85,9 +135,15 @@ function mapPhysr(
     (forCpu) => (forCpu ? device.syncForCpu(mapping) : device.syncForDevice(mapping)),
   );
   const reason = mapping.fallbackReason === undefined ? '' : ` (fallback: ${mapping.fallbackReason})`;
+  const kinds = mapping.segments.map((s) => s.kind);
   return {
     target,
-    note: `${what}: ${plural(list.count, 'range')} → ${plural(mapping.dma.count, 'DMA range')} via ${mapping.path}; segments: ${segmentNotes(mapping.segments.map((s) => s.kind))}${reason}; first DMA address ${formatHex(mapping.dma.addressAt(0))}`,
+    layout: mappingLayout(what, 'physr', list, mapping.dma, viaText(kinds), {
+      // The IOVA layout means something only where the map took an IOVA.
+      ...(kinds.includes('iova') ? { iovaLayout: layout } : {}),
+      bounce: mapping.segments.filter((s) => s.kind === 'bounce').map((s) => s.dma),
+    }),
+    note: `${what}: ${plural(list.count, 'range')} → ${plural(mapping.dma.count, 'DMA range')} ${viaText(kinds)}; segments: ${segmentNotes(kinds)}${reason}; first DMA address ${formatHex(mapping.dma.addressAt(0))}`,
   };
 }
 
@@ -99,7 +155,7 @@ function mapSg(
   dir: DmaDirection,
   bufferOffset: bigint,
   onRelease: () => void,
-): { target: DmaTarget; note: string } {
+): Mapped {
   const nents = device.mapSg(table, dir);
   const dma = table.toDmaRangeList();
   const target = new DmaTarget(
@@ -115,6 +171,13 @@ function mapSg(
   );
   return {
     target,
+    layout: mappingLayout(
+      what,
+      'sg',
+      table.toPhyrList(),
+      dma,
+      `via dma_map_sg (${plural(nents, 'DMA segment')})`,
+    ),
     note: `${what}: ${plural(table.origNents, 'sg entry', 'sg entries')} (${table.metadataBytes} B) → ${plural(nents, 'DMA segment')}; first DMA address ${formatHex(dma.addressAt(0))}`,
   };
 }
@@ -145,11 +208,52 @@ function mapBuffer(
       layout,
     );
   }
-  const before = legacyPageBytes(context);
   const pages = pinUserPagesLegacyWhole(buffer.mm, start, length, { write: true });
-  context.metrics.add(COUNTER.sgMetadataBytes, legacyPageBytes(context) - before);
+  // The whole page array exists while sg_alloc_table_from_pages builds the table; after that the
+  // table's entries name the pages (unpin walks them), so the array counts at peak only.
+  context.metrics.add(COUNTER.sgScratchBytes, pages.metadataBytes);
   const table = sgAllocTableFromPagesSegment(pages.pages, pages.offset, length, sgMaxSegment(device));
   return mapSg(device, name, table, dir, offset, () => unpinUserPagesLegacy(pages, { dirty: true }));
+}
+
+/**
+ * The same map under every design the scenario compares, each on a fresh copy of the machine
+ * (designs.ts): the memory the step just mapped (user pages or a BAR range), its bytes, the device
+ * probed the same way.
+ */
+function underDesigns(
+  context: SimContext,
+  device: DmaDevice,
+  source: PhyrList,
+  dir: DmaDirection,
+  memory: 'user' | 'bar',
+): DesignOutcome[] | undefined {
+  const designs = context.scenario.designs;
+  const model = context.platform.machine?.model;
+  if (designs.length === 0 || model === undefined) return undefined;
+  const length = source.totalLength;
+  let bytes: Uint8Array | undefined;
+  if (length <= DESIGN_BYTES_LIMIT) {
+    const copy = new Uint8Array(Number(length));
+    let at = 0;
+    source.forEachRange((address, len) => {
+      copy.set(model.bytes.read(address, Number(len)), at);
+      at += Number(len);
+    });
+    bytes = copy;
+  }
+  const input: DesignMapInput = {
+    platform: () =>
+      resolvePlatform(context.scenario, { seed: context.seed, metrics: new Metrics() }).machine!.model,
+    machineOptions: { strict: context.iommuMode === 'strict' },
+    bdf: device.bdf,
+    deviceProps: probedProps(device),
+    source,
+    bytes,
+    dir,
+    memory,
+  };
+  return mapUnderDesigns(input, designs);
 }
 
 /** The DMA range list of a target at [offset, offset + length) and the buffer offset it starts at. */
@@ -219,7 +323,8 @@ export function registerDmaSteps(): void {
       );
     }
     const kind = context.objects.kindOf(body.buffer);
-    let mapped: { target: DmaTarget; note: string };
+    let mapped: Mapped;
+    let designRuns: DesignOutcome[] | undefined;
     if (kind === 'dmabuf') {
       const dmabuf = context.objects.get(body.buffer, 'dmabuf', isDmabuf);
       const length = body.length ?? dmabuf.buf.size - body.offset;
@@ -240,7 +345,14 @@ export function registerDmaSteps(): void {
             if (attachment.mappings.includes(mapping)) buf.unmap(mapping);
             buf.detach(attachment);
           }),
-          note: `${body.name}: dma-buf ${body.buffer} attached by ${device.bdf}: ${mapping.p2p ?? 'host memory'} via ${mapping.path}; ${plural(ranges.count, 'DMA range')} at ${formatHex(ranges.addressAt(0))}`,
+          layout: mappingLayout(
+            body.name,
+            'physr',
+            mapping.phys,
+            ranges,
+            mapping.p2p === undefined ? `via ${mapping.path}` : viaText([mapping.p2p]),
+          ),
+          note: `${body.name}: dma-buf ${body.buffer} attached by ${device.bdf}: ${mapping.p2p === undefined ? `host memory via ${mapping.path}` : `peer BAR ${viaText([mapping.p2p])}`}; ${plural(ranges.count, 'DMA range')} at ${formatHex(ranges.addressAt(0))}`,
         };
       } else {
         const table = phyrListToSgTable(dmabuf.phys.slice(body.offset, length), {
@@ -248,6 +360,7 @@ export function registerDmaSteps(): void {
         });
         mapped = mapSg(device, body.name, table, dir, body.offset, () => {});
       }
+      designRuns = underDesigns(context, device, dmabuf.phys.slice(body.offset, length), dir, 'bar');
     } else if (kind === 'pin') {
       const pin = context.objects.get(body.buffer, 'pin', isPin);
       if (pin.released) fail('EINVAL', `pin "${body.buffer}" was released`);
@@ -282,9 +395,21 @@ export function registerDmaSteps(): void {
       if (body.offset + length > buffer.length)
         fail('EINVAL', `${formatHex(body.offset)} + ${formatSize(length)} is outside "${body.buffer}"`);
       mapped = mapBuffer(context, device, body.name, buffer, body.offset, length, body.via, dir, body.layout);
+      designRuns = underDesigns(
+        context,
+        device,
+        userPhyrs(buffer.mm, buffer.va + body.offset, length),
+        dir,
+        'user',
+      );
     }
     context.objects.define(body.name, 'mapping', mapped.target);
-    return { path: body.via, notes: [mapped.note] };
+    return {
+      path: body.via,
+      notes: [mapped.note],
+      ...(mapped.layout === undefined ? {} : { layout: mapped.layout }),
+      ...(designRuns === undefined ? {} : { designRuns }),
+    };
   });
 
   registerStep('sync', (body, context) => {
@@ -309,16 +434,19 @@ export function registerDmaSteps(): void {
       const mr = context.objects.get(body.mapping, 'mr', isMr);
       mr.context.deregisterMr(mr.mr);
       mr.released = true;
-      return { notes: [`${body.mapping}: deregistered`] };
+      return { path: mrDesign(mr), notes: [`${body.mapping}: deregistered`] };
     }
     const target = context.objects.get(body.mapping, 'mapping', isTarget);
     target.release();
+    // Lazy mode queues the IOTLB invalidation: the later flush is this design's cost.
+    if (context.iommuMode === 'lazy') worldOf(context).flushQueuedBy.add(target.via);
     return { path: target.via };
   });
 
   registerStep('dma-write', (body, context): StepResult => {
     const world = worldOf(context);
     const engine = world.engine(body.device);
+    checkTransfer('dma-write', body.length);
     const n = Number(body.length);
     if (context.objects.kindOf(body.buffer) === 'mr')
       return mrAccess(context, body.buffer, body.offset, n, body.pattern);
@@ -339,6 +467,7 @@ export function registerDmaSteps(): void {
   registerStep('dma-read', (body, context): StepResult => {
     const world = worldOf(context);
     const engine = world.engine(body.device);
+    checkTransfer('dma-read', body.length);
     const n = Number(body.length);
     if (context.objects.kindOf(body.buffer) === 'mr')
       return mrAccess(context, body.buffer, body.offset, n, undefined);
@@ -355,10 +484,24 @@ export function registerDmaSteps(): void {
       : { path: via, observed: { fault } };
   });
 
-  registerStep('flush', (_body, context) => {
-    worldOf(context).machine.flushQueues();
-    return { notes: ['flush queues drained (IOTLB invalidated for every queued unmap)'] };
+  registerStep('flush', (_body, context): StepResult => {
+    const world = worldOf(context);
+    world.machine.flushQueues();
+    const queuedBy = [...world.flushQueuedBy];
+    world.flushQueuedBy.clear();
+    const note = 'flush queues drained (IOTLB invalidated for every queued unmap)';
+    // The drain is the cost of the unmaps that queued it: credited to their design when there is one.
+    if (queuedBy.length === 1)
+      return { path: queuedBy[0]!, notes: [`${note}; queued by ${queuedBy[0]} unmaps`] };
+    if (queuedBy.length === 0) return { notes: [`${note}; nothing was queued`] };
+    return { notes: [`${note}; queued by both designs' unmaps, so credited to neither`] };
   });
+}
+
+/** The design an MR's umem was made by. */
+function mrDesign(mr: SimMr): DesignPath | undefined {
+  const kind = mr.mr.umem.kind;
+  return kind === 'user-legacy' ? 'sg' : kind === 'user' ? 'physr' : undefined;
 }
 
 /** RDMA WRITE (pattern given) or READ by a peer into/from an MR: (rkey, MR iova + offset). */

@@ -4,7 +4,7 @@
  * (ib_reg_user_mr over user memory, physr or legacy sg), `revoke` and `reset` (vfio-pci revokes
  * its exports; importers are told and unmap, later accesses fault).
  */
-import { DmaRangeList, fail, formatHex, formatSize } from '../core/index.ts';
+import { COUNTER, DmaRangeList, fail, formatHex, formatSize } from '../core/index.ts';
 import type { DmaDevice } from '../dma/index.ts';
 import {
   IB_ACCESS_LOCAL_WRITE,
@@ -116,13 +116,14 @@ export function registerDmabufSteps(): void {
     const buffer = context.objects.get(body.buffer, 'buffer', isBuffer);
     const device = world.dmaDevice(body.device);
     const ctx = rdmaContext(world, device);
-    const before = context.metrics.get('mm.legacy_page_bytes');
-    const umem =
-      body.via === 'physr'
-        ? ibUmemGet(ctx.device, buffer.mm, buffer.va, buffer.length, ACCESS)
-        : ibUmemGetLegacy(ctx.device, buffer.mm, buffer.va, buffer.length, ACCESS);
-    // The legacy page array is the sg design's metadata too (8 bytes a page).
-    context.metrics.add('core.sg_metadata_bytes', context.metrics.get('mm.legacy_page_bytes') - before);
+    let umem: ReturnType<typeof ibUmemGet> | ReturnType<typeof ibUmemGetLegacy>;
+    if (body.via === 'physr') {
+      umem = ibUmemGet(ctx.device, buffer.mm, buffer.va, buffer.length, ACCESS);
+    } else {
+      umem = ibUmemGetLegacy(ctx.device, buffer.mm, buffer.va, buffer.length, ACCESS);
+      // ib_umem_get's page list: one page of pointers at a time, held only while it builds the table.
+      context.metrics.add(COUNTER.sgScratchBytes, umem.scratchPeakBytes);
+    }
     const sim = new SimMr(
       ctx,
       ctx.registerMr(umem, ACCESS, body.iova === undefined ? {} : { iova: body.iova }),

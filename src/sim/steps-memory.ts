@@ -13,6 +13,7 @@ import {
   pinUserPagesWhole,
 } from '../mm/index.ts';
 import { type ByteSource, type Folio, folioPhys } from '../platform/index.ts';
+import { pinUnderDesigns } from './designs.ts';
 import { firstMismatch, formatPattern, type Pattern, patternSource } from './pattern.ts';
 import { registerStep, type StepResult } from './registry.ts';
 import type { SimContext } from './sim-context.ts';
@@ -76,6 +77,25 @@ function writePhys(
     at += Number(len);
   });
 }
+
+/**
+ * Most bytes one step may move as real bytes (a DMA, a CPU read handed to `expect`). Written
+ * patterns are descriptions and `check` compares in blocks, so neither needs a bound; a step that
+ * must hold its bytes at once is refused above this, rather than exhausting the simulator.
+ */
+export const MAX_STEP_TRANSFER = 256n << 20n;
+
+/** E2BIG for a step that would hold more than {@link MAX_STEP_TRANSFER} bytes at once. */
+export function checkTransfer(what: string, length: bigint): void {
+  if (length <= MAX_STEP_TRANSFER) return;
+  fail(
+    'E2BIG',
+    `${what} of ${formatSize(length)} moves real bytes: at most ${formatSize(MAX_STEP_TRANSFER)} a step (split it, or use check, which compares in blocks)`,
+  );
+}
+
+/** Bytes `check` reads and compares at a time. */
+const CHECK_BLOCK = 1n << 20n;
 
 function checkSpan(name: string, size: bigint, offset: bigint, length: bigint): number {
   if (offset + length > size) {
@@ -227,6 +247,7 @@ export function registerMemorySteps(): void {
     const flags = { write: true, longterm: body.longterm };
     const start = buffer.va + body.offset;
     const name = body.name ?? `${body.buffer}.pin`;
+    const underDesigns = () => pinUnderDesigns(buffer.mm, start, length, context.scenario.designs);
     if (body.via === 'physr') {
       const pinned = pinUserPagesWhole(buffer.mm, start, length, flags);
       context.objects.define(
@@ -238,13 +259,17 @@ export function registerMemorySteps(): void {
         notes: [
           `${name}: ${pinned.pageCount} pages as ${pinned.phyrs.count} ranges, ${pinned.metadataBytes} B`,
         ],
+        designRuns: underDesigns(),
       };
     }
     const pages = pinUserPagesLegacyWhole(buffer.mm, start, length, flags);
     // The page array is the legacy design's metadata (8 bytes a page), before any sg_table.
     context.metrics.add(COUNTER.sgMetadataBytes, pages.metadataBytes);
     context.objects.define(name, 'pin', new SimPin(buffer, body.offset, length, 'sg', undefined, pages));
-    return { notes: [`${name}: ${pages.pageCount} page pointers, ${pages.metadataBytes} B`] };
+    return {
+      notes: [`${name}: ${pages.pageCount} page pointers, ${pages.metadataBytes} B`],
+      designRuns: underDesigns(),
+    };
   });
 
   registerStep('cpu-write', (body, context) => {
@@ -257,15 +282,28 @@ export function registerMemorySteps(): void {
 
   registerStep('cpu-read', (body, context) => {
     const target = cpuBytes(context, body.buffer);
+    checkTransfer('cpu-read', body.length);
     const n = checkSpan(body.buffer, target.size, body.offset, body.length);
     return { observed: { bytes: target.read(body.offset, n), offset: body.offset } };
   });
 
   registerStep('check', (body, context): StepResult => {
     const target = cpuBytes(context, body.buffer);
-    const n = checkSpan(body.buffer, target.size, body.offset, body.length);
-    const bytes = target.read(body.offset, n);
-    return { expectations: [patternExpectation(body.pattern, body.offset, bytes)] };
+    checkSpan(body.buffer, target.size, body.offset, body.length);
+    // Block by block, so a check of gigabytes holds one block of bytes at a time.
+    const end = body.offset + body.length;
+    let at = body.offset;
+    do {
+      const take = end - at < CHECK_BLOCK ? end - at : CHECK_BLOCK;
+      const report = patternExpectation(body.pattern, at, target.read(at, Number(take)));
+      if (!report.met) return { expectations: [report] };
+      at += take;
+    } while (at < end);
+    return {
+      expectations: [
+        { what: `bytes = ${formatPattern(body.pattern)}`, met: true, detail: `${body.length} bytes match` },
+      ],
+    };
   });
 }
 

@@ -9,11 +9,16 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { fc, test } from '@fast-check/vitest';
 import { afterAll, describe, expect } from 'vitest';
+import { propertyRuns } from '../thorough.ts';
 import { captureCli } from './capture.ts';
 
-const RUNS = process.env.PHYSR_THOROUGH ? 300 : 25;
-/** Resident memory the test process may reach while running any one mutated input. */
-const RSS_BOUND = 1.5 * 2 ** 30;
+const RUNS = propertyRuns(25, 300);
+/**
+ * Resident memory the worker may grow by while running mutated inputs. Test files share a worker
+ * (vitest isolate: false), so what others left resident is the baseline, not zero.
+ */
+const RSS_GROWTH_BOUND = 1.5 * 2 ** 30;
+const rssBaseline = process.memoryUsage().rss;
 
 const dir = mkdtempSync(join(tmpdir(), 'physr-fuzz-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -178,7 +183,7 @@ function inputFile(name: string, text: string): string {
 async function expectCleanOrLocated(argv: string[], files: readonly string[], locatedByColumn: boolean) {
   const { status, stdout, stderr } = await captureCli(argv);
   expect(stderr).not.toMatch(/internal error|^\s+at /m);
-  expect(process.memoryUsage().rss).toBeLessThan(RSS_BOUND);
+  expect(process.memoryUsage().rss - rssBaseline).toBeLessThan(RSS_GROWTH_BOUND);
   if (status === 2) {
     const errors = stderr.split('\n').filter((l) => l.startsWith('physr: '));
     expect(errors).toHaveLength(1);

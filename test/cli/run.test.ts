@@ -14,11 +14,39 @@ function scenarioFile(name: string, text: string): string {
 
 describe('physr run', () => {
   test('no arguments runs the built-in suite and passes', async () => {
-    const { status, stdout, stderr } = await captureCli(['run']);
+    // --repeat 0: the suite once, without the timing reruns (tested below on two small scenarios).
+    const { status, stdout, stderr } = await captureCli(['run', '--repeat', '0']);
     expect(status).toBe(0);
     expect(stdout).toContain('range-list-metadata  ✓ passed');
-    expect(stdout).toMatch(/✓ \d+ scenarios?: \d+ passed, 0 failed/);
+    expect(stdout.split('\n')[0]).toMatch(/^✓ \d+ scenarios?: \d+ passed, 0 failed/);
+    expect(stdout).not.toContain('map+unmap time');
     expect(stderr).toBe('');
+  });
+
+  test('summary first: the pass/fail line, the suite comparison, the model timing, then scenarios', async () => {
+    const { status, stdout } = await captureCli([
+      'run',
+      'swiotlb-32bit',
+      'range-list-metadata',
+      '--repeat',
+      '2',
+    ]);
+    expect(status).toBe(0);
+    expect(stdout.split('\n')[0]).toMatch(
+      /^✓ 2 scenarios: 2 passed, 0 failed, 0 errors; 20 steps; \d+ expectations met, 0 failed$/,
+    );
+    const suite = stdout.indexOf('physr vs scatterlist over the 2 scenarios that ran both designs');
+    const timing = stdout.indexOf('map+unmap time of the model');
+    const firstScenario = stdout.indexOf('swiotlb-32bit  ✓ passed');
+    expect(suite).toBeGreaterThan(0);
+    expect(timing).toBeGreaterThan(suite);
+    expect(firstScenario).toBeGreaterThan(timing);
+    expect(stdout).toMatch(
+      /map\+unmap time of the model \(its CPU time, not the kernel's\), over 2 repetitions[^\n]*\n {2}physr +median \d+\.\d\d ms \(min \d+\.\d\d, max \d+\.\d\d\)\n {2}scatterlist +median/,
+    );
+    const bad = await captureCli(['run', 'swiotlb-32bit', '--repeat', 'many']);
+    expect(bad.status).not.toBe(0);
+    expect(bad.stderr).toContain('--repeat: expected a count 0..100, not "many"');
   });
 
   test('a malformed file: one located line and a caret on stderr, exit 2, no stack', async () => {
@@ -54,7 +82,13 @@ describe('physr run', () => {
     const parsed = JSON.parse(json.stdout);
     expect(parsed.scenarios[0].seed).toBe('0x10');
     expect(parsed.scenarios[0].failure.step).toBe(1);
-    expect(readFileSync(html, 'utf8')).toContain('<svg');
+    // The page embeds the very run --json printed.
+    const page = readFileSync(html, 'utf8');
+    const embedded = JSON.parse(
+      /<script type="application\/json" id="physr-data">(.*?)<\/script>/s.exec(page)![1]!,
+    );
+    expect(embedded.run).toEqual(parsed);
+    expect(embedded.command).toBe(`physr run ${file}`);
   });
 
   test('an unknown name is ENOENT naming the built-ins; list and compare work; help exists', async () => {
@@ -68,7 +102,7 @@ describe('physr run', () => {
     expect(list.stdout).toMatch(/platforms:\n(.*\n)*\s+core-only\s+no memory map/);
     const compare = await captureCli(['compare', 'range-list-metadata']);
     expect(compare.status).toBe(0);
-    expect(compare.stdout).toMatch(/metadata \(bytes\)\s+64\s+192\s+3\.00x/);
+    expect(compare.stdout).toMatch(/metadata retained \(bytes\)\s+64\s+192\s+3\.00x/);
     const help = await captureCli(['run', '--help']);
     expect(help.stdout).toContain('--html <file>');
   });

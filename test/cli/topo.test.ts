@@ -1,4 +1,6 @@
 /** `physr topo` and `physr p2p` through runCli, stdout/stderr captured. */
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { captureCli } from './capture.ts';
@@ -12,6 +14,26 @@ const LSPCI = [
 ];
 
 describe('physr topo', () => {
+  test('--html writes the interactive page: the tree and a decision for every ordered endpoint pair', async () => {
+    const out = join(mkdtempSync(join(tmpdir(), 'physr-topo-')), 'topo.html');
+    const { status, stdout } = await captureCli(['topo', '--builtin', 'x86-2s', '--html', out]);
+    expect(status).toBe(0);
+    expect(stdout).toContain('0000:03:00.0');
+    const page = readFileSync(out, 'utf8');
+    const doc = JSON.parse(
+      /<script type="application\/json" id="physr-data">(.*?)<\/script>/s.exec(page)![1]!,
+    );
+    expect(doc.topology.labels.gpu0).toBe('0000:03:00.0');
+    // x86-2s has 4 endpoints (gpu0, nic0, nvme0, nic1): 4 × 3 ordered pairs.
+    expect(doc.topology.p2p).toHaveLength(12);
+    const gpuToNic = doc.topology.p2p.find(
+      (d: { provider: string; client: string }) =>
+        d.provider === '0000:03:00.0' && d.client === '0000:04:00.0',
+    );
+    // x86-2s boots as Linux does with VT-d: ACS redirect on the switch ports sends it upstream.
+    expect(gpuToNic).toMatchObject({ mapType: 'through-host-bridge', distance: 4 });
+  });
+
   test('on this machine’s live /sys: says what it found, then the tree', async () => {
     const { status, stdout } = await captureCli(['topo']);
     expect(status).toBe(0);
@@ -59,7 +81,7 @@ describe('physr topo', () => {
     for (const args of [
       ['topo', '--builtin', 'nope'],
       ['topo', '--sysfs', '/nonexistent/dir'],
-      ['topo', '--lspci-tree', join(FIX, 'lspci-server-tree.txt')],
+      ['topo', '--lspci-tree', join(FIX, 'no-such-tree.txt')],
       ['topo', '--builtin', 'laptop', '--sysfs', '/sys'],
     ]) {
       const { status, stderr } = await captureCli(args);
@@ -80,11 +102,23 @@ describe('physr p2p', () => {
   test('built-ins answer to the scenario platform names and devices to the scenario labels', async () => {
     const { status, stdout } = await captureCli(['p2p', '--builtin', 'x86-2s', 'gpu0', 'nic0', 'nic1']);
     expect(status).toBe(0);
-    expect(stdout).toContain('topology: built-in two-socket-server');
-    expect(stdout).toContain('0000:03:00.0 -> 0000:04:00.0: bus-address');
+    expect(stdout).toContain('topology: built-in x86-2s');
+    // Booted as Linux boots with VT-d: ACS redirect on the switch ports sends GPU<->NIC upstream.
+    expect(stdout).toContain('0000:03:00.0 -> 0000:04:00.0: through-host-bridge');
     expect(stdout).toContain('0000:03:00.0 -> 0000:81:00.0: through-host-bridge');
-    const acs = await captureCli(['p2p', '--builtin', 'x86-2s-acs', 'gpu0', 'nic0']);
-    expect(acs.stdout).toContain('0000:03:00.0 -> 0000:04:00.0: through-host-bridge');
+    const off = await captureCli([
+      'p2p',
+      '--builtin',
+      'x86-2s',
+      '--cmdline',
+      'pci=disable_acs_redir=0000:02:00.0;0000:02:01.0',
+      'gpu0',
+      'nic0',
+    ]);
+    expect(off.stdout).toContain(
+      'topology: built-in x86-2s booted with pci=disable_acs_redir=0000:02:00.0;0000:02:01.0',
+    );
+    expect(off.stdout).toContain('0000:03:00.0 -> 0000:04:00.0: bus-address');
     const bad = await captureCli(['p2p', '--builtin', 'x86-2s', 'gpu9', 'nic0']);
     expect(bad.status).toBe(2);
     expect(bad.stderr).toMatch(/ENODEV: "gpu9" .*labels: gpu0=03:00\.0 nic0=04:00\.0/);
@@ -126,6 +160,62 @@ describe('physr p2p', () => {
 
   test('--help', async () => {
     const { stdout } = await captureCli(['p2p', '--help']);
-    expect(stdout).toContain('<provider>');
+    expect(stdout).toContain('[provider]');
+    expect(stdout).toContain('--matrix');
+  });
+});
+
+describe('physr p2p --matrix --html', () => {
+  test('writes the page with the matrix grid: a decision for each ordered pair of the chosen devices', async () => {
+    const out = join(mkdtempSync(join(tmpdir(), 'physr-p2p-')), 'matrix.html');
+    const argv = [
+      'p2p',
+      '--matrix',
+      '--builtin',
+      'x86-2s',
+      '--cmdline',
+      'pci=disable_acs_redir=0000:02:00.0;0000:02:01.0',
+    ];
+    const { status, stdout } = await captureCli([...argv, '--html', out]);
+    expect(status).toBe(0);
+    expect(stdout).toContain('Legend');
+    const doc = JSON.parse(
+      /<script type="application\/json" id="physr-data">(.*?)<\/script>/s.exec(
+        readFileSync(out, 'utf8'),
+      )![1]!,
+    );
+    // x86-2s's matrix devices: gpu0, nic0, nvme0, nic1 — 4 x 3 ordered pairs.
+    expect(doc.p2pMatrix.decisions).toHaveLength(12);
+    const gpuToNic = doc.p2pMatrix.decisions.find(
+      (d: { provider: string; client: string }) =>
+        d.provider === '0000:03:00.0' && d.client === '0000:04:00.0',
+    );
+    // With the switch's redirect cleared by the kernel parameter, the pair stays below the switch.
+    expect(gpuToNic).toMatchObject({ mapType: 'bus-address', distance: 4 });
+    expect(doc.topology.labels.nic0).toBe('0000:04:00.0');
+  });
+
+  test('--html without --matrix, or into a missing directory, is a usage error before any work', async () => {
+    const alone = await captureCli([
+      'p2p',
+      '--builtin',
+      'x86-2s',
+      'gpu0',
+      'nic0',
+      '--html',
+      join(tmpdir(), 'x.html'),
+    ]);
+    expect(alone.status).toBe(2);
+    expect(alone.stderr).toMatch(/--html goes with --matrix/);
+    const missing = await captureCli([
+      'p2p',
+      '--matrix',
+      '--builtin',
+      'x86-2s',
+      '--html',
+      join(tmpdir(), 'no-such-dir-physr', 'm.html'),
+    ]);
+    expect(missing.status).toBe(2);
+    expect(missing.stderr).toMatch(/ENOENT: --html .*does not exist/);
   });
 });

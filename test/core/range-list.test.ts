@@ -299,3 +299,27 @@ describe('PhyrList operations', () => {
     expect(PhyrList.empty().slice(0n, 0n).isEmpty).toBe(true);
   });
 });
+
+describe('a builder that grew in place', () => {
+  test('hands its storage to the list, and later appends (even a merge into the last range) leave that list alone', () => {
+    const b = new PhyrListBuilder({ capacity: 2 });
+    for (let i = 0n; i < 1000n; i++) b.append(0x10_0000n * (i + 1n), 0x1000n);
+    const first = b.build();
+    expect(first.count).toBe(1000);
+    expect(first.metadataBytes).toBe(16_000);
+    // Contiguous with the last range: merges in the builder, not in `first`.
+    b.append(0x10_0000n * 1000n + 0x1000n, 0x1000n);
+    b.append(0x1n << 40n, 0x1000n);
+    const second = b.build();
+    expect(first.count).toBe(1000);
+    expect(first.lengthAt(999)).toBe(0x1000n);
+    expect(first.totalLength).toBe(1000n * 0x1000n);
+    expect(second.count).toBe(1001);
+    expect(second.lengthAt(999)).toBe(0x2000n);
+    expect(second.addressAt(1000)).toBe(0x1n << 40n);
+    b.reset();
+    b.append(0x5000n, 0x1000n);
+    expect(b.build().toArray()).toEqual([{ address: 0x5000n, length: 0x1000n }]);
+    expect(second.addressAt(0)).toBe(0x10_0000n);
+  });
+});

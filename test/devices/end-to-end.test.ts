@@ -19,6 +19,9 @@ import {
 import { builtinMachine, type Machine } from '../../src/dma/index.ts';
 import { MemorySystem, MmStruct, pinUserPages } from '../../src/mm/index.ts';
 
+/** Booted so the PCIe switch routes GPU<->NIC peer traffic (Linux sets ACS redirect with an IOMMU). */
+const SWITCH_P2P = 'pci=disable_acs_redir=0000:02:00.0;0000:02:01.0';
+
 const GPU = '0000:03:00.0';
 const NIC = '0000:04:00.0';
 const NIC2 = '0000:81:00.0';
@@ -121,7 +124,7 @@ describe('NIC receive into a GPU BAR', () => {
   }
 
   it('switch path: mapped as a bus address, routed by the switch, no IOMMU involved', () => {
-    const machine = builtinMachine('two-socket-server');
+    const machine = builtinMachine('two-socket-server', { platform: { cmdline: SWITCH_P2P } });
     const { gpu, list } = gpuTarget(machine, 0x10_0000n, 0x3000n);
     const mapping = machine.device(NIC).map(list, 'FROM_DEVICE');
     expect(mapping.segments.map((s) => s.kind)).toEqual(['bus-address']);
@@ -163,7 +166,7 @@ describe('NIC receive into a GPU BAR', () => {
   });
 
   it('ACS redirect on the switch: the same pair maps through the host bridge and the hops go up to the root complex', () => {
-    const machine = builtinMachine('two-socket-server-acs');
+    const machine = builtinMachine('two-socket-server');
     const { gpu, list } = gpuTarget(machine, 0n, 0x1000n);
     const mapping = machine.device(NIC).map(list, 'FROM_DEVICE');
     expect(mapping.segments.map((s) => s.kind)).toEqual(['through-host-bridge']);

@@ -1,7 +1,7 @@
 /** Shared test helpers: patterns in the byte store and reading what a device would see by DMA. */
-import type { DmaRangeList, PhyrList } from '../../src/core/index.ts';
+import { type DmaRangeList, type PhyrList, PhyrListBuilder } from '../../src/core/index.ts';
 import type { DmaDevice, DmaMapping } from '../../src/dma/index.ts';
-import { barContaining } from '../../src/platform/index.ts';
+import { barContaining, folioBytes, folioPhys } from '../../src/platform/index.ts';
 
 /** Writes a deterministic byte pattern (seeded by the address) into every range of a list. */
 export function fillPattern(device: DmaDevice, list: PhyrList, salt = 0): void {
@@ -84,4 +84,14 @@ export function deviceWrite(device: DmaDevice, mapping: DmaMapping, data: Uint8A
 /** Byte equality without vitest's slow deep-equal on large typed arrays. */
 export function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   return a.length === b.length && Buffer.compare(a, b) === 0;
+}
+
+/** A folio mix (4K..2M) from the allocator, in allocation order, as a PhyrList. */
+export function folioList(dev: DmaDevice, orders: readonly number[]): PhyrList {
+  const b = new PhyrListBuilder({ merge: true });
+  for (const order of orders) {
+    const folio = dev.machine.platform.folios.allocFolio(order, { node: 1 });
+    b.append(folioPhys(folio), folioBytes(folio));
+  }
+  return b.build();
 }

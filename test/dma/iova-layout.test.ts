@@ -172,12 +172,15 @@ describe('aligned IOVA layout', () => {
       const m = builtinMachine('two-socket-server', { strict });
       const dev = m.device(NIC, { maxSegmentSize: BIG_SEG });
       const domain = dev.domain!;
-      const tables = domain.pageTable!.tablePages;
       const iovas = domain.iovad!.ranges();
+      // Tables the first round makes may stay (generic_pt frees only tables an unmap covers); later
+      // rounds over the same IOVAs must not need more.
+      let tables = 0;
       for (let round = 0; round < 3; round++) {
         const map = dev.map(MIX, 'FROM_DEVICE', { layout: 'aligned' });
         expect(map.dma.count).toBeGreaterThan(1);
         dev.unmap(map);
+        if (round === 0) tables = domain.pageTable!.tablePages;
       }
       m.flushQueues();
       expect(domain.pageTable!.countLeaves().size).toBe(0);
@@ -189,7 +192,7 @@ describe('aligned IOVA layout', () => {
   }
 
   it('a link failing mid-run unlinks the runs already linked and frees the IOVA', () => {
-    const m = builtinMachine('two-socket-server-acs');
+    const m = builtinMachine('two-socket-server');
     const dev = m.device(NIC, { untrusted: true, maxSegmentSize: BIG_SEG });
     const domain = dev.domain!;
     const iovas = domain.iovad!.ranges();

@@ -10,6 +10,9 @@ import { builtinMachine, dmaMappingError, dmaSyncSg, mapPhys, sgMappedBy } from 
 import { expectErrno } from '../errno.ts';
 import { cpuBytes, deviceBytes, fillPattern, sameBytes } from './helpers.ts';
 
+/** Booted so the PCIe switch routes GPU<->NIC peer traffic (Linux sets ACS redirect with an IOMMU). */
+const SWITCH_P2P = 'pci=disable_acs_redir=0000:02:00.0;0000:02:01.0';
+
 const GiB = 1n << 30n;
 const NVME = '0000:06:00.0';
 
@@ -116,7 +119,7 @@ describe('legacy dma_map_sg', () => {
   it('iommu_map_sg does not coalesce host entries across a bus-address entry', () => {
     // iommu.c iommu_map_sg: the contiguity test runs before a bus-address entry is skipped, so the
     // run before it is mapped on its own; here two 1 MiB runs of 4K leaves, not one 2M leaf.
-    const m = builtinMachine('two-socket-server');
+    const m = builtinMachine('two-socket-server', { platform: { cmdline: SWITCH_P2P } });
     const dev = m.device('0000:04:00.0', { maxSegmentSize: 0xffff_f000n });
     const MiB = 1n << 20n;
     const sgt = phyrListToSgTable(
@@ -135,8 +138,9 @@ describe('legacy dma_map_sg', () => {
 
   it("a bus-address entry's DMA length is the FIRST entry's sg->length (iommu_dma_map_sg: sg_dma_len(s) = sg->length)", () => {
     // dma-iommu.c iommu_dma_map_sg, case PCI_P2PDMA_MAP_BUS_ADDR, reads `sg` (the list head), not
-    // `s`. By then a host head entry's length is its granule-aligned IOVA length.
-    const m = builtinMachine('two-socket-server');
+    // `s`. By then a host head entry's length is its granule-aligned IOVA length. The switch's
+    // redirect is cleared as a user would (pci=disable_acs_redir=), so the BAR is a bus address.
+    const m = builtinMachine('two-socket-server', { platform: { cmdline: SWITCH_P2P } });
     const dev = m.device('0000:04:00.0');
     const BAR = 0x200_0000_0000n;
     const hostFirst = phyrListToSgTable(

@@ -9,6 +9,12 @@ import {
   regionSize,
 } from '../../src/platform/index.ts';
 
+/**
+ * Booted with redirect off on the switch's downstream ports and the root port above them: no ACS
+ * isolation on that path, so GPU and NIC fall into one IOMMU group (Linux sets ACS with an IOMMU).
+ */
+const SWITCH_P2P = 'pci=disable_acs_redir=0000:00:01.0;0000:02:00.0;0000:02:01.0';
+
 const GiB = 1n << 30n;
 
 describe('PlatformModel', () => {
@@ -52,13 +58,13 @@ describe('PlatformModel', () => {
   });
 
   it('devices of one IOMMU group share the default DMA domain; passthrough conflicts are EBUSY', () => {
-    const m = new Machine(builtinPlatform('two-socket-server'));
+    const m = new Machine(builtinPlatform('two-socket-server', { cmdline: SWITCH_P2P }));
     const gpu = m.device('0000:03:00.0');
     const nic = m.device('0000:04:00.0');
     expect(gpu.group).toBe(nic.group);
     expect(gpu.domain).toBe(nic.domain);
     expect(m.device('0000:04:00.0')).toBe(nic);
-    const other = new Machine(builtinPlatform('two-socket-server'));
+    const other = new Machine(builtinPlatform('two-socket-server', { cmdline: SWITCH_P2P }));
     other.device('0000:03:00.0');
     try {
       other.device('0000:04:00.0', { passthrough: true });

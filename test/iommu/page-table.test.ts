@@ -27,6 +27,15 @@ function totalLeaves(pt: IoPageTable): number {
   return n;
 }
 
+/** Table pages reachable from the top (the top counts): what tablePages must equal, no leaks. */
+function reachableTables(pt: IoPageTable): number {
+  let n = 1;
+  for (const [level, , word] of pt.entries()) {
+    if (level > 0 && pt.format.pte.decode(word, level, pt.format.oaMask).type === 'table') n++;
+  }
+  return n;
+}
+
 // The generic_pt KUnit sequences (drivers/iommu/generic_pt/kunit_iommu_pt.h), in our own code.
 describe.each(FORMATS.map((f) => [f.name, f] as const))('generic_pt kunit sequences: %s', (_name, format) => {
   const sizes = pageSizes(format.pgsizeBitmap);
@@ -54,7 +63,11 @@ describe.each(FORMATS.map((f) => [f.name, f] as const))('generic_pt kunit sequen
       va += len;
     }
     expect(totalLeaves(pt)).toBe(0);
-    expect(pt.tablePages).toBe(1);
+    // The walk to the smallest leaf made one table per level below the top. No unmap covered a
+    // whole table (generic_pt iommu_pt.h __unmap_range frees only those) nor stepped at a level
+    // holding one (io-pgtable-arm.c __arm_lpae_unmap), so every table is still there.
+    expect(pt.tablePages).toBe(format.levels);
+    expect(reachableTables(pt)).toBe(format.levels);
   });
 
   test('map_table_to_oa: small pages fill a large one, are unmapped, and the large one maps in their place', () => {
@@ -64,6 +77,7 @@ describe.each(FORMATS.map((f) => [f.name, f] as const))('generic_pt kunit sequen
       if (len > max || max / len > 1n << 12n) continue;
       const va = (smallest * 256n + max - 1n) & -max;
       for (let off = 0n; off < max; off += len) pt.map(va + off, testOa + off, len, RW);
+      const tables = pt.tablePages;
       expect(pt.iovaToPhys(va + max - 1n)).toBe(testOa + max - 1n);
       expect(pt.countLeaves().get(len)).toBe(Number(max / len));
       if (len === max) {
@@ -73,24 +87,46 @@ describe.each(FORMATS.map((f) => [f.name, f] as const))('generic_pt kunit sequen
         for (let off = max / 2n; off < max; off += len) expect(pt.unmap(va + off, len)).toBe(len);
       }
       expect(totalLeaves(pt)).toBe(0);
-      expect(pt.tablePages).toBe(1);
+      // Unmapping leaf by leaf (or half the table) frees no table in either walker; the next,
+      // larger size maps over the emptied table, which the map replaces (see the tests below).
+      expect(pt.tablePages).toBe(tables);
+      expect(reachableTables(pt)).toBe(tables);
     }
   });
 
-  test('unmap_split: unmapping the first small page of a large leaf removes the whole leaf, and no more', () => {
-    const pt = new IoPageTable(format);
-    for (const base of sizes) {
-      for (const next of sizes.filter((s) => s > base)) {
-        pt.map(0n, 0n, next, RW);
-        expect(pt.unmap(0n, base)).toBe(next);
-        pt.map(0n, 0n, next, RW);
-        pt.map(next, 0n, next, RW);
-        expect(pt.unmap(0n, base)).toBe(next);
-        expect(pt.unmap(next, next)).toBe(next);
+  test.skipIf(format.walker !== 'generic_pt')(
+    'unmap_split: unmapping the first small page of a large leaf removes the whole leaf, and no more',
+    () => {
+      const pt = new IoPageTable(format);
+      for (const base of sizes) {
+        for (const next of sizes.filter((s) => s > base)) {
+          pt.map(0n, 0n, next, RW);
+          expect(pt.unmap(0n, base)).toBe(next);
+          pt.map(0n, 0n, next, RW);
+          pt.map(next, 0n, next, RW);
+          expect(pt.unmap(0n, base)).toBe(next);
+          expect(pt.unmap(next, next)).toBe(next);
+        }
       }
-    }
-    expect(pt.tablePages).toBe(1);
-  });
+      expect(reachableTables(pt)).toBe(pt.tablePages);
+    },
+  );
+
+  test.skipIf(format.walker !== 'io-pgtable-arm')(
+    'io-pgtable-arm: unmapping the first small page of a block unmaps nothing (no split since 6.13)',
+    () => {
+      // __arm_lpae_unmap (io-pgtable-arm.c, 7.1): a step at a level above a block entry returns 0.
+      const pt = new IoPageTable(format);
+      for (const base of sizes) {
+        for (const next of sizes.filter((s) => s > base)) {
+          pt.map(0n, 0n, next, RW);
+          expect(pt.unmap(0n, base)).toBe(0n);
+          expect(pt.iovaToPhys(base)).toBe(base);
+          expect(pt.unmap(0n, next)).toBe(next);
+        }
+      }
+    },
+  );
 
   test('an unmap starting inside a large leaf removes nothing; one reaching a hole stops there', () => {
     const pt = new IoPageTable(format);
@@ -160,7 +196,9 @@ describe('map refusals and unwinding', () => {
     const pt = new IoPageTable(x86SecondStageFormat(4), { maxTablePages: 4 });
     expect(() => pt.map(SZ_1G - SZ_4K, SZ_4K, 2n * SZ_4K, RW)).toThrow(/ENOMEM/);
     expect(totalLeaves(pt)).toBe(0);
-    expect(pt.tablePages).toBe(1);
+    // iommu_map unwinds with iommu_unmap of the one page mapped; that unmap covers no table, so the
+    // top and the three tables the first page needed stay (generic_pt iommu_pt.h __unmap_range).
+    expect(pt.tablePages).toBe(4);
   });
 
   test('PTE words encode what was mapped: present bits, permissions, leaf size, address', () => {
@@ -175,6 +213,29 @@ describe('map refusals and unwinding', () => {
     expect(pte & (1n << 7n)).toBe(0n); // writable
     expect(pte & 0xffff_ffff_f000n).toBe(0x8000_0000n);
     expect(arm.lookup(0x10n)).toMatchObject({ phys: 0x8000_0010n, pageSize: SZ_4K });
+  });
+});
+
+describe('ARM LPAE stage-1 leaf words (arm_lpae_prot_to_pte; words from 6.12 run in userspace)', () => {
+  // nG (bit 11) on every stage-1 leaf, AF, shareability inner only for IOMMU_CACHE (outer
+  // otherwise), both execute-never bits (54:53), AP and the MAIR index.
+  const PRIV = 1 << 5;
+  const CACHE = 1 << 2;
+  const NOEXEC = 1 << 3;
+  const MMIO = 1 << 4;
+  const RW = IOMMU_READ | IOMMU_WRITE;
+  test.each([
+    ['2M block, read/write', SZ_2M, SZ_1G, SZ_2M, RW, 1, 0x4000_0e41n],
+    ['4K page, read-only', 0x2000n, 1n << 40n, SZ_4K, IOMMU_READ, 0, 0x100_0000_0ec3n],
+    ['cacheable', 0x4000n, 0x1000n, SZ_4K, RW | CACHE, 0, 0x1f47n],
+    ['no-exec', 0x6000n, 0x2000n, SZ_4K, RW | NOEXEC, 0, 0x60_0000_0000_2e43n],
+    ['MMIO', 0x8000n, 0x3000n, SZ_4K, RW | MMIO, 0, 0x3e4bn],
+    ['privileged', 0xa000n, 0x4000n, SZ_4K, RW | PRIV, 0, 0x4e03n],
+  ] as const)('%s', (_name, iova, paddr, size, prot, level, word) => {
+    const pt = new IoPageTable(armLpaeFormat({ granule: 4096 }));
+    pt.map(iova, paddr, size, prot);
+    expect(pt.pteAt(iova, level)).toBe(word);
+    expect(pt.iovaToPhys(iova)).toBe(paddr);
   });
 });
 
@@ -215,9 +276,11 @@ describe('page-table properties', () => {
           }
         } else {
           const unmapped = pt.unmap(iova, BigInt(n) * SZ_4K);
-          // Whatever was reported unmapped must be gone from the reference too.
+          // Whatever was reported unmapped must be gone from the reference too. generic_pt reports
+          // only what was mapped; io-pgtable-arm reports a whole block for a table it freed at
+          // block size (__arm_lpae_unmap), however little that table held.
           for (let p = 0; p < Number(unmapped / SZ_4K); p++) {
-            expect(ref.has(op.page + p)).toBe(true);
+            if (format.walker === 'generic_pt') expect(ref.has(op.page + p)).toBe(true);
             ref.delete(op.page + p);
           }
         }
@@ -229,12 +292,17 @@ describe('page-table properties', () => {
       let guard = 0;
       while (totalLeaves(pt) > 0 && guard++ < PAGES) {
         const first = [...ref.keys()].sort((a, b) => a - b)[0]!;
-        const got = pt.unmap(base + BigInt(first) * SZ_4K, SZ_4K);
+        // Unmap the whole leaf there: io-pgtable-arm unmaps nothing of a block asked for in part.
+        const leaf = pt.lookup(base + BigInt(first) * SZ_4K)!;
+        expect(leaf.leafIova).toBe(base + BigInt(first) * SZ_4K);
+        const got = pt.unmap(leaf.leafIova, leaf.pageSize);
         for (let p = 0; p < Number(got / SZ_4K); p++) ref.delete(first + p);
       }
       expect(ref.size).toBe(0);
-      expect(pt.tablePages).toBe(1);
-      expect(metrics.get(COUNTER.tablePagesAllocated) - metrics.get(COUNTER.tablePagesFreed)).toBe(1);
+      expect(reachableTables(pt)).toBe(pt.tablePages);
+      expect(metrics.get(COUNTER.tablePagesAllocated) - metrics.get(COUNTER.tablePagesFreed)).toBe(
+        pt.tablePages,
+      );
     },
   );
 
@@ -300,6 +368,133 @@ describe('page-table properties', () => {
     pt.map(iova, paddr, size, RW);
     expect(metrics.get('iommu.leaf_pte_writes')).toBe(minimumLeaves(pt.pgsizeBitmap, iova, paddr, size));
     expect(pt.unmap(iova, size)).toBe(size);
-    expect(pt.tablePages).toBe(1);
+    expect(totalLeaves(pt)).toBe(0);
+    expect(reachableTables(pt)).toBe(pt.tablePages);
+  });
+});
+
+// When table pages go (Linux 7.1): generic_pt drivers/iommu/generic_pt/iommu_pt.h __unmap_range frees
+// a table only when the unmap covers all of it; io-pgtable-arm.c __arm_lpae_unmap only when a step
+// at block size meets a table; neither when the last leaf of a table is unmapped on its own.
+describe('table pages are freed as the kernel frees them', () => {
+  const x86 = x86SecondStageFormat(4);
+  const arm = armLpaeFormat({ granule: 4096, iasBits: 48, oasBits: 48 });
+  const base = 4n * SZ_1G;
+
+  test('generic_pt: leaf-by-leaf unmaps keep the table; an unmap covering it frees it', () => {
+    const metrics = new Metrics();
+    const pt = new IoPageTable(x86, { metrics });
+    pt.map(base, 0x80_0000_0000n + SZ_4K, SZ_2M, RW); // misaligned paddr: 512 4K leaves
+    expect(pt.tablePages).toBe(4); // top, L2, L1, one L0 table
+    for (let off = 0n; off < SZ_2M; off += SZ_4K) expect(pt.unmap(base + off, SZ_4K)).toBe(SZ_4K);
+    expect(totalLeaves(pt)).toBe(0);
+    expect(pt.tablePages).toBe(4);
+    expect(metrics.get(COUNTER.tablePagesFreed)).toBe(0);
+    pt.map(base, 0x80_0000_0000n + SZ_4K, SZ_2M, RW);
+    // [base, base + 2M) covers the L0 table exactly: it is freed with its 512 leaves.
+    expect(pt.unmap(base, SZ_2M)).toBe(SZ_2M);
+    expect(pt.tablePages).toBe(3);
+    expect(metrics.get(COUNTER.tablePagesFreed)).toBe(1);
+    expect(reachableTables(pt)).toBe(3);
+  });
+
+  test('generic_pt: an unmap over a hole stops there and frees nothing it did not finish', () => {
+    const pt = new IoPageTable(x86);
+    pt.map(base, 0x80_0000_1000n, SZ_2M - SZ_4K, RW); // the table's last page left empty
+    expect(pt.unmap(base, SZ_2M)).toBe(SZ_2M - SZ_4K);
+    expect(pt.tablePages).toBe(4);
+  });
+
+  test('generic_pt: a large leaf replaces an emptied table, and is refused over a live one', () => {
+    const metrics = new Metrics();
+    const pt = new IoPageTable(x86, { metrics });
+    pt.map(base, 0x80_0000_1000n, 2n * SZ_4K, RW);
+    expect(pt.unmap(base, SZ_4K)).toBe(SZ_4K);
+    // clear_contig: a table with a mapping below it is in the way (the kernel's -EADDRINUSE).
+    expect(() => pt.map(base, 0x80_0000_0000n, SZ_2M, RW)).toThrow(/EEXIST/);
+    expect(pt.unmap(base + SZ_4K, SZ_4K)).toBe(SZ_4K);
+    expect(pt.tablePages).toBe(4);
+    pt.map(base, 0x80_0000_0000n, SZ_2M, RW);
+    expect(pt.tablePages).toBe(3);
+    expect(metrics.get(COUNTER.tablePagesFreed)).toBe(1);
+    expect(pt.lookup(base + 0x1234n)).toMatchObject({ phys: 0x80_0000_1234n, pageSize: SZ_2M });
+  });
+
+  test('io-pgtable-arm: only a step at block size frees a table, with what it holds', () => {
+    const metrics = new Metrics();
+    const pt = new IoPageTable(arm, { metrics });
+    pt.map(base, 0x80_0000_1000n, SZ_2M, RW); // 512 4K pages under one level-1 entry
+    for (let off = 0n; off < SZ_2M; off += SZ_4K) expect(pt.unmap(base + off, SZ_4K)).toBe(SZ_4K);
+    expect(pt.tablePages).toBe(4);
+    pt.map(base, 0x80_0000_1000n, SZ_2M, RW);
+    // iommu_pgsize(iova, iova, 2M) steps at 2M: the level-1 entry is a table, freed whole.
+    const cleared = metrics.get(COUNTER.pteClears);
+    expect(pt.unmap(base, SZ_2M)).toBe(SZ_2M);
+    expect(metrics.get(COUNTER.pteClears) - cleared).toBe(1);
+    expect(pt.tablePages).toBe(3);
+    expect(pt.iovaToPhys(base + SZ_4K)).toBe(0n);
+  });
+
+  test('io-pgtable-arm: a block maps over a table, freeing it even with live pages (arm_lpae_init_pte)', () => {
+    const pt = new IoPageTable(arm);
+    pt.map(base, 0x80_0000_1000n, 4n * SZ_4K, RW);
+    expect(pt.tablePages).toBe(4);
+    pt.map(base, 0x80_0020_0000n, SZ_2M, RW);
+    expect(pt.tablePages).toBe(3);
+    expect(pt.lookup(base + SZ_4K)).toMatchObject({ phys: 0x80_0020_1000n, pageSize: SZ_2M });
+  });
+});
+
+describe('table storage grows in chunks and is given back', () => {
+  // A chunk is 32 table pages: 32 x 512 PTE words of 8 bytes plus a kind byte each, and 17 bytes
+  // of bookkeeping a page.
+  const CHUNK_BYTES = 32 * (512 * 9 + 17);
+
+  test('a 256 MiB map of 4K pages holds only the chunks its tables need', () => {
+    const pt = new IoPageTable(x86SecondStageFormat(4));
+    const size = 256n << 20n;
+    pt.map(SZ_1G, 0x40_0000_1000n, size, RW); // misaligned paddr: 65536 4K leaves
+    // top + L2 + L1 + 128 leaf tables = 131 pages = 5 chunks (no doubling, no copy).
+    expect(pt.tablePages).toBe(131);
+    expect(pt.storageBytes).toBe(5 * CHUNK_BYTES);
+    expect(pt.unmap(SZ_1G, size)).toBe(size);
+    expect(pt.tablePages).toBe(3);
+    // Four emptied chunks are fewer than the eight kept spare: nothing is released or reallocated.
+    expect(pt.storageBytes).toBe(5 * CHUNK_BYTES);
+  });
+
+  test('past eight spare chunks, emptied chunks are released', () => {
+    const pt = new IoPageTable(x86SecondStageFormat(4));
+    const size = 1n << 30n;
+    pt.map(SZ_1G, 0x40_0000_1000n, size, RW); // 512 leaf tables + 3 = 515 pages = 17 chunks
+    expect(pt.storageBytes).toBe(17 * CHUNK_BYTES);
+    expect(pt.unmap(SZ_1G, size)).toBe(size);
+    // The first chunk holds the 3 tables left; 8 emptied chunks are kept for reuse.
+    expect(pt.storageBytes).toBe(9 * CHUNK_BYTES);
+    pt.map(SZ_1G, 0x40_0000_1000n, size, RW);
+    expect(pt.storageBytes).toBe(17 * CHUNK_BYTES);
+    expect(pt.iovaToPhys(SZ_1G + size - 1n)).toBe(0x40_0000_1000n + size - 1n);
+  });
+});
+
+describe('generic_pt map_range / unmap_range (Linux 7.1: iommu_map_nosync calls them for iommupt domains)', () => {
+  test('map_range fills a range of any alignment with the best page sizes; unmap_range cannot split them', () => {
+    // pt_compute_best_pgsize (generic_pt/pt_iter.h): at each point the largest size VA and OA are
+    // both aligned to that fits the rest. 4K up to the 2M boundary, 2M leaves, then 4K.
+    const metrics = new Metrics();
+    const pt = new IoPageTable(x86SecondStageFormat(4), { metrics });
+    const iova = 4n * SZ_1G + SZ_2M - 2n * SZ_4K;
+    const size = 2n * SZ_4K + 2n * SZ_2M + 3n * SZ_4K;
+    pt.map(iova, 0x80_0000_0000n + SZ_2M - 2n * SZ_4K, size, RW);
+    expect(pt.countLeaves().get(SZ_4K)).toBe(5);
+    expect(pt.countLeaves().get(SZ_2M)).toBe(2);
+    expect(metrics.get('iommu.leaf_pte_writes')).toBe(7);
+    // include/linux/generic_pt/iommu.h: unmap_range "cannot subdivide a mapping created by
+    // map_range()": from a 2M leaf's first byte the whole leaf goes, from inside it nothing does.
+    const leaf = iova + 2n * SZ_4K;
+    expect(pt.unmap(leaf + SZ_4K, SZ_4K)).toBe(0n);
+    expect(pt.unmap(leaf, SZ_4K)).toBe(SZ_2M);
+    expect(pt.iovaToPhys(leaf + SZ_4K)).toBe(0n);
+    expect(pt.iovaToPhys(leaf + SZ_2M)).toBe(0x80_0000_0000n + 2n * SZ_2M);
   });
 });

@@ -109,7 +109,7 @@ export function firstDifference(model: string, kernel: string): string {
   return `word ${i}: model ${a[i] ?? '<end>'}, kernel ${b[i] ?? '<end>'}`;
 }
 
-/** The model's answer, or `error <what>` when the model throws something that is not a refusal. */
+/** The model's answer line for each case (a model bug that throws propagates and stops the run). */
 export function modelAnswers<Case>(
   target: DiffTarget<Case>,
   cases: readonly Case[],
@@ -249,4 +249,19 @@ export function upstreamChange(release: string, title: string, rule: string): Kn
       return `${tree.packageName} ${tree.packageVersion} lacks "${title}", so it predates the model's rule`;
     },
   };
+}
+
+/**
+ * A top-level declaration that is not a function (a static table): from the first line matching
+ * `start` to the first line that begins with `};`, `static` dropped.
+ */
+export function extractBlock(file: string, start: RegExp): string {
+  const lines = readFileSync(file, 'utf8').split('\n');
+  const begin = lines.findIndex((line) => start.test(line));
+  if (begin < 0) throw new Error(`${file}: nothing matches ${start}`);
+  let end = begin;
+  while (end < lines.length && !lines[end]!.startsWith('};')) end++;
+  if (end === lines.length) throw new Error(`${file}: the block at line ${begin + 1} does not end`);
+  const body = lines.slice(begin, end + 1).map((line) => line.replace(/^static\s+/, ''));
+  return `#line ${begin + 1} "${file}"\n${body.join('\n')}\n`;
 }

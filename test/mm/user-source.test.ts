@@ -1,6 +1,7 @@
 import { fc, test } from '@fast-check/vitest';
 import { describe, expect } from 'vitest';
 import type { ByteSource } from '../../src/platform/index.ts';
+import { propertyRuns } from '../thorough.ts';
 import { GiB, machine } from './helpers.ts';
 
 /** Byte at offset o is (o * 13 + 5) & 0xff: an independent reference for what must be read back. */
@@ -30,7 +31,7 @@ describe('writeUserSource: a described copy_to_user', () => {
   test.prop(
     [fc.bigInt({ min: 0n, max: 0x30_0000n }), fc.integer({ min: 0, max: 0x1_0000 }), fc.nat(0x4000)],
     {
-      numRuns: 25,
+      numRuns: propertyRuns(25),
     },
   )('an unaligned write among byte writes reads back as the reference says', (offset, length, poke) => {
     const { mm, bytes } = machine({ ramGiB: 1, anonOrders: [] });

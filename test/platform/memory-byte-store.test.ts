@@ -2,6 +2,7 @@ import { fc, test } from '@fast-check/vitest';
 import { describe, expect, it } from 'vitest';
 import { isPhysrError, U64_MAX } from '../../src/core/index.ts';
 import { type ByteSource, ByteStore } from '../../src/platform/index.ts';
+import { propertyRuns } from '../thorough.ts';
 
 describe('ByteStore', () => {
   it('reads zeros from never-written memory and costs nothing for a 4 TiB span', () => {
@@ -93,7 +94,7 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
 describe('ByteStore against a Map reference', () => {
   test.prop(
     [fc.array(opArb, { maxLength: 25 }), fc.array(fc.tuple(addrArb, fc.nat(3000)), { maxLength: 10 })],
-    { numRuns: 60 },
+    { numRuns: propertyRuns(60) },
   )('random writes, copies and fills read back as a byte map says', (ops, reads) => {
     const store = new ByteStore();
     const ref = new Map<bigint, number>();

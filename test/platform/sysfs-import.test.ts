@@ -301,13 +301,16 @@ describe('malformed captures', () => {
     }
   });
 
-  test('a sysfs without a PCI bus imports as empty, and says so', () => {
+  test('a live sysfs without a PCI bus imports as empty and says so; a capture without one is an error', () => {
     const root = mkdtempSync(join(tmpdir(), 'physr-nopci-'));
     dirs.push(root);
     mkdirSync(join(root, 'devices'));
-    const { topology, notes } = importSysfs(root);
+    const { topology, notes } = importSysfs(root, { live: true });
     expect(topology.functions.size).toBe(0);
-    expect(notes.some((n) => n.what === 'pci')).toBe(true);
+    expect(notes.map((n) => n.what)).toContain('pci');
+    expect(() => importSysfs(root)).toThrow(
+      /no sys\/bus\/pci\/devices \(hwloc-gather-topology captures PCI only with --io\)/,
+    );
   });
 });
 

@@ -43,3 +43,35 @@ describe('requests beyond what the model holds fail at once', () => {
     expect(report.status).toBe('passed');
   });
 });
+
+describe('steps that hold real bytes are bounded; check is not', () => {
+  test('a 4G dma-write or cpu-read is E2BIG before moving a byte', async () => {
+    const report = await run(
+      [
+        '  - allocate: { name: b, size: 4G, backing: thp }',
+        '  - map: { name: m, buffer: b, device: nvme0, via: physr }',
+        '  - dma-write: { device: nvme0, buffer: m, length: 4G, pattern: seq }',
+        '    expect: { error: E2BIG }',
+        '  - cpu-read: { buffer: b, length: 257M }',
+        '    expect: { error: E2BIG }',
+        '  - cpu-read: { buffer: b, length: 256M }',
+        '',
+      ].join('\n'),
+    );
+    expect(report.status).toBe('passed');
+  });
+
+  test('check compares block by block and names the first differing byte past the first block', async () => {
+    const report = await run(
+      [
+        '  - allocate: { name: b, size: 8M, backing: thp }',
+        '  - cpu-write: { buffer: b, length: 8M, pattern: seq }',
+        '  - cpu-write: { buffer: b, offset: 0x345678, length: 1, pattern: "fill:0xee" }',
+        '  - check: { buffer: b, length: 8M, pattern: seq }',
+        '',
+      ].join('\n'),
+    );
+    expect(report.status).toBe('failed');
+    expect(report.failure?.reason).toBe('expected bytes = seq: byte at offset 0x345678 is 0xee');
+  });
+});

@@ -28,12 +28,14 @@ describe('reports', () => {
   test('text: aligned comparison, marks, failure and summary line', async () => {
     const text = renderRunText(await sampleRun());
     expect(text).toContain('cost  ✗ FAILED');
-    expect(text).toMatch(/metadata \(bytes\)\s+32\s+80\s+2\.50x/);
-    expect(text).toContain('✗ expected core.physr_ranges = 9: core.physr_ranges = 2');
-    expect(text).toContain('failed at step 3 (expect-counters, line 8)');
-    expect(text.trimEnd().split('\n').at(-1)).toBe(
+    expect(text).toMatch(/metadata retained \(bytes\)\s+32\s+80\s+2\.50x/);
+    expect(text).toContain('sg/physr (above 1: physr cheaper)');
+    // The pass/fail line opens the report.
+    expect(text.split('\n')[0]).toBe(
       '✗ 1 scenario: 0 passed, 1 failed, 0 errors; 3 steps; 0 expectations met, 1 failed',
     );
+    expect(text).toContain('✗ expected core.physr_ranges = 9: core.physr_ranges = 2');
+    expect(text).toContain('failed at step 3 (expect-counters, line 8)');
   });
 
   test('JSON: the same data, 64-bit values as hex strings', async () => {
@@ -46,17 +48,30 @@ describe('reports', () => {
       line: 8,
       reason: expect.any(String),
     });
-    expect(json.comparison[0]).toEqual({ metric: 'metadata', unit: 'bytes', physr: 32, sg: 80 });
+    expect(json.comparison[1]).toEqual({
+      metric: 'metadata retained',
+      unit: 'bytes',
+      physr: 32,
+      sg: 80,
+      kind: 'cost',
+    });
     expect(json.summary.failed).toBe(1);
   });
 
-  test('HTML: one self-contained file with the figures, every text escaped', async () => {
-    const html = renderRunHtml(await sampleRun());
+  test('HTML: one self-contained page, the run as JSON in it, nothing fetched, nothing unescaped', async () => {
+    const html = await renderRunHtml(await sampleRun());
     expect(html.startsWith('<!doctype html>')).toBe(true);
     expect(html).toContain('<style>');
-    expect(html).toMatch(/<svg [^>]*>.*<title>physr: 32<\/title>.*<title>scatterlist: 80<\/title>/s);
-    expect(html).not.toMatch(/<script|<link|src=|href=/);
-    expect(html).toContain('&lt;b&gt;bold&lt;/b&gt; &amp; &quot;quoted&quot;');
+    // Only inline scripts: no src=, no link, no URL to fetch (the SVG namespace names no resource).
+    const urls = html
+      .replaceAll('http://www.w3.org/2000/svg', '')
+      .match(/<script[^>]*\bsrc=|<link|https?:\/\/\S{0,40}/g);
+    expect(urls).toBeNull();
+    const data = /<script type="application\/json" id="physr-data">(.*?)<\/script>/s.exec(html)![1]!;
+    const doc = JSON.parse(data);
+    expect(doc.run.summary).toMatchObject({ scenarios: 1, failed: 1 });
+    expect(doc.run.scenarios[0].description).toBe('<b>bold</b> & "quoted"');
+    // The description's markup travels as JSON escapes, never as markup in the page.
     expect(html).not.toContain('<b>bold</b>');
   });
 });

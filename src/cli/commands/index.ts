@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { register as registerCompare } from './compare.ts';
+import { register as registerGroups } from './groups.ts';
 import { register as registerList } from './list.ts';
 import { register as registerP2p } from './p2p.ts';
 import { register as registerRun } from './run.ts';
@@ -13,5 +14,6 @@ export function registerCommands(program: Command): void {
   registerCompare(program);
   registerTopo(program);
   registerP2p(program);
+  registerGroups(program);
   registerTrace(program);
 }

@@ -1,6 +1,6 @@
 /** `physr run [FILE|NAME ...]`: run scenarios (default: the built-in suite) and print the report. */
 import { type Command, CommanderError } from 'commander';
-import { checkOutputPath, formatError, parseAddress, writeOutputText } from '../../core/index.ts';
+import { checkOutputPath, fail, formatError, parseAddress, writeOutputText } from '../../core/index.ts';
 import {
   checkPlatforms,
   createProgress,
@@ -44,6 +44,7 @@ export async function runForCli(
   scenarios: readonly Scenario[],
   seed: bigint | undefined,
   trace?: TraceWriter,
+  timingRepetitions?: number,
 ): Promise<RunReport> {
   const progress = createProgress({ totalSteps: scenarios.reduce((n, s) => n + s.steps.length, 0) });
   const onStep: typeof progress.onStep =
@@ -58,6 +59,7 @@ export async function runForCli(
       onStep,
       ...(seed === undefined ? {} : { seed }),
       ...(trace === undefined ? {} : { traceSink: trace.sink }),
+      ...(timingRepetitions === undefined ? {} : { timingRepetitions }),
     });
   } finally {
     progress.stop();
@@ -73,6 +75,17 @@ interface RunFlags {
   readonly html?: string;
   readonly seed?: string;
   readonly traceOut?: string;
+  readonly repeat: string;
+}
+
+/** Default repetitions of the compared scenarios for the timing line. */
+export const DEFAULT_TIMING_REPETITIONS = 5;
+
+/** `--repeat N`: 0 (no timing) to 100 repetitions. */
+export function parseRepeatOption(text: string): number {
+  const n = /^\d{1,3}$/.test(text) ? Number(text) : Number.NaN;
+  if (!(n >= 0 && n <= 100)) fail('EINVAL', `--repeat: expected a count 0..100, not "${text}"`);
+  return n;
 }
 
 export function register(program: Command): void {
@@ -81,8 +94,16 @@ export function register(program: Command): void {
     .description('run scenarios and report what happened, every expectation, and physr vs scatterlist')
     .argument('[scenarios...]', 'scenario files or built-in names (none: the whole built-in suite)')
     .option('--json', 'print the report as JSON (64-bit values as "0x…" strings)')
-    .option('--html <file>', 'also write a self-contained HTML report with charts to FILE')
+    .option(
+      '--html <file>',
+      'also write a self-contained interactive HTML report (charts, timeline, address spaces) to FILE',
+    )
     .option('--seed <n>', "override every scenario's seed")
+    .option(
+      '--repeat <n>',
+      'time map+unmap over N runs of the scenarios that ran both designs (0: no timing)',
+      String(DEFAULT_TIMING_REPETITIONS),
+    )
     .option(
       '--trace-out <file>',
       "write the model's DMA activity as Linux 6.18+ trace text (physr trace reads it)",
@@ -93,14 +114,18 @@ export function register(program: Command): void {
     )
     .action(async (targets: string[], flags: RunFlags) => {
       const seed = parseSeedOption(flags.seed);
+      const repeat = parseRepeatOption(flags.repeat);
       if (flags.html !== undefined) checkOutputPath(flags.html, '--html');
       if (flags.traceOut !== undefined) checkOutputPath(flags.traceOut, '--trace-out');
       const scenarios = loadForCli(targets);
       const trace = flags.traceOut === undefined ? undefined : createTraceWriter();
-      const report = await runForCli(scenarios, seed, trace);
+      const report = await runForCli(scenarios, seed, trace, repeat === 0 ? undefined : repeat);
       if (flags.traceOut !== undefined) writeOutputText(flags.traceOut, trace!.text(), '--trace-out');
       process.stdout.write(flags.json === true ? renderRunJson(report) : renderRunText(report));
-      if (flags.html !== undefined) writeOutputText(flags.html, renderRunHtml(report), '--html');
+      if (flags.html !== undefined) {
+        const command = ['physr', 'run', ...targets].join(' ');
+        writeOutputText(flags.html, await renderRunHtml(report, { command }), '--html');
+      }
       if (!runPassed(report)) {
         throw new CommanderError(EXIT_FAILED, 'physr.failed', 'a scenario failed');
       }

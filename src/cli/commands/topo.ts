@@ -4,29 +4,38 @@
  */
 import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
-import { fail, readInputText } from '../../core/index.ts';
+import { checkOutputPath, fail, readInputText, writeOutputText } from '../../core/index.ts';
 import {
   BUILTIN_TOPOLOGIES,
+  type BuiltinTopology,
   builtinTopology,
+  calcP2pDecision,
   deriveIommuGroups,
+  deviceLabels,
   formatTopology,
   type ImportNote,
   type IommuGroups,
+  type IommuPresence,
   importLspci,
   importSysfs,
   type PciTopology,
+  p2pDecisionToJson,
+  parseKernelCmdline,
   readIomem,
   summarizeImport,
   topologyToJson,
 } from '../../platform/index.ts';
+import { renderViewHtml, type TopologySection } from '../../view/index.ts';
 
 export interface SourceOptions {
   readonly sysfs?: string;
   readonly lspciTree?: string;
   readonly lspciVerbose?: string;
   readonly builtin?: string;
+  readonly cmdline?: string;
   readonly iomem?: string;
   readonly json?: boolean;
+  readonly html?: string;
 }
 
 export interface LoadedTopology {
@@ -34,10 +43,17 @@ export interface LoadedTopology {
   readonly source: string;
   readonly notes: readonly ImportNote[];
   readonly live: boolean;
+  /** Whether the machine runs with an IOMMU, as far as the source tells. */
+  readonly iommu: IommuPresence;
 }
 
 function readTextFile(path: string, option: string): string {
   return readInputText(path, option);
+}
+
+/** The name `physr list`, scenarios and the README use for a built-in (x86-2s, not two-socket-server). */
+function platformName(builtin: BuiltinTopology): string {
+  return builtin.aliases[0] ?? builtin.name;
 }
 
 /** The topology the source options name (exactly one source; none means the live /sys). */
@@ -45,35 +61,54 @@ export function loadTopology(options: SourceOptions): LoadedTopology {
   const lspci = options.lspciTree !== undefined || options.lspciVerbose !== undefined;
   const chosen = [options.sysfs !== undefined, lspci, options.builtin !== undefined].filter(Boolean).length;
   if (chosen > 1) fail('EINVAL', 'choose one source: --sysfs, --lspci-tree/--lspci-verbose or --builtin');
+  if (options.cmdline !== undefined && options.builtin === undefined)
+    fail('EINVAL', '--cmdline applies to --builtin (a capture keeps the ACS control values it carries)', {
+      field: '--cmdline',
+    });
   if (options.builtin !== undefined) {
     const builtin = builtinTopology(options.builtin);
     if (builtin === undefined) {
       fail(
         'EINVAL',
-        `no built-in topology "${options.builtin}" (have: ${BUILTIN_TOPOLOGIES.map((b) => [b.name, ...b.aliases].join(' = ')).join(', ')})`,
+        `no built-in platform "${options.builtin}" (have: ${BUILTIN_TOPOLOGIES.map(platformName).join(', ')}, as physr list shows them)`,
       );
     }
-    return { topology: builtin.build(), source: `built-in ${builtin.name}`, notes: [], live: false };
+    const cmdline = options.cmdline?.trim();
+    const boot = cmdline === undefined ? {} : parseKernelCmdline(cmdline, { field: '--cmdline' });
+    return {
+      topology: builtin.build(boot),
+      source: `built-in ${platformName(builtin)}${cmdline === undefined ? '' : ` booted with ${cmdline}`}`,
+      notes: [],
+      live: false,
+      iommu: builtin.iommu === 'none' ? 'absent' : 'present',
+    };
   }
   if (lspci) {
-    if (options.lspciTree === undefined || options.lspciVerbose === undefined) {
-      fail('EINVAL', '--lspci-tree and --lspci-verbose go together (lspci -tv and lspci -nn -vvv output)');
-    }
     const imported = importLspci({
-      tree: readTextFile(options.lspciTree, '--lspci-tree'),
-      verbose: readTextFile(options.lspciVerbose, '--lspci-verbose'),
-      treeFile: options.lspciTree,
-      verboseFile: options.lspciVerbose,
+      ...(options.lspciTree === undefined
+        ? {}
+        : { tree: readTextFile(options.lspciTree, '--lspci-tree'), treeFile: options.lspciTree }),
+      ...(options.lspciVerbose === undefined
+        ? {}
+        : {
+            verbose: readTextFile(options.lspciVerbose, '--lspci-verbose'),
+            verboseFile: options.lspciVerbose,
+          }),
     });
-    return { ...imported, live: false };
+    const grouped = [...imported.topology.functions.values()].some((f) => f.reportedIommuGroup !== undefined);
+    // lspci prints "IOMMU group:" only when sysfs has groups, but older versions never print it.
+    return { ...imported, live: false, iommu: grouped ? 'present' : 'unknown' };
   }
   const dir = options.sysfs ?? '/sys';
-  return { ...importSysfs(dir), live: options.sysfs === undefined };
+  const imported = importSysfs(dir, { live: options.sysfs === undefined });
+  return { ...imported, live: options.sysfs === undefined, iommu: imported.iommu ?? 'unknown' };
 }
 
-export function safeGroups(topology: PciTopology): IommuGroups | undefined {
+/** Derived groups, none on a machine without an IOMMU (the kernel makes none there). */
+export function safeGroups(loaded: LoadedTopology): IommuGroups | undefined {
+  if (loaded.iommu === 'absent') return undefined;
   try {
-    return deriveIommuGroups(topology);
+    return deriveIommuGroups(loaded.topology);
   } catch {
     return undefined;
   }
@@ -82,9 +117,16 @@ export function safeGroups(topology: PciTopology): IommuGroups | undefined {
 export function addSourceOptions(command: Command): Command {
   return command
     .option('--sysfs <dir>', 'a sysfs tree (a directory like /sys, or a capture holding sys/ and proc/)')
-    .option('--lspci-tree <file>', 'lspci -tv output')
-    .option('--lspci-verbose <file>', 'lspci -nn -vvv output')
-    .option('--builtin <name>', `a built-in platform (${BUILTIN_TOPOLOGIES.map((b) => b.name).join(', ')})`)
+    .option('--lspci-tree <file>', 'lspci -t, -tv or -tvnn output (alone, or with --lspci-verbose)')
+    .option(
+      '--lspci-verbose <file>',
+      'lspci -nn -vvv output (alone, or with --lspci-tree); -vvv without -nn lacks IDs',
+    )
+    .option('--builtin <name>', `a built-in platform (${BUILTIN_TOPOLOGIES.map(platformName).join(', ')})`)
+    .option(
+      '--cmdline <params>',
+      'boot the built-in platform with this kernel command line, e.g. "pci=disable_acs_redir=0000:02:00.0;0000:02:01.0"',
+    )
     .option('--json', 'print JSON instead of text');
 }
 
@@ -111,6 +153,36 @@ function iomemLines(
   };
 }
 
+/** Endpoints the page's P2P matrix covers: enough for any single machine's GPUs, NICs and drives. */
+export const P2P_PAGE_MAX_ENDPOINTS = 48;
+
+/**
+ * The topology section of the interactive page: the tree as `topo --json` prints it, the device
+ * labels, and the kernel's P2P decision for every ordered pair of endpoints (the first
+ * P2P_PAGE_MAX_ENDPOINTS of them).
+ */
+export function topologySection(loaded: LoadedTopology): TopologySection {
+  const { topology } = loaded;
+  const groups = safeGroups(loaded);
+  const endpoints = [...topology.functions.values()]
+    .filter((f) => f.kind === 'endpoint')
+    .slice(0, P2P_PAGE_MAX_ENDPOINTS)
+    .map((f) => f.bdf);
+  const p2p = endpoints.flatMap((provider) =>
+    endpoints
+      .filter((client) => client !== provider)
+      .map((client) => p2pDecisionToJson(calcP2pDecision(topology, provider, client))),
+  );
+  return JSON.parse(
+    JSON.stringify({
+      source: loaded.source,
+      topology: topologyToJson(topology, { ...(groups ? { groups } : {}), notes: loaded.notes }),
+      labels: Object.fromEntries(deviceLabels(topology)),
+      p2p,
+    }),
+  ) as TopologySection;
+}
+
 export function register(program: Command): void {
   addSourceOptions(
     program
@@ -123,9 +195,19 @@ export function register(program: Command): void {
       '--iomem <file>',
       'a /proc/iomem capture to summarise alongside (default with no source: /proc/iomem)',
     )
-    .action((options: SourceOptions) => {
+    .option('--html <file>', 'also write the interactive page (tree, P2P picker and matrix) to FILE')
+    .action(async (options: SourceOptions) => {
+      if (options.html !== undefined) checkOutputPath(options.html, '--html');
       const loaded = loadTopology(options);
-      const groups = safeGroups(loaded.topology);
+      if (options.html !== undefined) {
+        const page = await renderViewHtml({
+          title: `physr topology: ${loaded.source}`,
+          command: 'physr topo',
+          topology: topologySection(loaded),
+        });
+        writeOutputText(options.html, page, '--html');
+      }
+      const groups = safeGroups(loaded);
       const iomem = iomemLines(options.iomem, loaded.live);
       if (options.json) {
         const json = topologyToJson(loaded.topology, { ...(groups ? { groups } : {}), notes: loaded.notes });

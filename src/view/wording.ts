@@ -1,0 +1,61 @@
+/**
+ * The report's words, shared by the text report (src/sim) and the page (src/view/app) so both say
+ * the same thing: a row's label, its ratio with the direction that is better, the pass/fail line.
+ * Plain functions over JSON-shaped rows: no DOM, no model code.
+ */
+
+/** A comparison row as both the report model and its JSON have it. */
+export interface RowWords {
+  readonly metric: string;
+  readonly unit: string;
+  readonly physr: number;
+  readonly sg: number;
+  readonly kind: 'cost' | 'event';
+}
+
+/** The ratio column's heading: which way is better. */
+export const RATIO_HEADING = 'sg/physr (above 1: physr cheaper)';
+
+/** "1 range", "2 ranges". */
+export function plural(n: number, word: string, many = `${word}s`): string {
+  return `${n} ${n === 1 ? word : many}`;
+}
+
+/** A row's name with its unit, unless the unit only repeats it; events say they are no cost. */
+export function metricLabel(row: RowWords): string {
+  if (row.kind === 'event') return `${row.metric} (events, not a cost)`;
+  return row.unit === row.metric ? row.metric : `${row.metric} (${row.unit})`;
+}
+
+/** `sg / physr` as a factor; `—` for events and 0/0, `∞` when only physr is 0. */
+export function ratioText(row: RowWords): string {
+  if (row.kind === 'event') return '—';
+  if (row.physr === 0) return row.sg === 0 ? '—' : '∞';
+  return `${(row.sg / row.physr).toFixed(2)}x`;
+}
+
+export interface SummaryWords {
+  readonly scenarios: number;
+  readonly passed: number;
+  readonly failed: number;
+  readonly errors: number;
+  readonly steps: number;
+  readonly expectationsMet: number;
+  readonly expectationsFailed: number;
+}
+
+/** The pass/fail line that opens every report. */
+export function summaryLine(s: SummaryWords): string {
+  return (
+    `${s.passed === s.scenarios ? '✓' : '✗'} ${plural(s.scenarios, 'scenario')}: ${s.passed} passed, ${s.failed} failed, ` +
+    `${plural(s.errors, 'error')}; ${plural(s.steps, 'step')}; ` +
+    `${s.expectationsMet} expectations met, ${s.expectationsFailed} failed`
+  );
+}
+
+/** What a scenario's comparison covers, from the designs it ran. */
+export function comparisonHeading(designs: readonly string[]): string {
+  if (designs.length === 2) return 'physr vs scatterlist';
+  if (designs.length === 0) return 'costs (no step ran either design to completion)';
+  return `costs (only the ${designs[0] === 'physr' ? 'physr' : 'scatterlist'} design runs here)`;
+}

@@ -1,0 +1,2 @@
+/* physr userspace shim: asm/barrier.h is covered by iommu-shim.h here. */
+#include "../../iommu-shim.h"

@@ -1,0 +1,1 @@
+/* physr userspace shim: linux/atomic.h, nothing the extracted code needs. */
