@@ -106,53 +106,62 @@ interface RamSpan {
 }
 
 /**
+ * A free block on its list: the list links live in the block itself (as struct page's buddy_list
+ * does), so the allocator's one head → block map answers "is this a free block, of which order"
+ * (PageBuddy + buddy_order) and a list insert or removal touches no map.
+ */
+interface FreeBlockLink {
+  readonly head: number;
+  readonly order: number;
+  prev: FreeBlockLink | undefined;
+  next: FreeBlockLink | undefined;
+}
+
+/**
  * One free list (struct free_area's list for an order): block heads in list order, with O(1) insert
  * at either end, removal from anywhere (a buddy taken out to merge) and the head.
  */
 class FreeList {
-  private readonly next = new Map<number, number | undefined>();
-  private readonly prev = new Map<number, number | undefined>();
-  private headPfn: number | undefined;
-  private tailPfn: number | undefined;
-
-  get size(): number {
-    return this.next.size;
-  }
+  private headLink: FreeBlockLink | undefined;
+  private tailLink: FreeBlockLink | undefined;
+  size = 0;
 
   get first(): number | undefined {
-    return this.headPfn;
+    return this.headLink?.head;
   }
 
-  pushHead(pfn: number): void {
-    this.next.set(pfn, this.headPfn);
-    this.prev.set(pfn, undefined);
-    if (this.headPfn === undefined) this.tailPfn = pfn;
-    else this.prev.set(this.headPfn, pfn);
-    this.headPfn = pfn;
+  pushHead(link: FreeBlockLink): void {
+    link.prev = undefined;
+    link.next = this.headLink;
+    if (this.headLink === undefined) this.tailLink = link;
+    else this.headLink.prev = link;
+    this.headLink = link;
+    this.size++;
   }
 
-  pushTail(pfn: number): void {
-    this.prev.set(pfn, this.tailPfn);
-    this.next.set(pfn, undefined);
-    if (this.tailPfn === undefined) this.headPfn = pfn;
-    else this.next.set(this.tailPfn, pfn);
-    this.tailPfn = pfn;
+  pushTail(link: FreeBlockLink): void {
+    link.next = undefined;
+    link.prev = this.tailLink;
+    if (this.tailLink === undefined) this.headLink = link;
+    else this.tailLink.next = link;
+    this.tailLink = link;
+    this.size++;
   }
 
-  delete(pfn: number): void {
-    if (!this.next.has(pfn)) return;
-    const before = this.prev.get(pfn);
-    const after = this.next.get(pfn);
-    if (before === undefined) this.headPfn = after;
-    else this.next.set(before, after);
-    if (after === undefined) this.tailPfn = before;
-    else this.prev.set(after, before);
-    this.next.delete(pfn);
-    this.prev.delete(pfn);
+  /** Unlinks a block that is on this list. */
+  delete(link: FreeBlockLink): void {
+    const { prev, next } = link;
+    if (prev === undefined) this.headLink = next;
+    else prev.next = next;
+    if (next === undefined) this.tailLink = prev;
+    else next.prev = prev;
+    link.prev = undefined;
+    link.next = undefined;
+    this.size--;
   }
 
   *[Symbol.iterator](): Generator<number> {
-    for (let pfn = this.headPfn; pfn !== undefined; pfn = this.next.get(pfn)) yield pfn;
+    for (let link = this.headLink; link !== undefined; link = link.next) yield link.head;
   }
 }
 
@@ -162,8 +171,8 @@ export class FolioAllocator {
   private readonly nodeList: number[];
   /** node → order → free block heads, in the kernel's list order (allocation takes the head). */
   private readonly freeLists = new Map<number, FreeList[]>();
-  /** Head pfn of every free block → its order (PageBuddy + buddy_order). */
-  private readonly freeOrder = new Map<number, number>();
+  /** Head pfn of every free block → the block (PageBuddy; its order is buddy_order). */
+  private readonly freeByHead = new Map<number, FreeBlockLink>();
   private readonly folios = new Map<number, MutableFolio>();
   private readonly metrics: Metrics | undefined;
   private free = 0;
@@ -405,7 +414,8 @@ export class FolioAllocator {
         const order = Math.min(maxScatter, Math.floor(-Math.log2(1 - rng.next() * 0.9375)));
         const size = 2 ** order;
         const offset = rng.int(0, pbPages / size - 1) * size;
-        folios.push(this.claim(pb + offset, order));
+        // The pageblock is untouched so far: the free block holding it is pageblock-sized or larger.
+        folios.push(this.claim(pb + offset, order, pbOrder));
       }
     }
     this.metrics?.add('platform.fragment_folios', folios.length);
@@ -420,11 +430,15 @@ export class FolioAllocator {
     return false;
   }
 
-  /** Takes the free pages [pfn, pfn + 2^order) out of whatever free block holds them. */
-  private claim(pfn: number, order: number): Folio {
-    for (let k = order; k <= this.maxOrder; k++) {
+  /**
+   * Takes the free pages [pfn, pfn + 2^order) out of whatever free block holds them. Free blocks
+   * never overlap, so at most one order has a free block holding `pfn`; a caller that knows that
+   * block is at least `lowestOrder` spares the probes below it.
+   */
+  private claim(pfn: number, order: number, lowestOrder = order): Folio {
+    for (let k = Math.max(order, lowestOrder); k <= this.maxOrder; k++) {
       let head = pfn - (pfn % 2 ** k);
-      if (this.freeOrder.get(head) !== k) continue;
+      if (this.freeByHead.get(head)?.order !== k) continue;
       const node = this.spanOf(head)!.node;
       this.removeFree(head, k, node);
       while (k > order) {
@@ -472,7 +486,7 @@ export class FolioAllocator {
   private isFreeBuddy(buddy: number, order: number, span: RamSpan): boolean {
     const merged = buddy - (buddy % 2 ** (order + 1));
     return (
-      this.freeOrder.get(buddy) === order &&
+      this.freeByHead.get(buddy)?.order === order &&
       merged >= span.startPfn &&
       merged + 2 ** (order + 1) <= span.endPfn
     );
@@ -500,9 +514,10 @@ export class FolioAllocator {
   /** __add_to_free_list: at the head unless `toTail`. */
   private addFree(head: number, order: number, node: number, toTail = false): void {
     const list = this.listsOf(node)[order]!;
-    if (toTail) list.pushTail(head);
-    else list.pushHead(head);
-    this.freeOrder.set(head, order);
+    const link: FreeBlockLink = { head, order, prev: undefined, next: undefined };
+    if (toTail) list.pushTail(link);
+    else list.pushHead(link);
+    this.freeByHead.set(head, link);
     this.free += 2 ** order;
   }
 
@@ -516,8 +531,10 @@ export class FolioAllocator {
   }
 
   private removeFree(head: number, order: number, node: number): void {
-    this.freeLists.get(node)![order]!.delete(head);
-    this.freeOrder.delete(head);
+    const link = this.freeByHead.get(head);
+    if (link === undefined || link.order !== order) return;
+    this.freeLists.get(node)![order]!.delete(link);
+    this.freeByHead.delete(head);
     this.free -= 2 ** order;
   }
 
