@@ -23,6 +23,7 @@
  * and none share a page; freePages + allocatedPages = totalPages.
  */
 import { fail, formatHex, type Metrics, SeededRandom } from '../core/index.ts';
+import { FreeBlockTable } from './free-block-table.ts';
 import { type MemoryMap, PFN_SHIFT, pfnDown, pfnUp } from './memory-map.ts';
 
 /** Biggest order modelled by default: 2^18 pages = 1 GiB. */
@@ -106,62 +107,53 @@ interface RamSpan {
 }
 
 /**
- * A free block on its list: the list links live in the block itself (as struct page's buddy_list
- * does), so the allocator's one head → block map answers "is this a free block, of which order"
- * (PageBuddy + buddy_order) and a list insert or removal touches no map.
- */
-interface FreeBlockLink {
-  readonly head: number;
-  readonly order: number;
-  prev: FreeBlockLink | undefined;
-  next: FreeBlockLink | undefined;
-}
-
-/**
- * One free list (struct free_area's list for an order): block heads in list order, with O(1) insert
- * at either end, removal from anywhere (a buddy taken out to merge) and the head.
+ * One free list (struct free_area's list for an order): block slots of the allocator's
+ * {@link FreeBlockTable} in list order, linked through the table, with O(1) insert at either end,
+ * removal from anywhere (a buddy taken out to merge) and the head.
  */
 class FreeList {
-  private headLink: FreeBlockLink | undefined;
-  private tailLink: FreeBlockLink | undefined;
+  private headSlot = -1;
+  private tailSlot = -1;
   size = 0;
 
+  constructor(private readonly table: FreeBlockTable) {}
+
   get first(): number | undefined {
-    return this.headLink?.head;
+    return this.headSlot === -1 ? undefined : this.table.head[this.headSlot];
   }
 
-  pushHead(link: FreeBlockLink): void {
-    link.prev = undefined;
-    link.next = this.headLink;
-    if (this.headLink === undefined) this.tailLink = link;
-    else this.headLink.prev = link;
-    this.headLink = link;
+  pushHead(slot: number): void {
+    const { prev, next } = this.table;
+    next[slot] = this.headSlot;
+    if (this.headSlot === -1) this.tailSlot = slot;
+    else prev[this.headSlot] = slot;
+    this.headSlot = slot;
     this.size++;
   }
 
-  pushTail(link: FreeBlockLink): void {
-    link.next = undefined;
-    link.prev = this.tailLink;
-    if (this.tailLink === undefined) this.headLink = link;
-    else this.tailLink.next = link;
-    this.tailLink = link;
+  pushTail(slot: number): void {
+    const { prev, next } = this.table;
+    prev[slot] = this.tailSlot;
+    if (this.tailSlot === -1) this.headSlot = slot;
+    else next[this.tailSlot] = slot;
+    this.tailSlot = slot;
     this.size++;
   }
 
   /** Unlinks a block that is on this list. */
-  delete(link: FreeBlockLink): void {
-    const { prev, next } = link;
-    if (prev === undefined) this.headLink = next;
-    else prev.next = next;
-    if (next === undefined) this.tailLink = prev;
-    else next.prev = prev;
-    link.prev = undefined;
-    link.next = undefined;
+  delete(slot: number): void {
+    const { prev, next } = this.table;
+    const before = prev[slot]!;
+    const after = next[slot]!;
+    if (before === -1) this.headSlot = after;
+    else next[before] = after;
+    if (after === -1) this.tailSlot = before;
+    else prev[after] = before;
     this.size--;
   }
 
   *[Symbol.iterator](): Generator<number> {
-    for (let link = this.headLink; link !== undefined; link = link.next) yield link.head;
+    for (let slot = this.headSlot; slot !== -1; slot = this.table.next[slot]!) yield this.table.head[slot]!;
   }
 }
 
@@ -171,8 +163,8 @@ export class FolioAllocator {
   private readonly nodeList: number[];
   /** node → order → free block heads, in the kernel's list order (allocation takes the head). */
   private readonly freeLists = new Map<number, FreeList[]>();
-  /** Head pfn of every free block → the block (PageBuddy; its order is buddy_order). */
-  private readonly freeByHead = new Map<number, FreeBlockLink>();
+  /** Every free block by head pfn, with its order and list links (PageBuddy + buddy_order). */
+  private readonly freeTable = new FreeBlockTable();
   private readonly folios = new Map<number, MutableFolio>();
   private readonly metrics: Metrics | undefined;
   private free = 0;
@@ -438,7 +430,7 @@ export class FolioAllocator {
   private claim(pfn: number, order: number, lowestOrder = order): Folio {
     for (let k = Math.max(order, lowestOrder); k <= this.maxOrder; k++) {
       let head = pfn - (pfn % 2 ** k);
-      if (this.freeByHead.get(head)?.order !== k) continue;
+      if (this.freeOrderAt(head) !== k) continue;
       const node = this.spanOf(head)!.node;
       this.removeFree(head, k, node);
       while (k > order) {
@@ -486,9 +478,7 @@ export class FolioAllocator {
   private isFreeBuddy(buddy: number, order: number, span: RamSpan): boolean {
     const merged = buddy - (buddy % 2 ** (order + 1));
     return (
-      this.freeByHead.get(buddy)?.order === order &&
-      merged >= span.startPfn &&
-      merged + 2 ** (order + 1) <= span.endPfn
+      this.freeOrderAt(buddy) === order && merged >= span.startPfn && merged + 2 ** (order + 1) <= span.endPfn
     );
   }
 
@@ -514,27 +504,32 @@ export class FolioAllocator {
   /** __add_to_free_list: at the head unless `toTail`. */
   private addFree(head: number, order: number, node: number, toTail = false): void {
     const list = this.listsOf(node)[order]!;
-    const link: FreeBlockLink = { head, order, prev: undefined, next: undefined };
-    if (toTail) list.pushTail(link);
-    else list.pushHead(link);
-    this.freeByHead.set(head, link);
+    const slot = this.freeTable.insert(head, order);
+    if (toTail) list.pushTail(slot);
+    else list.pushHead(slot);
     this.free += 2 ** order;
   }
 
   private listsOf(node: number): FreeList[] {
     let lists = this.freeLists.get(node);
     if (lists === undefined) {
-      lists = Array.from({ length: this.maxOrder + 1 }, () => new FreeList());
+      lists = Array.from({ length: this.maxOrder + 1 }, () => new FreeList(this.freeTable));
       this.freeLists.set(node, lists);
     }
     return lists;
   }
 
+  /** The order of the free block whose head is `pfn`, or -1 if none starts there. */
+  private freeOrderAt(pfn: number): number {
+    const slot = this.freeTable.find(pfn);
+    return slot === -1 ? -1 : this.freeTable.order[slot]!;
+  }
+
   private removeFree(head: number, order: number, node: number): void {
-    const link = this.freeByHead.get(head);
-    if (link === undefined || link.order !== order) return;
-    this.freeLists.get(node)![order]!.delete(link);
-    this.freeByHead.delete(head);
+    const slot = this.freeTable.find(head);
+    if (slot === -1 || this.freeTable.order[slot] !== order) return;
+    this.freeLists.get(node)![order]!.delete(slot);
+    this.freeTable.remove(slot);
     this.free -= 2 ** order;
   }
 
