@@ -1,4 +1,5 @@
 /** The physr library: every piece's public face. */
+export * from './block/index.ts';
 export * from './core/index.ts';
 export * from './devices/index.ts';
 export * from './dma/index.ts';

@@ -1,6 +1,6 @@
 /** What a refusal's errno is, for tests across the pieces. */
 import { expect } from 'vitest';
-import { isPhysrError } from '../src/core/index.ts';
+import { isPhysrError, type PhysrError } from '../src/core/index.ts';
 
 /** The errno of the PhysrError `fn` throws, undefined when it returns; any other throw passes through. */
 export function errnoOf(fn: () => unknown): string | undefined {
@@ -26,4 +26,15 @@ export function expectErrno(fn: () => unknown, errno: string, reason?: RegExp): 
     expect(caught.errno).toBe(errno);
     if (reason !== undefined) expect(caught.reason).toMatch(reason);
   }
+}
+
+/** The PhysrError `fn` throws (to check its errno, reason and location); fails when it returns. */
+export function caughtPhysrError(fn: () => unknown): PhysrError {
+  try {
+    fn();
+  } catch (error) {
+    if (isPhysrError(error)) return error;
+    throw error;
+  }
+  throw new Error('expected a PhysrError');
 }

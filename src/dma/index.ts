@@ -16,5 +16,6 @@ export * from './map-phys.ts';
 export * from './map-sg.ts';
 export * from './mapped-piece.ts';
 export * from './mapping.ts';
+export * from './merge-boundary.ts';
 export * from './swiotlb.ts';
 export * from './types.ts';

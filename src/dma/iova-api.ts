@@ -25,6 +25,9 @@ export interface LinkedBounce {
   readonly bounce: SwiotlbBounce;
 }
 
+/** sizeof(struct dma_iova_state): addr and __size, 8 bytes each (what a caller keeps per transfer). */
+export const DMA_IOVA_STATE_BYTES = 16;
+
 /** struct dma_iova_state plus what the model needs to undo it. */
 export interface DmaIovaState {
   readonly device: DmaDeviceInfo;

@@ -3,3 +3,4 @@ export * from './dma-buf.ts';
 export * from './dma-device-importer.ts';
 export * from './fence.ts';
 export * from './phyr-exporter.ts';
+export * from './phys-vec-sgt.ts';

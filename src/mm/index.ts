@@ -12,7 +12,9 @@ export {
   unpinUserPages,
   unpinUserPagesLegacy,
 } from './gup.ts';
+export * from './hmm-dma.ts';
 export * from './memory-system.ts';
 export { type FaultHow, MMAP_BASE, type MmapOptions, MmStruct, type UserTranslation } from './mm-struct.ts';
 export type { PageMapping } from './page-table.ts';
+export * from './pin-metadata.ts';
 export * from './vma.ts';

@@ -13,6 +13,7 @@ export * from './nvidia-topo.ts';
 export * from './p2p-matrix.ts';
 export * from './p2p-matrix-format.ts';
 export * from './p2pdma.ts';
+export * from './p2pdma-provider.ts';
 export * from './pci-acs.ts';
 export { type BdfParts, devfnOf, formatBdf, parseBdf, parseBdfParts, slotOf } from './pci-bdf.ts';
 export * from './pci-builder.ts';

@@ -5,6 +5,7 @@
  */
 
 import {
+  type HostBridgeStanding,
   hostBridgeStandingName,
   matrixCell,
   matrixPair,
@@ -109,6 +110,16 @@ export function formatP2pMatrix(topology: PciTopology, matrix: P2pMatrix, source
 
 type Json = string | number | boolean | null | Json[] | { [key: string]: Json };
 
+function standingJson(h: HostBridgeStanding): Json {
+  return {
+    id: h.id,
+    bdf: h.bdf ?? null,
+    vendorId: h.vendorId ?? null,
+    deviceId: h.deviceId ?? null,
+    listed: h.listed,
+  };
+}
+
 function remedyJson(r: P2pRemedy): Json {
   if (r.kind === 'acs-redirect')
     return {
@@ -119,13 +130,7 @@ function remedyJson(r: P2pRemedy): Json {
     };
   return {
     kind: r.kind,
-    hostBridges: r.hostBridges.map((h) => ({
-      id: h.id,
-      bdf: h.bdf ?? null,
-      vendorId: h.vendorId ?? null,
-      deviceId: h.deviceId ?? null,
-      listed: h.listed,
-    })),
+    hostBridges: r.hostBridges.map(standingJson),
   };
 }
 
@@ -160,13 +165,7 @@ export function p2pMatrixToJson(topology: PciTopology, matrix: P2pMatrix, source
       source: matrix.cpu.source,
       rule: matrix.cpu.rule,
     },
-    hostBridges: matrix.hostBridges.map((h) => ({
-      id: h.id,
-      bdf: h.bdf ?? null,
-      vendorId: h.vendorId ?? null,
-      deviceId: h.deviceId ?? null,
-      listed: h.listed,
-    })),
+    hostBridges: matrix.hostBridges.map(standingJson),
     endpoints: matrix.endpoints.map((e) => ({ label: e.label, bdf: e.bdf, class: e.class ?? null })),
     pairs,
   };

@@ -280,6 +280,7 @@ async function runScenarioTimed(
       notes,
       metrics: moved,
       ...(result?.layout === undefined ? {} : { layout: result.layout }),
+      ...(result?.designRuns === undefined ? {} : { designRuns: result.designRuns }),
     });
   }
   await options.onStep?.(scenario, scenario.steps.length, scenario.steps.length);

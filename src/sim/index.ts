@@ -3,6 +3,19 @@
 export { registerBuiltins } from './builtins.ts';
 export { CORE_ONLY_PLATFORM, registerCoreSteps } from './core-steps.ts';
 export {
+  DESIGN_NAMES,
+  type DesignMapInput,
+  type DesignName,
+  type DesignOutcome,
+  type DesignRatio,
+  type DesignRun,
+  type DesignSuiteTotals,
+  designTotals,
+  mapUnderDesigns,
+  observeDesignRuns,
+  runMapDesign,
+} from './designs.ts';
+export {
   checkCounters,
   checkPlatforms,
   type RunOptions,

@@ -5,7 +5,7 @@
  */
 import { fail, type Metrics, type MetricsSnapshot } from '../core/index.ts';
 import type { Bdf, PlatformModel } from '../platform/index.ts';
-import type { DesignPath, ExpectationReport, MappingLayout } from './report.ts';
+import type { DesignOutcome, DesignPath, ExpectationReport, MappingLayout } from './report.ts';
 import type { Step, StepBody, StepKind } from './scenario-schema.ts';
 import type { SimContext } from './sim-context.ts';
 
@@ -28,6 +28,8 @@ export interface StepResult {
   readonly notes?: readonly string[];
   /** A map's address spaces (see MappingLayout). */
   readonly layout?: MappingLayout;
+  /** The same step under each design the scenario compares (map and pin steps; see designs.ts). */
+  readonly designRuns?: readonly DesignOutcome[];
 }
 
 export type StepExecutor<K extends StepKind> = (

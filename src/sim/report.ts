@@ -5,7 +5,10 @@
  */
 import { COUNTER, type Errno, type MetricsSnapshot } from '../core/index.ts';
 import type { SummaryWords } from '../view/wording.ts';
+import type { DesignOutcome } from './designs.ts';
 import type { StepKind } from './scenario-schema.ts';
+
+export type { DesignOutcome };
 
 /** Which design a step exercised: the proposal (physr) or today's scatterlist path (sg). */
 export type DesignPath = 'physr' | 'sg';
@@ -36,6 +39,8 @@ export interface StepReport {
   readonly metrics: MetricsSnapshot;
   /** For a map: where the bytes are and what the device was given (for the address-space view). */
   readonly layout?: MappingLayout;
+  /** What each compared design did for this step, each on its own copy of the machine (designs.ts). */
+  readonly designRuns?: readonly DesignOutcome[];
 }
 
 /** An [address, length] pair. */

@@ -377,12 +377,32 @@ export const iommuOptionsSchema = z
   .meta({ description: 'IOMMU options; absent fields take the platform default.' });
 export type IommuOptions = z.output<typeof iommuOptionsSchema>;
 
+/**
+ * The designs a scenario compares: today's scatterlist (sg), what Linux 7.1 does for each user
+ * (linux-7.1), and the full proposal (physr).
+ */
+export const DESIGN_NAMES = ['sg', 'linux-7.1', 'physr'] as const;
+export type DesignName = (typeof DESIGN_NAMES)[number];
+
+export const designsSchema = z
+  .array(z.enum(DESIGN_NAMES, { error: `expected a design: ${DESIGN_NAMES.join(', ')}` }), {
+    error: 'expected a list of designs',
+  })
+  .min(1, 'name at least one design')
+  .refine((list) => new Set(list).size === list.length, 'a design is named twice')
+  .default([...DESIGN_NAMES])
+  .meta({
+    description:
+      'Designs every buffer map also runs under, each on its own copy of the machine (default: all three). sg: scatterlist; linux-7.1: what Linux 7.1 does for that driver; physr: the proposal.',
+  });
+
 const scenarioFields = {
   name: nameSchema.meta({ description: 'The scenario name used in reports and by `physr run NAME`.' }),
   description: z.string().optional(),
   platform: platformSchema,
   seed: parsedBy(parseSeed, 'a seed (an integer)').default(0n),
   iommu: iommuOptionsSchema.default({}),
+  designs: designsSchema,
 };
 
 /** The validating schema (steps checked kind first, for one clear error per mistake). */

@@ -11,6 +11,7 @@ import {
   fail,
   formatHex,
   formatSize,
+  Metrics,
   type PhyrList,
   phyrListToSgTable,
   SCATTERLIST_MAX_SEGMENT,
@@ -26,6 +27,15 @@ import {
   unpinUserPages,
   unpinUserPagesLegacy,
 } from '../mm/index.ts';
+import {
+  DESIGN_BYTES_LIMIT,
+  type DesignMapInput,
+  type DesignOutcome,
+  mapUnderDesigns,
+  probedProps,
+  userPhyrs,
+} from './designs.ts';
+import { resolvePlatform } from './engine.ts';
 import { patternBytes } from './pattern.ts';
 import { registerStep, type StepResult } from './registry.ts';
 import { type DesignPath, LAYOUT_MAX_RANGES, type MappingLayout, type RangePair } from './report.ts';
@@ -206,6 +216,46 @@ function mapBuffer(
   return mapSg(device, name, table, dir, offset, () => unpinUserPagesLegacy(pages, { dirty: true }));
 }
 
+/**
+ * The same map under every design the scenario compares, each on a fresh copy of the machine
+ * (designs.ts): the memory the step just mapped (user pages or a BAR range), its bytes, the device
+ * probed the same way.
+ */
+function underDesigns(
+  context: SimContext,
+  device: DmaDevice,
+  source: PhyrList,
+  dir: DmaDirection,
+  memory: 'user' | 'bar',
+): DesignOutcome[] | undefined {
+  const designs = context.scenario.designs;
+  const model = context.platform.machine?.model;
+  if (designs.length === 0 || model === undefined) return undefined;
+  const length = source.totalLength;
+  let bytes: Uint8Array | undefined;
+  if (length <= DESIGN_BYTES_LIMIT) {
+    const copy = new Uint8Array(Number(length));
+    let at = 0;
+    source.forEachRange((address, len) => {
+      copy.set(model.bytes.read(address, Number(len)), at);
+      at += Number(len);
+    });
+    bytes = copy;
+  }
+  const input: DesignMapInput = {
+    platform: () =>
+      resolvePlatform(context.scenario, { seed: context.seed, metrics: new Metrics() }).machine!.model,
+    machineOptions: { strict: context.iommuMode === 'strict' },
+    bdf: device.bdf,
+    deviceProps: probedProps(device),
+    source,
+    bytes,
+    dir,
+    memory,
+  };
+  return mapUnderDesigns(input, designs);
+}
+
 /** The DMA range list of a target at [offset, offset + length) and the buffer offset it starts at. */
 function targetSpan(context: SimContext, name: string, offset: bigint, length: bigint) {
   const target = context.objects.get(name, 'mapping', isTarget);
@@ -274,6 +324,7 @@ export function registerDmaSteps(): void {
     }
     const kind = context.objects.kindOf(body.buffer);
     let mapped: Mapped;
+    let designRuns: DesignOutcome[] | undefined;
     if (kind === 'dmabuf') {
       const dmabuf = context.objects.get(body.buffer, 'dmabuf', isDmabuf);
       const length = body.length ?? dmabuf.buf.size - body.offset;
@@ -309,6 +360,7 @@ export function registerDmaSteps(): void {
         });
         mapped = mapSg(device, body.name, table, dir, body.offset, () => {});
       }
+      designRuns = underDesigns(context, device, dmabuf.phys.slice(body.offset, length), dir, 'bar');
     } else if (kind === 'pin') {
       const pin = context.objects.get(body.buffer, 'pin', isPin);
       if (pin.released) fail('EINVAL', `pin "${body.buffer}" was released`);
@@ -343,12 +395,20 @@ export function registerDmaSteps(): void {
       if (body.offset + length > buffer.length)
         fail('EINVAL', `${formatHex(body.offset)} + ${formatSize(length)} is outside "${body.buffer}"`);
       mapped = mapBuffer(context, device, body.name, buffer, body.offset, length, body.via, dir, body.layout);
+      designRuns = underDesigns(
+        context,
+        device,
+        userPhyrs(buffer.mm, buffer.va + body.offset, length),
+        dir,
+        'user',
+      );
     }
     context.objects.define(body.name, 'mapping', mapped.target);
     return {
       path: body.via,
       notes: [mapped.note],
       ...(mapped.layout === undefined ? {} : { layout: mapped.layout }),
+      ...(designRuns === undefined ? {} : { designRuns }),
     };
   });
 

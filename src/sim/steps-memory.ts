@@ -13,6 +13,7 @@ import {
   pinUserPagesWhole,
 } from '../mm/index.ts';
 import { type ByteSource, type Folio, folioPhys } from '../platform/index.ts';
+import { pinUnderDesigns } from './designs.ts';
 import { firstMismatch, formatPattern, type Pattern, patternSource } from './pattern.ts';
 import { registerStep, type StepResult } from './registry.ts';
 import type { SimContext } from './sim-context.ts';
@@ -246,6 +247,7 @@ export function registerMemorySteps(): void {
     const flags = { write: true, longterm: body.longterm };
     const start = buffer.va + body.offset;
     const name = body.name ?? `${body.buffer}.pin`;
+    const underDesigns = () => pinUnderDesigns(buffer.mm, start, length, context.scenario.designs);
     if (body.via === 'physr') {
       const pinned = pinUserPagesWhole(buffer.mm, start, length, flags);
       context.objects.define(
@@ -257,13 +259,17 @@ export function registerMemorySteps(): void {
         notes: [
           `${name}: ${pinned.pageCount} pages as ${pinned.phyrs.count} ranges, ${pinned.metadataBytes} B`,
         ],
+        designRuns: underDesigns(),
       };
     }
     const pages = pinUserPagesLegacyWhole(buffer.mm, start, length, flags);
     // The page array is the legacy design's metadata (8 bytes a page), before any sg_table.
     context.metrics.add(COUNTER.sgMetadataBytes, pages.metadataBytes);
     context.objects.define(name, 'pin', new SimPin(buffer, body.offset, length, 'sg', undefined, pages));
-    return { notes: [`${name}: ${pages.pageCount} page pointers, ${pages.metadataBytes} B`] };
+    return {
+      notes: [`${name}: ${pages.pageCount} page pointers, ${pages.metadataBytes} B`],
+      designRuns: underDesigns(),
+    };
   });
 
   registerStep('cpu-write', (body, context) => {

@@ -4,20 +4,12 @@
  * (duplicates, truncated lines, bus ranges with no device) as located errors.
  */
 import { describe, expect, test } from 'vitest';
-import { isPhysrError, type PhysrError } from '../../src/core/index.ts';
 import { acsBitsToRegister, importLspci, p2pMatrix } from '../../src/platform/index.ts';
+import { caughtPhysrError } from '../errno.ts';
 
 const parseLspciTree = (tree: string, treeFile: string) => importLspci({ tree, treeFile });
 
-function caught(fn: () => unknown): PhysrError {
-  try {
-    fn();
-  } catch (error) {
-    if (isPhysrError(error)) return error;
-    throw error;
-  }
-  throw new Error('expected a PhysrError');
-}
+const caught = caughtPhysrError;
 
 // An EPYC box's `lspci -tvnn`, trimmed: a GPU and a NIC under one switch, off one root port.
 const TVNN = `-[0000:00]-+-00.0  Advanced Micro Devices, Inc. [AMD] Starship/Matisse Root Complex [1022:1480]

@@ -23,6 +23,7 @@ import {
   type FunctionSpec,
   formatP2pMatrix,
   importSysfs,
+  iommuGroupReport,
   matrixCell,
   matrixPair,
   type P2pMatrix,
@@ -348,12 +349,12 @@ describe('on the captures', () => {
   let work: string;
   beforeAll(() => {
     work = mkdtempSync(join(tmpdir(), 'physr-matrix-'));
-    execFileSync('tar', [
-      'xjf',
-      '/work/shared/data/captures/hwloc-sysfs/40intel64-2g2n4c+pcilocality.tar.bz2',
-      '-C',
-      work,
-    ]);
+    for (const tarball of [
+      '40intel64-2g2n4c+pcilocality',
+      '2pa-pcidomain32bits',
+      '40intel64-4n10c+pci-conflicts',
+    ])
+      execFileSync('tar', ['xjf', `/work/shared/data/captures/hwloc-sysfs/${tarball}.tar.bz2`, '-C', work]);
   }, 60_000);
   afterAll(() => rmSync(work, { recursive: true, force: true }));
 
@@ -386,6 +387,44 @@ describe('on the captures', () => {
         },
       ]);
     }
+  });
+
+  test.each(['40intel64-2g2n4c+pci', '2pa-pcidomain32bits', '40intel64-4n10c+pci-conflicts'])(
+    'hwloc %s: every cell is the kernel decision; groups cover every function once, IOMMU unknown',
+    (dir) => {
+      const { topology, iommu } = importSysfs(join(work, dir));
+      const m = p2pMatrix(topology);
+      for (let i = 0; i < m.endpoints.length; i++)
+        for (let j = i + 1; j < m.endpoints.length; j++) {
+          const d = calcP2pDecision(topology, m.endpoints[i]!.bdf, m.endpoints[j]!.bdf);
+          expect(matrixCell(m, i, j)).toMatchObject({ mapType: d.mapType, distance: d.distance });
+        }
+      // hwloc copies neither kernel/iommu_groups nor /proc/iomem: whether there was an IOMMU is unknown.
+      expect(iommu).toBe('unknown');
+      const report = iommuGroupReport(topology, iommu!);
+      const members = report.groups.flatMap((g) => g.derived.members).sort();
+      expect(members).toEqual([...topology.functions.keys()].sort());
+    },
+  );
+
+  test('hwloc 2pa (two PCI domains, host bridges 8086:1237): four endpoints, every pair certainly refused', () => {
+    const { topology } = importSysfs(join(work, '2pa-pcidomain32bits'));
+    const m = p2pMatrix(topology);
+    expect(m.endpoints.map((e) => e.bdf)).toEqual([
+      '0000:00:01.1',
+      '0000:00:02.0',
+      '0000:00:03.0',
+      '10000:00:04.0',
+    ]);
+    for (let i = 0; i < 4; i++)
+      for (let j = i + 1; j < 4; j++)
+        expect(matrixCell(m, i, j)).toEqual({ mapType: 'not-supported', distance: 2, certainty: 'certain' });
+    expect(m.hostBridges.map((h) => [h.id, h.deviceId, h.listed])).toEqual([
+      ['pci0000:00', 0x1237, 'no'],
+      ['pci10000:00', 0x1237, 'no'],
+    ]);
+    // 40intel64-4n10c holds one DMA endpoint: no pairs.
+    expect(p2pMatrix(importSysfs(join(work, '40intel64-4n10c+pci-conflicts')).topology).codes.length).toBe(0);
   });
 
   test('hwloc 40intel64 (64-byte config, ACS unknown): the two ports of each dual NIC depend on ACS', () => {

@@ -7,8 +7,9 @@ import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, test } from 'vitest';
-import { type Errno, isPhysrError, type PhysrError } from '../../src/core/index.ts';
+import type { Errno } from '../../src/core/index.ts';
 import { buildConfig, importSysfs } from '../../src/platform/index.ts';
+import { caughtPhysrError } from '../errno.ts';
 
 const GPU_VM = '/work/shared/data/captures/gpu-vm-6.18/snap';
 
@@ -18,15 +19,7 @@ afterEach(() => {
   dirs = [];
 });
 
-function caught(fn: () => unknown): PhysrError {
-  try {
-    fn();
-  } catch (error) {
-    if (isPhysrError(error)) return error;
-    throw error;
-  }
-  throw new Error('expected a PhysrError');
-}
+const caught = caughtPhysrError;
 
 function expectLocated(fn: () => unknown, errno: Errno, file: string, reason: RegExp): void {
   const error = caught(fn);

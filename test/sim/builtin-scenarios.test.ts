@@ -8,6 +8,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { observeDesignRuns } from '../../src/sim/designs.ts';
 import {
   builtinScenarioNames,
   isScenarioError,
@@ -20,18 +21,31 @@ import {
   runScenario,
   runSuite,
 } from '../../src/sim/index.ts';
+import { expectSameBytesSamePlaces } from './design-bytes.ts';
 import { expectSgWithinKernel } from './kernel-sg-bytes.ts';
 
 registerBuiltins();
 
 describe('built-in scenarios', () => {
   for (const name of builtinScenarioNames()) {
-    it(`${name} passes`, async () => {
-      const report = await runScenario(loadScenarioFile(resolveScenarioTarget(name)));
-      expect(report.failure).toBeUndefined();
-      expect(report.status).toBe('passed');
-      // Its scatterlist metadata is never more than the kernel allocates for each operation.
-      expectSgWithinKernel(report);
+    it(`${name} passes, and its designs move the same bytes to the same places`, async () => {
+      let compared = 0;
+      // Every buffer map also runs under sg, linux-7.1 and physr (designs.ts): check each set live.
+      const previous = observeDesignRuns((input, runs) => {
+        expectSameBytesSamePlaces(input, runs);
+        compared++;
+      });
+      try {
+        const report = await runScenario(loadScenarioFile(resolveScenarioTarget(name)));
+        expect(report.failure).toBeUndefined();
+        expect(report.status).toBe('passed');
+        // Its scatterlist metadata is never more than the kernel allocates for each operation.
+        expectSgWithinKernel(report);
+        const maps = report.steps.filter((s) => s.designRuns !== undefined && s.op === 'map');
+        expect(compared).toBe(maps.length);
+      } finally {
+        observeDesignRuns(previous);
+      }
     }, 30_000);
   }
 });

@@ -1,0 +1,545 @@
+/**
+ * One map of a user buffer (or of a BAR range exported as a dma-buf) for a device, run under each of
+ * three designs on its own fresh copy of the scenario's machine (its own IOMMU, swiotlb and counters;
+ * the bytes copied to the same physical addresses), so the designs never disturb each other or the
+ * scenario:
+ *  - `sg`: today's generic path — pin_user_pages into a page array, sg_alloc_table_from_pages,
+ *    dma_map_sgtable;
+ *  - `linux-7.1`: what Linux 7.1 does for that user — NVMe: the bio's bvecs through
+ *    blk_rq_dma_map_iter (block/blk-mq-dma.c, 6.17) and what nvme_iod keeps; a dma-buf importer:
+ *    dma_buf_phys_vec_to_sgt (6.19); any other driver still uses dma_map_sgtable (the same work as
+ *    `sg`, and it says so);
+ *  - `physr`: the proposal — pin_user_pages to a PhyrList, mapped as one list (mostly one IOVA).
+ * The outcomes are plain data for reports; the runs keep their machine and DMA ranges so tests can
+ * check that every design moves the same bytes to the same places.
+ */
+
+import { blkRequestFromPhyrs, blkRqDmaMap, blkRqDmaUnmap, nvmeIodMetadata } from '../block/index.ts';
+import {
+  COUNTER,
+  type DmaRangeList,
+  DmaRangeListBuilder,
+  fail,
+  formatHex,
+  isPhysrError,
+  type Metrics,
+  PAGE_SIZE,
+  type PhyrList,
+  PhyrListBuilder,
+  SCATTERLIST_MAX_SEGMENT,
+  sgAllocTableFromPagesSegment,
+} from '../core/index.ts';
+import {
+  createMachine,
+  type DmaDevice,
+  type DmaDeviceProps,
+  type DmaDirection,
+  dmaMapPhyrList,
+  dmaMapSg,
+  dmaUnmap,
+  dmaUnmapSg,
+  type Machine,
+  type MachineOptions,
+} from '../dma/index.ts';
+import { dmaBufFreeSgt, dmaBufPhysVecToSgt, physVecBytes } from '../dmabuf/index.ts';
+import type { MmStruct } from '../mm/index.ts';
+import { type Bdf, type PlatformModel, p2pdmaProviderOf } from '../platform/index.ts';
+import type { ScenarioReport } from './report.ts';
+import { DESIGN_NAMES, type DesignName } from './scenario-schema.ts';
+
+export { DESIGN_NAMES, type DesignName };
+
+/** Bytes copied into the design machines at most (a scenario may map GiBs; the bytes are for checking). */
+export const DESIGN_BYTES_LIMIT = 64n << 20n;
+
+/** PCI class 01 08 02: NVMe (the one block driver modelled on blk_rq_dma_map_iter). */
+const PCI_CLASS_NVME = 0x010802;
+
+/** What a map step under one design did, as data a report can show. */
+export interface DesignOutcome {
+  readonly design: DesignName;
+  /** False when the design has no path for the step, or refused it (then `reason` says why). */
+  readonly ran: boolean;
+  /** The kernel interface the design used. */
+  readonly api: string;
+  /** How it mapped: iova, per-segment, bus-address, sg... */
+  readonly path?: string;
+  /** Bytes of metadata retained while the mapping lives, and what they are. */
+  readonly metadataBytes?: number;
+  readonly metadata?: Readonly<Record<string, number>>;
+  /** The most held at once during the map: the retained bytes plus scratch freed once it is built. */
+  readonly peakMetadataBytes?: number;
+  readonly scratch?: Readonly<Record<string, number>>;
+  /** DMA ranges handed to the device. */
+  readonly entries?: number;
+  readonly iovaAllocations?: number;
+  readonly leafPteWrites?: number;
+  readonly iotlbFlushes?: number;
+  readonly bounceBytes?: number;
+  readonly errno?: string;
+  readonly reason?: string;
+  /** One sentence: which design did what. */
+  readonly note: string;
+}
+
+/** A design's live map: the data outcome plus what tests need to look at the mapping. */
+export interface DesignRun {
+  readonly design: DesignName;
+  readonly machine: Machine;
+  readonly device: DmaDevice;
+  /** The DMA ranges the device was given, in buffer order (undefined when it did not run). */
+  readonly dma: DmaRangeList | undefined;
+  /** Unmaps and returns the outcome with the unmap's counters (IOTLB flushes) included. */
+  finish(): DesignOutcome;
+}
+
+export interface DesignMapInput {
+  /** Builds a fresh copy of the scenario's machine (same topology, memory map and options). */
+  readonly platform: () => PlatformModel;
+  readonly machineOptions: MachineOptions;
+  readonly bdf: Bdf;
+  readonly deviceProps: DmaDeviceProps;
+  /** The buffer's physical ranges, in buffer order (consecutive ranges meet at page boundaries). */
+  readonly source: PhyrList;
+  /**
+   * Their bytes, copied into each fresh machine before mapping; undefined for a map larger than
+   * DESIGN_BYTES_LIMIT (the designs still map it; only the byte comparison is left out).
+   */
+  readonly bytes: Uint8Array | undefined;
+  readonly dir: DmaDirection;
+  /** What the buffer is: user memory (default), or a BAR range exported as a dma-buf. */
+  readonly memory?: 'user' | 'bar';
+}
+
+/** The DMA-API props a device was probed with, to probe its twin the same way. */
+export function probedProps(device: DmaDevice): DmaDeviceProps {
+  return {
+    dmaMask: device.dmaMask,
+    coherent: device.coherent,
+    maxSegmentSize: device.maxSegmentSize,
+    segmentBoundaryMask: device.segmentBoundaryMask,
+    minAlignMask: device.minAlignMask,
+    untrusted: device.untrusted,
+    forceBounce: device.forceBounce,
+    dmaRangeOffset: device.dmaRangeOffset,
+    passthrough: device.domain?.type === 'identity',
+  };
+}
+
+/** The page array pin_user_pages fills for a buffer given as physical ranges. */
+function pageArray(source: PhyrList): BigUint64Array {
+  let count = 0;
+  source.forEachRange((address, length) => {
+    count += Number((address + length - 1n) / PAGE_SIZE - address / PAGE_SIZE + 1n);
+  });
+  const pfns = new BigUint64Array(count);
+  let i = 0;
+  source.forEachRange((address, length) => {
+    const last = (address + length - 1n) / PAGE_SIZE;
+    for (let pfn = address / PAGE_SIZE; pfn <= last; pfn++) pfns[i++] = pfn;
+  });
+  return pfns;
+}
+
+function counters(metrics: Metrics) {
+  return {
+    iovaAllocations: metrics.get(COUNTER.iovaAllocations),
+    leafPteWrites: metrics.get('iommu.leaf_pte_writes'),
+    iotlbFlushes: metrics.get(COUNTER.iotlbFlushes),
+    bounceBytes: metrics.get(COUNTER.bounceBytes),
+  };
+}
+
+type Counters = ReturnType<typeof counters>;
+
+function delta(before: Counters, after: Counters): Counters {
+  return {
+    iovaAllocations: after.iovaAllocations - before.iovaAllocations,
+    leafPteWrites: after.leafPteWrites - before.leafPteWrites,
+    iotlbFlushes: after.iotlbFlushes - before.iotlbFlushes,
+    bounceBytes: after.bounceBytes - before.bounceBytes,
+  };
+}
+
+function sum(parts: Readonly<Record<string, number>>): number {
+  return Object.values(parts).reduce((a, b) => a + b, 0);
+}
+
+/** A design that has no way to do the step: what it would call and why it cannot. */
+interface NoPath {
+  readonly noPath: true;
+  readonly api: string;
+  readonly reason: string;
+}
+
+/** What one design's map produced before unmap. */
+interface Mapped {
+  readonly noPath?: undefined;
+  readonly api: string;
+  readonly path: string;
+  readonly dma: DmaRangeList;
+  readonly metadata: Readonly<Record<string, number>>;
+  /** Scratch built for the map and freed once it is done (not retained). */
+  readonly scratch?: Readonly<Record<string, number>>;
+  readonly note: string;
+  readonly unmap: () => void;
+}
+
+function mapSgDesign(device: DmaDevice, input: DesignMapInput, api: string, why: string): Mapped {
+  const pages = pageArray(input.source);
+  const offset = Number(input.source.addressAt(0) & (PAGE_SIZE - 1n));
+  const max =
+    device.maxSegmentSize > BigInt(SCATTERLIST_MAX_SEGMENT)
+      ? SCATTERLIST_MAX_SEGMENT
+      : Number(device.maxSegmentSize);
+  const table = sgAllocTableFromPagesSegment(pages, offset, input.source.totalLength, max);
+  const nents = dmaMapSg(device, table, input.dir);
+  // The page array is scratch: once the sg_table holds the pages it is freed and unpinning walks the
+  // table (ib_umem_get/ib_umem_release do so, and fill it a page of pointers at a time).
+  const metadata = { 'sg table': table.metadataBytes };
+  const scratch = { 'page array': pages.length * 8 };
+  return {
+    api,
+    path: 'sg',
+    dma: table.toDmaRangeList(),
+    metadata,
+    scratch,
+    note: `${why}: ${pages.length} page pointers → ${table.origNents} sg entries → ${nents} DMA segments`,
+    unmap: () => dmaUnmapSg(device, table, input.dir),
+  };
+}
+
+function mapLinux71(device: DmaDevice, input: DesignMapInput): Mapped {
+  const fn = device.machine.platform.topology.functions.get(device.bdf);
+  if (fn?.classCode !== PCI_CLASS_NVME) {
+    return mapSgDesign(
+      device,
+      input,
+      'dma_map_sgtable',
+      'Linux 7.1 keeps scatterlist for this driver (only NVMe, HMM and dma-buf exporters moved)',
+    );
+  }
+  const request = blkRequestFromPhyrs(device.machine.platform.topology, input.source, input.dir);
+  const mapping = blkRqDmaMap(device, request);
+  const iod = nvmeIodMetadata(mapping);
+  const dma = new DmaRangeListBuilder({ merge: false });
+  for (const s of mapping.segments) dma.append(s.addr, s.len);
+  return {
+    api: 'blk_rq_dma_map_iter',
+    path: mapping.path,
+    dma: dma.build(),
+    metadata: { bvecs: iod.bioVecBytes, dma_iova_state: iod.iovaStateBytes, dma_vecs: iod.dmaVecBytes },
+    note: `NVMe on Linux 7.1: ${request.bvecs.length} bvecs → ${mapping.physSegments.length} segments → ${mapping.path === 'iova' ? 'one IOVA' : `${mapping.segments.length} ${mapping.path} mappings`}`,
+    unmap: () => blkRqDmaUnmap(mapping),
+  };
+}
+
+function mapPhysrDesign(device: DmaDevice, input: DesignMapInput): Mapped {
+  // A BAR is MMIO: no struct page, no cache maintenance, never bounced (DMA_ATTR_MMIO).
+  const mapping = dmaMapPhyrList(
+    device,
+    input.source,
+    input.dir,
+    input.memory === 'bar' ? { mmio: true } : {},
+  );
+  return {
+    api: 'dma_map_phyrs (proposal)',
+    path: mapping.path,
+    dma: mapping.dma,
+    metadata: { 'phyr list': input.source.metadataBytes, 'DMA range list': mapping.dma.metadataBytes },
+    note: `physr: ${input.source.count} ranges → ${mapping.dma.count} DMA ranges via ${mapping.path}`,
+    unmap: () => dmaUnmap(mapping),
+  };
+}
+
+type Mapper = (device: DmaDevice, input: DesignMapInput) => Mapped | NoPath;
+
+const USER_MAPPERS: Record<DesignName, Mapper> = {
+  sg: (device, input) => mapSgDesign(device, input, 'dma_map_sgtable', 'scatterlist'),
+  'linux-7.1': mapLinux71,
+  physr: mapPhysrDesign,
+};
+
+/**
+ * A vfio-pci BAR range exported as a dma-buf, mapped by an importer: scatterlist holds it only when
+ * the BAR has P2PDMA struct pages (sg_set_page needs a page; before 6.19 vfio-pci had no dma-buf
+ * export); Linux 7.1 builds
+ * the importer's DMA-only sg_table (dma_buf_phys_vec_to_sgt); physr maps the range list with
+ * DMA_ATTR_MMIO.
+ */
+const BAR_MAPPERS: Record<DesignName, Mapper> = {
+  sg: (device, input) => {
+    const region = device.machine.platform.memoryMap.lookup(input.source.addressAt(0));
+    if (region?.kind === 'mmio' && region.p2pdmaPages) {
+      return mapSgDesign(device, input, 'dma_map_sgtable', 'scatterlist of P2PDMA pages');
+    }
+    return {
+      noPath: true,
+      api: 'dma_map_sgtable',
+      reason:
+        'this BAR has no struct pages (no pci_p2pdma_add_resource) to put in a scatterlist, and vfio-pci had no dma-buf export before 6.19',
+    };
+  },
+  'linux-7.1': (device, input) => {
+    const topology = device.machine.platform.topology;
+    const provider = p2pdmaProviderOf(topology, input.source.addressAt(0));
+    if (provider === undefined) fail('EINVAL', `${formatHex(input.source.addressAt(0))} is in no BAR`);
+    const dma = dmaBufPhysVecToSgt(device, provider, input.source, input.dir);
+    const list = new DmaRangeListBuilder({ merge: false });
+    for (const e of dma.entries) list.append(e.addr, BigInt(e.len));
+    return {
+      api: 'dma_buf_phys_vec_to_sgt',
+      path: dma.state !== undefined ? 'iova' : dma.mapType,
+      dma: list.build(),
+      metadata: { 'DMA-only sg table': dma.metadataBytes, 'phys_vec (exporter)': physVecBytes(input.source) },
+      note: `Linux 7.1 dma-buf: ${input.source.count} phys_vec → ${dma.entries.length} DMA-only sg entries (${dma.mapType})`,
+      unmap: () => dmaBufFreeSgt(dma),
+    };
+  },
+  physr: mapPhysrDesign,
+};
+
+/** Runs the map under one design on a fresh machine; the mapping stays live until `finish`. */
+export function runMapDesign(design: DesignName, input: DesignMapInput): DesignRun {
+  const platform = input.platform();
+  const bytes = input.bytes;
+  if (bytes !== undefined) {
+    let at = 0;
+    input.source.forEachRange((address, length) => {
+      platform.bytes.write(address, bytes.subarray(at, at + Number(length)));
+      at += Number(length);
+    });
+  }
+  const machine = createMachine(platform, input.machineOptions);
+  const device = machine.device(input.bdf, input.deviceProps);
+  const before = counters(machine.metrics);
+  let mapped: Mapped | NoPath;
+  try {
+    mapped = (input.memory === 'bar' ? BAR_MAPPERS : USER_MAPPERS)[design](device, input);
+  } catch (error) {
+    if (!isPhysrError(error)) throw error;
+    const outcome: DesignOutcome = {
+      design,
+      ran: false,
+      api: design,
+      errno: error.errno,
+      reason: error.reason,
+      note: `${design} refused the map: ${error.errno}`,
+    };
+    return { design, machine, device, dma: undefined, finish: () => outcome };
+  }
+  if (mapped.noPath) {
+    const outcome: DesignOutcome = {
+      design,
+      ran: false,
+      api: mapped.api,
+      reason: mapped.reason,
+      note: `${design} has no path for this step: ${mapped.reason}`,
+    };
+    return { design, machine, device, dma: undefined, finish: () => outcome };
+  }
+  const live = mapped;
+  const afterMap = counters(machine.metrics);
+  let finished: DesignOutcome | undefined;
+  return {
+    design,
+    machine,
+    device,
+    dma: live.dma,
+    finish() {
+      if (finished !== undefined) return finished;
+      live.unmap();
+      const moved = delta(before, counters(machine.metrics));
+      finished = {
+        design,
+        ran: true,
+        api: live.api,
+        path: live.path,
+        metadataBytes: sum(live.metadata),
+        metadata: live.metadata,
+        peakMetadataBytes: sum(live.metadata) + sum(live.scratch ?? {}),
+        ...(live.scratch === undefined ? {} : { scratch: live.scratch }),
+        entries: live.dma.count,
+        ...delta(before, afterMap),
+        iotlbFlushes: moved.iotlbFlushes,
+        note: live.note,
+      };
+      return finished;
+    },
+  };
+}
+
+/** Sees every set of live design runs before they are unmapped (tests check the bytes there). */
+export type DesignRunObserver = (input: DesignMapInput, runs: readonly DesignRun[]) => void;
+
+let observer: DesignRunObserver | undefined;
+
+/** Installs an observer; returns the one it replaced (put it back when done). */
+export function observeDesignRuns(next: DesignRunObserver | undefined): DesignRunObserver | undefined {
+  const previous = observer;
+  observer = next;
+  return previous;
+}
+
+/** The map under every design asked for, each finished (mapped, then unmapped). */
+export function mapUnderDesigns(input: DesignMapInput, designs: readonly DesignName[]): DesignOutcome[] {
+  const runs = designs.map((d) => runMapDesign(d, input));
+  observer?.(input, runs);
+  return runs.map((r) => r.finish());
+}
+
+/** The physical ranges behind [start, start + length) of a user address space, as its page table holds them now. */
+export function userPhyrs(mm: MmStruct, start: bigint, length: bigint): PhyrList {
+  const builder = new PhyrListBuilder({ merge: true });
+  const end = start + length;
+  for (const m of mm.mappings(start, length)) {
+    const from = BigInt(m.vpn) * PAGE_SIZE;
+    const to = from + BigInt(m.pages) * PAGE_SIZE;
+    const lo = from > start ? from : start;
+    const hi = to < end ? to : end;
+    if (hi > lo) builder.append(BigInt(m.pfn) * PAGE_SIZE + (lo - from), hi - lo);
+  }
+  const list = builder.build();
+  if (list.totalLength !== length)
+    fail('EFAULT', `${formatHex(start)}+${formatHex(length)} is not all mapped`);
+  return list;
+}
+
+/**
+ * A pin under each design, from the pages the step pinned: sg and Linux 7.1 hold pin_user_pages'
+ * page pointer array until unpin (8 B a page; 7.1's memfd_pin_folios, used for memfds, would hold a
+ * folio pointer a folio instead — said in the note), physr its ranges (16 B each). Nothing is mapped.
+ */
+export function pinUnderDesigns(
+  mm: MmStruct,
+  start: bigint,
+  length: bigint,
+  designs: readonly DesignName[],
+): DesignOutcome[] {
+  const extents = mm.mappings(start, length);
+  const pages = Number((start + length - 1n) / PAGE_SIZE - start / PAGE_SIZE + 1n);
+  let folios = 0;
+  let previous: unknown;
+  for (const m of extents) {
+    if (m.folio === undefined || m.folio !== previous) folios++;
+    previous = m.folio;
+  }
+  const ranges = userPhyrs(mm, start, length).count;
+  const pageArray = { 'page array': pages * 8 };
+  return designs.map((design): DesignOutcome => {
+    if (design === 'physr') {
+      return {
+        design,
+        ran: true,
+        api: 'pin_user_pages (physr)',
+        metadataBytes: ranges * 16,
+        peakMetadataBytes: ranges * 16,
+        metadata: { 'phyr list': ranges * 16 },
+        entries: ranges,
+        note: `physr: ${pages} pages pinned as ${ranges} ranges`,
+      };
+    }
+    return {
+      design,
+      ran: true,
+      api: 'pin_user_pages',
+      metadataBytes: pages * 8,
+      peakMetadataBytes: pages * 8,
+      metadata: pageArray,
+      entries: pages,
+      note:
+        design === 'sg'
+          ? `scatterlist: ${pages} page pointers`
+          : `Linux 7.1: ${pages} page pointers (memfd_pin_folios would hold ${folios} folio pointers + offset, ${folios * 8 + 8} B; no ranges)`,
+    };
+  });
+}
+
+/** A design's costs summed over the steps where every compared design ran (like against like). */
+export interface DesignSuiteTotals {
+  readonly design: DesignName;
+  readonly steps: number;
+  readonly metadataBytes: number;
+  readonly peakMetadataBytes: number;
+  readonly entries: number;
+  readonly iovaAllocations: number;
+  readonly leafPteWrites: number;
+  readonly iotlbFlushes: number;
+  readonly bounceBytes: number;
+}
+
+/** One ratio between two designs' totals, with the direction it reads in. */
+export interface DesignRatio {
+  readonly metric: keyof Omit<DesignSuiteTotals, 'design' | 'steps'>;
+  readonly from: DesignName;
+  readonly to: DesignName;
+  /** from / to; undefined when `to` is 0. */
+  readonly ratio: number | undefined;
+  /** e.g. "sg/linux-7.1 (above 1: linux-7.1 holds less)". */
+  readonly reads: string;
+}
+
+const TOTALLED = [
+  'metadataBytes',
+  'peakMetadataBytes',
+  'entries',
+  'iovaAllocations',
+  'leafPteWrites',
+  'iotlbFlushes',
+  'bounceBytes',
+] as const;
+
+/**
+ * The suite's per-design totals for reports: only steps where all three designs ran count, so a
+ * step one design refused tilts nothing. Ratios: sg → linux-7.1 (what upstream has gained so far)
+ * and linux-7.1 → physr (what the rest of the proposal would add).
+ */
+export function designTotals(reports: readonly ScenarioReport[]): {
+  readonly totals: readonly DesignSuiteTotals[];
+  readonly ratios: readonly DesignRatio[];
+} {
+  const sums = new Map<DesignName, Record<(typeof TOTALLED)[number], number> & { steps: number }>();
+  for (const d of DESIGN_NAMES) {
+    sums.set(d, {
+      steps: 0,
+      metadataBytes: 0,
+      peakMetadataBytes: 0,
+      entries: 0,
+      iovaAllocations: 0,
+      leafPteWrites: 0,
+      iotlbFlushes: 0,
+      bounceBytes: 0,
+    });
+  }
+  for (const report of reports) {
+    for (const step of report.steps) {
+      const runs = step.designRuns;
+      if (runs === undefined || runs.length !== DESIGN_NAMES.length || runs.some((r) => !r.ran)) continue;
+      for (const run of runs) {
+        const sum = sums.get(run.design)!;
+        sum.steps++;
+        for (const key of TOTALLED) sum[key] += run[key] ?? 0;
+      }
+    }
+  }
+  const totals = DESIGN_NAMES.map((design): DesignSuiteTotals => ({ design, ...sums.get(design)! }));
+  const pairs: [DesignName, DesignName][] = [
+    ['sg', 'linux-7.1'],
+    ['linux-7.1', 'physr'],
+  ];
+  const ratios: DesignRatio[] = [];
+  for (const [from, to] of pairs) {
+    const a = sums.get(from)!;
+    const b = sums.get(to)!;
+    for (const metric of TOTALLED) {
+      ratios.push({
+        metric,
+        from,
+        to,
+        ratio: b[metric] === 0 ? undefined : a[metric] / b[metric],
+        reads: `${from}/${to} (above 1: ${to} costs less)`,
+      });
+    }
+  }
+  return { totals, ratios };
+}

@@ -1,0 +1,242 @@
+/**
+ * One map under the three designs (src/sim/designs.ts), each on its own copy of the machine: the
+ * metadata each design holds (worked out by hand from the kernel's struct sizes), and that all three
+ * move the same bytes to the same places.
+ */
+import { describe, expect, it } from 'vitest';
+import { PhyrList } from '../../src/core/index.ts';
+import { builtinPlatform } from '../../src/platform/index.ts';
+import {
+  DESIGN_NAMES,
+  type DesignMapInput,
+  type DesignName,
+  type DesignOutcome,
+  designTotals,
+  runMapDesign,
+} from '../../src/sim/designs.ts';
+import {
+  isScenarioError,
+  loadScenarioFile,
+  parseScenario,
+  registerBuiltins,
+  resolveScenarioTarget,
+  runScenario,
+  type ScenarioReport,
+} from '../../src/sim/index.ts';
+import { expectSameBytesSamePlaces } from './design-bytes.ts';
+
+const GiB = 1n << 30n;
+const NVME = '0000:06:00.0';
+const NIC = '0000:04:00.0';
+
+function scattered(pages: number): PhyrList {
+  // Every third page from 5 GiB: no two pages contiguous.
+  return PhyrList.fromRanges(
+    Array.from({ length: pages }, (_, i) => [5n * GiB + BigInt(i) * 0x3000n, 0x1000n] as [bigint, bigint]),
+  );
+}
+
+/** Linux boots with ACS redirect on (pci_std_enable_acs): switch-local P2P needs the kernel parameter. */
+const SWITCH_P2P = 'pci=disable_acs_redir=0000:02:00.0;0000:02:01.0';
+
+function input(bdf: string, source: PhyrList, cmdline?: string): DesignMapInput {
+  const bytes = new Uint8Array(Number(source.totalLength));
+  for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 7 + 3) & 0xff;
+  return {
+    platform: () => builtinPlatform('two-socket-server', cmdline === undefined ? {} : { cmdline }),
+    machineOptions: { strict: true },
+    bdf,
+    deviceProps: {},
+    source,
+    bytes,
+    dir: 'TO_DEVICE',
+  };
+}
+
+describe('a map under sg, linux-7.1 and physr', () => {
+  it('NVMe, 64 scattered pages: what each design holds, and the same bytes in the same places', () => {
+    const given = input(NVME, scattered(64));
+    const runs = DESIGN_NAMES.map((d) => runMapDesign(d, given));
+    expectSameBytesSamePlaces(given, runs);
+    const [sg, linux, physr] = runs.map((r) => r.finish());
+    // sg: 64 struct scatterlist (32 B) + sg_table (16 B) retained; at peak also the 64 page pointers.
+    expect(sg).toMatchObject({
+      ran: true,
+      api: 'dma_map_sgtable',
+      metadataBytes: 64 * 32 + 16,
+      peakMetadataBytes: 512 + 64 * 32 + 16,
+      scratch: { 'page array': 512 },
+    });
+    // 256 KiB in one IOVA, cut into 64 KiB segments by the device's max segment size.
+    expect(sg!.entries).toBe(4);
+    // Linux 7.1 NVMe: 64 bvecs (16 B) + dma_iova_state (16 B); one IOVA, so no dma_vecs.
+    expect(linux).toMatchObject({
+      ran: true,
+      api: 'blk_rq_dma_map_iter',
+      path: 'iova',
+      metadataBytes: 64 * 16 + 16,
+      metadata: { bvecs: 1024, dma_iova_state: 16, dma_vecs: 0 },
+      entries: 1,
+    });
+    // physr: 64 ranges (16 B) + 4 DMA ranges (16 B).
+    expect(physr).toMatchObject({ ran: true, path: 'iova', metadataBytes: 64 * 16 + 4 * 16, entries: 4 });
+    // The IOMMU work is the same in all three: one IOVA, 64 4K leaves, one invalidation at unmap.
+    for (const o of [sg, linux, physr]) {
+      expect(o).toMatchObject({ iovaAllocations: 1, leafPteWrites: 64, bounceBytes: 0 });
+      expect(o!.iotlbFlushes).toBe(sg!.iotlbFlushes);
+    }
+  });
+
+  it('a NIC: Linux 7.1 keeps dma_map_sgtable, so its numbers are the scatterlist ones, and it says so', () => {
+    const given = input(NIC, scattered(8));
+    const runs = DESIGN_NAMES.map((d) => runMapDesign(d, given));
+    expectSameBytesSamePlaces(given, runs);
+    const [sg, linux] = runs.map((r) => r.finish());
+    expect(linux!.api).toBe('dma_map_sgtable');
+    expect(linux!.note).toMatch(/keeps scatterlist/);
+    expect(linux!.metadataBytes).toBe(sg!.metadataBytes);
+  });
+
+  it('without an IOMMU, a seam mid-page: 7.1 maps per segment and the bytes still land in place', () => {
+    const source = PhyrList.fromRanges([
+      [5n * GiB + 0x800n, 0x800n],
+      [7n * GiB, 0x1000n],
+    ]);
+    const given = { ...input(NVME, source), machineOptions: { iommu: false } };
+    const runs = DESIGN_NAMES.map((d) => runMapDesign(d, given));
+    expectSameBytesSamePlaces(given, runs);
+    const linux = runs[1]!.finish();
+    expect(linux).toMatchObject({ path: 'per-segment', entries: 2, metadataBytes: 2 * 16 + 16 });
+  });
+});
+
+describe('designs in a scenario', () => {
+  it('each buffer map and pin step says what every design did (nvme-fragmented, map step 1)', async () => {
+    registerBuiltins();
+    const report = await runScenario(loadScenarioFile(resolveScenarioTarget('nvme-fragmented')));
+    const runs = report.steps[1]!.designRuns!;
+    expect(runs.map((r) => r.design)).toEqual(['sg', 'linux-7.1', 'physr']);
+    const [sg, linux, physr] = runs;
+    expect(sg).toMatchObject({
+      api: 'dma_map_sgtable',
+      metadataBytes: 64 * 32 + 16,
+      peakMetadataBytes: 64 * 8 + 64 * 32 + 16,
+    });
+    expect(linux).toMatchObject({
+      api: 'blk_rq_dma_map_iter',
+      path: 'iova',
+      metadataBytes: 64 * 16 + 16,
+      entries: 1,
+    });
+    expect(physr).toMatchObject({ path: 'iova', metadataBytes: 64 * 16 + 4 * 16, entries: 4 });
+  });
+
+  it('runs only the designs a scenario names, and refuses an unknown or repeated one with its line', async () => {
+    registerBuiltins();
+    const text = (designs: string) => `name: d
+platform: x86-2s
+designs: ${designs}
+steps:
+  - allocate: { name: buf, size: 16K }
+  - pin: { name: p, buffer: buf, via: sg }
+`;
+    const report = await runScenario(parseScenario(text('[linux-7.1]'), '/tmp/d.yaml'));
+    const pin = report.steps[1]!.designRuns!;
+    expect(pin).toHaveLength(1);
+    expect(pin[0]).toMatchObject({ design: 'linux-7.1', api: 'pin_user_pages', metadataBytes: 4 * 8 });
+    for (const bad of ['[linux-6.1]', '[sg, sg]']) {
+      try {
+        parseScenario(text(bad), '/tmp/d.yaml');
+        throw new Error('parsed');
+      } catch (error) {
+        expect(isScenarioError(error)).toBe(true);
+        expect((error as { location?: { line?: number } }).location?.line).toBe(3);
+      }
+    }
+  });
+});
+
+describe('designTotals: the suite per design, like against like', () => {
+  const run = (design: DesignName, metadataBytes: number, ran = true): DesignOutcome => ({
+    design,
+    ran,
+    api: 'x',
+    metadataBytes,
+    entries: 1,
+    iovaAllocations: 1,
+    leafPteWrites: 4,
+    iotlbFlushes: 1,
+    bounceBytes: 0,
+    note: '',
+  });
+  const step = (designRuns: DesignOutcome[]) =>
+    ({ index: 0, op: 'map', status: 'ok', expectations: [], notes: [], metrics: {}, designRuns }) as const;
+
+  it('sums only steps every design ran, and states each ratio with its direction', () => {
+    const report = {
+      steps: [
+        step([run('sg', 2576), run('linux-7.1', 1040), run('physr', 1088)]),
+        step([run('sg', 176), run('linux-7.1', 176), run('physr', 32)]),
+        // physr refused here: the step counts for no design.
+        step([run('sg', 1000), run('linux-7.1', 1000), run('physr', 0, false)]),
+      ],
+    } as unknown as ScenarioReport;
+    const { totals, ratios } = designTotals([report]);
+    expect(totals.map((t) => [t.design, t.steps, t.metadataBytes])).toEqual([
+      ['sg', 2, 2752],
+      ['linux-7.1', 2, 1216],
+      ['physr', 2, 1120],
+    ]);
+    const meta = ratios.filter((r) => r.metric === 'metadataBytes');
+    expect(meta.map((r) => [r.from, r.to, r.ratio])).toEqual([
+      ['sg', 'linux-7.1', 2752 / 1216],
+      ['linux-7.1', 'physr', 1216 / 1120],
+    ]);
+    expect(meta[0]!.reads).toBe('sg/linux-7.1 (above 1: linux-7.1 costs less)');
+    expect(ratios.find((r) => r.metric === 'bounceBytes')!.ratio).toBeUndefined();
+  });
+});
+
+describe('a BAR range exported as a dma-buf, under the three designs', () => {
+  const GPU = '0000:03:00.0';
+
+  it('a BAR without struct pages: sg has no path and says so; 7.1 and physr reach the same bytes', () => {
+    // BAR 0 is not prefetchable: the built-in machine publishes no P2PDMA pages for it.
+    const bar0 = builtinPlatform('two-socket-server')
+      .topology.functions.get(GPU)!
+      .bars.find((b) => b.index === 0)!;
+    const source = PhyrList.fromRanges([[bar0.cpuAddress, 0x2_0000n]]);
+    const given: DesignMapInput = { ...input(NIC, source, SWITCH_P2P), memory: 'bar' };
+    const runs = DESIGN_NAMES.map((d) => runMapDesign(d, given));
+    expectSameBytesSamePlaces(given, runs);
+    const [sg, linux, physr] = runs.map((r) => r.finish());
+    expect(sg).toMatchObject({ ran: false, api: 'dma_map_sgtable' });
+    expect(sg!.reason).toMatch(/no struct pages/);
+    expect(sg!.note).toMatch(/no path for this step/);
+    // Bus address under the switch. 7.1: one DMA-only entry (32 B) + sg_table (16) + dma_buf_dma (16),
+    // plus the exporter's one phys_vec (16): it does not cut at the NIC's 64 KiB max segment size.
+    expect(linux).toMatchObject({
+      ran: true,
+      path: 'bus-address',
+      entries: 1,
+      metadataBytes: 32 + 16 + 16 + 16,
+    });
+    // physr cuts the 128 KiB at the device's 64 KiB segment limit: 2 DMA ranges.
+    expect(physr).toMatchObject({ ran: true, path: 'bus-address', entries: 2, metadataBytes: 16 + 2 * 16 });
+  });
+
+  it('a BAR with P2PDMA pages: scatterlist has a path (the pages), at its usual cost', () => {
+    const source = PhyrList.fromRanges([[0x200_0000_0000n + (1n << 30n), 0x20_0000n]]);
+    const given: DesignMapInput = { ...input(NIC, source), memory: 'bar' };
+    const runs = DESIGN_NAMES.map((d) => runMapDesign(d, given));
+    expectSameBytesSamePlaces(given, runs);
+    const sg = runs[0]!.finish();
+    // 512 page pointers; sg_alloc_table_from_pages merges the contiguous pages up to the 64 KiB max
+    // segment: 32 entries x 32 B + sg_table (16 B).
+    expect(sg).toMatchObject({
+      ran: true,
+      metadata: { 'sg table': 32 * 32 + 16 },
+      scratch: { 'page array': 4096 },
+    });
+  });
+});
