@@ -44,7 +44,8 @@ import {
 import { dmaBufFreeSgt, dmaBufPhysVecToSgt, physVecBytes } from '../dmabuf/index.ts';
 import type { MmStruct } from '../mm/index.ts';
 import { type Bdf, type PlatformModel, p2pdmaProviderOf } from '../platform/index.ts';
-import type { ScenarioReport } from './report.ts';
+import { DESIGN_RATIO_PAIRS, designRatioHeading } from '../view/wording.ts';
+import type { StepReport } from './report.ts';
 import { DESIGN_NAMES, type DesignName } from './scenario-schema.ts';
 
 export { DESIGN_NAMES, type DesignName };
@@ -489,17 +490,43 @@ const TOTALLED = [
   'bounceBytes',
 ] as const;
 
-/**
- * The suite's per-design totals for reports: only steps where all three designs ran count, so a
- * step one design refused tilts nothing. Ratios: sg → linux-7.1 (what upstream has gained so far)
- * and linux-7.1 → physr (what the rest of the proposal would add).
- */
-export function designTotals(reports: readonly ScenarioReport[]): {
+/** A step some compared design did not run, with why (so a total never hides it). */
+export interface DesignLeftOut {
+  readonly scenario: string;
+  /** 1-based, as reports number steps. */
+  readonly step: number;
+  readonly op: string;
+  readonly design: DesignName;
+  readonly why: string;
+}
+
+/** The designs' totals over the steps where every one of them ran, the ratios, and what was left out. */
+export interface DesignComparison {
+  /** The compared designs (the report's columns), in DESIGN_NAMES order. */
+  readonly designs: readonly DesignName[];
+  /** Steps counted: every compared design ran them. */
+  readonly steps: number;
   readonly totals: readonly DesignSuiteTotals[];
+  /** sg → linux-7.1 and linux-7.1 → physr, where both ends are compared. */
   readonly ratios: readonly DesignRatio[];
-} {
+  /** Scenarios with at least one counted step. */
+  readonly scenarios: readonly string[];
+  readonly leftOut: readonly DesignLeftOut[];
+}
+
+/**
+ * Per-design totals for reports: only steps where every compared design ran count, so a step one
+ * design refused or has no path for tilts nothing (it is listed in `leftOut` instead). Ratios:
+ * sg → linux-7.1 (what upstream has gained so far) and linux-7.1 → physr (what the rest of the
+ * proposal would add).
+ */
+export function designTotals(
+  reports: readonly { readonly name?: string; readonly steps: readonly StepReport[] }[],
+  designs: readonly DesignName[] = DESIGN_NAMES,
+): DesignComparison {
+  const compared = DESIGN_NAMES.filter((d) => designs.includes(d));
   const sums = new Map<DesignName, Record<(typeof TOTALLED)[number], number> & { steps: number }>();
-  for (const d of DESIGN_NAMES) {
+  for (const d of compared) {
     sums.set(d, {
       steps: 0,
       metadataBytes: 0,
@@ -511,35 +538,52 @@ export function designTotals(reports: readonly ScenarioReport[]): {
       bounceBytes: 0,
     });
   }
+  let steps = 0;
+  const scenarios: string[] = [];
+  const leftOut: DesignLeftOut[] = [];
   for (const report of reports) {
+    let counted = false;
     for (const step of report.steps) {
       const runs = step.designRuns;
-      if (runs === undefined || runs.length !== DESIGN_NAMES.length || runs.some((r) => !r.ran)) continue;
-      for (const run of runs) {
-        const sum = sums.get(run.design)!;
+      if (runs === undefined) continue;
+      const mine = compared.map((d) => runs.find((r) => r.design === d));
+      if (mine.some((r) => r === undefined)) continue;
+      const refused = mine.filter((r) => r !== undefined && !r.ran);
+      for (const r of refused) {
+        leftOut.push({
+          scenario: report.name ?? '',
+          step: step.index + 1,
+          op: step.op,
+          design: r!.design,
+          why: r!.reason ?? r!.errno ?? 'did not run',
+        });
+      }
+      if (refused.length > 0) continue;
+      steps++;
+      counted = true;
+      for (const run of mine) {
+        const sum = sums.get(run!.design)!;
         sum.steps++;
-        for (const key of TOTALLED) sum[key] += run[key] ?? 0;
+        for (const key of TOTALLED) sum[key] += run![key] ?? 0;
       }
     }
+    if (counted && report.name !== undefined) scenarios.push(report.name);
   }
-  const totals = DESIGN_NAMES.map((design): DesignSuiteTotals => ({ design, ...sums.get(design)! }));
-  const pairs: [DesignName, DesignName][] = [
-    ['sg', 'linux-7.1'],
-    ['linux-7.1', 'physr'],
-  ];
+  const totals = compared.map((design): DesignSuiteTotals => ({ design, ...sums.get(design)! }));
   const ratios: DesignRatio[] = [];
-  for (const [from, to] of pairs) {
-    const a = sums.get(from)!;
-    const b = sums.get(to)!;
+  for (const [from, to] of DESIGN_RATIO_PAIRS) {
+    const a = sums.get(from);
+    const b = sums.get(to);
+    if (a === undefined || b === undefined) continue;
     for (const metric of TOTALLED) {
       ratios.push({
         metric,
         from,
         to,
         ratio: b[metric] === 0 ? undefined : a[metric] / b[metric],
-        reads: `${from}/${to} (above 1: ${to} costs less)`,
+        reads: designRatioHeading(from, to),
       });
     }
   }
-  return { totals, ratios };
+  return { designs: compared, steps, totals, ratios, scenarios, leftOut };
 }

@@ -59,3 +59,36 @@ export function comparisonHeading(designs: readonly string[]): string {
   if (designs.length === 0) return 'costs (no step ran either design to completion)';
   return `costs (only the ${designs[0] === 'physr' ? 'physr' : 'scatterlist'} design runs here)`;
 }
+
+/** The three designs, in report order: today's scatterlist, Linux 7.1, the proposal. */
+export const DESIGN_ORDER = ['sg', 'linux-7.1', 'physr'] as const;
+
+/** The two steps the three-way comparison measures: what upstream gained, what the rest would add. */
+export const DESIGN_RATIO_PAIRS = [
+  ['sg', 'linux-7.1'],
+  ['linux-7.1', 'physr'],
+] as const;
+
+/** A design ratio's column heading with its direction: "sg/linux-7.1 (above 1: linux-7.1 costs less)". */
+export function designRatioHeading(from: string, to: string): string {
+  return `${from}/${to} (above 1: ${to} costs less)`;
+}
+
+/** The totals a three-way comparison lists, in order, with their labels. */
+export const DESIGN_METRICS = [
+  ['peakMetadataBytes', 'metadata at peak (bytes)'],
+  ['metadataBytes', 'metadata retained (bytes)'],
+  ['entries', 'entries handed to the device'],
+  ['iovaAllocations', 'IOVA allocations'],
+  ['leafPteWrites', 'PTE writes (leaf entries)'],
+  ['iotlbFlushes', 'IOTLB flushes'],
+  ['bounceBytes', 'bounce bytes'],
+] as const;
+
+export type DesignMetric = (typeof DESIGN_METRICS)[number][0];
+
+/** `a / b` as a factor; `—` for 0/0, `∞` when only b is 0. */
+export function designRatioText(a: number, b: number): string {
+  if (b === 0) return a === 0 ? '—' : '∞';
+  return `${(a / b).toFixed(2)}x`;
+}
