@@ -4,8 +4,10 @@
  * suite a table of the designs' totals over the steps every one of them ran, with the two ratios
  * sg → 7.1 and 7.1 → physr, each headed by the direction it reads in.
  */
-import { DESIGN_METRICS, designRatioHeading, designRatioText, plural } from '../view/wording.ts';
-import type { DesignComparison, DesignOutcome } from './designs.ts';
+import { DESIGN_METRICS, designRatioHeading, designRatioText } from '../view/wording.ts';
+import type { DesignComparison } from './designs.ts';
+
+export { designComparisonHeading, designRunLine } from '../view/wording.ts';
 
 /** Pads cells into columns (left-aligned first column, the rest right-aligned). */
 function columns(rows: readonly (readonly string[])[]): string[] {
@@ -19,40 +21,6 @@ function columns(rows: readonly (readonly string[])[]): string[] {
       .join('  ')
       .trimEnd(),
   );
-}
-
-/** One design's line for a step: what it called, how it mapped, what it cost; or why it did not. */
-export function designRunLine(run: DesignOutcome): string {
-  const name = run.design.padEnd(9);
-  if (!run.ran) {
-    const what = run.errno === undefined ? `no path (${run.api})` : `refused ${run.errno}`;
-    return `${name} ${what}: ${run.reason ?? run.note}`;
-  }
-  const retained = run.metadataBytes ?? 0;
-  const peak = run.peakMetadataBytes ?? retained;
-  const numbers = [
-    peak === retained ? `${retained} B metadata` : `${retained} B metadata retained, ${peak} B at peak`,
-    ...(run.path === undefined
-      ? [plural(run.entries ?? 0, 'entry', 'entries')]
-      : [
-          `${plural(run.entries ?? 0, 'entry', 'entries')} to the device`,
-          plural(run.iovaAllocations ?? 0, 'IOVA'),
-          plural(run.leafPteWrites ?? 0, 'PTE write'),
-          plural(run.iotlbFlushes ?? 0, 'IOTLB flush', 'IOTLB flushes'),
-          `${run.bounceBytes ?? 0} bounce B`,
-        ]),
-  ];
-  const how = run.path === undefined ? run.api : `${run.api}, ${run.path}`;
-  return `${name} ${how}: ${numbers.join(', ')} — ${run.note}`;
-}
-
-/** The heading of a design comparison: which designs, over how many steps of which scenarios. */
-export function designComparisonHeading(c: DesignComparison): string {
-  const names = c.designs.join(' vs ');
-  if (c.steps === 0) return `${names}: no step ran every one of them, nothing to compare`;
-  const where =
-    c.scenarios.length > 1 ? ` of ${plural(c.scenarios.length, 'scenario')} (${c.scenarios.join(', ')})` : '';
-  return `${names} on the same maps, over the ${plural(c.steps, 'step')}${where} every one of them ran`;
 }
 
 /** The totals table with both ratios, then each step left out and why; indented by `indent`. */

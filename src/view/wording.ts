@@ -92,3 +92,59 @@ export function designRatioText(a: number, b: number): string {
   if (b === 0) return a === 0 ? '—' : '∞';
   return `${(a / b).toFixed(2)}x`;
 }
+
+/** What a design did for a step, as the report's JSON has it (DesignOutcome in src/sim/designs.ts). */
+export interface DesignRunWords {
+  readonly design: string;
+  readonly ran: boolean;
+  readonly api: string;
+  readonly path?: string;
+  readonly metadataBytes?: number;
+  readonly peakMetadataBytes?: number;
+  readonly entries?: number;
+  readonly iovaAllocations?: number;
+  readonly leafPteWrites?: number;
+  readonly iotlbFlushes?: number;
+  readonly bounceBytes?: number;
+  readonly errno?: string;
+  readonly reason?: string;
+  readonly note: string;
+}
+
+/** One design's line for a step: what it called, how it mapped, what it cost; or why it did not. */
+export function designRunLine(run: DesignRunWords): string {
+  const name = run.design.padEnd(9);
+  if (!run.ran) {
+    const what = run.errno === undefined ? `no path (${run.api})` : `refused ${run.errno}`;
+    return `${name} ${what}: ${run.reason ?? run.note}`;
+  }
+  const retained = run.metadataBytes ?? 0;
+  const peak = run.peakMetadataBytes ?? retained;
+  const numbers = [
+    peak === retained ? `${retained} B metadata` : `${retained} B metadata retained, ${peak} B at peak`,
+    ...(run.path === undefined
+      ? [plural(run.entries ?? 0, 'entry', 'entries')]
+      : [
+          `${plural(run.entries ?? 0, 'entry', 'entries')} to the device`,
+          plural(run.iovaAllocations ?? 0, 'IOVA'),
+          plural(run.leafPteWrites ?? 0, 'PTE write'),
+          plural(run.iotlbFlushes ?? 0, 'IOTLB flush', 'IOTLB flushes'),
+          `${run.bounceBytes ?? 0} bounce B`,
+        ]),
+  ];
+  const how = run.path === undefined ? run.api : `${run.api}, ${run.path}`;
+  return `${name} ${how}: ${numbers.join(', ')} — ${run.note}`;
+}
+
+/** The heading of a design comparison: which designs, over how many steps of which scenarios. */
+export function designComparisonHeading(c: {
+  readonly designs: readonly string[];
+  readonly steps: number;
+  readonly scenarios: readonly string[];
+}): string {
+  const names = c.designs.join(' vs ');
+  if (c.steps === 0) return `${names}: no step ran every one of them, nothing to compare`;
+  const where =
+    c.scenarios.length > 1 ? ` of ${plural(c.scenarios.length, 'scenario')} (${c.scenarios.join(', ')})` : '';
+  return `${names} on the same maps, over the ${plural(c.steps, 'step')}${where} every one of them ran`;
+}

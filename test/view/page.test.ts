@@ -97,9 +97,43 @@ suite('the interactive page in Chromium', () => {
     expect(await page.locator('#suite rect.bar[data-design="sg"]').count()).toBe(5);
     expect(await page.locator('#suite th', { hasText: 'sg/physr (above 1: physr cheaper)' }).count()).toBe(1);
 
+    // The headline, before the physr-vs-scatterlist table: sg, linux-7.1 and physr on the same maps,
+    // a bar per design for each total that moved, both ratios headed by their direction.
+    const c = report.designComparison;
+    expect(c.designs).toEqual(['sg', 'linux-7.1', 'physr']);
+    const moved = (
+      [
+        'peakMetadataBytes',
+        'metadataBytes',
+        'entries',
+        'iovaAllocations',
+        'leafPteWrites',
+        'iotlbFlushes',
+        'bounceBytes',
+      ] as const
+    ).filter((k) => c.totals.some((t) => t[k] > 0)).length;
+    expect(moved).toBeGreaterThan(3);
+    expect(await page.locator('#designs rect.bar').count()).toBe(3 * moved);
+    expect(await page.locator('#designs rect.bar[data-design="linux-7.1"]').count()).toBe(moved);
+    expect((await page.locator('#designs').boundingBox())!.y).toBeLessThan(
+      (await page.locator('#suite').boundingBox())!.y,
+    );
+    for (const heading of [
+      'sg/linux-7.1 (above 1: linux-7.1 costs less)',
+      'linux-7.1/physr (above 1: physr costs less)',
+    ])
+      expect(await page.locator('#designs th', { hasText: heading }).count()).toBe(1);
+    // Per step, a line per design: the NVMe map on 7.1 goes through blk_rq_dma_map_iter.
+    expect(
+      await page
+        .locator('#scenario-swiotlb-32bit .design-steps li[data-design="linux-7.1"]')
+        .first()
+        .textContent(),
+    ).toMatch(/^linux-7\.1 blk_rq_dma_map_iter, per-segment: /);
+
     // iotlb-lazy ran only physr: no bars, no scatterlist column; its late write is a fault event.
     const lazy = page.locator('#scenario-iotlb-lazy');
-    expect(await lazy.locator('rect.bar').count()).toBe(0);
+    expect(await lazy.locator('svg:not(.design-chart) rect.bar').count()).toBe(0);
     await expect.poll(() => lazy.locator('.chart-none').textContent()).toContain('only one design ran');
     expect(await lazy.locator('table.comparison th', { hasText: 'scatterlist' }).count()).toBe(0);
     expect(await lazy.locator('.timeline-strip .event-fault').count()).toBe(1);
