@@ -2,17 +2,24 @@
  * One call for a whole trace: stream it, replay its DMA state, optionally replay its mappings
  * through the model in both designs, and gather everything a report needs.
  */
+import type { Readable } from 'node:stream';
 import { formatError } from '../core/index.ts';
+import type { TraceEvent } from './events.ts';
 import type { Finding, FindingClass } from './findings.ts';
 import { type ModelComparison, ModelReplay, type ModelTarget } from './model-replay.ts';
-import { type ReadOptions, readTraceFile } from './read-trace.ts';
+import { type ReadOptions, readTraceFile, readTraceStream } from './read-trace.ts';
 import { type DeviceCounts, type IommuCounts, TraceReplay } from './replay.ts';
+import type { Timeline } from './timeline.ts';
 
 export interface AnalyzeOptions extends ReadOptions {
   /** The traced kernel's release (decides whether a missing iommu:map is unknown). */
   readonly kernel?: string;
   /** Replay the mappings through the model on this machine (both designs). */
   readonly model?: ModelTarget & { readonly platform: string };
+  /** Most events on each timeline (see ReplayOptions). */
+  readonly timelineEvents?: number;
+  /** Read the trace from this stream (standard input) instead of the file; `file` then only names it. */
+  readonly input?: Readable;
 }
 
 export interface TraceAnalysis {
@@ -33,6 +40,9 @@ export interface TraceAnalysis {
   readonly iommuLiveAtEnd: number;
   readonly findings: readonly Finding[];
   readonly findingCounts: ReadonlyMap<FindingClass, number>;
+  /** Each device's events over time (bounded), and the IOMMU's. */
+  readonly timelines: ReadonlyMap<string, Timeline>;
+  readonly iommuTimeline: Timeline;
   readonly comparison: (ModelComparison & { readonly platform: string }) | undefined;
 }
 
@@ -40,11 +50,16 @@ export async function analyzeTrace(file: string, options: AnalyzeOptions = {}): 
   const model = options.model === undefined ? undefined : new ModelReplay(options.model);
   const replay = new TraceReplay({
     ...(options.kernel === undefined ? {} : { kernel: options.kernel }),
+    ...(options.timelineEvents === undefined ? {} : { timelineEvents: options.timelineEvents }),
     ...(model === undefined
       ? {}
       : { onMap: (m) => model.onMap(m), onUnmap: (m, at) => model.onUnmap(m, at) }),
   });
-  const stats = await readTraceFile(file, (e) => replay.onEvent(e), options);
+  const onEvent = (e: TraceEvent) => replay.onEvent(e);
+  const stats =
+    options.input === undefined
+      ? await readTraceFile(file, onEvent, options)
+      : await readTraceStream(options.input, file, onEvent, options);
   const result = replay.finish();
   return {
     file,
@@ -63,6 +78,8 @@ export async function analyzeTrace(file: string, options: AnalyzeOptions = {}): 
     iommuLiveAtEnd: result.iommuLiveAtEnd,
     findings: result.findings,
     findingCounts: result.findingCounts,
+    timelines: result.timelines,
+    iommuTimeline: result.iommuTimeline,
     comparison:
       model === undefined || options.model === undefined
         ? undefined

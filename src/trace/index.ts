@@ -13,5 +13,6 @@ export * from './parse-event.ts';
 export * from './read-trace.ts';
 export * from './render.ts';
 export * from './replay.ts';
+export * from './timeline.ts';
 export * from './trace-line.ts';
 export * from './trace-writer.ts';

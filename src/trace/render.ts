@@ -1,6 +1,6 @@
 /**
  * Reports of a trace analysis: text, JSON (documented shape below; every 64-bit value is a
- * `"0x…"` string) and a small self-contained HTML page built from that JSON.
+ * `"0x…"` string) and the project's interactive page (src/view) drawing the timelines and findings.
  *
  * JSON shape (`physr trace --json`):
  * ```
@@ -8,8 +8,13 @@
  *   unknownEvents: [{ name, count }], durationUs|null,
  *   devices: [{ device, liveAtEnd, maps, unmaps, sgMaps, sgUnmaps, sgEntries, sgSegments,
  *               truncatedSgLists, unprintedSgEntries, allocs, frees, syncs, mapErrors, faults,
- *               mappedBytes: "0x…", bouncedBytes: "0x…", peakLive, peakLiveBytes: "0x…" }],
- *   iommu: { maps, unmaps, mappedBytes: "0x…", unmappedBytes: "0x…", liveAtEnd },
+ *               mappedBytes: "0x…", bouncedBytes: "0x…", peakLive, peakLiveBytes: "0x…", timeline }],
+ *   iommu: { maps, unmaps, mappedBytes: "0x…", unmappedBytes: "0x…", liveAtEnd, timeline },
+ *   where timeline = { total, omitted, gapAfter|null, omittedByKind: { [kind]: n },
+ *     events: [{ t (µs), kind, address: "0x…"|null, size: "0x…"|null, line }] }: the first and the
+ *     last events of each (at most 1000 in all), `omitted` of them left out after index `gapAfter`;
+ *     kinds: map unmap map_sg unmap_sg alloc free sync fault bounce map_error iommu_map iommu_unmap
+ *     (IOTLB flushes are no trace event: the comparison counts them)
  *   findingCounts: { [class]: n },
  *   findings: [{ class, severity, device|null, address: "0x…"|null, size: "0x…"|null, message,
  *                unmappedAt?, sinceUnmapUs?, lines: [{ line, time, text }] }],
@@ -20,9 +25,12 @@
  *                legacy: { failedMaps, firstFailure|null }, physr: { failedMaps, firstFailure|null } } }
  * ```
  */
+
+import { renderViewHtml, type TraceEventJson, type ViewDocument } from '../view/index.ts';
 import type { TraceAnalysis } from './analyze.ts';
 import { FINDING_CLASSES, type Finding } from './findings.ts';
 import type { DesignTotals } from './model-replay.ts';
+import type { Timeline, TimelineKind } from './timeline.ts';
 
 function hex(v: bigint): string {
   return `0x${v.toString(16)}`;
@@ -89,6 +97,22 @@ function findingJson(f: Finding): Record<string, unknown> {
   };
 }
 
+function timelineJson(t: Timeline): Record<string, unknown> {
+  return {
+    total: t.total,
+    omitted: t.omitted,
+    gapAfter: t.gapAfter ?? null,
+    omittedByKind: Object.fromEntries(t.omittedByKind),
+    events: t.entries.map((e) => ({
+      t: e.timeUs,
+      kind: e.kind,
+      address: e.address === undefined ? null : hex(e.address),
+      size: e.size === undefined ? null : hex(e.size),
+      line: e.line,
+    })),
+  };
+}
+
 /** The report as plain JSON data (bigints as "0x…" strings). */
 export function traceReportJson(a: TraceAnalysis): Record<string, unknown> {
   const c = a.comparison;
@@ -112,6 +136,7 @@ export function traceReportJson(a: TraceAnalysis): Record<string, unknown> {
       mappedBytes: hex(d.mappedBytes),
       bouncedBytes: hex(d.bouncedBytes),
       peakLiveBytes: hex(d.peakLiveBytes),
+      timeline: timelineJson(a.timelines.get(device)!),
     })),
     iommu: {
       maps: a.iommu.maps,
@@ -119,6 +144,7 @@ export function traceReportJson(a: TraceAnalysis): Record<string, unknown> {
       mappedBytes: hex(a.iommu.mappedBytes),
       unmappedBytes: hex(a.iommu.unmappedBytes),
       liveAtEnd: a.iommuLiveAtEnd,
+      timeline: timelineJson(a.iommuTimeline),
     },
     findingCounts: Object.fromEntries(a.findingCounts),
     findings: a.findings.map(findingJson),
@@ -228,34 +254,81 @@ export function renderTraceText(a: TraceAnalysis): string {
   return `${out.join('\n')}\n`;
 }
 
-function escapeHtml(s: string): string {
-  return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+/** The view's mark for each timeline kind: what it does to a mapping. */
+const VIEW_KIND: Record<TimelineKind, string> = {
+  map: 'map',
+  map_sg: 'map',
+  alloc: 'map',
+  iommu_map: 'map',
+  unmap: 'unmap',
+  unmap_sg: 'unmap',
+  free: 'unmap',
+  iommu_unmap: 'unmap',
+  sync: 'dma',
+  bounce: 'dma',
+  fault: 'fault',
+  map_error: 'other',
+};
+
+function seconds(timeUs: number): string {
+  return (timeUs / 1e6).toFixed(6);
+}
+
+function timelineEvents(
+  who: string,
+  t: Timeline,
+): { timeUs: number; order: number; event: TraceEventJson }[] {
+  const out = t.entries.map((e, i) => ({
+    timeUs: e.timeUs,
+    order: i,
+    event: {
+      time: seconds(e.timeUs),
+      kind: VIEW_KIND[e.kind],
+      text: `${who}: ${e.kind}${e.address === undefined ? '' : ` ${hex(e.address)}`}${e.size === undefined ? '' : `+${hex(e.size)}`} (line ${e.line})`,
+    },
+  }));
+  if (t.gapAfter !== undefined) {
+    const before = t.entries[t.gapAfter];
+    const left = [...t.omittedByKind].map(([k, n]) => `${k} ${n}`).join(', ');
+    out.push({
+      timeUs: before?.timeUs ?? 0,
+      order: t.gapAfter + 0.5,
+      event: { kind: 'other', text: `${who}: ${t.omitted} events left out here (${left})` },
+    } as (typeof out)[number]);
+  }
+  return out;
 }
 
 /**
- * A small self-contained page from the JSON report: summary, findings with their lines, the
- * comparison table. (The project's interactive view will take the same JSON.)
+ * The report as the interactive view's document: one trace section of every device's timeline and
+ * the IOMMU's, merged in time order, with each finding placed at the last line it quotes.
  */
-export function renderTraceHtml(a: TraceAnalysis): string {
-  const json = traceReportJson(a);
-  const text = renderTraceText(a);
-  const data = JSON.stringify(json).replace(/</g, '\\u003c');
-  return `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>physr trace ${escapeHtml(a.file)}</title>
-<style>body{font:14px system-ui,sans-serif;margin:2em;max-width:80em}pre{background:#f6f6f6;padding:1em;overflow-x:auto}
-table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.2em .6em;text-align:right}td:first-child,th:first-child{text-align:left}</style>
-</head><body>
-<h1>physr trace: ${escapeHtml(a.file)}</h1>
-<div id="table"></div>
-<pre>${escapeHtml(text)}</pre>
-<script type="application/json" id="physr-trace">${data}</script>
-<script>
-const r = JSON.parse(document.getElementById('physr-trace').textContent);
-if (r.comparison) {
-  const rows = r.comparison.rows.map((x) => '<tr><td>' + x.metric + '</td><td>' + x.legacy + '</td><td>' + x.physr + '</td><td>' + x.verdict + '</td></tr>').join('');
-  document.getElementById('table').innerHTML = '<h2>What physr would change (' + r.comparison.platform + ', IOMMU ' + r.comparison.iommu + ')</h2><table><tr><th>metric</th><th>legacy</th><th>physr</th><th>verdict</th></tr>' + rows + '</table>';
+export function traceViewDocument(a: TraceAnalysis, command?: string): ViewDocument {
+  const all: { timeUs: number; order: number; event: TraceEventJson }[] = [];
+  for (const [device, t] of a.timelines) all.push(...timelineEvents(device, t));
+  all.push(...timelineEvents('IOMMU', a.iommuTimeline));
+  for (const f of a.findings) {
+    const last = f.lines[f.lines.length - 1];
+    all.push({
+      timeUs: last?.timeUs ?? 0,
+      order: Number.MAX_SAFE_INTEGER,
+      event: {
+        ...(last === undefined ? {} : { time: last.time }),
+        kind: f.class === 'use-after-unmap' || f.class.startsWith('fault') ? 'fault' : 'other',
+        text: `${f.severity === 'unknown' ? 'unknown' : 'finding'}: ${f.class}: ${f.message}`,
+      },
+    });
+  }
+  // Stable: events of one timeline keep their order; findings after the event they rest on.
+  all.sort((x, y) => x.timeUs - y.timeUs || x.order - y.order);
+  return {
+    title: `physr trace ${a.file}`,
+    ...(command === undefined ? {} : { command }),
+    trace: { source: a.file, events: all.map((e) => e.event) },
+  };
 }
-</script>
-</body></html>
-`;
+
+/** The project's interactive page (src/view) for the report. */
+export async function renderTraceHtml(a: TraceAnalysis, options: { command?: string } = {}): Promise<string> {
+  return renderViewHtml(traceViewDocument(a, options.command));
 }

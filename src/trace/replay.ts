@@ -29,6 +29,7 @@ import type {
 } from './events.ts';
 import type { Finding, FindingClass } from './findings.ts';
 import { LiveRanges } from './live-ranges.ts';
+import { type Timeline, type TimelineKind, TimelineRecorder } from './timeline.ts';
 import { UnmapHistory } from './unmap-history.ts';
 
 /** Largest number of sg entries the dma_map_sg event prints (DMA_TRACE_MAX_ENTRIES, include/trace/events/dma.h). */
@@ -104,6 +105,11 @@ export interface ReplayOptions {
   readonly maxFindingsPerClass?: number;
   /** Recent unmaps remembered per device (and for the IOMMU) for double unmaps and use after unmap. Default 8192. */
   readonly unmapHistory?: number;
+  /**
+   * Most events kept on each device's timeline (and the IOMMU's): the first half and the last half
+   * of them, with a count of what was left out between. Default 1000.
+   */
+  readonly timelineEvents?: number;
   /** Called for every mapping made and every unmap matched (the model replay hooks in here). */
   readonly onMap?: (m: TracedMapping) => void;
   readonly onUnmap?: (m: TracedMapping, at: TraceOrigin) => void;
@@ -118,9 +124,12 @@ class DeviceState {
   /** Recent sg unmaps by their entries' phys addresses (all dma_unmap_sg prints). */
   readonly sgUnmapped: UnmapHistory<string, UnmapRecord>;
 
-  constructor(history: number) {
+  readonly timeline: TimelineRecorder;
+
+  constructor(history: number, timelineEvents: number) {
     this.unmapped = new UnmapHistory(history);
     this.sgUnmapped = new UnmapHistory(history);
+    this.timeline = newTimeline(timelineEvents);
   }
   liveBytes = 0n;
   live = 0;
@@ -144,6 +153,21 @@ class DeviceState {
     peakLive: 0,
     peakLiveBytes: 0n,
   };
+}
+
+function mark(
+  t: TimelineRecorder,
+  kind: TimelineKind,
+  at: TraceOrigin,
+  address: bigint | undefined,
+  size: bigint | undefined,
+): void {
+  t.add(at.timeUs, kind, address, size, at.line);
+}
+
+function newTimeline(events: number): TimelineRecorder {
+  const head = Math.ceil(events / 2);
+  return new TimelineRecorder(head, events - head);
 }
 
 function sgKey(physAddrs: readonly bigint[]): string {
@@ -199,6 +223,10 @@ export interface ReplayResult {
   readonly iommuLiveAtEnd: number;
   readonly firstTimeUs: number | undefined;
   readonly lastTimeUs: number | undefined;
+  /** Each device's events over time (bounded). */
+  readonly timelines: ReadonlyMap<string, Timeline>;
+  /** iommu:map and iommu:unmap over time (they name no device). */
+  readonly iommuTimeline: Timeline;
 }
 
 export class TraceReplay {
@@ -210,6 +238,8 @@ export class TraceReplay {
   private readonly findingCounts = new Map<FindingClass, number>();
   private readonly maxPerClass: number;
   private readonly historySize: number;
+  private readonly timelineEvents: number;
+  private readonly iommuTimeline: TimelineRecorder;
   private readonly dropsIommuMap: boolean | undefined;
   private iommuEventsSeen = false;
   private nextId = 1;
@@ -219,6 +249,8 @@ export class TraceReplay {
   constructor(private readonly options: ReplayOptions = {}) {
     this.maxPerClass = options.maxFindingsPerClass ?? 1000;
     this.historySize = options.unmapHistory ?? 8192;
+    this.timelineEvents = options.timelineEvents ?? 1000;
+    this.iommuTimeline = newTimeline(this.timelineEvents);
     this.iommuUnmapped = new UnmapHistory(this.historySize);
     this.dropsIommuMap = kernelDropsIommuMap(options.kernel);
   }
@@ -226,7 +258,7 @@ export class TraceReplay {
   private device(name: string): DeviceState {
     let d = this.devices.get(name);
     if (d === undefined) {
-      d = new DeviceState(this.historySize);
+      d = new DeviceState(this.historySize, this.timelineEvents);
       this.devices.set(name, d);
     }
     return d;
@@ -258,9 +290,12 @@ export class TraceReplay {
       case 'unmap_sg':
         this.unmapSg(e);
         return;
-      case 'map_sg_err':
-        this.device(e.device).counts.mapErrors++;
+      case 'map_sg_err': {
+        const d = this.device(e.device);
+        d.counts.mapErrors++;
+        mark(d.timeline, 'map_error', e.at, undefined, undefined);
         return;
+      }
       case 'alloc':
         this.alloc(e);
         return;
@@ -273,9 +308,12 @@ export class TraceReplay {
       case 'sync_sg':
         this.syncSg(e);
         return;
-      case 'swiotlb_bounced':
-        this.device(e.device).counts.bouncedBytes += e.size;
+      case 'swiotlb_bounced': {
+        const d = this.device(e.device);
+        d.counts.bouncedBytes += e.size;
+        mark(d.timeline, 'bounce', e.at, e.devAddr, e.size);
         return;
+      }
       case 'iommu_map':
         this.iommuMap(e);
         return;
@@ -375,6 +413,7 @@ export class TraceReplay {
   private map(e: MapEvent): void {
     const d = this.device(e.device);
     d.counts.maps++;
+    mark(d.timeline, 'map', e.at, e.dma, e.size);
     const m: TracedMapping = {
       kind: 'single',
       id: this.nextId++,
@@ -467,6 +506,7 @@ export class TraceReplay {
   private unmap(e: UnmapEvent): void {
     const d = this.device(e.device);
     d.counts.unmaps++;
+    mark(d.timeline, 'unmap', e.at, e.dma, e.size);
     this.release(d, e, d.singles, d.allocs);
   }
 
@@ -507,6 +547,7 @@ export class TraceReplay {
     }
     let size = 0n;
     for (const s of e.sizes) size += s;
+    mark(d.timeline, 'map_sg', e.at, e.dmaAddrs[0], size);
     const m: TracedMapping = {
       kind: 'sg',
       id: this.nextId++,
@@ -534,6 +575,7 @@ export class TraceReplay {
     d.counts.sgUnmaps++;
     const key = sgKey(e.physAddrs);
     const m = take(d.sgs, key);
+    mark(d.timeline, 'unmap_sg', e.at, m?.dma, m?.size);
     const first = e.physAddrs[0] ?? 0n;
     if (m === undefined) {
       const what = `${e.event} of ${e.physAddrs.length} entries at phys`;
@@ -546,12 +588,14 @@ export class TraceReplay {
   }
 
   private alloc(e: AllocEvent): void {
+    const d = this.device(e.device);
     if (e.failed) {
-      this.device(e.device).counts.mapErrors++;
+      d.counts.mapErrors++;
+      mark(d.timeline, 'map_error', e.at, undefined, e.size);
       return;
     }
-    const d = this.device(e.device);
     d.counts.allocs++;
+    mark(d.timeline, 'alloc', e.at, e.dma, e.size);
     const m: TracedMapping = {
       kind: 'alloc',
       id: this.nextId++,
@@ -569,12 +613,14 @@ export class TraceReplay {
   private free(e: FreeEvent): void {
     const d = this.device(e.device);
     d.counts.frees++;
+    mark(d.timeline, 'free', e.at, e.dma, e.size);
     this.release(d, e, d.allocs, d.singles);
   }
 
   private checkSync(device: string, dma: bigint, size: bigint, at: TraceOrigin, event: string): void {
     const d = this.device(device);
     d.counts.syncs++;
+    mark(d.timeline, 'sync', at, dma, size);
     const r = d.ranges.holding(dma);
     if (r !== undefined && (size === 0n || dma + size - 1n <= r.last)) return;
     this.report({
@@ -594,7 +640,9 @@ export class TraceReplay {
 
   private syncSg(e: SyncSgEvent): void {
     if (e.dmaAddrs.length === 0) {
-      this.device(e.device).counts.syncs++;
+      const d = this.device(e.device);
+      d.counts.syncs++;
+      mark(d.timeline, 'sync', e.at, undefined, undefined);
       return;
     }
     this.checkSync(e.device, e.dmaAddrs[0]!, e.sizes[0]!, e.at, e.event);
@@ -603,6 +651,7 @@ export class TraceReplay {
   private iommuMap(e: IommuMapEvent): void {
     this.iommuEventsSeen = true;
     this.iommuCounts.maps++;
+    mark(this.iommuTimeline, 'iommu_map', e.at, e.iova, e.size);
     this.iommuCounts.mappedBytes += e.size;
     if (e.size > 0n) this.iommuLive.insert(e.iova, e.iova + e.size - 1n, e);
   }
@@ -610,6 +659,7 @@ export class TraceReplay {
   private iommuUnmap(e: IommuUnmapEvent): void {
     this.iommuEventsSeen = true;
     this.iommuCounts.unmaps++;
+    mark(this.iommuTimeline, 'iommu_unmap', e.at, e.iova, e.size);
     this.iommuCounts.unmappedBytes += e.unmappedSize;
     if (e.size === 0n) return;
     const last = e.iova + e.size - 1n;
@@ -627,6 +677,7 @@ export class TraceReplay {
   private fault(e: IoPageFaultEvent): void {
     const d = this.device(e.device);
     d.counts.faults++;
+    mark(d.timeline, 'fault', e.at, e.iova, undefined);
     const live = d.ranges.holding(e.iova) ?? undefined;
     const iommuLive = this.iommuLive.holding(e.iova);
     if (live !== undefined || iommuLive !== undefined) {
@@ -711,6 +762,8 @@ export class TraceReplay {
     }
     const devices = new Map<string, DeviceCounts>();
     for (const [name, d] of this.devices) devices.set(name, d.counts);
+    const timelines = new Map<string, Timeline>();
+    for (const [name, d] of this.devices) timelines.set(name, d.timeline.result());
     return {
       devices,
       iommu: this.iommuCounts,
@@ -720,6 +773,8 @@ export class TraceReplay {
       iommuLiveAtEnd: this.iommuLive.size,
       firstTimeUs: this.firstTimeUs,
       lastTimeUs: this.lastTimeUs,
+      timelines,
+      iommuTimeline: this.iommuTimeline.result(),
     };
   }
 }

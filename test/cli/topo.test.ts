@@ -164,3 +164,58 @@ describe('physr p2p', () => {
     expect(stdout).toContain('--matrix');
   });
 });
+
+describe('physr p2p --matrix --html', () => {
+  test('writes the page with the matrix grid: a decision for each ordered pair of the chosen devices', async () => {
+    const out = join(mkdtempSync(join(tmpdir(), 'physr-p2p-')), 'matrix.html');
+    const argv = [
+      'p2p',
+      '--matrix',
+      '--builtin',
+      'x86-2s',
+      '--cmdline',
+      'pci=disable_acs_redir=0000:02:00.0;0000:02:01.0',
+    ];
+    const { status, stdout } = await captureCli([...argv, '--html', out]);
+    expect(status).toBe(0);
+    expect(stdout).toContain('Legend');
+    const doc = JSON.parse(
+      /<script type="application\/json" id="physr-data">(.*?)<\/script>/s.exec(
+        readFileSync(out, 'utf8'),
+      )![1]!,
+    );
+    // x86-2s's matrix devices: gpu0, nic0, nvme0, nic1 — 4 x 3 ordered pairs.
+    expect(doc.p2pMatrix.decisions).toHaveLength(12);
+    const gpuToNic = doc.p2pMatrix.decisions.find(
+      (d: { provider: string; client: string }) =>
+        d.provider === '0000:03:00.0' && d.client === '0000:04:00.0',
+    );
+    // With the switch's redirect cleared by the kernel parameter, the pair stays below the switch.
+    expect(gpuToNic).toMatchObject({ mapType: 'bus-address', distance: 4 });
+    expect(doc.topology.labels.nic0).toBe('0000:04:00.0');
+  });
+
+  test('--html without --matrix, or into a missing directory, is a usage error before any work', async () => {
+    const alone = await captureCli([
+      'p2p',
+      '--builtin',
+      'x86-2s',
+      'gpu0',
+      'nic0',
+      '--html',
+      join(tmpdir(), 'x.html'),
+    ]);
+    expect(alone.status).toBe(2);
+    expect(alone.stderr).toMatch(/--html goes with --matrix/);
+    const missing = await captureCli([
+      'p2p',
+      '--matrix',
+      '--builtin',
+      'x86-2s',
+      '--html',
+      join(tmpdir(), 'no-such-dir-physr', 'm.html'),
+    ]);
+    expect(missing.status).toBe(2);
+    expect(missing.stderr).toMatch(/ENOENT: --html .*does not exist/);
+  });
+});

@@ -60,14 +60,24 @@ describe('physr trace', () => {
     const h = await captureCli(['trace', GPU, '--html', '/nonexistent/dir/r.html']);
     expect(h.status).toBe(2);
   });
-  it('--html writes a self-contained page holding the JSON report', async () => {
+  it('--html writes the interactive page with the trace section (timelines and findings)', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'physr-cli-trace-'));
     const out = join(dir, 'r.html');
     const r = await captureCli(['trace', SNIPPET, '--html', out, '--platform', 'amd-server']);
     expect(r.status).toBe(0);
     const html = readFileSync(out, 'utf8');
-    const json = /<script type="application\/json" id="physr-trace">(.*?)<\/script>/s.exec(html)![1]!;
-    expect(JSON.parse(json).comparison.platform).toBe('amd-server');
+    const json = /<script type="application\/json" id="physr-data">(.*?)<\/script>/s.exec(html)![1]!;
+    const doc = JSON.parse(json);
+    expect(doc.command).toBe(`physr trace ${SNIPPET} --platform amd-server`);
+    expect(doc.trace.source).toBe(SNIPPET);
+    expect(doc.trace.events.map((e: { kind: string }) => e.kind)).toEqual([
+      'map',
+      'map',
+      'unmap',
+      'unmap',
+      'fault',
+      'fault',
+    ]);
     expect(html).not.toMatch(/<script src=|<link /);
   });
 });

@@ -3,7 +3,7 @@
  * `physr p2p --matrix`: every pair of DMA-capable endpoints, with reasons and remedies.
  */
 import type { Command } from 'commander';
-import { fail, readInputText } from '../../core/index.ts';
+import { checkOutputPath, fail, readInputText, writeOutputText } from '../../core/index.ts';
 import {
   calcP2pDecision,
   crossCheckNvidia,
@@ -22,7 +22,15 @@ import {
   parseNvidiaTopo,
   resolveDevice,
 } from '../../platform/index.ts';
-import { addSourceOptions, loadTopology, type SourceOptions } from './topo.ts';
+import { renderViewHtml } from '../../view/index.ts';
+import {
+  addSourceOptions,
+  type LoadedTopology,
+  loadTopology,
+  P2P_PAGE_MAX_ENDPOINTS,
+  type SourceOptions,
+  topologySection,
+} from './topo.ts';
 
 interface P2pOptions extends SourceOptions {
   readonly matrix?: boolean;
@@ -31,6 +39,27 @@ interface P2pOptions extends SourceOptions {
   readonly cpu?: string;
   readonly nvidiaTopo?: string;
   readonly nvidiaBusIds?: string;
+  readonly html?: string;
+}
+
+/**
+ * The interactive page for a matrix: the tree with its device picker, and the matrix as a grid of
+ * the kernel's decision for every ordered pair of the matrix's devices (the first
+ * P2P_PAGE_MAX_ENDPOINTS, as the page stays readable and small).
+ */
+async function matrixPage(loaded: LoadedTopology, topology: PciTopology, matrix: P2pMatrix): Promise<string> {
+  const bdfs = matrix.endpoints.slice(0, P2P_PAGE_MAX_ENDPOINTS).map((e) => e.bdf);
+  const decisions = bdfs.flatMap((provider) =>
+    bdfs
+      .filter((client) => client !== provider)
+      .map((client) => p2pDecisionToJson(calcP2pDecision(topology, provider, client))),
+  );
+  return renderViewHtml({
+    title: `physr p2p --matrix: ${loaded.source}`,
+    command: 'physr p2p --matrix',
+    topology: topologySection({ ...loaded, topology }),
+    p2pMatrix: { source: loaded.source, decisions: JSON.parse(JSON.stringify(decisions)) },
+  });
 }
 
 /** The `nvidia-smi topo -m` cross-check lines (text) for the matrix, when both files are given. */
@@ -105,8 +134,16 @@ export function register(program: Command): void {
       .option(
         '--nvidia-bus-ids <file>',
         'nvidia-smi --query-gpu=index,pci.bus_id --format=csv output (GPU index to BDF)',
+      )
+      .option(
+        '--html <file>',
+        'with --matrix: also write the interactive page (tree, picker, matrix grid) to FILE',
       ),
-  ).action((provider: string | undefined, clients: string[], options: P2pOptions) => {
+  ).action(async (provider: string | undefined, clients: string[], options: P2pOptions) => {
+    if (options.html !== undefined) {
+      if (options.matrix !== true) fail('EINVAL', '--html goes with --matrix', { field: '--html' });
+      checkOutputPath(options.html, '--html');
+    }
     const loaded = loadTopology(options);
     const topology = withCpu(loaded.topology, options.cpu);
     const { source } = loaded;
@@ -119,6 +156,8 @@ export function register(program: Command): void {
         ...(devices === undefined ? {} : { devices }),
       });
       const nvidia = nvidiaCheck(matrix, options);
+      if (options.html !== undefined)
+        writeOutputText(options.html, await matrixPage(loaded, topology, matrix), '--html');
       if (options.json) {
         const json = p2pMatrixToJson(topology, matrix, source) as Record<string, unknown>;
         if (nvidia !== undefined) json.nvidiaCrossCheck = nvidia;

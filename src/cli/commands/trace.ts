@@ -21,6 +21,9 @@ import {
 /** Exit status with --fail-on-findings when the trace shows misuse (severity error). */
 export const EXIT_FINDINGS = 1;
 
+/** How standard input (`physr trace -`) is named in the report and in located errors. */
+export const STDIN_NAME = '<stdin>';
+
 interface TraceFlags {
   readonly json?: boolean;
   readonly html?: string;
@@ -73,6 +76,20 @@ function modelTarget(flags: TraceFlags): ModelTarget & { platform: string } {
   };
 }
 
+/** The command line that made a report, from what shapes it (shown under the page's title). */
+export function commandLine(file: string, flags: TraceFlags): string {
+  const parts = ['physr', 'trace', file];
+  if (flags.kernel !== undefined) parts.push('--kernel', flags.kernel);
+  if (flags.keepGoing === true) parts.push('--keep-going');
+  if (!flags.model) parts.push('--no-model');
+  else {
+    parts.push('--platform', flags.platform);
+    if (flags.iommu !== undefined) parts.push('--iommu', flags.iommu);
+    if (flags.device !== undefined) parts.push('--device', flags.device);
+  }
+  return parts.join(' ');
+}
+
 function fileSize(path: string): number {
   try {
     return statSync(path).size;
@@ -87,9 +104,12 @@ export function register(program: Command): void {
     .description(
       'replay a kernel DMA trace (tracefs trace/trace_pipe text or trace-cmd report): mappings, DMA-API misuse, and what physr would change',
     )
-    .argument('<file>', 'the trace text (a regular file or a FIFO such as trace_pipe)')
+    .argument(
+      '<file>',
+      "the trace text (a regular file, a FIFO such as trace_pipe, or '-' for standard input)",
+    )
     .option('--json', 'print the report as JSON (64-bit values as "0x…" strings)')
-    .option('--html <file>', 'also write a self-contained HTML report to FILE')
+    .option('--html <file>', 'also write the interactive page (timelines and findings) to FILE')
     .option('--keep-going', 'report malformed lines and skip them instead of stopping at the first')
     .option(
       '--kernel <release>',
@@ -116,12 +136,15 @@ export function register(program: Command): void {
     )
     .action(async (file: string, flags: TraceFlags) => {
       if (flags.html !== undefined) checkOutputPath(flags.html, '--html');
-      checkTraceInput(file);
+      const fromStdin = file === '-';
+      const name = fromStdin ? STDIN_NAME : file;
+      if (!fromStdin) checkTraceInput(file);
       const model = flags.model ? modelTarget(flags) : undefined;
-      const progress = createCountProgress({ total: fileSize(file), unit: file });
+      const progress = createCountProgress({ total: fromStdin ? 0 : fileSize(file), unit: name });
       let analysis: Awaited<ReturnType<typeof analyzeTrace>>;
       try {
-        analysis = await analyzeTrace(file, {
+        analysis = await analyzeTrace(name, {
+          ...(fromStdin ? { input: process.stdin } : {}),
           ...(flags.keepGoing === true ? { keepGoing: true } : {}),
           ...(flags.kernel === undefined ? {} : { kernel: flags.kernel }),
           ...(model === undefined ? {} : { model }),
@@ -132,7 +155,10 @@ export function register(program: Command): void {
       }
       for (const s of analysis.skipped) process.stderr.write(`physr: skipped ${s}\n`);
       process.stdout.write(flags.json === true ? renderTraceJson(analysis) : renderTraceText(analysis));
-      if (flags.html !== undefined) writeOutputText(flags.html, renderTraceHtml(analysis), '--html');
+      if (flags.html !== undefined) {
+        const command = commandLine(file, flags);
+        writeOutputText(flags.html, await renderTraceHtml(analysis, { command }), '--html');
+      }
       if (flags.failOnFindings === true && analysis.findings.some((f) => f.severity === 'error')) {
         throw new CommanderError(EXIT_FINDINGS, 'physr.findings', 'the trace shows DMA-API misuse');
       }
