@@ -44,7 +44,8 @@ import {
 import { dmaBufFreeSgt, dmaBufPhysVecToSgt, physVecBytes } from '../dmabuf/index.ts';
 import type { MmStruct } from '../mm/index.ts';
 import { type Bdf, type PlatformModel, p2pdmaProviderOf } from '../platform/index.ts';
-import { DESIGN_RATIO_PAIRS, designRatioHeading } from '../view/wording.ts';
+import type { DesignTotalsJson } from '../view/index.ts';
+import { DESIGN_RATIO_PAIRS, type DesignRunWords, designRatioHeading } from '../view/wording.ts';
 import type { StepReport } from './report.ts';
 import { DESIGN_NAMES, type DesignName } from './scenario-schema.ts';
 
@@ -56,31 +57,17 @@ export const DESIGN_BYTES_LIMIT = 64n << 20n;
 /** PCI class 01 08 02: NVMe (the one block driver modelled on blk_rq_dma_map_iter). */
 const PCI_CLASS_NVME = 0x010802;
 
-/** What a map step under one design did, as data a report can show. */
-export interface DesignOutcome {
+/**
+ * What a map step under one design did, as data a report can show (the fields the report's words
+ * read are DesignRunWords: API, path, metadata, entries, IOVAs, PTE writes, flushes, bounce bytes,
+ * errno or reason when it did not run, and a one-sentence note).
+ */
+export interface DesignOutcome extends DesignRunWords {
   readonly design: DesignName;
-  /** False when the design has no path for the step, or refused it (then `reason` says why). */
-  readonly ran: boolean;
-  /** The kernel interface the design used. */
-  readonly api: string;
-  /** How it mapped: iova, per-segment, bus-address, sg... */
-  readonly path?: string;
-  /** Bytes of metadata retained while the mapping lives, and what they are. */
-  readonly metadataBytes?: number;
+  /** Bytes of metadata retained while the mapping lives, by part. */
   readonly metadata?: Readonly<Record<string, number>>;
-  /** The most held at once during the map: the retained bytes plus scratch freed once it is built. */
-  readonly peakMetadataBytes?: number;
+  /** Scratch freed once the map is built, by part (peak = retained + scratch). */
   readonly scratch?: Readonly<Record<string, number>>;
-  /** DMA ranges handed to the device. */
-  readonly entries?: number;
-  readonly iovaAllocations?: number;
-  readonly leafPteWrites?: number;
-  readonly iotlbFlushes?: number;
-  readonly bounceBytes?: number;
-  readonly errno?: string;
-  readonly reason?: string;
-  /** One sentence: which design did what. */
-  readonly note: string;
 }
 
 /** A design's live map: the data outcome plus what tests need to look at the mapping. */
@@ -457,16 +444,8 @@ export function pinUnderDesigns(
 }
 
 /** A design's costs summed over the steps where every compared design ran (like against like). */
-export interface DesignSuiteTotals {
+export interface DesignSuiteTotals extends DesignTotalsJson {
   readonly design: DesignName;
-  readonly steps: number;
-  readonly metadataBytes: number;
-  readonly peakMetadataBytes: number;
-  readonly entries: number;
-  readonly iovaAllocations: number;
-  readonly leafPteWrites: number;
-  readonly iotlbFlushes: number;
-  readonly bounceBytes: number;
 }
 
 /** One ratio between two designs' totals, with the direction it reads in. */

@@ -96,11 +96,16 @@ export function designRatioText(a: number, b: number): string {
 /** What a design did for a step, as the report's JSON has it (DesignOutcome in src/sim/designs.ts). */
 export interface DesignRunWords {
   readonly design: string;
+  /** False when the design has no path for the step, or refused it (then `reason` says why). */
   readonly ran: boolean;
+  /** The kernel interface the design used. */
   readonly api: string;
+  /** How it mapped: iova, per-segment, bus-address, sg... */
   readonly path?: string;
+  /** Bytes retained while the mapping lives; the most held at once (retained plus scratch). */
   readonly metadataBytes?: number;
   readonly peakMetadataBytes?: number;
+  /** DMA ranges handed to the device. */
   readonly entries?: number;
   readonly iovaAllocations?: number;
   readonly leafPteWrites?: number;

@@ -15,7 +15,7 @@ import {
   designRatioText,
   designRunLine,
 } from '../wording.ts';
-import { PHYSR_COLOUR, SG_COLOUR } from './charts.ts';
+import { CHART_WIDTH, chartSvg, PHYSR_COLOUR, SG_COLOUR } from './charts.ts';
 import { h, num, s } from './dom.ts';
 
 export const LINUX71_COLOUR = '#2a8a4a';
@@ -27,7 +27,6 @@ const COLOURS: Readonly<Record<string, string>> = {
 };
 
 const LABEL = 330;
-const WIDTH = 800;
 const BAR = 11;
 
 function value(c: DesignComparisonJson, design: string, metric: DesignMetric): number {
@@ -44,22 +43,11 @@ export function designChart(c: DesignComparisonJson, title: string): HTMLElement
   if (shown.length === 0) return h('p', { class: 'muted chart-none' }, 'No compared cost moved.');
   const row = c.designs.length * (BAR + 2) + 14;
   const height = shown.length * row + 6;
-  const span = WIDTH - LABEL - 90;
-  const id = `design-chart-${Math.random().toString(36).slice(2, 9)}`;
-  const svg = s('svg', {
-    class: 'chart design-chart',
-    role: 'img',
-    'aria-labelledby': id,
-    width: WIDTH,
+  const span = CHART_WIDTH - LABEL - 90;
+  const svg = chartSvg(
+    'chart design-chart',
     height,
-    viewBox: `0 0 ${WIDTH} ${height}`,
-  });
-  svg.append(
-    s(
-      'title',
-      { id },
-      `${title}: ${shown.map(([key, label]) => `${label} ${c.designs.map((d) => `${d} ${value(c, d, key)}`).join(', ')}`).join('; ')}`,
-    ),
+    `${title}: ${shown.map(([key, label]) => `${label} ${c.designs.map((d) => `${d} ${value(c, d, key)}`).join(', ')}`).join('; ')}`,
   );
   shown.forEach(([key, label], i) => {
     const y = 4 + i * row;
