@@ -4,7 +4,7 @@
  * suite a table of the designs' totals over the steps every one of them ran, with the two ratios
  * sg → 7.1 and 7.1 → physr, each headed by the direction it reads in.
  */
-import { DESIGN_METRICS, designRatioHeading, designRatioText } from '../view/wording.ts';
+import { DESIGN_METRICS, type DesignMetric, designRatioHeading, designRatioText } from '../view/wording.ts';
 import type { DesignComparison } from './designs.ts';
 
 export { designComparisonHeading, designRunLine } from '../view/wording.ts';
@@ -28,10 +28,8 @@ export function renderDesignComparisonText(c: DesignComparison, indent = '  '): 
   const lines: string[] = [];
   if (c.steps > 0) {
     const pairs = [...new Map(c.ratios.map((r) => [`${r.from}/${r.to}`, r])).values()];
-    const total = (design: string, metric: string): number => {
-      const t = c.totals.find((x) => x.design === design) as unknown as Record<string, number> | undefined;
-      return t?.[metric] ?? 0;
-    };
+    const total = (design: string, metric: DesignMetric): number =>
+      c.totals.find((x) => x.design === design)?.[metric] ?? 0;
     lines.push(
       ...columns([
         ['metric', ...c.designs, ...pairs.map((p) => designRatioHeading(p.from, p.to))],
