@@ -5,7 +5,9 @@
  *  - the modelled kernel bytes a range of the same list as an sg_table (32-byte entries plus chain
  *    slots plus the header), and the ratio sg / physr (both as kernel memory: 16 B a range for physr);
  *  - builder throughput with merging;
- *  - a scaling sweep: time a range to build and walk lists of 1e3..1e7 ranges (target max/min <= 2).
+ *  - the same with the count told to the builder up front (each range written once, no final copy);
+ *  - a scaling sweep: CPU time a range to build and walk lists of 1e3..1e7 ranges (target max/min
+ *    <= 2), count not told (chunks, then one copy at build()).
  */
 
 import { type PhyrList, PhyrListBuilder, phyrListToSgTable } from '../src/core/index.ts';
@@ -13,6 +15,7 @@ import {
   type BenchContext,
   type Benchmark,
   collectGarbage,
+  cpuSeconds,
   type Figure,
   figure,
   timeSeconds,
@@ -21,9 +24,12 @@ import {
 const PAGE = 0x1000n;
 const BASE = 0x1_0000_0000n;
 
-/** n single-page ranges, each one page apart (never contiguous: n ranges, n sg entries). */
-function buildScattered(n: number): PhyrList {
-  const builder = new PhyrListBuilder();
+/**
+ * n single-page ranges, each one page apart (never contiguous: n ranges, n sg entries); `known`
+ * tells the builder the count up front.
+ */
+function buildScattered(n: number, known = false): PhyrList {
+  const builder = new PhyrListBuilder(known ? { capacity: n } : {});
   let address = BASE;
   for (let i = 0; i < n; i++) {
     builder.append(address, PAGE);
@@ -37,20 +43,27 @@ function heapBytes(): number {
   return m.heapUsed + m.arrayBuffers;
 }
 
-function memoryFigures(ctx: BenchContext): Figure[] {
-  const n = ctx.size(10_000_000, 2_000);
-  const runs = ctx.smoke ? 1 : 3;
+/** Heap + ArrayBuffer bytes a range that a built list of n ranges really holds, per run. */
+function heapPerRange(n: number, runs: number, known: boolean): [number[], PhyrList] {
   const perRange: number[] = [];
   let list: PhyrList | undefined;
   for (let r = 0; r < runs; r++) {
     list = undefined;
     collectGarbage();
     const before = heapBytes();
-    list = buildScattered(n);
+    list = buildScattered(n, known);
     collectGarbage();
     perRange.push((heapBytes() - before) / list.count);
   }
   if (list === undefined) throw new Error('no list built');
+  return [perRange, list];
+}
+
+function memoryFigures(ctx: BenchContext): Figure[] {
+  const n = ctx.size(10_000_000, 2_000);
+  const runs = ctx.smoke ? 1 : 3;
+  const [knownPerRange] = heapPerRange(n, runs, true);
+  const [perRange, list] = heapPerRange(n, runs, false);
   const physrKernel = list.metadataBytes / list.count;
   const table = phyrListToSgTable(list);
   const sgPerEntry = table.metadataBytes / table.origNents;
@@ -59,6 +72,10 @@ function memoryFigures(ctx: BenchContext): Figure[] {
     figure(`PhyrList heap bytes/range @${label}`, 'B', perRange, {
       target: { op: '<=', value: 17, label: '<= 17 B a range' },
       note: `storage ${physrKernel} B/range`,
+    }),
+    figure(`PhyrList heap bytes/range @${label}, count known`, 'B', knownPerRange, {
+      target: { op: '<=', value: 17, label: '<= 17 B a range' },
+      note: 'the builder storage handed to the list, no copy',
     }),
     figure(`sg_table kernel bytes/entry @${label}`, 'B', [sgPerEntry], {
       note: `${table.origNents} entries, ${table.slotCount - table.origNents} chain slots, ${table.allocatedBytes} B with slab rounding`,
@@ -92,10 +109,10 @@ function builderThroughput(ctx: BenchContext): Figure {
   });
 }
 
-/** Build + walk n ranges `reps` times; seconds a range. */
+/** Build + walk n ranges `reps` times; CPU seconds a range. */
 function buildAndWalk(n: number, reps: number): number {
   let checksum = 0n;
-  const seconds = timeSeconds(() => {
+  const seconds = cpuSeconds(() => {
     for (let r = 0; r < reps; r++) {
       const list = buildScattered(n);
       list.forEachRange((address, length) => {
@@ -111,7 +128,7 @@ function scalingSweep(ctx: BenchContext): Figure[] {
   const sizes = ctx.smoke ? [1_000, 10_000] : [1_000, 10_000, 100_000, 1_000_000, 10_000_000];
   // Every size does about the same total work, so the small ones are not all warm-up.
   const work = ctx.smoke ? 10_000 : 10_000_000;
-  const runs = ctx.smoke ? 1 : 3;
+  const runs = ctx.smoke ? 1 : 5;
   for (const n of sizes) buildAndWalk(n, 1); // JIT warm-up at every size
   const figures: Figure[] = [];
   const medians: number[] = [];
@@ -121,7 +138,7 @@ function scalingSweep(ctx: BenchContext): Figure[] {
       collectGarbage();
       samples.push(buildAndWalk(n, Math.max(1, Math.round(work / n))) * 1e9);
     }
-    const f = figure(`build+walk @${n.toExponential(0)} ranges`, 'ns/range', samples);
+    const f = figure(`build+walk @${n.toExponential(0)} ranges`, 'ns/range', samples, { note: 'CPU time' });
     medians.push(f.median);
     figures.push(f);
   }

@@ -130,6 +130,17 @@ export function timeSeconds(fn: () => void): number {
   return Number(process.hrtime.bigint() - start) / 1e9;
 }
 
+/**
+ * CPU seconds (user + system, every thread of the process: GC helpers included) that fn takes. For
+ * figures compared across sizes on a shared machine, where wall time mostly measures the neighbours.
+ */
+export function cpuSeconds(fn: () => void): number {
+  const start = process.cpuUsage();
+  fn();
+  const used = process.cpuUsage(start);
+  return (used.user + used.system) / 1e6;
+}
+
 /** Forces a full GC when node runs with --expose-gc (bench/main.ts re-executes itself with it). */
 export function collectGarbage(): void {
   const gc = (globalThis as { gc?: () => void }).gc;

@@ -1,9 +1,13 @@
 /**
  * Builders for the packed range lists. A builder appends ranges into `BigUint64Array` chunks (the
- * first ones doubling, then fixed 1 MiB chunks, so a huge list is written once into chunks and once
- * into its final storage instead of being copied at every doubling), optionally merging a range into the previous one when it starts exactly where the
- * previous one ends (physically contiguous), and `build()` hands out an immutable list whose storage
- * is trimmed to exactly 16 bytes a range.
+ * first ones doubling, then fixed 1 MiB chunks, so a huge list of unknown size is written once into
+ * chunks and once into its final storage instead of being copied at every doubling), optionally
+ * merging a range into the previous one when it starts exactly where the previous one ends
+ * (physically contiguous), and `build()` hands out an immutable list whose storage holds 16 bytes a
+ * range. A caller that knows the count up front (`capacity`) gets each range written once: when
+ * every range sits in the first chunk with at most 1/16 of it unused, `build()` hands that chunk
+ * out as it is (a view of its first `2 × count` words, so the real memory stays <= 17 B a range)
+ * and the builder copies it before writing again.
  *
  * Merge rule (the same one sg_alloc_append_table_from_pages in lib/scatterlist.c applies to pages,
  * generalised to byte ranges): merge when `previous.address + previous.length === address` and, with
@@ -52,6 +56,8 @@ abstract class RangeListBuilder<A extends bigint, L extends PackedRangeList<A, L
   private words: BigUint64Array;
   /** Words in use in `words` (2 × ranges). */
   private used = 0;
+  /** `words` is the storage of a built list: copy it before the next write. */
+  private handedOut = false;
   private readonly merge: boolean;
   private readonly maxMerged: bigint;
 
@@ -98,6 +104,7 @@ abstract class RangeListBuilder<A extends bigint, L extends PackedRangeList<A, L
     ) {
       checkRange(address, length);
     }
+    if (this.handedOut) this.unshare();
     let n = this.used;
     let w = this.words;
     // address !== 0: a previous range ending at 2^64 must not look contiguous with 0 after the wrap.
@@ -134,15 +141,28 @@ abstract class RangeListBuilder<A extends bigint, L extends PackedRangeList<A, L
 
   /** An immutable list of exactly the ranges so far; the builder stays usable. */
   build(): L {
+    const used = this.used;
+    // Slack at most 1/16 of what is used: at most 1 byte a range over the 16 the list reports.
+    if (this.full.length === 0 && (this.words.length - used) * 16 <= used) {
+      const words = used === this.words.length ? this.words : this.words.subarray(0, used);
+      this.handedOut = used > 0;
+      return this.finish(words, sumLengths(words, used));
+    }
     const words = this.collect();
     return this.finish(words, sumLengths(words, words.length));
   }
 
-  /** Forgets every range (keeps the chunk being filled). */
+  /** Forgets every range (keeps the chunk being filled; one a list holds is copied at the next append). */
   reset(): void {
     this.full.length = 0;
     this.fullWords = 0;
     this.used = 0;
+  }
+
+  /** Takes a private copy of the chunk a built list now holds (copy on write). */
+  private unshare(): void {
+    this.words = this.words.slice();
+    this.handedOut = false;
   }
 
   /** Every range so far in one exactly sized array. */

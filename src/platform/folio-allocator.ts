@@ -23,6 +23,7 @@
  * and none share a page; freePages + allocatedPages = totalPages.
  */
 import { fail, formatHex, type Metrics, SeededRandom } from '../core/index.ts';
+import { FreeBlockTable } from './free-block-table.ts';
 import { type MemoryMap, PFN_SHIFT, pfnDown, pfnUp } from './memory-map.ts';
 
 /** Biggest order modelled by default: 2^18 pages = 1 GiB. */
@@ -106,53 +107,53 @@ interface RamSpan {
 }
 
 /**
- * One free list (struct free_area's list for an order): block heads in list order, with O(1) insert
- * at either end, removal from anywhere (a buddy taken out to merge) and the head.
+ * One free list (struct free_area's list for an order): block slots of the allocator's
+ * {@link FreeBlockTable} in list order, linked through the table, with O(1) insert at either end,
+ * removal from anywhere (a buddy taken out to merge) and the head.
  */
 class FreeList {
-  private readonly next = new Map<number, number | undefined>();
-  private readonly prev = new Map<number, number | undefined>();
-  private headPfn: number | undefined;
-  private tailPfn: number | undefined;
+  private headSlot = -1;
+  private tailSlot = -1;
+  size = 0;
 
-  get size(): number {
-    return this.next.size;
-  }
+  constructor(private readonly table: FreeBlockTable) {}
 
   get first(): number | undefined {
-    return this.headPfn;
+    return this.headSlot === -1 ? undefined : this.table.head[this.headSlot];
   }
 
-  pushHead(pfn: number): void {
-    this.next.set(pfn, this.headPfn);
-    this.prev.set(pfn, undefined);
-    if (this.headPfn === undefined) this.tailPfn = pfn;
-    else this.prev.set(this.headPfn, pfn);
-    this.headPfn = pfn;
+  pushHead(slot: number): void {
+    const { prev, next } = this.table;
+    next[slot] = this.headSlot;
+    if (this.headSlot === -1) this.tailSlot = slot;
+    else prev[this.headSlot] = slot;
+    this.headSlot = slot;
+    this.size++;
   }
 
-  pushTail(pfn: number): void {
-    this.prev.set(pfn, this.tailPfn);
-    this.next.set(pfn, undefined);
-    if (this.tailPfn === undefined) this.headPfn = pfn;
-    else this.next.set(this.tailPfn, pfn);
-    this.tailPfn = pfn;
+  pushTail(slot: number): void {
+    const { prev, next } = this.table;
+    prev[slot] = this.tailSlot;
+    if (this.tailSlot === -1) this.headSlot = slot;
+    else next[this.tailSlot] = slot;
+    this.tailSlot = slot;
+    this.size++;
   }
 
-  delete(pfn: number): void {
-    if (!this.next.has(pfn)) return;
-    const before = this.prev.get(pfn);
-    const after = this.next.get(pfn);
-    if (before === undefined) this.headPfn = after;
-    else this.next.set(before, after);
-    if (after === undefined) this.tailPfn = before;
-    else this.prev.set(after, before);
-    this.next.delete(pfn);
-    this.prev.delete(pfn);
+  /** Unlinks a block that is on this list. */
+  delete(slot: number): void {
+    const { prev, next } = this.table;
+    const before = prev[slot]!;
+    const after = next[slot]!;
+    if (before === -1) this.headSlot = after;
+    else next[before] = after;
+    if (after === -1) this.tailSlot = before;
+    else prev[after] = before;
+    this.size--;
   }
 
   *[Symbol.iterator](): Generator<number> {
-    for (let pfn = this.headPfn; pfn !== undefined; pfn = this.next.get(pfn)) yield pfn;
+    for (let slot = this.headSlot; slot !== -1; slot = this.table.next[slot]!) yield this.table.head[slot]!;
   }
 }
 
@@ -162,8 +163,8 @@ export class FolioAllocator {
   private readonly nodeList: number[];
   /** node → order → free block heads, in the kernel's list order (allocation takes the head). */
   private readonly freeLists = new Map<number, FreeList[]>();
-  /** Head pfn of every free block → its order (PageBuddy + buddy_order). */
-  private readonly freeOrder = new Map<number, number>();
+  /** Every free block by head pfn, with its order and list links (PageBuddy + buddy_order). */
+  private readonly freeTable = new FreeBlockTable();
   private readonly folios = new Map<number, MutableFolio>();
   private readonly metrics: Metrics | undefined;
   private free = 0;
@@ -405,7 +406,8 @@ export class FolioAllocator {
         const order = Math.min(maxScatter, Math.floor(-Math.log2(1 - rng.next() * 0.9375)));
         const size = 2 ** order;
         const offset = rng.int(0, pbPages / size - 1) * size;
-        folios.push(this.claim(pb + offset, order));
+        // The pageblock is untouched so far: the free block holding it is pageblock-sized or larger.
+        folios.push(this.claim(pb + offset, order, pbOrder));
       }
     }
     this.metrics?.add('platform.fragment_folios', folios.length);
@@ -420,11 +422,15 @@ export class FolioAllocator {
     return false;
   }
 
-  /** Takes the free pages [pfn, pfn + 2^order) out of whatever free block holds them. */
-  private claim(pfn: number, order: number): Folio {
-    for (let k = order; k <= this.maxOrder; k++) {
+  /**
+   * Takes the free pages [pfn, pfn + 2^order) out of whatever free block holds them. Free blocks
+   * never overlap, so at most one order has a free block holding `pfn`; a caller that knows that
+   * block is at least `lowestOrder` spares the probes below it.
+   */
+  private claim(pfn: number, order: number, lowestOrder = order): Folio {
+    for (let k = Math.max(order, lowestOrder); k <= this.maxOrder; k++) {
       let head = pfn - (pfn % 2 ** k);
-      if (this.freeOrder.get(head) !== k) continue;
+      if (this.freeOrderAt(head) !== k) continue;
       const node = this.spanOf(head)!.node;
       this.removeFree(head, k, node);
       while (k > order) {
@@ -472,9 +478,7 @@ export class FolioAllocator {
   private isFreeBuddy(buddy: number, order: number, span: RamSpan): boolean {
     const merged = buddy - (buddy % 2 ** (order + 1));
     return (
-      this.freeOrder.get(buddy) === order &&
-      merged >= span.startPfn &&
-      merged + 2 ** (order + 1) <= span.endPfn
+      this.freeOrderAt(buddy) === order && merged >= span.startPfn && merged + 2 ** (order + 1) <= span.endPfn
     );
   }
 
@@ -500,24 +504,32 @@ export class FolioAllocator {
   /** __add_to_free_list: at the head unless `toTail`. */
   private addFree(head: number, order: number, node: number, toTail = false): void {
     const list = this.listsOf(node)[order]!;
-    if (toTail) list.pushTail(head);
-    else list.pushHead(head);
-    this.freeOrder.set(head, order);
+    const slot = this.freeTable.insert(head, order);
+    if (toTail) list.pushTail(slot);
+    else list.pushHead(slot);
     this.free += 2 ** order;
   }
 
   private listsOf(node: number): FreeList[] {
     let lists = this.freeLists.get(node);
     if (lists === undefined) {
-      lists = Array.from({ length: this.maxOrder + 1 }, () => new FreeList());
+      lists = Array.from({ length: this.maxOrder + 1 }, () => new FreeList(this.freeTable));
       this.freeLists.set(node, lists);
     }
     return lists;
   }
 
+  /** The order of the free block whose head is `pfn`, or -1 if none starts there. */
+  private freeOrderAt(pfn: number): number {
+    const slot = this.freeTable.find(pfn);
+    return slot === -1 ? -1 : this.freeTable.order[slot]!;
+  }
+
   private removeFree(head: number, order: number, node: number): void {
-    this.freeLists.get(node)![order]!.delete(head);
-    this.freeOrder.delete(head);
+    const slot = this.freeTable.find(head);
+    if (slot === -1 || this.freeTable.order[slot] !== order) return;
+    this.freeLists.get(node)![order]!.delete(slot);
+    this.freeTable.remove(slot);
     this.free -= 2 ** order;
   }
 

@@ -323,3 +323,41 @@ describe('a builder that grew in place', () => {
     expect(second.addressAt(0)).toBe(0x10_0000n);
   });
 });
+
+describe('a builder told the count up front', () => {
+  test.prop([rangesArb, fc.integer({ min: -2, max: 2 }), fc.boolean()])(
+    'builds the reference list in storage within 17 B a range, and later writes never reach a built list',
+    (ivs, off, merge) => {
+      // Around the number of appends: exact, short (chunks) and long (slack).
+      const capacity = Math.max(0, ivs.length + off);
+      const builder = new PhyrListBuilder({ capacity, merge });
+      for (const iv of ivs) builder.append(iv.start, iv.end - iv.start);
+      const list = builder.build();
+      const expected = merge ? referenceMerge(ivs) : ivs.map((iv) => ({ ...iv }));
+      expect(intervalsOf(list)).toEqual(expected);
+      // The memory really held, not just the words the list reports.
+      expect(list.packedWords.buffer.byteLength * 16).toBeLessThanOrEqual(list.metadataBytes * 17);
+      // A merge into the last range, a new range, then a reset and refill: `list` keeps its ranges.
+      const last = expected[expected.length - 1];
+      if (last !== undefined && last.end + 0x1000n <= TOP) builder.append(last.end, 0x1000n);
+      builder.append(0x1234_0000_0000n, 0x1000n);
+      builder.reset();
+      for (let i = 0n; i < BigInt(capacity); i++) builder.append(0x7700_0000_0000n + i * 0x2000n, 0x1000n);
+      expect(intervalsOf(list)).toEqual(expected);
+    },
+  );
+
+  test('a list of exactly the announced count is the builder storage itself, not a copy', () => {
+    const builder = new PhyrListBuilder({ capacity: 100, merge: false });
+    for (let i = 0n; i < 100n; i++) builder.append(i * 0x2000n, 0x1000n);
+    const a = builder.build();
+    const b = builder.build();
+    expect(a.packedWords.buffer).toBe(b.packedWords.buffer);
+    expect(a.packedWords.buffer.byteLength).toBe(1600);
+    // Unknown count: chunks copied into one exactly sized array, a new one at every build().
+    const chunked = new PhyrListBuilder({ merge: false });
+    for (let i = 0n; i < 100n; i++) chunked.append(i * 0x2000n, 0x1000n);
+    expect(chunked.build().packedWords.buffer).not.toBe(chunked.build().packedWords.buffer);
+    expect(chunked.build().equals(a)).toBe(true);
+  });
+});

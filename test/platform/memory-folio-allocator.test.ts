@@ -1,9 +1,12 @@
+import { createHash } from 'node:crypto';
 import { fc, test } from '@fast-check/vitest';
 import { describe, expect, it } from 'vitest';
 import { isPhysrError, Metrics } from '../../src/core/index.ts';
 import {
+  builtinPlatform,
   type Folio,
   FolioAllocator,
+  type FragmentOptions,
   folioBytes,
   folioMaybeDmaPinned,
   folioPhys,
@@ -319,5 +322,75 @@ describe('free-list order (mm/page_alloc.c)', () => {
     alloc.freeFolio(folios[5]!);
     expect(alloc.allocFolio(0).pfn).toBe(folios[1]!.pfn);
     expect(alloc.allocFolio(0).pfn).toBe(folios[5]!.pfn);
+  });
+});
+
+describe('fragment keeps its results when its data structures change', () => {
+  /** Digest of the folios (in order) and every free list (node, order, heads in list order). */
+  function digest(alloc: FolioAllocator, folios: readonly Folio[]): string {
+    const h = createHash('sha256');
+    h.update(folios.map((f) => `${f.pfn}:${f.order}`).join(','));
+    h.update('|');
+    h.update([...alloc.freeBlocks()].map((b) => `${b.node}:${b.order}:${b.pfn}`).join(','));
+    return h.digest('hex').slice(0, 16);
+  }
+
+  function twoNodes(): FolioAllocator {
+    return new FolioAllocator(
+      new MemoryMap([
+        { kind: 'ram', start: 0x10_0000n, last: 0x2fff_ffffn, node: 0 },
+        { kind: 'ram', start: 0x1_0000_0000n, last: 0x1_1fff_ffffn, node: 1 },
+      ]),
+    );
+  }
+
+  // Digests captured from the Map-per-list allocator (before the free lists became intrusive):
+  // after fragment(), then after freeing every other scattered folio and allocating a few more
+  // (merging, buddy_merge_likely and head/tail placement all move blocks between lists).
+  const captured: Array<[number, FragmentOptions, number, string, string]> = [
+    [1, { fraction: 0.3 }, 192, 'bcb694c4a4204c5c', 'd72f7804b36c3b1e'],
+    [2, { fraction: 1 }, 639, '82c1776d3ab3dc5f', '7b071d2d8b2fc39e'],
+    [
+      3,
+      { fraction: 0.2, pageblockOrder: 3, maxScatterOrder: 1 },
+      8230,
+      '40503d720a766a3c',
+      '61032aeeac65cde0',
+    ],
+    [
+      4,
+      { fraction: 0.5, pageblockOrder: 9, maxScatterOrder: 2 },
+      307,
+      '9ca30522f5c3f260',
+      '28f07a3b3a496e47',
+    ],
+  ];
+  it.each(captured)(
+    'seed %i %o: %i folios, same folios and free lists as before',
+    (seed, options, count, after, later) => {
+      const alloc = twoNodes();
+      const result = alloc.fragment(seed, options);
+      expect(result.folios.length).toBe(count);
+      expect(digest(alloc, result.folios)).toBe(after);
+      result.folios.forEach((f, i) => {
+        if (i % 2 === 0) alloc.freeFolio(f);
+      });
+      const more: Folio[] = [];
+      for (const order of [0, 3, 2, 0, 1, 4]) {
+        try {
+          more.push(alloc.allocFolio(order));
+        } catch (e) {
+          if (!isPhysrError(e) || e.errno !== 'ENOMEM') throw e;
+        }
+      }
+      expect(digest(alloc, more)).toBe(later);
+    },
+  );
+
+  it('126 GiB two-socket server, seed 7: same folios and free lists as before', () => {
+    const { folios } = builtinPlatform('two-socket-server');
+    const result = folios.fragment(7, { fraction: 0.3 });
+    expect(result.folios.length).toBe(19293);
+    expect(digest(folios, result.folios)).toBe('ad1699fd1a58f1cb');
   });
 });
