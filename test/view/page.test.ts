@@ -278,7 +278,9 @@ suite('the interactive page in Chromium', () => {
     const rows = page.locator('#trace .trace-comparison tbody tr');
     expect(await rows.count()).toBe(2);
     expect(await rows.first().textContent()).toBe('list metadata5,4562,848physr 0.52x of legacy');
-    expect(await page.locator('#trace .trace-comparison').textContent()).toContain('2 lists cut at [TRUNCATED]');
+    expect(await page.locator('#trace .trace-comparison').textContent()).toContain(
+      '2 lists cut at [TRUNCATED]',
+    );
     await shoot(page, 'matrix-trace');
     expect(problems).toEqual([]);
     await page.close();
