@@ -44,7 +44,9 @@ import {
 import { dmaBufFreeSgt, dmaBufPhysVecToSgt, physVecBytes } from '../dmabuf/index.ts';
 import type { MmStruct } from '../mm/index.ts';
 import { type Bdf, type PlatformModel, p2pdmaProviderOf } from '../platform/index.ts';
-import type { ScenarioReport } from './report.ts';
+import type { DesignTotalsJson } from '../view/index.ts';
+import { DESIGN_RATIO_PAIRS, type DesignRunWords, designRatioHeading } from '../view/wording.ts';
+import type { StepReport } from './report.ts';
 import { DESIGN_NAMES, type DesignName } from './scenario-schema.ts';
 
 export { DESIGN_NAMES, type DesignName };
@@ -55,31 +57,17 @@ export const DESIGN_BYTES_LIMIT = 64n << 20n;
 /** PCI class 01 08 02: NVMe (the one block driver modelled on blk_rq_dma_map_iter). */
 const PCI_CLASS_NVME = 0x010802;
 
-/** What a map step under one design did, as data a report can show. */
-export interface DesignOutcome {
+/**
+ * What a map step under one design did, as data a report can show (the fields the report's words
+ * read are DesignRunWords: API, path, metadata, entries, IOVAs, PTE writes, flushes, bounce bytes,
+ * errno or reason when it did not run, and a one-sentence note).
+ */
+export interface DesignOutcome extends DesignRunWords {
   readonly design: DesignName;
-  /** False when the design has no path for the step, or refused it (then `reason` says why). */
-  readonly ran: boolean;
-  /** The kernel interface the design used. */
-  readonly api: string;
-  /** How it mapped: iova, per-segment, bus-address, sg... */
-  readonly path?: string;
-  /** Bytes of metadata retained while the mapping lives, and what they are. */
-  readonly metadataBytes?: number;
+  /** Bytes of metadata retained while the mapping lives, by part. */
   readonly metadata?: Readonly<Record<string, number>>;
-  /** The most held at once during the map: the retained bytes plus scratch freed once it is built. */
-  readonly peakMetadataBytes?: number;
+  /** Scratch freed once the map is built, by part (peak = retained + scratch). */
   readonly scratch?: Readonly<Record<string, number>>;
-  /** DMA ranges handed to the device. */
-  readonly entries?: number;
-  readonly iovaAllocations?: number;
-  readonly leafPteWrites?: number;
-  readonly iotlbFlushes?: number;
-  readonly bounceBytes?: number;
-  readonly errno?: string;
-  readonly reason?: string;
-  /** One sentence: which design did what. */
-  readonly note: string;
 }
 
 /** A design's live map: the data outcome plus what tests need to look at the mapping. */
@@ -456,16 +444,8 @@ export function pinUnderDesigns(
 }
 
 /** A design's costs summed over the steps where every compared design ran (like against like). */
-export interface DesignSuiteTotals {
+export interface DesignSuiteTotals extends DesignTotalsJson {
   readonly design: DesignName;
-  readonly steps: number;
-  readonly metadataBytes: number;
-  readonly peakMetadataBytes: number;
-  readonly entries: number;
-  readonly iovaAllocations: number;
-  readonly leafPteWrites: number;
-  readonly iotlbFlushes: number;
-  readonly bounceBytes: number;
 }
 
 /** One ratio between two designs' totals, with the direction it reads in. */
@@ -489,17 +469,43 @@ const TOTALLED = [
   'bounceBytes',
 ] as const;
 
-/**
- * The suite's per-design totals for reports: only steps where all three designs ran count, so a
- * step one design refused tilts nothing. Ratios: sg → linux-7.1 (what upstream has gained so far)
- * and linux-7.1 → physr (what the rest of the proposal would add).
- */
-export function designTotals(reports: readonly ScenarioReport[]): {
+/** A step some compared design did not run, with why (so a total never hides it). */
+export interface DesignLeftOut {
+  readonly scenario: string;
+  /** 1-based, as reports number steps. */
+  readonly step: number;
+  readonly op: string;
+  readonly design: DesignName;
+  readonly why: string;
+}
+
+/** The designs' totals over the steps where every one of them ran, the ratios, and what was left out. */
+export interface DesignComparison {
+  /** The compared designs (the report's columns), in DESIGN_NAMES order. */
+  readonly designs: readonly DesignName[];
+  /** Steps counted: every compared design ran them. */
+  readonly steps: number;
   readonly totals: readonly DesignSuiteTotals[];
+  /** sg → linux-7.1 and linux-7.1 → physr, where both ends are compared. */
   readonly ratios: readonly DesignRatio[];
-} {
+  /** Scenarios with at least one counted step. */
+  readonly scenarios: readonly string[];
+  readonly leftOut: readonly DesignLeftOut[];
+}
+
+/**
+ * Per-design totals for reports: only steps where every compared design ran count, so a step one
+ * design refused or has no path for tilts nothing (it is listed in `leftOut` instead). Ratios:
+ * sg → linux-7.1 (what upstream has gained so far) and linux-7.1 → physr (what the rest of the
+ * proposal would add).
+ */
+export function designTotals(
+  reports: readonly { readonly name?: string; readonly steps: readonly StepReport[] }[],
+  designs: readonly DesignName[] = DESIGN_NAMES,
+): DesignComparison {
+  const compared = DESIGN_NAMES.filter((d) => designs.includes(d));
   const sums = new Map<DesignName, Record<(typeof TOTALLED)[number], number> & { steps: number }>();
-  for (const d of DESIGN_NAMES) {
+  for (const d of compared) {
     sums.set(d, {
       steps: 0,
       metadataBytes: 0,
@@ -511,35 +517,52 @@ export function designTotals(reports: readonly ScenarioReport[]): {
       bounceBytes: 0,
     });
   }
+  let steps = 0;
+  const scenarios: string[] = [];
+  const leftOut: DesignLeftOut[] = [];
   for (const report of reports) {
+    let counted = false;
     for (const step of report.steps) {
       const runs = step.designRuns;
-      if (runs === undefined || runs.length !== DESIGN_NAMES.length || runs.some((r) => !r.ran)) continue;
-      for (const run of runs) {
-        const sum = sums.get(run.design)!;
+      if (runs === undefined) continue;
+      const mine = compared.map((d) => runs.find((r) => r.design === d));
+      if (mine.some((r) => r === undefined)) continue;
+      const refused = mine.filter((r) => r !== undefined && !r.ran);
+      for (const r of refused) {
+        leftOut.push({
+          scenario: report.name ?? '',
+          step: step.index + 1,
+          op: step.op,
+          design: r!.design,
+          why: r!.reason ?? r!.errno ?? 'did not run',
+        });
+      }
+      if (refused.length > 0) continue;
+      steps++;
+      counted = true;
+      for (const run of mine) {
+        const sum = sums.get(run!.design)!;
         sum.steps++;
-        for (const key of TOTALLED) sum[key] += run[key] ?? 0;
+        for (const key of TOTALLED) sum[key] += run![key] ?? 0;
       }
     }
+    if (counted && report.name !== undefined) scenarios.push(report.name);
   }
-  const totals = DESIGN_NAMES.map((design): DesignSuiteTotals => ({ design, ...sums.get(design)! }));
-  const pairs: [DesignName, DesignName][] = [
-    ['sg', 'linux-7.1'],
-    ['linux-7.1', 'physr'],
-  ];
+  const totals = compared.map((design): DesignSuiteTotals => ({ design, ...sums.get(design)! }));
   const ratios: DesignRatio[] = [];
-  for (const [from, to] of pairs) {
-    const a = sums.get(from)!;
-    const b = sums.get(to)!;
+  for (const [from, to] of DESIGN_RATIO_PAIRS) {
+    const a = sums.get(from);
+    const b = sums.get(to);
+    if (a === undefined || b === undefined) continue;
     for (const metric of TOTALLED) {
       ratios.push({
         metric,
         from,
         to,
         ratio: b[metric] === 0 ? undefined : a[metric] / b[metric],
-        reads: `${from}/${to} (above 1: ${to} costs less)`,
+        reads: designRatioHeading(from, to),
       });
     }
   }
-  return { totals, ratios };
+  return { designs: compared, steps, totals, ratios, scenarios, leftOut };
 }

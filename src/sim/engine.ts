@@ -17,6 +17,7 @@ import {
   PhysrError,
   SeededRandom,
 } from '../core/index.ts';
+import { designTotals } from './designs.ts';
 import { firstMismatch, formatPattern } from './pattern.ts';
 import {
   type PlatformInstance,
@@ -302,6 +303,9 @@ async function runScenarioTimed(
     metrics: context.scenarioMetrics(),
     designs: designsOf(steps),
     comparison: compareSteps(steps),
+    ...(steps.some((s) => s.designRuns !== undefined)
+      ? { designComparison: designTotals([{ name: scenario.name, steps }], scenario.designs) }
+      : {}),
   };
   return { report, time };
 }

@@ -4,6 +4,8 @@ export { registerBuiltins } from './builtins.ts';
 export { CORE_ONLY_PLATFORM, registerCoreSteps } from './core-steps.ts';
 export {
   DESIGN_NAMES,
+  type DesignComparison,
+  type DesignLeftOut,
   type DesignMapInput,
   type DesignName,
   type DesignOutcome,
@@ -50,6 +52,7 @@ export {
   unregisterPlatform,
   unregisterStep,
 } from './registry.ts';
+export { designComparisonHeading, designRunLine, renderDesignComparisonText } from './render-designs.ts';
 export { renderRunHtml, runJson } from './render-html.ts';
 export { renderJson, renderRunJson } from './render-json.ts';
 export {

@@ -8,6 +8,7 @@ import {
   ratioText,
   summaryLine,
 } from '../view/wording.ts';
+import { designComparisonHeading, designRunLine, renderDesignComparisonText } from './render-designs.ts';
 import {
   type ComparisonRow,
   type Design,
@@ -19,6 +20,11 @@ import {
   type StepStatus,
   stepMetadata,
 } from './report.ts';
+
+/** Ops that map or pin memory but are not rerun under each design (only buffer maps and pins are). */
+const UNCOMPARED_OPS: ReadonlySet<string> = new Set(['map', 'import', 'register-mr', 'pin']);
+const NOT_UNDER_DESIGNS =
+  'sg, linux-7.1, physr: not run under each design (the three-way runs cover buffer maps and pins only)';
 
 const MARK: Record<StepStatus, string> = { ok: '✓', failed: '✗', error: '!', skipped: '-' };
 
@@ -90,6 +96,9 @@ function stepLines(step: StepReport): string[] {
         : `        ${name} metadata: ${m.retained} B retained, ${m.peak} B at peak (scratch freed before the step ends)`,
     );
   }
+  for (const run of step.designRuns ?? []) lines.push(`        ${designRunLine(run)}`);
+  if (step.designRuns === undefined && UNCOMPARED_OPS.has(step.op) && step.status === 'ok')
+    lines.push(`        ${NOT_UNDER_DESIGNS}`);
   for (const e of step.expectations) {
     lines.push(e.met ? `        ✓ ${e.what}` : `        ✗ expected ${e.what}: ${e.detail}`);
   }
@@ -112,11 +121,27 @@ export function renderScenarioText(scenario: ScenarioReport): string {
       `  failed at step ${f.step + 1} (${f.op}${f.line === undefined ? '' : `, line ${f.line}`}): ${f.reason}`,
     );
   }
+  lines.push(...scenarioDesignsText(scenario, '  '));
   lines.push(
     `  ${comparisonHeading(scenario)}:`,
     renderComparisonText(scenario.comparison, '    ', scenario.designs),
   );
   return lines.join('\n');
+}
+
+/** A scenario's three-way table under its heading (nothing when no step ran under the designs). */
+function scenarioDesignsText(scenario: ScenarioReport, indent: string): string[] {
+  const c = scenario.designComparison;
+  if (c === undefined) return [];
+  const body = renderDesignComparisonText(c, `${indent}  `);
+  return [`${indent}${designComparisonHeading(c)}${body === '' ? '' : ':'}`, ...(body === '' ? [] : [body])];
+}
+
+/** The suite's three-way comparison: the headline. */
+function suiteDesignsText(report: RunReport): string {
+  const c = report.designComparison;
+  const body = renderDesignComparisonText(c);
+  return body === '' ? designComparisonHeading(c) : `${designComparisonHeading(c)}:\n${body}`;
 }
 
 /** What a scenario's table compares: both designs, or the one it ran. */
@@ -150,7 +175,7 @@ export function renderSummaryLine(report: RunReport): string {
  */
 export function renderRunText(report: RunReport): string {
   const head = [renderSummaryLine(report)];
-  if (report.scenarios.length > 1) head.push(suiteComparisonText(report));
+  if (report.scenarios.length > 1) head.push(suiteDesignsText(report), suiteComparisonText(report));
   const timing = renderTimingText(report.timing);
   if (timing.length > 0) head.push(timing.join('\n'));
   const parts = [...head, ...report.scenarios.map(renderScenarioText)];
@@ -160,10 +185,12 @@ export function renderRunText(report: RunReport): string {
 
 /** Only the comparisons (`physr compare`). */
 export function renderComparisonOnly(report: RunReport): string {
-  const parts = report.scenarios.map(
-    (s) =>
+  const parts = report.scenarios.map((s) =>
+    [
       `${s.name} (${s.platform}), ${comparisonHeading(s)}:\n${renderComparisonText(s.comparison, '  ', s.designs)}`,
+      ...scenarioDesignsText(s, ''),
+    ].join('\n'),
   );
-  if (report.scenarios.length > 1) parts.push(suiteComparisonText(report));
+  if (report.scenarios.length > 1) parts.push(suiteDesignsText(report), suiteComparisonText(report));
   return `${parts.join('\n\n')}\n`;
 }

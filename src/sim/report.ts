@@ -5,10 +5,10 @@
  */
 import { COUNTER, type Errno, type MetricsSnapshot } from '../core/index.ts';
 import type { SummaryWords } from '../view/wording.ts';
-import type { DesignOutcome } from './designs.ts';
+import { type DesignComparison, type DesignOutcome, designTotals } from './designs.ts';
 import type { StepKind } from './scenario-schema.ts';
 
-export type { DesignOutcome };
+export type { DesignComparison, DesignOutcome };
 
 /** Which design a step exercised: the proposal (physr) or today's scatterlist path (sg). */
 export type DesignPath = 'physr' | 'sg';
@@ -103,6 +103,8 @@ export interface ScenarioReport {
   /** Which designs the scenario's steps ran (a step's `path`). */
   readonly designs: readonly Design[];
   readonly comparison: readonly ComparisonRow[];
+  /** The scenario's maps and pins under each design it names (absent when no step ran them). */
+  readonly designComparison?: DesignComparison;
 }
 
 export type Design = 'physr' | 'sg';
@@ -141,6 +143,8 @@ export interface RunReport {
    */
   readonly comparison: readonly ComparisonRow[];
   readonly comparedScenarios: readonly string[];
+  /** sg vs Linux 7.1 vs physr over every step all three ran (the headline comparison). */
+  readonly designComparison: DesignComparison;
 }
 
 /**
@@ -314,6 +318,7 @@ export function summarizeRun(scenarios: readonly ScenarioReport[]): RunReport {
     },
     comparison: sumComparisons(compared.map((s) => s.comparison)),
     comparedScenarios: compared.map((s) => s.name),
+    designComparison: designTotals(scenarios),
   };
 }
 

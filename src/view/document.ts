@@ -3,7 +3,7 @@
  * that made it prints (64-bit values as "0x…" strings). The view declares the shapes it reads here
  * and imports no model code: it gets JSON only.
  */
-import type { RowWords, SummaryWords } from './wording.ts';
+import type { DesignRunWords, RowWords, SummaryWords } from './wording.ts';
 
 export interface ViewDocument {
   /** The page title (e.g. "physr run report"). */
@@ -52,6 +52,37 @@ export interface StepJson {
   readonly notes: readonly string[];
   readonly metrics: Readonly<Record<string, number>>;
   readonly layout?: LayoutJson;
+  /** What each design did for this step on its own copy of the machine. */
+  readonly designRuns?: readonly DesignRunWords[];
+}
+
+/** One design's totals over the steps every compared design ran. */
+export interface DesignTotalsJson {
+  readonly design: string;
+  readonly steps: number;
+  readonly metadataBytes: number;
+  readonly peakMetadataBytes: number;
+  readonly entries: number;
+  readonly iovaAllocations: number;
+  readonly leafPteWrites: number;
+  readonly iotlbFlushes: number;
+  readonly bounceBytes: number;
+}
+
+/** sg vs Linux 7.1 vs physr on the same maps (DesignComparison in src/sim/designs.ts). */
+export interface DesignComparisonJson {
+  readonly designs: readonly string[];
+  readonly steps: number;
+  readonly totals: readonly DesignTotalsJson[];
+  readonly ratios: readonly { readonly from: string; readonly to: string; readonly metric: string }[];
+  readonly scenarios: readonly string[];
+  readonly leftOut: readonly {
+    readonly scenario: string;
+    readonly step: number;
+    readonly op: string;
+    readonly design: string;
+    readonly why: string;
+  }[];
 }
 
 /** A comparison row (cost or event) of a scenario or the suite. */
@@ -74,6 +105,7 @@ export interface ScenarioJson {
   readonly steps: readonly StepJson[];
   readonly designs: readonly ('physr' | 'sg')[];
   readonly comparison: readonly RowJson[];
+  readonly designComparison?: DesignComparisonJson;
 }
 
 export interface DesignTimingJson {
@@ -88,6 +120,8 @@ export interface RunJson {
   readonly summary: SummaryWords;
   readonly comparison: readonly RowJson[];
   readonly comparedScenarios: readonly string[];
+  /** Absent in documents made before the three-way comparison. */
+  readonly designComparison?: DesignComparisonJson;
   readonly timing?: {
     readonly repetitions: number;
     readonly steps: readonly string[];
@@ -153,7 +187,25 @@ export interface TraceEventJson {
   readonly text: string;
 }
 
+/** One row of a trace's "what physr would change": the traced (legacy) design against physr. */
+export interface TraceComparisonRowJson {
+  readonly metric: string;
+  readonly legacy: number;
+  readonly physr: number;
+  /** In words, which design the numbers favour (lower is better). */
+  readonly verdict: string;
+}
+
+export interface TraceComparisonJson {
+  /** What was replayed where, e.g. "x86-2s (IOMMU lazy) as device 0000:03:00.0". */
+  readonly setting: string;
+  readonly rows: readonly TraceComparisonRowJson[];
+  /** Caveats (truncated lists, relocated ranges) as the text report words them. */
+  readonly notes?: readonly string[];
+}
+
 export interface TraceSection {
   readonly source?: string;
   readonly events: readonly TraceEventJson[];
+  readonly comparison?: TraceComparisonJson;
 }

@@ -15,10 +15,12 @@ import {
   runMapDesign,
 } from '../../src/sim/designs.ts';
 import {
+  designRunLine,
   isScenarioError,
   loadScenarioFile,
   parseScenario,
   registerBuiltins,
+  renderDesignComparisonText,
   resolveScenarioTarget,
   runScenario,
   type ScenarioReport,
@@ -213,6 +215,12 @@ describe('a BAR range exported as a dma-buf, under the three designs', () => {
     expect(sg).toMatchObject({ ran: false, api: 'dma_map_sgtable' });
     expect(sg!.reason).toMatch(/no struct pages/);
     expect(sg!.note).toMatch(/no path for this step/);
+    // The report says so on the step and leaves the step out of the totals, with why.
+    expect(designRunLine(sg!)).toMatch(/^sg +no path \(dma_map_sgtable\): this BAR has no struct pages/);
+    const step = { index: 4, op: 'map', status: 'ok', expectations: [], notes: [], metrics: {} } as const;
+    const c = designTotals([{ name: 'bar', steps: [{ ...step, designRuns: [sg!, linux!, physr!] }] }]);
+    expect(c.steps).toBe(0);
+    expect(renderDesignComparisonText(c, '')).toBe(`left out: bar step 5 (map), sg: ${sg!.reason}`);
     // Bus address under the switch. 7.1: one DMA-only entry (32 B) + sg_table (16) + dma_buf_dma (16),
     // plus the exporter's one phys_vec (16): it does not cut at the NIC's 64 KiB max segment size.
     expect(linux).toMatchObject({

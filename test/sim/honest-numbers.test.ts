@@ -121,7 +121,9 @@ describe('the text report says which way is better and hides empty columns', () 
     const only = await runSuite([loadScenarioFile(resolveScenarioTarget('iotlb-strict'))]);
     const text = renderRunText(only);
     expect(text).toContain('costs (only the physr design runs here)');
-    expect(text).not.toContain('scatterlist');
+    // The scenario's own steps ran physr only: its table has no scatterlist column (the design runs
+    // above it do name scatterlist: each map also ran under sg on its own machine).
+    expect(text.slice(text.indexOf('costs (only the physr design runs here)'))).not.toContain('scatterlist');
     expect(text).toMatch(/faults \(events, not a cost\)\s+1\n/);
   });
 });

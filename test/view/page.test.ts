@@ -97,9 +97,43 @@ suite('the interactive page in Chromium', () => {
     expect(await page.locator('#suite rect.bar[data-design="sg"]').count()).toBe(5);
     expect(await page.locator('#suite th', { hasText: 'sg/physr (above 1: physr cheaper)' }).count()).toBe(1);
 
+    // The headline, before the physr-vs-scatterlist table: sg, linux-7.1 and physr on the same maps,
+    // a bar per design for each total that moved, both ratios headed by their direction.
+    const c = report.designComparison;
+    expect(c.designs).toEqual(['sg', 'linux-7.1', 'physr']);
+    const moved = (
+      [
+        'peakMetadataBytes',
+        'metadataBytes',
+        'entries',
+        'iovaAllocations',
+        'leafPteWrites',
+        'iotlbFlushes',
+        'bounceBytes',
+      ] as const
+    ).filter((k) => c.totals.some((t) => t[k] > 0)).length;
+    expect(moved).toBeGreaterThan(3);
+    expect(await page.locator('#designs rect.bar').count()).toBe(3 * moved);
+    expect(await page.locator('#designs rect.bar[data-design="linux-7.1"]').count()).toBe(moved);
+    expect((await page.locator('#designs').boundingBox())!.y).toBeLessThan(
+      (await page.locator('#suite').boundingBox())!.y,
+    );
+    for (const heading of [
+      'sg/linux-7.1 (above 1: linux-7.1 costs less)',
+      'linux-7.1/physr (above 1: physr costs less)',
+    ])
+      expect(await page.locator('#designs th', { hasText: heading }).count()).toBe(1);
+    // Per step, a line per design: the NVMe map on 7.1 goes through blk_rq_dma_map_iter.
+    expect(
+      await page
+        .locator('#scenario-swiotlb-32bit .design-steps li[data-design="linux-7.1"]')
+        .first()
+        .textContent(),
+    ).toMatch(/^linux-7\.1 blk_rq_dma_map_iter, per-segment: /);
+
     // iotlb-lazy ran only physr: no bars, no scatterlist column; its late write is a fault event.
     const lazy = page.locator('#scenario-iotlb-lazy');
-    expect(await lazy.locator('rect.bar').count()).toBe(0);
+    expect(await lazy.locator('svg:not(.design-chart) rect.bar').count()).toBe(0);
     await expect.poll(() => lazy.locator('.chart-none').textContent()).toContain('only one design ran');
     expect(await lazy.locator('table.comparison th', { hasText: 'scatterlist' }).count()).toBe(0);
     expect(await lazy.locator('.timeline-strip .event-fault').count()).toBe(1);
@@ -223,6 +257,14 @@ suite('the interactive page in Chromium', () => {
           { time: 4, kind: 'fault', text: 'write after unmap' },
           { time: 5, kind: 'revoke', text: 'dma-buf revoked' },
         ],
+        comparison: {
+          setting: 'x86-2s (IOMMU lazy) as device 0000:03:00.0',
+          rows: [
+            { metric: 'list metadata', legacy: 5456, physr: 2848, verdict: 'physr 0.52x of legacy' },
+            { metric: 'IOMMU PTE writes', legacy: 7, physr: 7, verdict: 'same' },
+          ],
+          notes: ['2 lists cut at [TRUNCATED]'],
+        },
       },
     };
     const { page, problems } = await open(await renderViewHtml(doc), 'matrix-trace');
@@ -232,6 +274,13 @@ suite('the interactive page in Chromium', () => {
       .toContain('not on the allowlist');
     expect(await page.locator('#trace .timeline-strip .event').count()).toBe(5);
     expect(await page.locator('#trace .timeline-strip .event-fault').count()).toBe(1);
+    // What physr would change: one table row a metric, with its numbers and verdict, and the caveats.
+    const rows = page.locator('#trace .trace-comparison tbody tr');
+    expect(await rows.count()).toBe(2);
+    expect(await rows.first().textContent()).toBe('list metadata5,4562,848physr 0.52x of legacy');
+    expect(await page.locator('#trace .trace-comparison').textContent()).toContain(
+      '2 lists cut at [TRUNCATED]',
+    );
     await shoot(page, 'matrix-trace');
     expect(problems).toEqual([]);
     await page.close();

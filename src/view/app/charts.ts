@@ -5,7 +5,7 @@
  * shows them. Drawn only where both designs ran; the table beside it is the text alternative.
  */
 import { scaleLinear, scaleLog } from 'd3-scale';
-import type { RowJson } from '../document.ts';
+import type { RowJson, TraceComparisonJson } from '../document.ts';
 import { metricLabel, RATIO_HEADING, ratioText } from '../wording.ts';
 import { h, num, s } from './dom.ts';
 
@@ -25,9 +25,26 @@ export function usesLogScale(row: RowJson): boolean {
 }
 
 const LABEL = 330;
-const WIDTH = 800;
+/** Every comparison chart's width (px). */
+export const CHART_WIDTH = 800;
+const WIDTH = CHART_WIDTH;
 const BAR = 13;
 const ROW = 2 * BAR + 16;
+
+/** An empty chart of `height` pixels, labelled by its `<title>` (the chart's text for screen readers). */
+export function chartSvg(cls: string, height: number, title: string): SVGElement {
+  const id = `chart-${Math.random().toString(36).slice(2, 9)}`;
+  const svg = s('svg', {
+    class: cls,
+    role: 'img',
+    'aria-labelledby': id,
+    width: WIDTH,
+    height,
+    viewBox: `0 0 ${WIDTH} ${height}`,
+  });
+  svg.append(s('title', { id }, title));
+  return svg;
+}
 
 /** The chart (an SVG in a figure), or a note saying why there is none. */
 export function comparisonChart(
@@ -46,21 +63,10 @@ export function comparisonChart(
   if (shown.length === 0) return h('p', { class: 'muted chart-none' }, 'No compared cost moved.');
   const height = shown.length * ROW + 6;
   const span = WIDTH - LABEL - 90;
-  const id = `chart-${Math.random().toString(36).slice(2, 9)}`;
-  const svg = s('svg', {
-    class: 'chart',
-    role: 'img',
-    'aria-labelledby': id,
-    width: WIDTH,
+  const svg = chartSvg(
+    'chart',
     height,
-    viewBox: `0 0 ${WIDTH} ${height}`,
-  });
-  svg.append(
-    s(
-      'title',
-      { id },
-      `${title}: ${shown.map((r) => `${r.metric} physr ${r.physr}, scatterlist ${r.sg}`).join('; ')}`,
-    ),
+    `${title}: ${shown.map((r) => `${r.metric} physr ${r.physr}, scatterlist ${r.sg}`).join('; ')}`,
   );
   shown.forEach((row, i) => {
     const y = 4 + i * ROW;
@@ -145,5 +151,45 @@ export function comparisonTable(rows: readonly RowJson[], designs: readonly stri
         ),
       ),
     ),
+  );
+}
+
+/** A trace's "what physr would change": the traced design against physr, with each row's verdict. */
+export function traceComparisonTable(comparison: TraceComparisonJson): HTMLElement {
+  return h(
+    'div',
+    { class: 'trace-comparison' },
+    h('h3', {}, `What physr would change: replayed on ${comparison.setting}`),
+    h(
+      'table',
+      { class: 'comparison' },
+      h(
+        'thead',
+        {},
+        h(
+          'tr',
+          {},
+          h('th', { scope: 'col' }, 'metric'),
+          h('th', { scope: 'col' }, 'legacy (as traced)'),
+          h('th', { scope: 'col' }, 'physr'),
+          h('th', { scope: 'col' }, 'verdict (lower is better)'),
+        ),
+      ),
+      h(
+        'tbody',
+        {},
+        ...comparison.rows.map((r) =>
+          h(
+            'tr',
+            {},
+            h('th', { scope: 'row' }, r.metric),
+            h('td', { class: 'n' }, num(r.legacy)),
+            h('td', { class: 'n' }, num(r.physr)),
+            h('td', {}, r.verdict),
+          ),
+        ),
+      ),
+    ),
+    ...(comparison.notes ?? []).map((note) => h('p', { class: 'note' }, note)),
   );
 }

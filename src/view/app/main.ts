@@ -4,9 +4,10 @@
  * scenario (timeline, comparison, address spaces), the topology, a P2P matrix, a trace.
  */
 import type { RunJson, ScenarioJson, ViewDocument } from '../document.ts';
-import { comparisonHeading, plural, summaryLine } from '../wording.ts';
+import { comparisonHeading, designComparisonHeading, plural, summaryLine } from '../wording.ts';
 import { addressSpaces } from './address.ts';
-import { comparisonChart, comparisonTable } from './charts.ts';
+import { comparisonChart, comparisonTable, traceComparisonTable } from './charts.ts';
+import { designChart, designSteps, designTable } from './design-chart.ts';
 import { h } from './dom.ts';
 import { stepTimeline, traceTimeline } from './timeline.ts';
 import { matrixView, topologyView } from './topology.ts';
@@ -52,6 +53,19 @@ function timingBlock(run: RunJson): HTMLElement | null {
   );
 }
 
+/** The headline: sg vs Linux 7.1 vs physr on the same maps over the suite. */
+function designsSection(run: RunJson): HTMLElement | null {
+  const c = run.designComparison;
+  if (c === undefined) return null;
+  return h(
+    'section',
+    { id: 'designs', 'aria-labelledby': 'designs-h' },
+    h('h2', { id: 'designs-h' }, designComparisonHeading(c)),
+    designChart(c, 'the three designs over the suite'),
+    designTable(c),
+  );
+}
+
 function suiteSection(run: RunJson): HTMLElement {
   const names = run.comparedScenarios;
   const heading =
@@ -92,6 +106,14 @@ function scenarioSection(s: ScenarioJson, open: boolean): HTMLElement {
         ),
     h('h3', {}, 'Steps'),
     stepTimeline(s.steps),
+    ...(s.designComparison === undefined
+      ? []
+      : [
+          h('h3', {}, designComparisonHeading(s.designComparison)),
+          designChart(s.designComparison, s.name),
+          designTable(s.designComparison),
+          designSteps(s.steps),
+        ]),
     h('h3', {}, comparisonHeading(s.designs)),
     comparisonChart(s.comparison, s.designs, s.name),
     comparisonTable(s.comparison, s.designs),
@@ -102,7 +124,7 @@ function scenarioSection(s: ScenarioJson, open: boolean): HTMLElement {
 
 function runSections(run: RunJson): HTMLElement[] {
   const onlyOne = run.scenarios.length === 1;
-  return [
+  const sections = [
     h(
       'p',
       {
@@ -111,6 +133,7 @@ function runSections(run: RunJson): HTMLElement[] {
       },
       summaryLine(run.summary),
     ),
+    designsSection(run),
     suiteSection(run),
     h(
       'section',
@@ -119,6 +142,7 @@ function runSections(run: RunJson): HTMLElement[] {
       ...run.scenarios.map((s) => scenarioSection(s, onlyOne || s.status !== 'passed')),
     ),
   ];
+  return sections.filter((e): e is HTMLElement => e !== null);
 }
 
 export function renderDocument(doc: ViewDocument, into: HTMLElement): void {
@@ -155,6 +179,7 @@ export function renderDocument(doc: ViewDocument, into: HTMLElement): void {
         'section',
         { id: 'trace', 'aria-labelledby': 'trace-h' },
         h('h2', { id: 'trace-h' }, `Trace${doc.trace.source === undefined ? '' : `: ${doc.trace.source}`}`),
+        ...(doc.trace.comparison === undefined ? [] : [traceComparisonTable(doc.trace.comparison)]),
         traceTimeline(doc.trace.events),
       ),
     );
