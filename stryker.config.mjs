@@ -18,7 +18,7 @@ if (!existsSync(sharedLink) && existsSync(shared)) symlinkSync(shared, sharedLin
 /** @type {import('@stryker-mutator/api/core').PartialStrykerOptions} */
 export default {
   testRunner: 'vitest',
-  vitest: { configFile: 'vitest.config.ts', related: true },
+  vitest: { configFile: 'vitest.mutation.config.ts', related: true },
   checkers: [],
   tsconfigFile: 'stryker.tsconfig-not-used.json',
   // The folders issue 13 names; narrow a run with `npm run mutation -- --mutate src/iommu/iova.ts`.

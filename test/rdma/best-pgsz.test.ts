@@ -186,3 +186,41 @@ describe('on-demand paging umems (umem.c: if (umem->is_odp) return the page_shif
     expectErrno(() => odp.mappedRanges(), 'EINVAL', /on fault/);
   });
 });
+
+describe('rules the mutation run found untested (issue 13)', () => {
+  it('after an unaligned first page, the next break VA is virt + len - pgoff (umem.c: va += sg_dma_len - pgoff)', () => {
+    // virt = VA + 0x800 (pgoff 0x800), length 4M - 0x800, two 2M DMA segments that do not touch.
+    // span: last = VA + 4M - 1; (last ^ virt) = 0x3ff7ff → 22 bits; ALL & GENMASK(63,22) = 1G.
+    // seg 0: (0x2_0000_0000 + 0x800) ^ (VA + 0x800) = 0x7f02_0000_0000 → ctz 33; va = VA + 2M.
+    // seg 1: 0x3_0020_0000 ^ (VA + 2M) = 0x7f03_0000_0000 → ctz 32; | va = VA + 2M → ctz 21.
+    // ALL & GENMASK(21,0) = 4K | 2M → 2M. (With va = VA + 0x800 ± 2M the break is not 4K aligned: 0.)
+    const umem = layout(VA + 0x800n, 4n * 0x10_0000n - 0x800n, [
+      [0x2_0000_0000n, M2],
+      [0x3_0020_0000n, M2],
+    ]);
+    expect(ibUmemFindBestPgsz(umem, ALL, VA + 0x800n)).toBe(M2);
+  });
+
+  it('the page-size bitmap is an unsigned long: all 64 bits are taken, anything outside is EINVAL', () => {
+    // Only bit 12 of 2^64 - 1 and below the range span matter: a 4K buffer at VA gets 4K.
+    const umem = layout(VA, K4, [[0x2_0000_0000n, K4]]);
+    expect(ibUmemFindBestPgsz(umem, (1n << 64n) - 1n, VA)).toBe(K4);
+    expectErrno(() => ibUmemFindBestPgsz(umem, -1n, VA), 'EINVAL', /u64/);
+    expectErrno(() => ibUmemFindBestPgsz(umem, 1n << 64n, VA), 'EINVAL', /u64/);
+  });
+
+  it('rdma_umem_for_each_dma_block stops after ib_umem_num_dma_blocks blocks (verbs.c: __sg_numblocks)', () => {
+    // Three mapped 4K pages, an MR that needs two: the walk ends after 0x10000 and 0x11000.
+    const dma = DmaRangeList.fromRanges([[0x10000n, 0x3000n]]);
+    expect([...umemDmaBlocks(dma, K4, 2)]).toEqual([0x10000n, 0x11000n]);
+    // Asking for more blocks than the segments hold is refused.
+    expectErrno(() => umemDmaBlocks(dma, K4, 4), 'EINVAL', /hold 3 blocks/);
+  });
+
+  it('a segment that starts inside a block advances by what is left of the block (delta = pgsz - offset)', () => {
+    // pgsz 8K, one segment 0x1000..0x3fff: block 0x0 (delta 0x2000 - 0x1000 = 0x1000, 0x2000 left
+    // in the segment), then block 0x2000 (delta 0x2000 covers the rest).
+    const dma = DmaRangeList.fromRanges([[0x1000n, 0x3000n]]);
+    expect([...umemDmaBlocks(dma, 0x2000n, 2)]).toEqual([0x0n, 0x2000n]);
+  });
+});

@@ -1,0 +1,19 @@
+// A narrow mutation run: the files given with --mutate, against only the test files named by
+// PHYSR_MUTATION_TESTS (comma-separated globs), so a run takes minutes. Mutants that only other
+// folders' tests would kill count as survivors here: the score is a lower bound. Example:
+//   PHYSR_MUTATION_TESTS='test/rdma/**/*.test.ts' npx stryker run stryker.narrow.config.mjs \
+//     --mutate src/rdma/best-pgsz.ts
+// Each test set keeps its own incremental file (reports/, not in git).
+import base from './stryker.config.mjs';
+
+const tests = process.env.PHYSR_MUTATION_TESTS ?? 'test/iommu/**/*.test.ts';
+const name = tests.replace(/\*\*\/\*\.test\.ts/g, '').replace(/[^A-Za-z0-9]+/g, '-').replace(/^-|-$/g, '');
+
+export default {
+  ...base,
+  concurrency: 2,
+  timeoutMS: 5000,
+  vitest: { configFile: 'vitest.mutation.config.ts', related: false },
+  incrementalFile: `reports/stryker-${name}-incremental.json`,
+  jsonReporter: { fileName: `reports/mutation/${name}.json` },
+};
