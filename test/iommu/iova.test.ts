@@ -219,3 +219,30 @@ describe('alloc_iova searches down from its cached node (drivers/iommu/iova.c, v
     expect(iovad.allocIova(8, LIMIT32)).toBe(1048552);
   });
 });
+
+describe('alloc_iova rules the mutation run found untested (issue 13)', () => {
+  test('a candidate whose first pfn is the last pfn of the range below overlaps it: the walk goes on', () => {
+    // __alloc_and_insert_iova_range (drivers/iommu/iova.c) keeps walking down while
+    // new_pfn <= curr_iova->pfn_hi. Ranges [80,85] and [90,100], limit 100, 5 pages:
+    //   high = 101 → new_pfn 96 ≤ 100: on; high = 90 → new_pfn 85 ≤ 85: on (85 is taken);
+    //   high = 80 → new_pfn 75, nothing below: 75..79.
+    const iovad = new IovaDomain({ startPfn: 1, lastPfn: 100 });
+    iovad.reserveIova(90, 100);
+    iovad.reserveIova(80, 85);
+    expect(iovad.allocIova(5)).toBe(75);
+  });
+
+  test('an allocation of no pages and an empty domain are refused (EINVAL)', () => {
+    const iovad = new IovaDomain({ startPfn: 1, lastPfn: 100 });
+    expect(() => iovad.allocIova(0)).toThrow(/EINVAL/);
+    expect(() => iovad.allocIova(1.5)).toThrow(/EINVAL/);
+    // One page is fine: the top pfn.
+    expect(iovad.allocIova(1)).toBe(100);
+    expect(() => new IovaDomain({ startPfn: -1, lastPfn: 100 })).toThrow(/EINVAL/);
+    expect(() => new IovaDomain({ startPfn: 10, lastPfn: 9 })).toThrow(/EINVAL/);
+    // A one-pfn domain is not empty, and start_pfn 0 is allowed (init_iova_domain only checks
+    // the granule): high 1 - 1 page = pfn 0 ≥ low 0.
+    expect(new IovaDomain({ startPfn: 10, lastPfn: 10 }).allocIova(1)).toBe(10);
+    expect(new IovaDomain({ startPfn: 0, lastPfn: 0 }).allocIova(1)).toBe(0);
+  });
+});
