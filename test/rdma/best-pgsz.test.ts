@@ -201,6 +201,26 @@ describe('rules the mutation run found untested (issue 13)', () => {
     expect(ibUmemFindBestPgsz(umem, ALL, VA + 0x800n)).toBe(M2);
   });
 
+  it('the break VA is virt plus the segment lengths walked, not minus (va += sg_dma_len)', () => {
+    // virt = VA + 6M (ctz 21), two 2M segments that do not touch, sizes 4K, 2M, 4M, 8M offered.
+    // span: last = VA + 10M - 1; (last ^ virt) = 0xffffff → 24 bits; GENMASK(63,24) & bitmap = 0.
+    // seg 0: 0x2_0060_0000 ^ (VA + 6M) = 0x7f02_0000_0000 → ctz 33; va = VA + 8M.
+    // seg 1: 0x3_0080_0000 ^ (VA + 8M) = 0x7f03_0000_0000 → ctz 32; | va = VA + 8M → ctz 23.
+    // bitmap & GENMASK(23,0) = everything offered → 8M (two 8M pages cover VA..VA+16M).
+    const M4 = 0x40_0000n;
+    const M8 = 0x80_0000n;
+    const virt = VA + 3n * M2;
+    const umem = layout(virt, 2n * M2, [
+      [0x2_0060_0000n, M2],
+      [0x3_0080_0000n, M2],
+    ]);
+    expect(ibUmemFindBestPgsz(umem, K4 | M2 | M4 | M8, virt)).toBe(M8);
+  });
+
+  it('an empty page-size bitmap fits nothing: 0, not an error', () => {
+    expect(ibUmemFindBestPgsz(layout(VA, M2, [[0x2_0000_0000n, M2]]), 0n, VA)).toBe(0n);
+  });
+
   it('the page-size bitmap is an unsigned long: all 64 bits are taken, anything outside is EINVAL', () => {
     // Only bit 12 of 2^64 - 1 and below the range span matter: a 4K buffer at VA gets 4K.
     const umem = layout(VA, K4, [[0x2_0000_0000n, K4]]);
