@@ -1,5 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import { iommuPgsize } from '../../src/iommu/index.ts';
+import { expectErrno } from '../errno.ts';
 
 const K4 = 0x1000n;
 const M2 = 0x20_0000n;
@@ -23,5 +24,15 @@ describe('iommu_pgsize: where a run of small pages stops', () => {
   test('iova and paddr at different offsets in 2M: no larger page can ever be used, one run', () => {
     const step = iommuPgsize(BITMAP, M2 - K4, 0x4000_0000n - 2n * K4, K4 + 2n * M2);
     expect(step).toEqual({ pgsize: K4, count: 0x401n });
+  });
+});
+
+describe('iommu_pgsize: a request no size fits', () => {
+  // iommu_map (drivers/iommu/iommu.c) refuses iova/paddr/size not aligned to the smallest page
+  // size before it asks iommu_pgsize; called directly, the model refuses instead of taking
+  // __fls(0).
+  test('a size or an address below the smallest page size is EINVAL', () => {
+    expectErrno(() => iommuPgsize(BITMAP, 0n, 0n, 0x800n), 'EINVAL', /no page size/);
+    expectErrno(() => iommuPgsize(BITMAP, 0x800n, 0n, K4), 'EINVAL', /no page size/);
   });
 });
