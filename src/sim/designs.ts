@@ -585,6 +585,20 @@ export interface DesignLeftOut {
   readonly why: string;
 }
 
+/**
+ * A step counted once: it did the same work as an earlier step of its scenario under every design
+ * (e.g. a scenario maps a buffer by its physr path, then the same kind of buffer by its sg path: the
+ * design reruns of both are the same three runs, so adding both would count that map twice).
+ */
+export interface DesignRepeat {
+  readonly scenario: string;
+  /** 1-based, as reports number steps. */
+  readonly step: number;
+  readonly op: string;
+  /** The earlier step (1-based) it repeats. */
+  readonly of: number;
+}
+
 /** The designs' totals over the steps where every one of them ran, the ratios, and what was left out. */
 export interface DesignComparison {
   /** The compared designs (the report's columns), in DESIGN_NAMES order. */
@@ -597,11 +611,22 @@ export interface DesignComparison {
   /** Scenarios with at least one counted step. */
   readonly scenarios: readonly string[];
   readonly leftOut: readonly DesignLeftOut[];
+  /** Steps counted once because they repeat an earlier step's work under every design. */
+  readonly repeats: readonly DesignRepeat[];
+}
+
+/** What a step did under the compared designs, as a key: equal keys are the same work. */
+function workKey(op: string, runs: readonly DesignOutcome[]): string {
+  return JSON.stringify([
+    op,
+    runs.map((r) => [r.design, r.api, r.path ?? '', ...TOTALLED.map((k) => r[k] ?? 0)]),
+  ]);
 }
 
 /**
  * Per-design totals for reports: only steps where every compared design ran count, so a step one
- * design refused or has no path for tilts nothing (it is listed in `leftOut` instead). Ratios:
+ * design refused or has no path for tilts nothing (it is listed in `leftOut` instead), and a step
+ * that repeats an earlier step's work under every design counts once (listed in `repeats`). Ratios:
  * sg → linux-7.1 (what upstream has gained so far) and linux-7.1 → physr (what the rest of the
  * proposal would add).
  */
@@ -626,8 +651,10 @@ export function designTotals(
   let steps = 0;
   const scenarios: string[] = [];
   const leftOut: DesignLeftOut[] = [];
+  const repeats: DesignRepeat[] = [];
   for (const report of reports) {
     let counted = false;
+    const seen = new Map<string, number>();
     for (const step of report.steps) {
       const runs = step.designRuns;
       if (runs === undefined) continue;
@@ -644,6 +671,13 @@ export function designTotals(
         });
       }
       if (refused.length > 0) continue;
+      const key = workKey(step.op, mine as DesignOutcome[]);
+      const earlier = seen.get(key);
+      if (earlier !== undefined) {
+        repeats.push({ scenario: report.name ?? '', step: step.index + 1, op: step.op, of: earlier });
+        continue;
+      }
+      seen.set(key, step.index + 1);
       steps++;
       counted = true;
       for (const run of mine) {
@@ -670,5 +704,5 @@ export function designTotals(
       });
     }
   }
-  return { designs: compared, steps, totals, ratios, scenarios, leftOut };
+  return { designs: compared, steps, totals, ratios, scenarios, leftOut, repeats };
 }

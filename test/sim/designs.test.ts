@@ -270,6 +270,42 @@ describe('designTotals: the suite per design, like against like', () => {
     expect(meta[0]!.reads).toBe('sg/linux-7.1 (above 1: linux-7.1 costs less)');
     expect(ratios.find((r) => r.metric === 'bounceBytes')!.ratio).toBeUndefined();
   });
+
+  it('counts a step that repeats an earlier step of its scenario under every design once, and says so', () => {
+    const same = [run('sg', 2576), run('linux-7.1', 1040), run('physr', 1088)];
+    const at = (index: number, op: string, designRuns: DesignOutcome[]) => ({
+      ...step(designRuns),
+      index,
+      op,
+    });
+    const report = {
+      name: 'pair',
+      steps: [
+        at(1, 'map', same),
+        // The sg-path twin of step 2: the same three design runs.
+        at(
+          6,
+          'map',
+          same.map((r) => ({ ...r })),
+        ),
+        // Another op with the same numbers is other work; one number apart is other work too.
+        at(8, 'register-mr', same),
+        at(9, 'map', [run('sg', 2576), run('linux-7.1', 1040), run('physr', 1104)]),
+      ],
+    } as unknown as ScenarioReport;
+    const c = designTotals([report, { ...report, name: 'again' }]);
+    expect(c.steps).toBe(6);
+    expect(c.totals.map((t) => t.metadataBytes)).toEqual([6 * 2576, 6 * 1040, 4 * 1088 + 2 * 1104]);
+    expect(c.repeats).toEqual([
+      { scenario: 'pair', step: 7, op: 'map', of: 2 },
+      { scenario: 'again', step: 7, op: 'map', of: 2 },
+    ]);
+    expect(
+      renderDesignComparisonText({ ...c, steps: 0, leftOut: [], repeats: c.repeats.slice(0, 1) }, ''),
+    ).toBe(
+      'counted once: pair step 7 (map) repeats step 2 under every design (the same work, the same numbers)',
+    );
+  });
 });
 
 describe('a BAR range exported as a dma-buf, under the three designs', () => {
