@@ -1,14 +1,14 @@
 /**
- * One map of a user buffer (or of a BAR range exported as a dma-buf) for a device, run under each of
- * three designs on its own fresh copy of the scenario's machine (its own IOMMU, swiotlb and counters;
- * the bytes copied to the same physical addresses), so the designs never disturb each other or the
- * scenario:
+ * One map of a user buffer (or of a BAR range exported as a dma-buf) for a device — by a driver, by an
+ * RDMA MR's umem, or by an IOMMUFD IOAS — run under each of three designs on its own fresh copy of
+ * the scenario's machine (its own IOMMU, swiotlb and counters; the bytes copied to the same physical
+ * addresses), so the designs never disturb each other or the scenario:
  *  - `sg`: today's generic path — pin_user_pages into a page array, sg_alloc_table_from_pages,
- *    dma_map_sgtable;
+ *    dma_map_sgtable (ib_umem_get's page-at-a-time sg_table for an MR; no way into IOMMUFD);
  *  - `linux-7.1`: what Linux 7.1 does for that user — NVMe: the bio's bvecs through
  *    blk_rq_dma_map_iter (block/blk-mq-dma.c, 6.17) and what nvme_iod keeps; a dma-buf importer:
- *    dma_buf_phys_vec_to_sgt (6.19); any other driver still uses dma_map_sgtable (the same work as
- *    `sg`, and it says so);
+ *    dma_buf_phys_vec_to_sgt (6.19); IOMMUFD: the export's single phys_vec range (6.19); pinned MRs
+ *    and any other driver still build an sg_table (the same work as `sg`, and it says so);
  *  - `physr`: the proposal — pin_user_pages to a PhyrList, mapped as one list (mostly one IOVA).
  * The outcomes are plain data for reports; the runs keep their machine and DMA ranges so tests can
  * check that every design moves the same bytes to the same places.
