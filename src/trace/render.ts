@@ -26,7 +26,12 @@
  * ```
  */
 
-import { renderViewHtml, type TraceEventJson, type ViewDocument } from '../view/index.ts';
+import {
+  renderViewHtml,
+  type TraceComparisonJson,
+  type TraceEventJson,
+  type ViewDocument,
+} from '../view/index.ts';
 import type { TraceAnalysis } from './analyze.ts';
 import { FINDING_CLASSES, type Finding } from './findings.ts';
 import type { DesignTotals } from './model-replay.ts';
@@ -237,21 +242,46 @@ export function renderTraceText(a: TraceAnalysis): string {
       out.push(
         `  ${pad(r.metric, 30)} ${pad(String(r.legacy), 12)} ${pad(String(r.physr), 12)} ${r.verdict}`,
       );
-    if (c.truncatedLists > 0)
-      out.push(
-        `  ${c.truncatedLists} lists cut at [TRUNCATED]: ${c.unknownSgEntries} entries unknown (not replayed by either design); their sg_tables took ${c.truncatedSgMetadataBytes} bytes counted from nents`,
-      );
-    if (c.relocatedRanges > 0)
-      out.push(
-        `  ${c.relocatedRanges} ranges moved into model RAM (offset modulo 1 GiB kept): the model has no RAM there`,
-      );
-    for (const [name, t] of [
-      ['legacy', c.legacy],
-      ['physr', c.physr],
-    ] as const)
-      if (t.firstFailure !== undefined) out.push(`  ${name}: first refused map: ${t.firstFailure}`);
+    for (const note of comparisonNotes(c)) out.push(`  ${note}`);
   }
   return `${out.join('\n')}\n`;
+}
+
+/** The caveats of a comparison, worded once for the text report and the page. */
+function comparisonNotes(c: NonNullable<TraceAnalysis['comparison']>): string[] {
+  const notes: string[] = [];
+  if (c.truncatedLists > 0)
+    notes.push(
+      `${c.truncatedLists} lists cut at [TRUNCATED]: ${c.unknownSgEntries} entries unknown (not replayed by either design); their sg_tables took ${c.truncatedSgMetadataBytes} bytes counted from nents`,
+    );
+  if (c.relocatedRanges > 0)
+    notes.push(
+      `${c.relocatedRanges} ranges moved into model RAM (offset modulo 1 GiB kept): the model has no RAM there`,
+    );
+  for (const [name, t] of [
+    ['legacy', c.legacy],
+    ['physr', c.physr],
+  ] as const)
+    if (t.firstFailure !== undefined) notes.push(`${name}: first refused map: ${t.firstFailure}`);
+  return notes;
+}
+
+/** The page's form of the comparison; none when the trace was not replayed through the model. */
+function comparisonField(a: TraceAnalysis): { comparison?: TraceComparisonJson } {
+  const c = a.comparison;
+  if (c === undefined) return {};
+  return {
+    comparison: {
+      setting: `${c.platform} (IOMMU ${c.mode}) as device ${c.device}`,
+      rows: comparisonRows(c.legacy, c.physr).map((r) => ({
+        metric: r.metric,
+        legacy: r.legacy,
+        physr: r.physr,
+        verdict: r.verdict,
+      })),
+      notes: comparisonNotes(c),
+    },
+  };
 }
 
 /** The view's mark for each timeline kind: what it does to a mapping. */
@@ -324,7 +354,7 @@ export function traceViewDocument(a: TraceAnalysis, command?: string): ViewDocum
   return {
     title: `physr trace ${a.file}`,
     ...(command === undefined ? {} : { command }),
-    trace: { source: a.file, events: all.map((e) => e.event) },
+    trace: { source: a.file, events: all.map((e) => e.event), ...comparisonField(a) },
   };
 }
 

@@ -194,7 +194,25 @@ export interface TraceEventJson {
   readonly text: string;
 }
 
+/** One row of a trace's "what physr would change": the traced (legacy) design against physr. */
+export interface TraceComparisonRowJson {
+  readonly metric: string;
+  readonly legacy: number;
+  readonly physr: number;
+  /** In words, which design the numbers favour (lower is better). */
+  readonly verdict: string;
+}
+
+export interface TraceComparisonJson {
+  /** What was replayed where, e.g. "x86-2s (IOMMU lazy) as device 0000:03:00.0". */
+  readonly setting: string;
+  readonly rows: readonly TraceComparisonRowJson[];
+  /** Caveats (truncated lists, relocated ranges) as the text report words them. */
+  readonly notes?: readonly string[];
+}
+
 export interface TraceSection {
   readonly source?: string;
   readonly events: readonly TraceEventJson[];
+  readonly comparison?: TraceComparisonJson;
 }

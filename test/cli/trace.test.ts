@@ -78,6 +78,9 @@ describe('physr trace', () => {
       'fault',
       'fault',
     ]);
+    // Replayed on amd-server: the page carries the same comparison rows as the text report.
+    expect(doc.trace.comparison.setting).toMatch(/^amd-server \(IOMMU \w+\) as device /);
+    expect(doc.trace.comparison.rows.map((row: { metric: string }) => row.metric)).toContain('list metadata');
     expect(html).not.toMatch(/<script src=|<link /);
   });
 });

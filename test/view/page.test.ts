@@ -257,6 +257,14 @@ suite('the interactive page in Chromium', () => {
           { time: 4, kind: 'fault', text: 'write after unmap' },
           { time: 5, kind: 'revoke', text: 'dma-buf revoked' },
         ],
+        comparison: {
+          setting: 'x86-2s (IOMMU lazy) as device 0000:03:00.0',
+          rows: [
+            { metric: 'list metadata', legacy: 5456, physr: 2848, verdict: 'physr 0.52x of legacy' },
+            { metric: 'IOMMU PTE writes', legacy: 7, physr: 7, verdict: 'same' },
+          ],
+          notes: ['2 lists cut at [TRUNCATED]'],
+        },
       },
     };
     const { page, problems } = await open(await renderViewHtml(doc), 'matrix-trace');
@@ -266,6 +274,13 @@ suite('the interactive page in Chromium', () => {
       .toContain('not on the allowlist');
     expect(await page.locator('#trace .timeline-strip .event').count()).toBe(5);
     expect(await page.locator('#trace .timeline-strip .event-fault').count()).toBe(1);
+    // What physr would change: one table row a metric, with its numbers and verdict, and the caveats.
+    const rows = page.locator('#trace .trace-comparison tbody tr');
+    expect(await rows.count()).toBe(2);
+    expect(await rows.first().textContent()).toBe('list metadata5,4562,848physr 0.52x of legacy');
+    expect(await page.locator('#trace .trace-comparison').textContent()).toContain(
+      '2 lists cut at [TRUNCATED]',
+    );
     await shoot(page, 'matrix-trace');
     expect(problems).toEqual([]);
     await page.close();

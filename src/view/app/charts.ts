@@ -5,7 +5,7 @@
  * shows them. Drawn only where both designs ran; the table beside it is the text alternative.
  */
 import { scaleLinear, scaleLog } from 'd3-scale';
-import type { RowJson } from '../document.ts';
+import type { RowJson, TraceComparisonJson } from '../document.ts';
 import { metricLabel, RATIO_HEADING, ratioText } from '../wording.ts';
 import { h, num, s } from './dom.ts';
 
@@ -151,5 +151,45 @@ export function comparisonTable(rows: readonly RowJson[], designs: readonly stri
         ),
       ),
     ),
+  );
+}
+
+/** A trace's "what physr would change": the traced design against physr, with each row's verdict. */
+export function traceComparisonTable(comparison: TraceComparisonJson): HTMLElement {
+  return h(
+    'div',
+    { class: 'trace-comparison' },
+    h('h3', {}, `What physr would change: replayed on ${comparison.setting}`),
+    h(
+      'table',
+      { class: 'comparison' },
+      h(
+        'thead',
+        {},
+        h(
+          'tr',
+          {},
+          h('th', { scope: 'col' }, 'metric'),
+          h('th', { scope: 'col' }, 'legacy (as traced)'),
+          h('th', { scope: 'col' }, 'physr'),
+          h('th', { scope: 'col' }, 'verdict (lower is better)'),
+        ),
+      ),
+      h(
+        'tbody',
+        {},
+        ...comparison.rows.map((r) =>
+          h(
+            'tr',
+            {},
+            h('th', { scope: 'row' }, r.metric),
+            h('td', { class: 'n' }, num(r.legacy)),
+            h('td', { class: 'n' }, num(r.physr)),
+            h('td', {}, r.verdict),
+          ),
+        ),
+      ),
+    ),
+    ...(comparison.notes ?? []).map((note) => h('p', { class: 'note' }, note)),
   );
 }

@@ -6,7 +6,7 @@
 import type { RunJson, ScenarioJson, ViewDocument } from '../document.ts';
 import { comparisonHeading, designComparisonHeading, plural, summaryLine } from '../wording.ts';
 import { addressSpaces } from './address.ts';
-import { comparisonChart, comparisonTable } from './charts.ts';
+import { comparisonChart, comparisonTable, traceComparisonTable } from './charts.ts';
 import { designChart, designSteps, designTable } from './design-chart.ts';
 import { h } from './dom.ts';
 import { stepTimeline, traceTimeline } from './timeline.ts';
@@ -179,6 +179,7 @@ export function renderDocument(doc: ViewDocument, into: HTMLElement): void {
         'section',
         { id: 'trace', 'aria-labelledby': 'trace-h' },
         h('h2', { id: 'trace-h' }, `Trace${doc.trace.source === undefined ? '' : `: ${doc.trace.source}`}`),
+        ...(doc.trace.comparison === undefined ? [] : [traceComparisonTable(doc.trace.comparison)]),
         traceTimeline(doc.trace.events),
       ),
     );

@@ -2,7 +2,10 @@
  * Target 3: iommu_pgsize and the __iommu_map loop (drivers/iommu/iommu.c, both static, extracted by
  * name) against src/iommu/pgsize.ts and IoPageTable.map. `pg` cases compare one (pgsize, count) choice
  * over any bitmap; `map` cases compare every (pgsize, count) step the map loop hands to map_pages,
- * and its return code, on the model's real page table for x86 and ARM 4K/16K/64K formats.
+ * and its return code, on the model's real page table for x86 and ARM 4K/16K/64K formats. The model
+ * writes a map's leaves in one walk (no map_pages call to watch), so its steps are the loop over
+ * the model's iommuPgsize, and the table must hold each step's first and last leaf at its page
+ * size, with as many leaves written as the steps count.
  */
 import { join } from 'node:path';
 import { ERRNO, isPhysrError, type SeededRandom } from '../../../src/core/index.ts';
@@ -13,7 +16,6 @@ import {
   IoPageTable,
   iommuPgsize,
   type PageTableFormat,
-  type Prot,
   x86SecondStageFormat,
 } from '../../../src/iommu/index.ts';
 import { C_DIR, type DiffTarget, extractFunctions, gcc, writeGenerated } from '../harness.ts';
@@ -34,15 +36,6 @@ const FORMATS: Record<string, () => PageTableFormat> = {
   arm16k: () => armLpaeFormat({ granule: 16384 }),
   arm64k: () => armLpaeFormat({ granule: 65536 }),
 };
-
-/** The page table with each map_pages call recorded before the model writes it. */
-class RecordingPageTable extends IoPageTable {
-  readonly steps: string[] = [];
-  override mapPages(iova: bigint, paddr: bigint, pgsize: bigint, count: bigint, prot: Prot): void {
-    this.steps.push(`${pgsize}x${count}`);
-    super.mapPages(iova, paddr, pgsize, count, prot);
-  }
-}
 
 function bits(value: bigint): number[] {
   const out: number[] = [];
@@ -108,15 +101,32 @@ function model(c: PgsizeCase): string {
     const step = iommuPgsize(c.bitmap, c.iova, c.paddr, c.size);
     return `${step.pgsize} ${step.count}`;
   }
-  const table = new RecordingPageTable(FORMATS[c.format]!(), { pgsizeBitmap: c.bitmap });
-  let rc = 0;
+  const table = new IoPageTable(FORMATS[c.format]!(), { pgsizeBitmap: c.bitmap });
   try {
     table.map(c.iova, c.paddr, c.size, IOMMU_READ | IOMMU_WRITE);
   } catch (e) {
     if (!isPhysrError(e)) throw e;
-    rc = -ERRNO[e.errno];
+    return `steps rc=${-ERRNO[e.errno]}`;
   }
-  return `steps${table.steps.map((s) => ` ${s}`).join('')} rc=${rc}`;
+  const steps: string[] = [];
+  let leaves = 0n;
+  let wrong: string | undefined;
+  for (let done = 0n; done < c.size; ) {
+    const step = iommuPgsize(c.bitmap, c.iova + done, c.paddr + done, c.size - done);
+    steps.push(`${step.pgsize}x${step.count}`);
+    for (const k of [0n, step.count - 1n]) {
+      const at = done + k * step.pgsize;
+      const t = table.lookup(c.iova + at);
+      if (t?.pageSize !== step.pgsize || t.leafIova !== c.iova + at || t.phys !== c.paddr + at) {
+        wrong ??= `no ${step.pgsize} leaf for ${c.iova + at} -> ${c.paddr + at}`;
+      }
+    }
+    leaves += step.count;
+    done += step.pgsize * step.count;
+  }
+  const written = table.metrics.get('iommu.leaf_pte_writes');
+  if (BigInt(written) !== leaves) wrong ??= `${written} leaves written for ${leaves} in the steps`;
+  return `steps${steps.map((s) => ` ${s}`).join('')} rc=0${wrong ? ` | the table disagrees: ${wrong}` : ''}`;
 }
 
 export const pgsizeTarget: DiffTarget<PgsizeCase> = {

@@ -3,10 +3,11 @@
  * OAS, coherent walk), mapped and unmapped through __iommu_map / __iommu_unmap as iommu_map and
  * iommu_unmap do. One line is one table's life:
  *
- *   <granule> <pgsize_bitmap> <nops> { m <iova> <paddr> <size> <prot> | u <iova> <size> | p <iova> }...
+ *   <granule> <pgsize_bitmap> <nops> { m <iova> <paddr> <size> <prot> | u <iova> <size> | p <iova> | t 0 }...
  *
- * m answers its return code, u the bytes unmapped, p the iova_to_phys result then the level and PTE
- * word where the walk ends, as phys/level:pte (phys/- when it ends at an empty entry).
+ * m answers its return code, u the bytes unmapped (with "!split" after it when the unmap allocated a
+ * table to split a block), p the iova_to_phys result then the level and PTE word where the walk
+ * ends, as phys/level:pte (phys/level- when it ends at an empty entry), t the table pages live.
  */
 #include "iommu-shim.h"
 #include "io-pgtable-arm-source.c"
@@ -60,7 +61,7 @@ static void print_walk(struct arm_lpae_io_pgtable *data, unsigned long iova)
 		arm_lpae_iopte pte = ptep[ARM_LPAE_LVL_IDX(iova, lvl, data)];
 
 		if (!pte) {
-			printf("/-");
+			printf("/%d-", lvl);
 			return;
 		}
 		if (iopte_leaf(pte, lvl, data->iop.fmt) || lvl == ARM_LPAE_MAX_LEVELS - 1) {
@@ -82,10 +83,12 @@ int main(void)
 			.pgsize_bitmap = bitmap, .ias = 48, .oas = 48, .coherent_walk = true,
 			.tlb = &flush_ops,
 		};
-		struct io_pgtable *iop = io_pgtable_arm_64_lpae_s1_init_fns.alloc(&cfg, NULL);
+		struct io_pgtable *iop;
 		struct arm_lpae_io_pgtable *data;
 		struct iommu_domain dom;
 
+		physr_live_tables = 0;
+		iop = io_pgtable_arm_64_lpae_s1_init_fns.alloc(&cfg, NULL);
 		if (!iop)
 			return 2;
 		iop->fmt = ARM_64_LPAE_S1;
@@ -112,10 +115,15 @@ int main(void)
 				printf("%d", __iommu_map(&dom, iova, paddr, size, prot, 0));
 			} else if (op[0] == 'u') {
 				struct iommu_iotlb_gather gather = { 0 };
+				long splits = physr_split_allocs;
 
 				if (scanf("%lu", &size) != 1)
 					return 2;
 				printf("%zu", __iommu_unmap(&dom, iova, size, &gather));
+				if (physr_split_allocs != splits)
+					printf("!split");
+			} else if (op[0] == 't') {
+				printf("t%ld", physr_live_tables);
 			} else {
 				printf("%llu", (unsigned long long)iop->ops.iova_to_phys(&iop->ops, iova));
 				print_walk(data, iova);

@@ -65,7 +65,8 @@ size_t iommu_unmap(struct iommu_domain *domain, unsigned long iova, size_t size)
 #define PAGE_SIZE (1UL << PAGE_SHIFT)
 #define PAGE_MASK (~(PAGE_SIZE - 1))
 #define GFP_KERNEL 0
-#define GFP_ATOMIC 0
+/* A bit of its own: io-pgtable-arm allocates with it only to split a block on unmap (6.12). */
+#define GFP_ATOMIC 0x20u
 #define __GFP_HIGHMEM 0x2
 #define __GFP_ZERO 0
 #define NUMA_NO_NODE (-1)
@@ -112,17 +113,30 @@ static inline int get_order(unsigned long size)
 	return order;
 }
 
+/* Table pages live now, and allocations made to split a block (the driver prints both). */
+static long physr_live_tables;
+static long physr_split_allocs;
+
 /* Tables are naturally aligned, as pages from the buddy allocator are. */
 static inline void *iommu_alloc_pages_node(int nid, unsigned int gfp, int order)
 {
 	size_t size = PAGE_SIZE << order;
 	void *p = aligned_alloc(size, size);
 
-	if (p)
+	if (p) {
 		memset(p, 0, size);
+		physr_live_tables++;
+		if (gfp & GFP_ATOMIC)
+			physr_split_allocs++;
+	}
 	return p;
 }
-static inline void iommu_free_pages(void *p, int order) { free(p); }
+static inline void iommu_free_pages(void *p, int order)
+{
+	if (p)
+		physr_live_tables--;
+	free(p);
+}
 
 /* coherent_walk is set: these are never reached. */
 enum dma_data_direction { DMA_BIDIRECTIONAL, DMA_TO_DEVICE, DMA_FROM_DEVICE, DMA_NONE };
