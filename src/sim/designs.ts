@@ -343,6 +343,8 @@ const UMEM_MAPPERS: Record<DesignName, Mapper> = {
  * an importer's DMA addresses: before 6.19 it had no dma-buf import (IOMMU_IOAS_MAP_FILE took memfds)
  * and no scatterlist way in. 6.19 (drivers/iommu/iommufd/pages.c, iopt_map_dmabuf) takes the
  * phys_vec through vfio's private interconnect and only a single range; physr hands the same list.
+ * The model's IOAS takes a dma-buf through that one-range interconnect in both designs, so a
+ * multi-range export is refused (EOPNOTSUPP) under physr too: the step is then left out, not faked.
  */
 function mapIoas(device: DmaDevice, input: DesignMapInput, api: string, kept: string): Mapped {
   const machine = device.machine;
