@@ -153,3 +153,24 @@ export function designComparisonHeading(c: {
     c.scenarios.length > 1 ? ` of ${plural(c.scenarios.length, 'scenario')} (${c.scenarios.join(', ')})` : '';
   return `${names} on the same maps, over the ${plural(c.steps, 'step')}${where} every one of them ran`;
 }
+
+/** A step left out of the design totals, and why. */
+export function designLeftOutLine(l: {
+  readonly scenario: string;
+  readonly step: number;
+  readonly op: string;
+  readonly design: string;
+  readonly why: string;
+}): string {
+  return `left out: ${l.scenario ? `${l.scenario} ` : ''}step ${l.step} (${l.op}), ${l.design}: ${l.why}`;
+}
+
+/** A step counted once in the design totals: it repeats an earlier step's work under every design. */
+export function designRepeatLine(r: {
+  readonly scenario: string;
+  readonly step: number;
+  readonly op: string;
+  readonly of: number;
+}): string {
+  return `counted once: ${r.scenario ? `${r.scenario} ` : ''}step ${r.step} (${r.op}) repeats step ${r.of} under every design (the same work, the same numbers)`;
+}
