@@ -35,6 +35,7 @@ import {
   type DmaDevice,
   type DmaDeviceProps,
   type DmaDirection,
+  type DmaMapping,
   dmaMapPhyrList,
   dmaMapSg,
   dmaUnmap,
@@ -52,6 +53,7 @@ import type { DesignTotalsJson } from '../view/index.ts';
 import { DESIGN_RATIO_PAIRS, type DesignRunWords, designRatioHeading } from '../view/wording.ts';
 import type { StepReport } from './report.ts';
 import { DESIGN_NAMES, type DesignName } from './scenario-schema.ts';
+import { plural, viaText } from './wording.ts';
 
 export { DESIGN_NAMES, type DesignName };
 
@@ -233,6 +235,11 @@ function mapLinux71(device: DmaDevice, input: DesignMapInput): Mapped {
   };
 }
 
+/** "physr: 1 range → 32 DMA ranges via host bridge": the segments' own words, as the step lines say them. */
+function physrNote(ranges: number, mapping: DmaMapping): string {
+  return `physr: ${plural(ranges, 'range')} → ${plural(mapping.dma.count, 'DMA range')} ${viaText(mapping.segments.map((seg) => seg.kind))}`;
+}
+
 function mapPhysrDesign(device: DmaDevice, input: DesignMapInput): Mapped {
   // A BAR is MMIO: no struct page, no cache maintenance, never bounced (DMA_ATTR_MMIO).
   const mapping = dmaMapPhyrList(
@@ -246,7 +253,7 @@ function mapPhysrDesign(device: DmaDevice, input: DesignMapInput): Mapped {
     path: mapping.path,
     dma: mapping.dma,
     metadata: { 'phyr list': input.source.metadataBytes, 'DMA range list': mapping.dma.metadataBytes },
-    note: `physr: ${input.source.count} ranges → ${mapping.dma.count} DMA ranges via ${mapping.path}`,
+    note: physrNote(input.source.count, mapping),
     unmap: () => dmaUnmap(mapping),
   };
 }
@@ -331,7 +338,7 @@ const UMEM_MAPPERS: Record<DesignName, Mapper> = {
       path: mapping.path,
       dma: mapping.dma,
       metadata: { 'phyr list': phyrs.metadataBytes, 'DMA range list': mapping.dma.metadataBytes },
-      note: `physr: ${phyrs.count} ranges → ${mapping.dma.count} DMA ranges via ${mapping.path}`,
+      note: physrNote(phyrs.count, mapping),
       unmap: () => dmaUnmap(mapping),
     };
   },

@@ -137,7 +137,12 @@ export function designRunLine(run: DesignRunWords): string {
           `${run.bounceBytes ?? 0} bounce B`,
         ]),
   ];
-  const how = run.path === undefined ? run.api : `${run.api}, ${run.path}`;
+  // "mixed" and "per-range" are the model's bookkeeping, not words a reader can use: the note says
+  // how the ranges got there ("via host bridge", "via swiotlb").
+  const how =
+    run.path === undefined || run.path === 'mixed' || run.path === 'per-range'
+      ? run.api
+      : `${run.api}, ${run.path}`;
   return `${name} ${how}: ${numbers.join(', ')} — ${run.note}`;
 }
 
