@@ -179,7 +179,7 @@ export function ibUmemGet(
  * the first round allocate a full SG_MAX_SINGLE_ALLOC chunk even when the pages merge into one
  * entry (drivers/infiniband/core/umem.c, lib/scatterlist.c get_next_sg).
  */
-function appendInBatches(pages: BigUint64Array, maxSegment: number): SgTable {
+export function ibUmemSgTable(pages: BigUint64Array, maxSegment: number): SgTable {
   const append = new SgAppendTable();
   const perRound = UMEM_PAGE_LIST_BYTES / PAGE_POINTER_BYTES;
   for (let at = 0; at < pages.length; at += perRound) {
@@ -193,6 +193,11 @@ function appendInBatches(pages: BigUint64Array, maxSegment: number): SgTable {
     );
   }
   return append.sgt;
+}
+
+/** The sg segment limit ib_umem_get builds with: the device's, capped at what a scatterlist holds. */
+export function ibUmemMaxSegment(deviceMax: bigint): number {
+  return deviceMax > BigInt(SCATTERLIST_MAX_SEGMENT) ? SCATTERLIST_MAX_SEGMENT : Number(deviceMax);
 }
 
 /**
@@ -210,11 +215,8 @@ export function ibUmemGetLegacy(
   const writable = ibAccessWritable(access);
   const pinned = pinUserPagesLegacyWhole(mm, first, length, { write: writable, longterm: true });
   try {
-    const maxSeg =
-      device.dma.maxSegmentSize > BigInt(SCATTERLIST_MAX_SEGMENT)
-        ? SCATTERLIST_MAX_SEGMENT
-        : Number(device.dma.maxSegmentSize);
-    const table = appendInBatches(pinned.pages, maxSeg);
+    const maxSeg = ibUmemMaxSegment(device.dma.maxSegmentSize);
+    const table = ibUmemSgTable(pinned.pages, maxSeg);
     const { unmap } = device.dma.mapSgTable(table);
     return new LegacyUmem(device, address, size, writable, pinned, table, unmap, table.toDmaRangeList());
   } catch (error) {

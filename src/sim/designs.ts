@@ -1,14 +1,14 @@
 /**
- * One map of a user buffer (or of a BAR range exported as a dma-buf) for a device, run under each of
- * three designs on its own fresh copy of the scenario's machine (its own IOMMU, swiotlb and counters;
- * the bytes copied to the same physical addresses), so the designs never disturb each other or the
- * scenario:
+ * One map of a user buffer (or of a BAR range exported as a dma-buf) for a device — by a driver, by an
+ * RDMA MR's umem, or by an IOMMUFD IOAS — run under each of three designs on its own fresh copy of
+ * the scenario's machine (its own IOMMU, swiotlb and counters; the bytes copied to the same physical
+ * addresses), so the designs never disturb each other or the scenario:
  *  - `sg`: today's generic path — pin_user_pages into a page array, sg_alloc_table_from_pages,
- *    dma_map_sgtable;
+ *    dma_map_sgtable (ib_umem_get's page-at-a-time sg_table for an MR; no way into IOMMUFD);
  *  - `linux-7.1`: what Linux 7.1 does for that user — NVMe: the bio's bvecs through
  *    blk_rq_dma_map_iter (block/blk-mq-dma.c, 6.17) and what nvme_iod keeps; a dma-buf importer:
- *    dma_buf_phys_vec_to_sgt (6.19); any other driver still uses dma_map_sgtable (the same work as
- *    `sg`, and it says so);
+ *    dma_buf_phys_vec_to_sgt (6.19); IOMMUFD: the export's single phys_vec range (6.19); pinned MRs
+ *    and any other driver still build an sg_table (the same work as `sg`, and it says so);
  *  - `physr`: the proposal — pin_user_pages to a PhyrList, mapped as one list (mostly one IOVA).
  * The outcomes are plain data for reports; the runs keep their machine and DMA ranges so tests can
  * check that every design moves the same bytes to the same places.
@@ -17,7 +17,7 @@
 import { blkRequestFromPhyrs, blkRqDmaMap, blkRqDmaUnmap, nvmeIodMetadata } from '../block/index.ts';
 import {
   COUNTER,
-  type DmaRangeList,
+  DmaRangeList,
   DmaRangeListBuilder,
   fail,
   formatHex,
@@ -26,6 +26,7 @@ import {
   PAGE_SIZE,
   type PhyrList,
   PhyrListBuilder,
+  RANGE_BYTES,
   SCATTERLIST_MAX_SEGMENT,
   sgAllocTableFromPagesSegment,
 } from '../core/index.ts';
@@ -34,6 +35,7 @@ import {
   type DmaDevice,
   type DmaDeviceProps,
   type DmaDirection,
+  type DmaMapping,
   dmaMapPhyrList,
   dmaMapSg,
   dmaUnmap,
@@ -42,12 +44,16 @@ import {
   type MachineOptions,
 } from '../dma/index.ts';
 import { dmaBufFreeSgt, dmaBufPhysVecToSgt, physVecBytes } from '../dmabuf/index.ts';
+import { IommufdCtx } from '../iommufd/index.ts';
 import type { MmStruct } from '../mm/index.ts';
 import { type Bdf, type PlatformModel, p2pdmaProviderOf } from '../platform/index.ts';
+import { ibUmemMaxSegment, ibUmemSgTable, UMEM_PAGE_LIST_BYTES } from '../rdma/index.ts';
+import { VfioPciDevice } from '../vfio/index.ts';
 import type { DesignTotalsJson } from '../view/index.ts';
 import { DESIGN_RATIO_PAIRS, type DesignRunWords, designRatioHeading } from '../view/wording.ts';
 import type { StepReport } from './report.ts';
 import { DESIGN_NAMES, type DesignName } from './scenario-schema.ts';
+import { plural, viaText } from './wording.ts';
 
 export { DESIGN_NAMES, type DesignName };
 
@@ -97,6 +103,13 @@ export interface DesignMapInput {
   readonly dir: DmaDirection;
   /** What the buffer is: user memory (default), or a BAR range exported as a dma-buf. */
   readonly memory?: 'user' | 'bar';
+  /**
+   * Who maps it: a driver's DMA map (default), an RDMA MR's umem (`rdma-mr`: ib_umem_get over user
+   * memory, or ib_umem_dmabuf_get over a dma-buf), or an IOMMUFD IOAS (`iommufd`: a dma-buf at `iova`).
+   */
+  readonly use?: 'map' | 'rdma-mr' | 'iommufd';
+  /** The IOVA an IOAS map asks for (`use: 'iommufd'`); undefined lets the IOAS place it. */
+  readonly iova?: bigint;
 }
 
 /** The DMA-API props a device was probed with, to probe its twin the same way. */
@@ -222,6 +235,11 @@ function mapLinux71(device: DmaDevice, input: DesignMapInput): Mapped {
   };
 }
 
+/** "physr: 1 range → 32 DMA ranges via host bridge": the segments' own words, as the step lines say them. */
+function physrNote(ranges: number, mapping: DmaMapping): string {
+  return `physr: ${plural(ranges, 'range')} → ${plural(mapping.dma.count, 'DMA range')} ${viaText(mapping.segments.map((seg) => seg.kind))}`;
+}
+
 function mapPhysrDesign(device: DmaDevice, input: DesignMapInput): Mapped {
   // A BAR is MMIO: no struct page, no cache maintenance, never bounced (DMA_ATTR_MMIO).
   const mapping = dmaMapPhyrList(
@@ -235,7 +253,7 @@ function mapPhysrDesign(device: DmaDevice, input: DesignMapInput): Mapped {
     path: mapping.path,
     dma: mapping.dma,
     metadata: { 'phyr list': input.source.metadataBytes, 'DMA range list': mapping.dma.metadataBytes },
-    note: `physr: ${input.source.count} ranges → ${mapping.dma.count} DMA ranges via ${mapping.path}`,
+    note: physrNote(input.source.count, mapping),
     unmap: () => dmaUnmap(mapping),
   };
 }
@@ -287,6 +305,103 @@ const BAR_MAPPERS: Record<DesignName, Mapper> = {
   physr: mapPhysrDesign,
 };
 
+/**
+ * ib_umem_get over user memory (drivers/infiniband/core/umem.c). Linux 7.1 has not changed it, so
+ * `sg` and `linux-7.1` do the same work: pin into one page of pointers at a time (the peak scratch),
+ * append each batch with sg_alloc_append_table_from_pages, ib_dma_map_sgtable_attrs. physr pins to a
+ * PhyrList cut at the device's max segment size and maps it as one list (src/rdma PhyrUmem).
+ */
+function mapUmemSg(device: DmaDevice, input: DesignMapInput, why: string): Mapped {
+  const pages = pageArray(input.source);
+  const table = ibUmemSgTable(pages, ibUmemMaxSegment(device.maxSegmentSize));
+  const nents = dmaMapSg(device, table, 'BIDIRECTIONAL');
+  return {
+    api: 'ib_umem_get',
+    path: 'sg',
+    dma: table.toDmaRangeList(),
+    metadata: { 'sg table': table.metadataBytes },
+    scratch: { 'page list': Math.min(pages.length * 8, UMEM_PAGE_LIST_BYTES) },
+    note: `${why}: ${pages.length} pages, a page of pointers at a time → ${table.origNents} sg entries → ${nents} DMA segments`,
+    unmap: () => dmaUnmapSg(device, table, 'BIDIRECTIONAL'),
+  };
+}
+
+const UMEM_MAPPERS: Record<DesignName, Mapper> = {
+  sg: (device, input) => mapUmemSg(device, input, 'scatterlist'),
+  'linux-7.1': (device, input) =>
+    mapUmemSg(device, input, 'Linux 7.1 pinned MRs still build an sg_table (ib_umem_get)'),
+  physr: (device, input) => {
+    const phyrs = input.source.split({ maxSegmentSize: device.maxSegmentSize });
+    const mapping = dmaMapPhyrList(device, phyrs, 'BIDIRECTIONAL');
+    return {
+      api: 'ib_umem_get (physr)',
+      path: mapping.path,
+      dma: mapping.dma,
+      metadata: { 'phyr list': phyrs.metadataBytes, 'DMA range list': mapping.dma.metadataBytes },
+      note: physrNote(phyrs.count, mapping),
+      unmap: () => dmaUnmap(mapping),
+    };
+  },
+};
+
+/**
+ * A BAR range exported by vfio-pci, mapped into an IOMMUFD IOAS attached to the device. IOMMUFD
+ * writes physical addresses into its own IOMMU page table, so it needs the exporter's ranges, never
+ * an importer's DMA addresses: before 6.19 it had no dma-buf import (IOMMU_IOAS_MAP_FILE took memfds)
+ * and no scatterlist way in. 6.19 (drivers/iommu/iommufd/pages.c, iopt_map_dmabuf) takes the
+ * phys_vec through vfio's private interconnect and only a single range; physr hands the same list.
+ * The model's IOAS takes a dma-buf through that one-range interconnect in both designs, so a
+ * multi-range export is refused (EOPNOTSUPP) under physr too: the step is then left out, not faked.
+ */
+function mapIoas(device: DmaDevice, input: DesignMapInput, api: string, kept: string): Mapped {
+  const machine = device.machine;
+  const topology = machine.platform.topology;
+  const first = input.source.addressAt(0);
+  const provider = p2pdmaProviderOf(topology, first);
+  const bar = topology.functions.get(provider?.owner ?? '')?.bars.find((b) => b.index === provider?.bar);
+  if (provider === undefined || bar === undefined) fail('EINVAL', `${formatHex(first)} is in no BAR`);
+  const iommu = machine.iommuOf(device.bdf);
+  if (iommu === undefined) fail('ENODEV', `${device.bdf} has no IOMMU: IOMMUFD cannot bind it`);
+  const ranges: { offset: bigint; length: bigint }[] = [];
+  input.source.forEachRange((address, length) => ranges.push({ offset: address - bar.cpuAddress, length }));
+  const vfio = new VfioPciDevice({ topology, bdf: provider.owner, metrics: machine.metrics });
+  const buf = vfio.exportDmaBuf({ regionIndex: bar.index, ranges });
+  const ctx = new IommufdCtx(machine.metrics);
+  const ioas = ctx.ioasAlloc();
+  ctx.bindDevice(iommu, device.bdf).attach(ioas);
+  const size = input.source.totalLength;
+  const iova = ioas.mapDmaBuf(buf, 0n, size, input.iova === undefined ? {} : { iova: input.iova });
+  return {
+    api,
+    path: 'iommufd',
+    dma: DmaRangeList.fromRanges([[iova, size]]),
+    metadata: { [kept]: input.source.count * RANGE_BYTES },
+    note: `${api}: ${input.source.count} ${kept} → one IOAS area at ${formatHex(iova)}`,
+    unmap: () => {
+      ioas.unmap(iova, size);
+    },
+  };
+}
+
+const IOMMUFD_MAPPERS: Record<DesignName, Mapper> = {
+  sg: () => ({
+    noPath: true,
+    api: 'dma_buf_map_attachment',
+    reason:
+      "IOMMUFD maps physical addresses into its own page table, and an sg_table holds one importer's DMA addresses; before 6.19 IOMMUFD took no dma-buf",
+  }),
+  'linux-7.1': (device, input) => mapIoas(device, input, 'iopt_map_dmabuf', 'phys_vec (exporter)'),
+  physr: (device, input) => mapIoas(device, input, 'iopt_map_dmabuf (physr)', 'phyr list (exporter)'),
+};
+
+/** The mappers for who maps what. */
+function mappersFor(input: DesignMapInput): Record<DesignName, Mapper> {
+  if (input.use === 'iommufd') return IOMMUFD_MAPPERS;
+  // An RDMA dma-buf MR is one more importer: ib_umem_dmabuf_map_pages → dma_buf_map_attachment.
+  if (input.memory === 'bar') return BAR_MAPPERS;
+  return input.use === 'rdma-mr' ? UMEM_MAPPERS : USER_MAPPERS;
+}
+
 /** Runs the map under one design on a fresh machine; the mapping stays live until `finish`. */
 export function runMapDesign(design: DesignName, input: DesignMapInput): DesignRun {
   const platform = input.platform();
@@ -303,7 +418,7 @@ export function runMapDesign(design: DesignName, input: DesignMapInput): DesignR
   const before = counters(machine.metrics);
   let mapped: Mapped | NoPath;
   try {
-    mapped = (input.memory === 'bar' ? BAR_MAPPERS : USER_MAPPERS)[design](device, input);
+    mapped = mappersFor(input)[design](device, input);
   } catch (error) {
     if (!isPhysrError(error)) throw error;
     const outcome: DesignOutcome = {
@@ -479,6 +594,20 @@ export interface DesignLeftOut {
   readonly why: string;
 }
 
+/**
+ * A step counted once: it did the same work as an earlier step of its scenario under every design
+ * (e.g. a scenario maps a buffer by its physr path, then the same kind of buffer by its sg path: the
+ * design reruns of both are the same three runs, so adding both would count that map twice).
+ */
+export interface DesignRepeat {
+  readonly scenario: string;
+  /** 1-based, as reports number steps. */
+  readonly step: number;
+  readonly op: string;
+  /** The earlier step (1-based) it repeats. */
+  readonly of: number;
+}
+
 /** The designs' totals over the steps where every one of them ran, the ratios, and what was left out. */
 export interface DesignComparison {
   /** The compared designs (the report's columns), in DESIGN_NAMES order. */
@@ -491,11 +620,22 @@ export interface DesignComparison {
   /** Scenarios with at least one counted step. */
   readonly scenarios: readonly string[];
   readonly leftOut: readonly DesignLeftOut[];
+  /** Steps counted once because they repeat an earlier step's work under every design. */
+  readonly repeats: readonly DesignRepeat[];
+}
+
+/** What a step did under the compared designs, as a key: equal keys are the same work. */
+function workKey(op: string, runs: readonly DesignOutcome[]): string {
+  return JSON.stringify([
+    op,
+    runs.map((r) => [r.design, r.api, r.path ?? '', ...TOTALLED.map((k) => r[k] ?? 0)]),
+  ]);
 }
 
 /**
  * Per-design totals for reports: only steps where every compared design ran count, so a step one
- * design refused or has no path for tilts nothing (it is listed in `leftOut` instead). Ratios:
+ * design refused or has no path for tilts nothing (it is listed in `leftOut` instead), and a step
+ * that repeats an earlier step's work under every design counts once (listed in `repeats`). Ratios:
  * sg → linux-7.1 (what upstream has gained so far) and linux-7.1 → physr (what the rest of the
  * proposal would add).
  */
@@ -520,8 +660,10 @@ export function designTotals(
   let steps = 0;
   const scenarios: string[] = [];
   const leftOut: DesignLeftOut[] = [];
+  const repeats: DesignRepeat[] = [];
   for (const report of reports) {
     let counted = false;
+    const seen = new Map<string, number>();
     for (const step of report.steps) {
       const runs = step.designRuns;
       if (runs === undefined) continue;
@@ -538,6 +680,13 @@ export function designTotals(
         });
       }
       if (refused.length > 0) continue;
+      const key = workKey(step.op, mine as DesignOutcome[]);
+      const earlier = seen.get(key);
+      if (earlier !== undefined) {
+        repeats.push({ scenario: report.name ?? '', step: step.index + 1, op: step.op, of: earlier });
+        continue;
+      }
+      seen.set(key, step.index + 1);
       steps++;
       counted = true;
       for (const run of mine) {
@@ -564,5 +713,5 @@ export function designTotals(
       });
     }
   }
-  return { designs: compared, steps, totals, ratios, scenarios, leftOut };
+  return { designs: compared, steps, totals, ratios, scenarios, leftOut, repeats };
 }

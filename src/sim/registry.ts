@@ -28,7 +28,7 @@ export interface StepResult {
   readonly notes?: readonly string[];
   /** A map's address spaces (see MappingLayout). */
   readonly layout?: MappingLayout;
-  /** The same step under each design the scenario compares (map and pin steps; see designs.ts). */
+  /** The same step under each design the scenario compares (map, pin, register-mr and import steps; see designs.ts). */
   readonly designRuns?: readonly DesignOutcome[];
 }
 

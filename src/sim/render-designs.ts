@@ -2,9 +2,17 @@
  * The three-way comparison in text: sg, Linux 7.1 and physr on the same maps (designs.ts). Per step a
  * line per design (its API, path and numbers, or why it has no path); per scenario and for the
  * suite a table of the designs' totals over the steps every one of them ran, with the two ratios
- * sg → 7.1 and 7.1 → physr, each headed by the direction it reads in.
+ * sg → 7.1 and 7.1 → physr, each headed by the direction it reads in; then what was left out or
+ * counted once.
  */
-import { DESIGN_METRICS, type DesignMetric, designRatioHeading, designRatioText } from '../view/wording.ts';
+import {
+  DESIGN_METRICS,
+  type DesignMetric,
+  designLeftOutLine,
+  designRatioHeading,
+  designRatioText,
+  designRepeatLine,
+} from '../view/wording.ts';
 import type { DesignComparison } from './designs.ts';
 
 export { designComparisonHeading, designRunLine } from '../view/wording.ts';
@@ -42,10 +50,6 @@ export function renderDesignComparisonText(c: DesignComparison, indent = '  '): 
     );
     lines.push('faults: none in these counts (the design runs map and unmap; no device touches them)');
   }
-  for (const l of c.leftOut) {
-    lines.push(
-      `left out: ${l.scenario ? `${l.scenario} ` : ''}step ${l.step} (${l.op}), ${l.design}: ${l.why}`,
-    );
-  }
+  lines.push(...c.leftOut.map(designLeftOutLine), ...c.repeats.map(designRepeatLine));
   return lines.map((line) => indent + line).join('\n');
 }

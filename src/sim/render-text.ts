@@ -21,10 +21,13 @@ import {
   stepMetadata,
 } from './report.ts';
 
-/** Ops that map or pin memory but are not rerun under each design (only buffer maps and pins are). */
+/**
+ * Ops that map or pin memory. Each is rerun under the designs, except a map of an earlier pin (the
+ * pin step carries the designs' pins) and any step of a scenario without a machine.
+ */
 const UNCOMPARED_OPS: ReadonlySet<string> = new Set(['map', 'import', 'register-mr', 'pin']);
 const NOT_UNDER_DESIGNS =
-  'sg, linux-7.1, physr: not run under each design (the three-way runs cover buffer maps and pins only)';
+  'sg, linux-7.1, physr: not run under each design (the three-way runs cover maps of buffers and dma-bufs, pins, MR registrations and dma-buf imports; a map of a pin is counted at its pin)';
 
 const MARK: Record<StepStatus, string> = { ok: '✓', failed: '✗', error: '!', skipped: '-' };
 

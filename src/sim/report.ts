@@ -103,7 +103,7 @@ export interface ScenarioReport {
   /** Which designs the scenario's steps ran (a step's `path`). */
   readonly designs: readonly Design[];
   readonly comparison: readonly ComparisonRow[];
-  /** The scenario's maps and pins under each design it names (absent when no step ran them). */
+  /** The scenario's maps, pins, MR registrations and imports under each design it names (absent when no step ran them). */
   readonly designComparison?: DesignComparison;
 }
 

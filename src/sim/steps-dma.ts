@@ -221,12 +221,13 @@ function mapBuffer(
  * (designs.ts): the memory the step just mapped (user pages or a BAR range), its bytes, the device
  * probed the same way.
  */
-function underDesigns(
+export function underDesigns(
   context: SimContext,
   device: DmaDevice,
   source: PhyrList,
   dir: DmaDirection,
   memory: 'user' | 'bar',
+  use: Pick<DesignMapInput, 'use' | 'iova'> = {},
 ): DesignOutcome[] | undefined {
   const designs = context.scenario.designs;
   const model = context.platform.machine?.model;
@@ -252,6 +253,7 @@ function underDesigns(
     bytes,
     dir,
     memory,
+    ...use,
   };
   return mapUnderDesigns(input, designs);
 }

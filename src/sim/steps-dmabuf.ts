@@ -4,7 +4,7 @@
  * (ib_reg_user_mr over user memory, physr or legacy sg), `revoke` and `reset` (vfio-pci revokes
  * its exports; importers are told and unmap, later accesses fault).
  */
-import { COUNTER, DmaRangeList, fail, formatHex, formatSize } from '../core/index.ts';
+import { COUNTER, DmaRangeList, fail, formatHex, formatSize, PAGE_SIZE } from '../core/index.ts';
 import type { DmaDevice } from '../dma/index.ts';
 import {
   IB_ACCESS_LOCAL_WRITE,
@@ -16,10 +16,12 @@ import {
   RdmaContext,
   rdmaDeviceOverDma,
 } from '../rdma/index.ts';
+import { userPhyrs } from './designs.ts';
 import { registerStep, type StepResult } from './registry.ts';
 import type { SimContext } from './sim-context.ts';
 import { DmaTarget, isBuffer, isDmabuf, SimDmabuf, SimMr } from './sim-objects.ts';
 import { type SimWorld, worldOf } from './sim-world.ts';
+import { underDesigns } from './steps-dma.ts';
 import { plural } from './wording.ts';
 
 const ACCESS = IB_ACCESS_LOCAL_WRITE | IB_ACCESS_REMOTE_WRITE | IB_ACCESS_REMOTE_READ;
@@ -93,8 +95,13 @@ export function registerDmabufSteps(): void {
         ioas.unmap(iova, size);
       });
       context.objects.define(body.name, 'mapping', target);
+      const designRuns = underDesigns(context, device, dmabuf.phys, 'BIDIRECTIONAL', 'bar', {
+        use: 'iommufd',
+        iova,
+      });
       return {
         path: 'physr',
+        ...(designRuns === undefined ? {} : { designRuns }),
         notes: [
           `${body.name}: IOAS maps ${body.dmabuf} at IOVA ${formatHex(iova)} for ${device.bdf} (${iommu.name})`,
         ],
@@ -108,7 +115,12 @@ export function registerDmabufSteps(): void {
     );
     countMr(context, sim);
     context.objects.define(body.name, 'mr', sim);
-    return { path: 'physr', notes: [mrNote(body.name, sim)] };
+    const designRuns = underDesigns(context, device, dmabuf.phys, 'BIDIRECTIONAL', 'bar', { use: 'rdma-mr' });
+    return {
+      path: 'physr',
+      notes: [mrNote(body.name, sim)],
+      ...(designRuns === undefined ? {} : { designRuns }),
+    };
   });
 
   registerStep('register-mr', (body, context): StepResult => {
@@ -130,7 +142,22 @@ export function registerDmabufSteps(): void {
     );
     countMr(context, sim);
     context.objects.define(body.name, 'mr', sim);
-    return { path: body.via, notes: [mrNote(body.name, sim)] };
+    // The umem covers the whole pages under the buffer, as ib_umem_get pins them.
+    const first = buffer.va & -PAGE_SIZE;
+    const end = (buffer.va + buffer.length + PAGE_SIZE - 1n) & -PAGE_SIZE;
+    const designRuns = underDesigns(
+      context,
+      device,
+      userPhyrs(buffer.mm, first, end - first),
+      'BIDIRECTIONAL',
+      'user',
+      { use: 'rdma-mr' },
+    );
+    return {
+      path: body.via,
+      notes: [mrNote(body.name, sim)],
+      ...(designRuns === undefined ? {} : { designRuns }),
+    };
   });
 
   registerStep('revoke', (body, context) => {

@@ -83,6 +83,13 @@ export interface DesignComparisonJson {
     readonly design: string;
     readonly why: string;
   }[];
+  /** Steps counted once: the same work as an earlier step under every design (absent in older reports). */
+  readonly repeats?: readonly {
+    readonly scenario: string;
+    readonly step: number;
+    readonly op: string;
+    readonly of: number;
+  }[];
 }
 
 /** A comparison row (cost or event) of a scenario or the suite. */

@@ -137,7 +137,12 @@ export function designRunLine(run: DesignRunWords): string {
           `${run.bounceBytes ?? 0} bounce B`,
         ]),
   ];
-  const how = run.path === undefined ? run.api : `${run.api}, ${run.path}`;
+  // "mixed" and "per-range" are the model's bookkeeping, not words a reader can use: the note says
+  // how the ranges got there ("via host bridge", "via swiotlb").
+  const how =
+    run.path === undefined || run.path === 'mixed' || run.path === 'per-range'
+      ? run.api
+      : `${run.api}, ${run.path}`;
   return `${name} ${how}: ${numbers.join(', ')} — ${run.note}`;
 }
 
@@ -152,4 +157,25 @@ export function designComparisonHeading(c: {
   const where =
     c.scenarios.length > 1 ? ` of ${plural(c.scenarios.length, 'scenario')} (${c.scenarios.join(', ')})` : '';
   return `${names} on the same maps, over the ${plural(c.steps, 'step')}${where} every one of them ran`;
+}
+
+/** A step left out of the design totals, and why. */
+export function designLeftOutLine(l: {
+  readonly scenario: string;
+  readonly step: number;
+  readonly op: string;
+  readonly design: string;
+  readonly why: string;
+}): string {
+  return `left out: ${l.scenario ? `${l.scenario} ` : ''}step ${l.step} (${l.op}), ${l.design}: ${l.why}`;
+}
+
+/** A step counted once in the design totals: it repeats an earlier step's work under every design. */
+export function designRepeatLine(r: {
+  readonly scenario: string;
+  readonly step: number;
+  readonly op: string;
+  readonly of: number;
+}): string {
+  return `counted once: ${r.scenario ? `${r.scenario} ` : ''}step ${r.step} (${r.op}) repeats step ${r.of} under every design (the same work, the same numbers)`;
 }

@@ -99,6 +99,10 @@ describe('physr run', () => {
     );
     const list = await captureCli(['list']);
     expect(list.stdout).toMatch(/range-list-metadata\s+core-only/);
+    // A platform booted with a kernel parameter reads as the user would write it, not as JSON.
+    expect(list.stdout).toMatch(
+      /p2p-gpu-nic-switch\s+x86-2s \+ pci=disable_acs_redir=0000:02:00\.0;0000:02:01\.0\s/,
+    );
     expect(list.stdout).toMatch(/platforms:\n(.*\n)*\s+core-only\s+no memory map/);
     const compare = await captureCli(['compare', 'range-list-metadata']);
     expect(compare.status).toBe(0);

@@ -40,7 +40,8 @@ export function dmaToPhys(device: DmaDevice, dma: bigint, access: 'read' | 'writ
     return dma + device.hostBridge.busOffset;
   }
   const domain = device.domain;
-  if (device.iommu !== undefined && domain?.type === 'dma')
+  // A DMA domain or a paging one (an IOMMUFD IOAS the device is attached to) translates.
+  if (device.iommu !== undefined && (domain?.type === 'dma' || domain?.type === 'paging'))
     return device.iommu.translate(device.id, dma, access);
   return dma + device.dmaRangeOffset;
 }

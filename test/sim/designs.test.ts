@@ -158,6 +158,79 @@ steps:
   });
 });
 
+describe('RDMA MRs and dma-buf imports under the three designs', () => {
+  it('a pinned MR over a 1 GiB hugetlb page: ib_umem_get builds an sg_table in sg and 7.1 alike; physr one range', async () => {
+    registerBuiltins();
+    const report = await runScenario(loadScenarioFile(resolveScenarioTarget('rdma-hugetlb-1g')));
+    const [sg, linux, physr] = report.steps[2]!.designRuns!;
+    // drivers/infiniband/core/umem.c (unchanged through 7.1): one page of page pointers per round
+    // (4096 B scratch), each round appended with sg_alloc_append_table_from_pages told how many pages
+    // are left, so the first round takes a whole SG_MAX_SINGLE_ALLOC chunk (lib/scatterlist.c:
+    // 4096 / 32 B = 128 entries) although the 1 GiB merges into one entry under the 2 GiB max
+    // segment; + struct sg_table (16 B). ib_dma_map_sgtable_attrs: one IOVA, one 1 GiB leaf.
+    for (const o of [sg, linux]) {
+      expect(o).toMatchObject({
+        ran: true,
+        api: 'ib_umem_get',
+        path: 'sg',
+        metadata: { 'sg table': 128 * 32 + 16 },
+        scratch: { 'page list': 4096 },
+        peakMetadataBytes: 128 * 32 + 16 + 4096,
+        entries: 1,
+        iovaAllocations: 1,
+        leafPteWrites: 1,
+      });
+    }
+    expect(linux!.note).toMatch(/Linux 7\.1 pinned MRs still build an sg_table/);
+    // physr: one range (16 B) and one DMA range (16 B), no scratch.
+    expect(physr).toMatchObject({
+      ran: true,
+      metadataBytes: 16 + 16,
+      peakMetadataBytes: 32,
+      entries: 1,
+      iovaAllocations: 1,
+      leafPteWrites: 1,
+    });
+  });
+
+  it('a VFIO BAR dma-buf: IOMMUFD takes one range in 7.1 and physr, sg has none; an RDMA dma-buf MR is an importer', async () => {
+    registerBuiltins();
+    const report = await runScenario(loadScenarioFile(resolveScenarioTarget('vfio-dmabuf-revoke')));
+    const [sgIoas, linuxIoas, physrIoas] = report.steps[1]!.designRuns!;
+    // IOMMUFD writes physical addresses into its own page table: an importer's sg_table (DMA
+    // addresses) cannot feed it, and before 6.19 it had no dma-buf import at all.
+    expect(sgIoas).toMatchObject({ ran: false, api: 'dma_buf_map_attachment' });
+    expect(sgIoas!.reason).toMatch(/before 6\.19 IOMMUFD took no dma-buf/);
+    // 6.19 iopt_map_dmabuf (drivers/iommu/iommufd/pages.c): the exporter's single phys_vec (16 B), one
+    // area at the IOVA asked for; the IOAS allocates no IOVA of the DMA API's; 2 MiB = one 2M leaf.
+    for (const o of [linuxIoas, physrIoas]) {
+      expect(o).toMatchObject({
+        ran: true,
+        metadataBytes: 16,
+        entries: 1,
+        iovaAllocations: 0,
+        leafPteWrites: 1,
+      });
+    }
+    expect(linuxIoas!.note).toMatch(/at 0x1000000000/);
+    const [sg, linux, physr] = report.steps[2]!.designRuns!;
+    // BAR1 of gpu0 has P2PDMA pages: the scatterlist importer gets 512 page pointers (scratch) merged
+    // into 64 KiB entries (nic1's max segment): 32 x 32 B + sg_table 16 B.
+    expect(sg).toMatchObject({
+      ran: true,
+      metadata: { 'sg table': 32 * 32 + 16 },
+      scratch: { 'page array': 512 * 8 },
+      entries: 32,
+    });
+    // 7.1 dma_buf_phys_vec_to_sgt (drivers/dma-buf/dma-buf-mapping.c, 6.19), through the host bridge:
+    // one IOVA, one DMA-only entry (32 B) + sg_table (16) + dma_buf_dma (16) + dma_iova_state (16),
+    // and the exporter's phys_vec (16).
+    expect(linux).toMatchObject({ ran: true, api: 'dma_buf_phys_vec_to_sgt', metadataBytes: 96, entries: 1 });
+    // physr: one range (16 B) cut at the 64 KiB max segment into 32 DMA ranges (32 x 16 B).
+    expect(physr).toMatchObject({ ran: true, metadataBytes: 16 + 32 * 16, entries: 32 });
+  });
+});
+
 describe('designTotals: the suite per design, like against like', () => {
   const run = (design: DesignName, metadataBytes: number, ran = true): DesignOutcome => ({
     design,
@@ -196,6 +269,42 @@ describe('designTotals: the suite per design, like against like', () => {
     ]);
     expect(meta[0]!.reads).toBe('sg/linux-7.1 (above 1: linux-7.1 costs less)');
     expect(ratios.find((r) => r.metric === 'bounceBytes')!.ratio).toBeUndefined();
+  });
+
+  it('counts a step that repeats an earlier step of its scenario under every design once, and says so', () => {
+    const same = [run('sg', 2576), run('linux-7.1', 1040), run('physr', 1088)];
+    const at = (index: number, op: string, designRuns: DesignOutcome[]) => ({
+      ...step(designRuns),
+      index,
+      op,
+    });
+    const report = {
+      name: 'pair',
+      steps: [
+        at(1, 'map', same),
+        // The sg-path twin of step 2: the same three design runs.
+        at(
+          6,
+          'map',
+          same.map((r) => ({ ...r })),
+        ),
+        // Another op with the same numbers is other work; one number apart is other work too.
+        at(8, 'register-mr', same),
+        at(9, 'map', [run('sg', 2576), run('linux-7.1', 1040), run('physr', 1104)]),
+      ],
+    } as unknown as ScenarioReport;
+    const c = designTotals([report, { ...report, name: 'again' }]);
+    expect(c.steps).toBe(6);
+    expect(c.totals.map((t) => t.metadataBytes)).toEqual([6 * 2576, 6 * 1040, 4 * 1088 + 2 * 1104]);
+    expect(c.repeats).toEqual([
+      { scenario: 'pair', step: 7, op: 'map', of: 2 },
+      { scenario: 'again', step: 7, op: 'map', of: 2 },
+    ]);
+    expect(
+      renderDesignComparisonText({ ...c, steps: 0, leftOut: [], repeats: c.repeats.slice(0, 1) }, ''),
+    ).toBe(
+      'counted once: pair step 7 (map) repeats step 2 under every design (the same work, the same numbers)',
+    );
   });
 });
 

@@ -10,6 +10,7 @@ import {
   registerBuiltins,
   renderJson,
   resolveScenarioTarget,
+  type Scenario,
 } from '../../sim/index.ts';
 
 interface ScenarioEntry {
@@ -19,11 +20,20 @@ interface ScenarioEntry {
   readonly steps: number;
 }
 
+/** A scenario's platform as a reader writes it: "x86-2s", "x86-2s + pci=…", "sysfs DIR", "file F". */
+function platformText(platform: Scenario['platform']): string {
+  if (typeof platform === 'string') return platform;
+  if ('builtin' in platform)
+    return platform.cmdline === undefined ? platform.builtin : `${platform.builtin} + ${platform.cmdline}`;
+  if ('sysfs' in platform) return `sysfs ${platform.sysfs}`;
+  return `file ${platform.file}`;
+}
+
 function builtinScenarios(): ScenarioEntry[] {
   return builtinScenarioNames().map((name) => {
     try {
       const s = loadScenarioFile(resolveScenarioTarget(name));
-      const platform = typeof s.platform === 'string' ? s.platform : JSON.stringify(s.platform);
+      const platform = platformText(s.platform);
       return { name, description: s.description ?? '', platform, steps: s.steps.length };
     } catch (error) {
       if (!isScenarioError(error)) throw error;

@@ -11,8 +11,10 @@ import {
   DESIGN_METRICS,
   DESIGN_RATIO_PAIRS,
   type DesignMetric,
+  designLeftOutLine,
   designRatioHeading,
   designRatioText,
+  designRepeatLine,
   designRunLine,
 } from '../wording.ts';
 import { CHART_WIDTH, chartSvg, PHYSR_COLOUR, SG_COLOUR } from './charts.ts';
@@ -138,20 +140,9 @@ export function designTable(c: DesignComparisonJson): HTMLElement {
             ),
           ),
         );
+  const notes = [...c.leftOut.map(designLeftOutLine), ...(c.repeats ?? []).map(designRepeatLine)];
   const left =
-    c.leftOut.length === 0
-      ? null
-      : h(
-          'ul',
-          { class: 'left-out' },
-          ...c.leftOut.map((l) =>
-            h(
-              'li',
-              {},
-              `left out: ${l.scenario ? `${l.scenario} ` : ''}step ${l.step} (${l.op}), ${l.design}: ${l.why}`,
-            ),
-          ),
-        );
+    notes.length === 0 ? null : h('ul', { class: 'left-out' }, ...notes.map((line) => h('li', {}, line)));
   return h('div', {}, table, left);
 }
 
