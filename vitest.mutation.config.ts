@@ -1,8 +1,8 @@
 // The vitest config Stryker runs: vitest.config.ts, with PHYSR_MUTATION_TESTS (comma-separated
 // globs) narrowing the test set for a narrow run (stryker.narrow.config.mjs,
 // stryker.iommu.config.mjs). (mergeConfig would append to the base include list and so run every
-// test.) The shared module graph (isolate: false) is fine under Stryker: pgsize.ts and iova.ts
-// against the iommu tests scored the same, mutant for mutant in count, with isolate true and false.
+// test.) The shared module graph (isolate: false) is fine under Stryker: against the iommu tests
+// iova.ts scored the same counts with isolate true and false, pgsize.ts differed by one mutant.
 import { defineConfig } from 'vitest/config';
 import base from './vitest.config.ts';
 
