@@ -249,6 +249,24 @@ const opArb = fc.record({
   frameShift: fc.integer({ min: 0, max: 3 }),
 });
 
+/**
+ * Whether mapping pages [page, page + n) with frames shifted by `frameShift` puts a 2M block over a
+ * span that holds live 4K leaves: the span is 2M aligned, wholly inside the request, and IOVA and
+ * frame are 2M congruent (frameShift 0), so iommu_pgsize picks 2M there.
+ */
+function replacesLiveTable(
+  ref: ReadonlyMap<number, bigint>,
+  page: number,
+  n: number,
+  frameShift: number,
+): boolean {
+  if (frameShift !== 0) return false;
+  const span = Number(SZ_2M / SZ_4K);
+  for (let start = Math.ceil(page / span) * span; start + span <= page + n; start += span)
+    for (let p = start; p < start + span; p++) if (ref.has(p)) return true;
+  return false;
+}
+
 describe('page-table properties', () => {
   propTest.prop([fc.array(opArb, { maxLength: 40 }), fc.constantFrom(0, 2)], { numRuns: 40 })(
     'random map/unmap sequences agree with a page→frame map, and no table page leaks',
@@ -266,6 +284,16 @@ describe('page-table properties', () => {
           const paddr = 0x80_0000_0000n + BigInt(op.page + op.frameShift) * SZ_4K;
           let free = true;
           for (let p = op.page; p < op.page + n; p++) if (ref.has(p)) free = false;
+          // io-pgtable-arm lets a block replace a table and the leaves in it (arm_lpae_init_pte):
+          // a map that covers a whole 2M block over live 4K leaves succeeds there. This page→frame
+          // reference does not model that; `npm run test:kernel` (target io-pgtable-arm) compares
+          // exactly those cases against the kernel's own C, so they are left to it here.
+          if (
+            format.walker === 'io-pgtable-arm' &&
+            !free &&
+            replacesLiveTable(ref, op.page, n, op.frameShift)
+          )
+            continue;
           try {
             pt.map(iova, paddr, BigInt(n) * SZ_4K, RW);
             expect(free).toBe(true);
