@@ -410,20 +410,21 @@ export class TraceReplay {
     });
   }
 
+  /** A live mapping made by event `e`, numbered in trace order. */
+  private record(
+    kind: MappingKind,
+    e: MapEvent | MapSgEvent | AllocEvent,
+    dma: bigint,
+    size: bigint,
+  ): TracedMapping {
+    return { kind, id: this.nextId++, device: e.device, dir: e.dir, dma, size, at: e.at, event: e };
+  }
+
   private map(e: MapEvent): void {
     const d = this.device(e.device);
     d.counts.maps++;
     mark(d.timeline, 'map', e.at, e.dma, e.size);
-    const m: TracedMapping = {
-      kind: 'single',
-      id: this.nextId++,
-      device: e.device,
-      dir: e.dir,
-      dma: e.dma,
-      size: e.size,
-      at: e.at,
-      event: e,
-    };
+    const m = this.record('single', e, e.dma, e.size);
     this.checkIommuMapped(d, e.device, e.dma, e.phys, e.at);
     put(d.singles, addrKey(e.dma), m);
     this.add(d, m);
@@ -548,16 +549,7 @@ export class TraceReplay {
     let size = 0n;
     for (const s of e.sizes) size += s;
     mark(d.timeline, 'map_sg', e.at, e.dmaAddrs[0], size);
-    const m: TracedMapping = {
-      kind: 'sg',
-      id: this.nextId++,
-      device: e.device,
-      dir: e.dir,
-      dma: e.dmaAddrs[0] ?? 0n,
-      size,
-      at: e.at,
-      event: e,
-    };
+    const m = this.record('sg', e, e.dmaAddrs[0] ?? 0n, size);
     if (e.dmaAddrs.length > 0)
       this.checkIommuMapped(
         d,
@@ -596,16 +588,7 @@ export class TraceReplay {
     }
     d.counts.allocs++;
     mark(d.timeline, 'alloc', e.at, e.dma, e.size);
-    const m: TracedMapping = {
-      kind: 'alloc',
-      id: this.nextId++,
-      device: e.device,
-      dir: e.dir,
-      dma: e.dma,
-      size: e.size,
-      at: e.at,
-      event: e,
-    };
+    const m = this.record('alloc', e, e.dma, e.size);
     put(d.allocs, addrKey(e.dma), m);
     this.add(d, m);
   }
