@@ -29,25 +29,17 @@ function describeKind(stats: Stats): string {
   return 'not a regular file';
 }
 
-/** Stats of an existing path, or ENOENT/EACCES naming what it was meant to be. */
-function statInput(path: string, what: string): Stats {
-  try {
-    return statSync(path);
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'EACCES') fail('EACCES', `${what} "${path}": permission denied`, { file: path });
-    if (code === 'ENOTDIR')
-      fail('ENOENT', `${what} "${path}": a component of the path is not a directory`, { file: path });
-    fail('ENOENT', `${what} "${path}": no such file`, { file: path });
-  }
+/** The located error for a path that could not be stat'ed or opened: ENOENT or EACCES naming it. */
+function unreachable(error: unknown, path: string, what: string): never {
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code === 'EACCES') fail('EACCES', `${what} "${path}": permission denied`, { file: path });
+  if (code === 'ENOTDIR')
+    fail('ENOENT', `${what} "${path}": a component of the path is not a directory`, { file: path });
+  fail('ENOENT', `${what} "${path}": no such file`, { file: path });
 }
 
-/**
- * Checks that `path` is a regular file no larger than `maxBytes` and returns its size; anything else
- * (a directory, device, FIFO, a too-large file) is refused before a byte is read.
- */
-export function checkInputFile(path: string, what: string, maxBytes = MAX_INPUT_BYTES): number {
-  const stats = statInput(path, what);
+/** Refuses anything but a regular file of at most `maxBytes` (by its stats); returns its size. */
+function checkRegularFile(stats: Stats, path: string, what: string, maxBytes: number): number {
   if (!stats.isFile())
     fail('EINVAL', `${what} "${path}" is ${describeKind(stats)}, not a regular file`, { file: path });
   if (stats.size > maxBytes) {
@@ -61,22 +53,34 @@ export function checkInputFile(path: string, what: string, maxBytes = MAX_INPUT_
 }
 
 /**
- * The text of a user's input file, read whole, bounded by `maxBytes`. The bound is enforced while
- * reading too, since sysfs and procfs files report size 0 or 4096 whatever they hold.
+ * Checks that `path` is a regular file no larger than `maxBytes` and returns its size; anything else
+ * (a directory, device, FIFO, a too-large file) is refused before a byte is read.
+ */
+export function checkInputFile(path: string, what: string, maxBytes = MAX_INPUT_BYTES): number {
+  let stats: Stats;
+  try {
+    stats = statSync(path);
+  } catch (error) {
+    unreachable(error, path, what);
+  }
+  return checkRegularFile(stats, path, what, maxBytes);
+}
+
+/**
+ * The text of a user's input file, read whole, bounded by `maxBytes`. The file is checked by the
+ * descriptor it is read through (opened non-blocking, so a FIFO or device never stalls the open),
+ * and the bound is enforced while reading too, since sysfs and procfs files report size 0 or 4096
+ * whatever they hold.
  */
 export function readInputText(path: string, what: string, maxBytes = MAX_INPUT_BYTES): string {
-  checkInputFile(path, what, maxBytes);
   let fd: number;
   try {
     fd = openSync(path, constants.O_RDONLY | (constants.O_NONBLOCK ?? 0));
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    fail(code === 'EACCES' ? 'EACCES' : 'ENOENT', `${what} "${path}": cannot open (${code ?? 'error'})`, {
-      file: path,
-    });
+    unreachable(error, path, what);
   }
   try {
-    if (!fstatSync(fd).isFile()) fail('EINVAL', `${what} "${path}" is not a regular file`, { file: path });
+    checkRegularFile(fstatSync(fd), path, what, maxBytes);
     const chunks: Buffer[] = [];
     let total = 0;
     const chunk = Buffer.allocUnsafe(1 << 20);
@@ -94,8 +98,6 @@ export function readInputText(path: string, what: string, maxBytes = MAX_INPUT_B
     return Buffer.concat(chunks, total).toString('utf8');
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'EISDIR')
-      fail('EINVAL', `${what} "${path}" is a directory, not a regular file`, { file: path });
     if (code === 'EIO' || code === 'EAGAIN')
       fail('EIO', `${what} "${path}": read failed (${code})`, { file: path });
     throw error;
