@@ -17,17 +17,15 @@ export function chartedRows(rows: readonly RowJson[]): RowJson[] {
   return rows.filter((r) => r.kind === 'cost' && (r.physr > 0 || r.sg > 0));
 }
 
-/** Whether a row is drawn on a log scale: both values positive and 100x or more apart. */
-export function usesLogScale(row: RowJson): boolean {
-  const lo = Math.min(row.physr, row.sg);
-  const hi = Math.max(row.physr, row.sg);
-  return lo > 0 && hi / lo >= 100;
+/** Whether a row is drawn on a log scale: every value positive and the largest 100x the smallest or more. */
+function logScaleFor(values: readonly number[]): boolean {
+  const lo = Math.min(...values);
+  return lo > 0 && Math.max(...values) / lo >= 100;
 }
 
 const LABEL = 330;
 /** Every comparison chart's width (px). */
-export const CHART_WIDTH = 800;
-const WIDTH = CHART_WIDTH;
+const WIDTH = 800;
 const BAR = 13;
 const ROW = 2 * BAR + 16;
 
@@ -46,6 +44,63 @@ export function chartSvg(cls: string, height: number, title: string): SVGElement
   return svg;
 }
 
+/** One bar of a chart row. */
+export interface ChartBar {
+  readonly design: string;
+  readonly value: number;
+  readonly colour: string;
+  /** The bar's tooltip. */
+  readonly title: string;
+}
+
+/**
+ * Draws rows of bars into `svg`, one row a metric, each on its own scale (bytes and counts share no
+ * axis): log where every value is positive and they are 100x or more apart, linear from zero
+ * otherwise; the label, the scale's name and each bar's value in text beside it.
+ */
+export function drawBarRows(
+  svg: SVGElement,
+  rows: readonly { readonly metric: string; readonly label: string; readonly bars: readonly ChartBar[] }[],
+  bar: number,
+  rowHeight: number,
+): void {
+  const span = WIDTH - LABEL - 90;
+  rows.forEach((row, i) => {
+    const y = 4 + i * rowHeight;
+    const values = row.bars.map((b) => b.value);
+    const log = logScaleFor(values);
+    const hi = Math.max(...values);
+    const x = log
+      ? scaleLog()
+          .domain([Math.min(...values) / 2, hi])
+          .range([0, span])
+      : scaleLinear().domain([0, hi]).range([0, span]);
+    svg.append(s('text', { x: 0, y: y + bar + 4 }, row.label));
+    svg.append(s('text', { x: 0, y: y + 2 * bar + 2, class: 'scale-note' }, log ? 'log scale' : 'linear'));
+    row.bars.forEach((b, k) => {
+      const w = Math.max(x(b.value), b.value > 0 ? 1 : 0);
+      const by = y + k * (bar + 2);
+      svg.append(
+        s(
+          'rect',
+          {
+            class: 'bar',
+            'data-design': b.design,
+            'data-metric': row.metric,
+            x: LABEL,
+            y: by,
+            width: w.toFixed(1),
+            height: bar,
+            fill: b.colour,
+          },
+          s('title', {}, b.title),
+        ),
+      );
+      svg.append(s('text', { x: LABEL + w + 4, y: by + bar - 2 }, num(b.value)));
+    });
+  });
+}
+
 /** The chart (an SVG in a figure), or a note saying why there is none. */
 export function comparisonChart(
   rows: readonly RowJson[],
@@ -62,48 +117,29 @@ export function comparisonChart(
   const shown = chartedRows(rows);
   if (shown.length === 0) return h('p', { class: 'muted chart-none' }, 'No compared cost moved.');
   const height = shown.length * ROW + 6;
-  const span = WIDTH - LABEL - 90;
   const svg = chartSvg(
     'chart',
     height,
     `${title}: ${shown.map((r) => `${r.metric} physr ${r.physr}, scatterlist ${r.sg}`).join('; ')}`,
   );
-  shown.forEach((row, i) => {
-    const y = 4 + i * ROW;
-    const log = usesLogScale(row);
-    const hi = Math.max(row.physr, row.sg);
-    const x = log
-      ? scaleLog()
-          .domain([Math.min(row.physr, row.sg) / 2, hi])
-          .range([0, span])
-      : scaleLinear().domain([0, hi]).range([0, span]);
-    svg.append(s('text', { x: 0, y: y + BAR + 4 }, metricLabel(row)));
-    svg.append(s('text', { x: 0, y: y + 2 * BAR + 2, class: 'scale-note' }, log ? 'log scale' : 'linear'));
-    for (const [k, design, value, colour] of [
-      [0, 'physr', row.physr, PHYSR_COLOUR],
-      [1, 'sg', row.sg, SG_COLOUR],
-    ] as const) {
-      const w = Math.max(x(value), value > 0 ? 1 : 0);
-      const by = y + k * (BAR + 2);
-      svg.append(
-        s(
-          'rect',
-          {
-            class: 'bar',
-            'data-design': design,
-            'data-metric': row.metric,
-            x: LABEL,
-            y: by,
-            width: w.toFixed(1),
-            height: BAR,
-            fill: colour,
-          },
-          s('title', {}, `${design === 'physr' ? 'physr' : 'scatterlist'}: ${num(value)} ${row.unit}`),
-        ),
-      );
-      svg.append(s('text', { x: LABEL + w + 4, y: by + BAR - 2 }, num(value)));
-    }
-  });
+  drawBarRows(
+    svg,
+    shown.map((row) => ({
+      metric: row.metric,
+      label: metricLabel(row),
+      bars: [
+        {
+          design: 'physr',
+          value: row.physr,
+          colour: PHYSR_COLOUR,
+          title: `physr: ${num(row.physr)} ${row.unit}`,
+        },
+        { design: 'sg', value: row.sg, colour: SG_COLOUR, title: `scatterlist: ${num(row.sg)} ${row.unit}` },
+      ],
+    })),
+    BAR,
+    ROW,
+  );
   return h(
     'figure',
     { class: 'chart-figure' },

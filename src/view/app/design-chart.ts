@@ -5,7 +5,6 @@
  * sg → 7.1 and 7.1 → physr headed by their direction; the steps left out and why; and per step a
  * line per design.
  */
-import { scaleLinear, scaleLog } from 'd3-scale';
 import type { DesignComparisonJson, DesignTotalsJson, StepJson } from '../document.ts';
 import {
   DESIGN_METRICS,
@@ -17,8 +16,8 @@ import {
   designRepeatLine,
   designRunLine,
 } from '../wording.ts';
-import { CHART_WIDTH, chartSvg, PHYSR_COLOUR, SG_COLOUR } from './charts.ts';
-import { h, num, s } from './dom.ts';
+import { chartSvg, drawBarRows, PHYSR_COLOUR, SG_COLOUR } from './charts.ts';
+import { h, num } from './dom.ts';
 
 export const LINUX71_COLOUR = '#2a8a4a';
 
@@ -28,7 +27,6 @@ const COLOURS: Readonly<Record<string, string>> = {
   physr: PHYSR_COLOUR,
 };
 
-const LABEL = 330;
 const BAR = 11;
 
 function value(c: DesignComparisonJson, design: string, metric: DesignMetric): number {
@@ -45,49 +43,24 @@ export function designChart(c: DesignComparisonJson, title: string): HTMLElement
   if (shown.length === 0) return h('p', { class: 'muted chart-none' }, 'No compared cost moved.');
   const row = c.designs.length * (BAR + 2) + 14;
   const height = shown.length * row + 6;
-  const span = CHART_WIDTH - LABEL - 90;
   const svg = chartSvg(
     'chart design-chart',
     height,
     `${title}: ${shown.map(([key, label]) => `${label} ${c.designs.map((d) => `${d} ${value(c, d, key)}`).join(', ')}`).join('; ')}`,
   );
-  shown.forEach(([key, label], i) => {
-    const y = 4 + i * row;
-    const values = c.designs.map((d) => value(c, d, key));
-    const hi = Math.max(...values);
-    const positive = values.filter((v) => v > 0);
-    const lo = Math.min(...positive);
-    const log = positive.length === values.length && hi / lo >= 100;
-    const x = log
-      ? scaleLog()
-          .domain([lo / 2, hi])
-          .range([0, span])
-      : scaleLinear().domain([0, hi]).range([0, span]);
-    svg.append(s('text', { x: 0, y: y + BAR + 4 }, label));
-    svg.append(s('text', { x: 0, y: y + 2 * BAR + 4, class: 'scale-note' }, log ? 'log scale' : 'linear'));
-    c.designs.forEach((design, k) => {
-      const v = values[k]!;
-      const w = Math.max(x(v), v > 0 ? 1 : 0);
-      const by = y + k * (BAR + 2);
-      svg.append(
-        s(
-          'rect',
-          {
-            class: 'bar',
-            'data-design': design,
-            'data-metric': key,
-            x: LABEL,
-            y: by,
-            width: w.toFixed(1),
-            height: BAR,
-            fill: COLOURS[design] ?? '#777',
-          },
-          s('title', {}, `${design}: ${num(v)}`),
-        ),
-      );
-      svg.append(s('text', { x: LABEL + w + 4, y: by + BAR - 2 }, num(v)));
-    });
-  });
+  drawBarRows(
+    svg,
+    shown.map(([key, label]) => ({
+      metric: key,
+      label,
+      bars: c.designs.map((design) => {
+        const v = value(c, design, key);
+        return { design, value: v, colour: COLOURS[design] ?? '#777', title: `${design}: ${num(v)}` };
+      }),
+    })),
+    BAR,
+    row,
+  );
   return h(
     'figure',
     { class: 'chart-figure' },
