@@ -80,14 +80,20 @@ describe('rdmaDeviceOverDma', () => {
     expect([named.name, named.pgszBitmap]).toEqual(['mlx5_1', 0x1000n]);
   });
 
-  it('the legacy path unmaps its sg table at deregistration: the IOVA faults afterwards', () => {
-    const { mm, nic, device } = setup();
+  it('the legacy path maps and unmaps its sg table DMA_BIDIRECTIONAL; the IOVA faults afterwards', () => {
+    const { mm, nic, device, machine } = setup();
     const va = mm.mmap({ kind: 'anon', length: 4n * MiB, address: 0x10_0020_0000n });
     const ctx = new RdmaContext(device);
     const mr = ctx.registerMr(ibUmemGetLegacy(device, mm, va, 4n * MiB, RW), RW);
     const iova = ctx.pageList(mr)![0]!;
+    // ib_dma_map_sgtable_attrs maps DMA_BIDIRECTIONAL (include/rdma/ib_verbs.h); dma-debug sees it.
+    expect(machine.debug.entriesOf('0000:04:00.0').map((e) => [e.type, e.direction])).toEqual([
+      ['sg', 'BIDIRECTIONAL'],
+    ]);
     expect(nic.tryDmaWrite(iova, new Uint8Array(8)).fault).toBeUndefined();
     ctx.deregisterMr(mr);
+    expect(machine.debug.entriesOf('0000:04:00.0')).toEqual([]);
+    expect(machine.debug.findings).toEqual([]);
     expect(nic.tryDmaWrite(iova, new Uint8Array(8)).fault).toBeDefined();
   });
 
