@@ -11,7 +11,7 @@ import {
   RdmaContext,
 } from '../../src/rdma/index.ts';
 import { expectErrno } from '../errno.ts';
-import { rdmaMachine } from './fixture.ts';
+import { rdmaMachine, twoPieceDmaBuf } from './fixture.ts';
 
 const RW = IB_ACCESS_LOCAL_WRITE | IB_ACCESS_REMOTE_WRITE | IB_ACCESS_REMOTE_READ;
 const MiB = 1n << 20n;
@@ -21,26 +21,13 @@ function pattern(n: number, seed: number): Uint8Array {
   return Uint8Array.from({ length: n }, (_, i) => (i * 29 + seed) & 0xff);
 }
 
-/** A dynamic dma-buf of two 2-page folios that are not physically adjacent, as a 4K-page MR at IOVA. */
+/** A 4K-page MR at IOVA over a dma-buf of two pieces that are not physically adjacent. */
 function twoPieceMr() {
-  const machine = rdmaMachine();
-  const a = machine.allocator.allocFolio(1);
-  machine.allocator.allocFolio(1);
-  const b = machine.allocator.allocFolio(1);
-  const pa = a.pfn << 12n;
-  const pb = b.pfn << 12n;
-  const exporter = new PhyrExporter(
-    PhyrList.fromRanges([
-      [pa, 0x2000n],
-      [pb, 0x2000n],
-    ]),
-    { topology: machine.topology, dynamic: true },
-  );
+  const machine = twoPieceDmaBuf();
   const ctx = new RdmaContext(machine.device);
-  const mr = ctx.registerMr(ibUmemDmabufGet(machine.device, exporter.buf, 0n, 0x4000n, RW), RW, {
-    iova: IOVA,
-  });
-  return { ...machine, ctx, mr, pa, pb };
+  const umem = ibUmemDmabufGet(machine.device, machine.exporter.buf, 0n, 0x4000n, RW);
+  const mr = ctx.registerMr(umem, RW, { iova: IOVA });
+  return { ...machine, ctx, mr };
 }
 
 describe('registration rules', () => {

@@ -11,28 +11,10 @@ import {
   rdmaDmaBufDevice,
 } from '../../src/rdma/index.ts';
 import { expectErrno } from '../errno.ts';
-import { rdmaMachine } from './fixture.ts';
+import { rdmaMachine, twoPieceDmaBuf as twoPieces } from './fixture.ts';
 
 const RW = IB_ACCESS_LOCAL_WRITE | IB_ACCESS_REMOTE_WRITE | IB_ACCESS_REMOTE_READ;
 const MiB = 1n << 20n;
-
-/** A dynamic exporter over two 2-page folios that are not physically adjacent. */
-function twoPieces() {
-  const machine = rdmaMachine();
-  const a = machine.allocator.allocFolio(1);
-  machine.allocator.allocFolio(1);
-  const b = machine.allocator.allocFolio(1);
-  const pa = a.pfn << 12n;
-  const pb = b.pfn << 12n;
-  const exporter = new PhyrExporter(
-    PhyrList.fromRanges([
-      [pa, 0x2000n],
-      [pb, 0x2000n],
-    ]),
-    { topology: machine.topology, dynamic: true },
-  );
-  return { ...machine, exporter, pa, pb };
-}
 
 describe('ib_umem_dmabuf_get bounds (drivers/infiniband/core/umem_dmabuf.c)', () => {
   it('EINVAL unless [offset, offset + size) is a non-empty part of the buffer', () => {
