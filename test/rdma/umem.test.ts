@@ -145,6 +145,10 @@ describe('the legacy umem', () => {
     system.clearDirty(folio);
     rw.release();
     expect(system.isDirty(folio)).toBe(true);
+    const ro = ibUmemGetLegacy(device, mm, va, 0x1000n, IB_ACCESS_REMOTE_READ);
+    system.clearDirty(folio);
+    ro.release();
+    expect(system.isDirty(folio)).toBe(false);
   });
 
   it('ibUmemSgTable: one page of pointers a round, each round told the pages still to come', () => {
