@@ -1,0 +1,10 @@
+/**
+ * Setup for mutation runs only (vitest.mutation.config.ts). @fast-check/vitest names each property
+ * test `<label> (with seed=N)` with a fresh random N whenever the file is collected; Stryker's
+ * mutant runs select the covering tests by the names it saw in its dry run, so without one fixed
+ * seed no property test ever ran against a mutant (every mutant only a property could kill
+ * "survived"). A fixed global seed keeps the names, and the generated cases, the same in every run.
+ */
+import { fc } from '@fast-check/vitest';
+
+fc.configureGlobal({ ...fc.readConfigureGlobal(), seed: 20261130 });
