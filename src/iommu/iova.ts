@@ -10,8 +10,9 @@
  *   so with holes above the cached node a lower fit is handed out. A failure under a 32-bit limit
  *   remembers its size (max32_alloc_size): as large a request fails at once until something below
  *   4 GiB is freed.
- * - reserve_iova: reserved ranges (MSI window, PCI host-bridge windows) sit in the same list, are
- *   merged with what they overlap and are never handed out or freed.
+ * - reserve_iova: reserved ranges (MSI window, PCI host-bridge windows) sit in the same list and
+ *   are never handed out or freed; a reservation overlapping reserved ranges grows them and adds
+ *   only what is left above them, one range per call as the kernel's nodes.
  * - The rcache (alloc_iova_fast / free_iova_fast): sizes below 2^(IOVA_RANGE_CACHE_MAX_SIZE - 1)
  *   pages are rounded up to a power of two; freed ranges of orders 0..IOVA_RANGE_CACHE_MAX_SIZE-1
  *   go to a per-order cache of magazines (IOVA_MAG_SIZE pfns each). The kernel keeps a loaded and a
@@ -211,36 +212,41 @@ export class IovaDomain {
   }
 
   /**
-   * reserve_iova: makes `[pfnLo, pfnHi]` unavailable for good. Overlapping reserved ranges merge;
-   * reserving over a live allocation is refused (EBUSY) rather than silently absorbing it.
+   * reserve_iova: makes `[pfnLo, pfnHi]` unavailable for good. As the kernel does, walking up from
+   * the first range it overlaps, each overlapped reserved range grows down to take the part of the
+   * request below it, the rest goes on above it, and what is left above the last one becomes a new
+   * range; touching ranges stay apart (so findIova and ranges() show the kernel's nodes, and a
+   * cached node that grows keeps its place). Reserving over a live allocation is refused (EBUSY)
+   * where the kernel would silently grow the allocation.
    */
   reserveIova(pfnLo: number, pfnHi: number): void {
     if (pfnHi < pfnLo) fail('EINVAL', `reserve of empty pfn range ${pfnLo}..${pfnHi}`);
-    for (let i = this.lastIndexAtOrBelow(pfnHi); i >= 0 && this.hi[i]! >= pfnLo; i--) {
-      if (!this.reservedFlag[i]) {
+    let i = this.lastIndexAtOrBelow(pfnLo);
+    if (i < 0 || this.hi[i]! < pfnLo) i++;
+    for (let j = i; j < this.lo.length && this.lo[j]! <= pfnHi; j++) {
+      if (!this.reservedFlag[j]) {
         fail(
           'EBUSY',
-          `cannot reserve pfns ${formatHex(BigInt(pfnLo))}..${formatHex(BigInt(pfnHi))}: the allocation at ${formatHex(BigInt(this.lo[i]!))} overlaps`,
+          `cannot reserve pfns ${formatHex(BigInt(pfnLo))}..${formatHex(BigInt(pfnHi))}: the allocation at ${formatHex(BigInt(this.lo[j]!))} overlaps`,
         );
       }
     }
+    // __adjust_overlap_range (drivers/iommu/iova.c): i is the first range reaching pfnLo.
     let lo = pfnLo;
-    let hi = pfnHi;
-    let i = this.lastIndexAtOrBelow(hi);
-    // Merge reserved ranges that overlap or touch; stop at the first allocation or gap.
-    while (i >= 0 && this.hi[i]! >= lo - 1 && this.reservedFlag[i]) {
-      lo = Math.min(lo, this.lo[i]!);
-      hi = Math.max(hi, this.hi[i]!);
-      this.removeAt(i);
-      i--;
+    for (; i < this.lo.length && this.lo[i]! <= pfnHi; i++) {
+      if (lo < this.lo[i]!) this.growDown(i, lo);
+      if (pfnHi <= this.hi[i]!) return;
+      lo = this.hi[i]! + 1;
     }
-    // A reserved range starting right after hi merges too.
-    const next = i + 1;
-    if (next < this.lo.length && this.lo[next] === hi + 1 && this.reservedFlag[next]) {
-      hi = this.hi[next]!;
-      this.removeAt(next);
-    }
-    this.insertAt(i + 1, lo, hi, true);
+    this.insertAt(i, lo, pfnHi, true);
+  }
+
+  /** The range at index i now starts at `lo`; a cached node pointing at it follows it. */
+  private growDown(i: number, lo: number): void {
+    const old = this.lo[i]!;
+    if (this.cached32NodeLo === old) this.cached32NodeLo = lo;
+    if (this.cachedNodeLo === old) this.cachedNodeLo = lo;
+    this.lo[i] = lo;
   }
 
   /** reserve_iova by byte addresses `[start, last]` (rounded out to whole granules). */
