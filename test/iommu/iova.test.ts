@@ -245,4 +245,24 @@ describe('alloc_iova rules the mutation run found untested (issue 13)', () => {
     expect(new IovaDomain({ startPfn: 10, lastPfn: 10 }).allocIova(1)).toBe(10);
     expect(new IovaDomain({ startPfn: 0, lastPfn: 0 }).allocIova(1)).toBe(0);
   });
+
+  test('the refusals say what was wrong, with the numbers', () => {
+    // init_iova_domain BUG()s on a granule that is not a power of two; here it is EINVAL.
+    expect(() => new IovaDomain({ granule: 3000n })).toThrow(
+      'EINVAL: IOVA granule 0xbb8 is not a power of two',
+    );
+    expect(() => new IovaDomain({ startPfn: 10, lastPfn: 9 })).toThrow(
+      'EINVAL: IOVA domain pfn range 10..9 is empty',
+    );
+    const iovad = new IovaDomain({ startPfn: 1, lastPfn: 100 });
+    expect(() => iovad.allocIova(0)).toThrow('EINVAL: IOVA allocation of 0 pages');
+    expect(() => iovad.allocIova(-3)).toThrow('EINVAL: IOVA allocation of -3 pages');
+    // The exclusive limit is min(limit, lastPfn) + 1; the message names the last usable pfn.
+    expect(() => iovad.allocIova(101, 0x1000)).toThrow(
+      'ENOMEM: no free IOVA range of 101 pages at or below pfn 0x64',
+    );
+    expect(() => iovad.allocIova(65, 0x50, true)).toThrow(
+      'ENOMEM: no free IOVA range of 65 pages (size-aligned) at or below pfn 0x50',
+    );
+  });
 });
