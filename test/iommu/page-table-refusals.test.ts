@@ -1,0 +1,111 @@
+/**
+ * What IoPageTable refuses and what it says (iommu_map's checks in drivers/iommu/iommu.c, generic_pt
+ * map_pages, io-pgtable-arm's -EEXIST): the exact bounds of the aperture and the output width, and
+ * the messages a user reads, with their numbers.
+ */
+import { describe, expect, test } from 'vitest';
+import { SZ_1G, SZ_2M, SZ_4K } from '../../src/core/index.ts';
+import { IOMMU_READ, IOMMU_WRITE, IoPageTable, x86SecondStageFormat } from '../../src/iommu/index.ts';
+
+const RW = IOMMU_READ | IOMMU_WRITE;
+const x86 = x86SecondStageFormat(4);
+
+describe('IoPageTable refusals', () => {
+  test('a page-size bitmap must be a non-empty subset of the format', () => {
+    expect(() => new IoPageTable(x86, { pgsizeBitmap: 0n })).toThrow(
+      "EINVAL: page sizes 0x0 are not a non-empty subset of x86-64-ss-4level's 0x40201000",
+    );
+    expect(() => new IoPageTable(x86, { pgsizeBitmap: SZ_4K | 0x2000n })).toThrow(
+      /^EINVAL: page sizes 0x3000 are not a non-empty subset/,
+    );
+    const small = new IoPageTable(x86, { pgsizeBitmap: SZ_4K | SZ_2M });
+    expect(small.pgsizeBitmap).toBe(0x20_1000n);
+    // The restricted table refuses the 1G size the format has.
+    expect(() => small.mapPages(0n, 0n, SZ_1G, 1n, RW)).toThrow(
+      'EINVAL: page size 1G is not supported by x86-64-ss-4level',
+    );
+    expect(() => small.mapPages(0n, 0n, 0x2000n, 1n, RW)).toThrow(
+      'EINVAL: page size 8K is not supported by x86-64-ss-4level',
+    );
+  });
+
+  test('size, alignment and permission', () => {
+    const pt = new IoPageTable(x86);
+    expect(() => pt.map(0x1000n, 0x2000n, 0n, RW)).toThrow('EINVAL: map of 0x1000: size 0 must be positive');
+    expect(() => pt.map(0x1000n, 0x2000n, -SZ_4K, RW)).toThrow(/^EINVAL: map of 0x1000: size -4096 /);
+    expect(() => pt.map(0x1000n, 0x2800n, SZ_4K, RW)).toThrow(
+      'EINVAL: map iova 0x1000 paddr 0x2800 size 0x1000 is not aligned to the minimum page size 4K',
+    );
+    expect(() => pt.map(0x1000n, 0x2000n, SZ_4K, 0)).toThrow(
+      'EINVAL: map of 0x1000 with neither READ nor WRITE permission',
+    );
+    pt.map(0x1000n, 0x2000n, SZ_4K, IOMMU_WRITE); // write-only is a permission
+    pt.map(0x2000n, 0x2000n, SZ_4K, IOMMU_READ);
+    expect(pt.lookup(0x1000n)?.prot).toBe(IOMMU_WRITE);
+    expect(pt.lookup(0x2000n)?.prot).toBe(IOMMU_READ);
+  });
+
+  test('the aperture and the output width end exactly at 2^ias - 1 and 2^oas - 1', () => {
+    const pt = new IoPageTable(x86);
+    const lastPage = (1n << 48n) - SZ_4K;
+    pt.map(lastPage, 0x1000n, SZ_4K, RW);
+    expect(pt.iovaToPhys(lastPage + 0xfffn)).toBe(0x1fffn);
+    expect(() => pt.map(lastPage, 0x1000n, 2n * SZ_4K, RW)).toThrow(
+      'ERANGE: iova 0xfffffffff000 + 0x2000 is outside the aperture 0..0xffffffffffff of x86-64-ss-4level',
+    );
+    const lastFrame = (1n << 52n) - SZ_4K;
+    pt.map(0x10_0000n, lastFrame, SZ_4K, RW);
+    expect(pt.iovaToPhys(0x10_0008n)).toBe(lastFrame + 8n);
+    expect(() => pt.map(0x20_0000n, lastFrame, 2n * SZ_4K, RW)).toThrow(
+      'ERANGE: paddr 0xffffffffff000 + 0x2000 exceeds the 52-bit output address space of x86-64-ss-4level',
+    );
+  });
+
+  test('a mapping in the way is EEXIST, saying which', () => {
+    const pt = new IoPageTable(x86);
+    pt.map(0x1000n, 0x5000n, SZ_4K, RW);
+    expect(() => pt.map(0x1000n, 0x9000n, SZ_4K, RW)).toThrow(
+      'EEXIST: iova 0x1000 is already mapped (a leaf is present where a 4K leaf would go)',
+    );
+    expect(() => pt.map(0n, 0n, SZ_2M, RW)).toThrow(
+      'EEXIST: iova 0x0 is already mapped (a table of smaller pages is present where a 2M leaf would go)',
+    );
+    pt.map(SZ_2M, 0x4000_0000n, SZ_2M, RW);
+    expect(() => pt.map(SZ_2M + 0x3000n, 0x9000n, SZ_4K, RW)).toThrow(
+      'EEXIST: iova 0x203000 lies inside the 2M leaf at 0x200000',
+    );
+  });
+
+  test('the table-page limit is ENOMEM with the limit in the message', () => {
+    // The top page plus one table per level below it for the first 4K leaf: 4 pages.
+    const pt = new IoPageTable(x86, { maxTablePages: 4 });
+    pt.map(0n, 0n, SZ_4K, RW);
+    expect(pt.tablePages).toBe(4);
+    expect(() => pt.map(SZ_1G, 0n, SZ_4K, RW)).toThrow(
+      'ENOMEM: page table x86-64-ss-4level is at its limit of 4 table pages',
+    );
+  });
+
+  test('mapList refusals name the ranges', () => {
+    const pt = new IoPageTable(x86);
+    const words = new BigUint64Array([0x5000_0100n, 0xf00n, 0x6000_0100n, 0x1000n]);
+    expect(() => pt.mapList(0x100n, words, 0, 3, RW)).toThrow(
+      'EINVAL: mapList ranges 0..3 are outside the list of 2',
+    );
+    expect(() => pt.mapList(0x100n, words, -1, 1, RW)).toThrow(/^EINVAL: mapList ranges -1..1 are outside/);
+    expect(() => pt.mapList(0x100n, words, 0.5, 1, RW)).toThrow(/^EINVAL: mapList ranges 0.5..1 are outside/);
+    expect(() => pt.mapList(0x100n, words, 1, 1, RW)).toThrow('EINVAL: mapList of no ranges at 0x100');
+    expect(() => pt.mapList(0x200n, words, 0, 1, RW)).toThrow(
+      'EINVAL: mapList iova 0x200 and paddr 0x50000100 differ in their 4K page offset',
+    );
+    expect(() => pt.mapList(0x100n, words, 0, 2, RW)).toThrow(
+      'EINVAL: mapList range 1 0x60000100+4K breaks the 4K alignment a list needs (only the first may start, and the last end, inside a page)',
+    );
+    expect(() => pt.mapList(0x100n, words, 0, 1, 0)).toThrow(
+      /^EINVAL: map of 0x100 with neither READ nor WRITE/,
+    );
+    // Range 1 alone may start inside its page: it is the first.
+    expect(pt.mapList(0x100n, words, 1, 2, RW)).toBe(2n * SZ_4K);
+    expect(pt.iovaToPhys(0x1080n)).toBe(0x6000_1080n);
+  });
+});
