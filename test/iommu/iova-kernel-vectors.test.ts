@@ -13,6 +13,7 @@ import { type IovaCase, iovaTarget } from '../kernel/targets/iova.ts';
 
 const H = 2 ** 36 - 1; // a pfn limit far above 4 GiB
 const L32 = 0xf_ffff; // the last pfn below 4 GiB
+const B = 2 ** 35; // a base pfn above 4 GiB
 
 function parse(ops: string): IovaCase {
   const t = ops.trim().split(/\s+/);
@@ -95,6 +96,21 @@ const VECTORS: ReadonlyArray<{ rule: string; ops: string; kernel: string }> = [
     rule: 'max32_alloc_size: only a free starting below 4 GiB lifts a failure under a 32-bit limit',
     ops: `a 1023 1023 0  a 1 1023 0  a 1 ${H} 0  f 2  a 1 ${L32} 0  a 1 ${0x10_0000} 0  f 5  a 1 ${L32} 0`,
     kernel: `1 0 ${H} f 0 ${0x10_0000} f 0 | 1-1023`,
+  },
+  {
+    rule: 'reserve_iova grows a reserved range down in place: a cached_node pointing at it stays with it',
+    ops: `r ${B + 10} ${B + 12}  a 1 ${B + 15} 0  a 2 ${B + 9} 0  f 2  r ${B + 5} ${B + 11}  a 1 ${B + 15} 0`,
+    kernel: `r ${B + 15} ${B + 8} f r ${B + 4} | ${B + 4}-${B + 4} ${B + 5}-${B + 12} ${B + 15}-${B + 15}`,
+  },
+  {
+    rule: 'growing a reserved range that is not the cached node moves neither cached node (below 4 GiB)',
+    ops: 'r 10 12  a 1 15 0  r 5 11  a 1 15 0',
+    kernel: 'r 15 r 14 | 5-12 14-14 15-15',
+  },
+  {
+    rule: 'growing a reserved range that is not the cached node moves neither cached node (above 4 GiB)',
+    ops: `r ${B + 10} ${B + 12}  a 1 ${B + 15} 0  r ${B + 5} ${B + 11}  a 1 ${B + 15} 0`,
+    kernel: `r ${B + 15} r ${B + 14} | ${B + 5}-${B + 12} ${B + 14}-${B + 14} ${B + 15}-${B + 15}`,
   },
 ];
 

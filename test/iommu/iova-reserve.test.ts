@@ -53,6 +53,10 @@ describe('reserve_iova keeps the kernel nodes (drivers/iommu/iova.c, 6.12 in use
       [10, 20, true],
       [21, 30, true],
     ]);
+    // A reservation ending on a range's first pfn overlaps it: the range grows down to take it all.
+    iovad.reserveIova(40, 50);
+    iovad.reserveIova(35, 40);
+    expect(spans(iovad).at(-1)).toEqual([35, 50, true]);
     iovad.reserveIova(5, 5);
     iovad.reserveIova(4, 6); // [5,5] grows to [4,5]; 6 is new
     expect(spans(iovad).slice(0, 2)).toEqual([
