@@ -84,6 +84,39 @@ describe('domain types and the DMA domain IOVA space (iommu_dma_init_domain)', (
   });
 });
 
+describe('domain options', () => {
+  test('defaults: strict, a 256-slot flush queue and a 10 ms timer (dma-iommu.c IOVA_DEFAULT_FQ_*)', () => {
+    const d = unit().iommu.allocDomain('dma');
+    expect([d.strict, d.fqSize, d.fqTimeoutMs]).toEqual([true, 256, 10]);
+  });
+
+  test('a page-size subset, a table-page limit and a flush-queue timer of its own', () => {
+    const { iommu } = unit();
+    const d = iommu.allocDomain('dma', {
+      strict: false,
+      pgsizeBitmap: SZ_4K | SZ_2M,
+      maxTablePages: 5,
+      fqTimeoutMs: 3,
+    });
+    expect(d.pageSizesDescending).toEqual([SZ_2M, SZ_4K]);
+    expect(d.pageTable!.pgsizeBitmap).toBe(SZ_4K | SZ_2M);
+    // No 1G leaf: a 1G-aligned gigabyte maps as 512 x 2M.
+    d.map(1n << 30n, 0x4000_0000n, 1n << 30n, RW);
+    expect(d.pageTable!.lookup(1n << 30n)?.pageSize).toBe(SZ_2M);
+    // Top + level 2 + level 1 for the 2M leaves = 3 pages; a 4K leaf below 4 GiB adds its level 1
+    // and level 0 pages: 5, the limit. A 4K leaf at 512G needs a new level 2 page: ENOMEM.
+    const iova = d.allocIova(SZ_4K, 0xffff_ffffn);
+    d.map(iova, 0x1000n, SZ_4K, RW);
+    expect(d.pageTable!.tablePages).toBe(5);
+    expect(() => d.map(1n << 39n, 0n, SZ_4K, RW)).toThrow(/^ENOMEM: page table .* limit of 5 table pages/);
+    d.dmaUnmap(iova, SZ_4K);
+    iommu.advanceClock(2);
+    expect(d.queuedIovas).toBe(1);
+    iommu.advanceClock(1);
+    expect(d.queuedIovas).toBe(0);
+  });
+});
+
 describe('iommu_map / iommu_unmap on a domain', () => {
   test('map, unmap and unmapFast emit their trace records; unmap invalidates once, unmapFast not at all', () => {
     const { metrics, records, iommu } = unit();
