@@ -1,7 +1,7 @@
 /**
- * What IoPageTable refuses and what it says (iommu_map's checks in drivers/iommu/iommu.c, generic_pt
- * map_pages, io-pgtable-arm's -EEXIST): the exact bounds of the aperture and the output width, and
- * the messages a user reads, with their numbers.
+ * IoPageTable at its edges: what it refuses and what it says (iommu_map's checks in
+ * drivers/iommu/iommu.c, generic_pt map_pages, io-pgtable-arm's -EEXIST), the exact bounds of the
+ * aperture and the output width, and runs of leaves whose addresses carry across 32-bit halves.
  */
 import { describe, expect, test } from 'vitest';
 import { SZ_1G, SZ_2M, SZ_4K } from '../../src/core/index.ts';
@@ -107,5 +107,29 @@ describe('IoPageTable refusals', () => {
     // Range 1 alone may start inside its page: it is the first.
     expect(pt.mapList(0x100n, words, 1, 2, RW)).toBe(2n * SZ_4K);
     expect(pt.iovaToPhys(0x1080n)).toBe(0x6000_1080n);
+  });
+});
+
+describe('runs of leaves written as 32-bit halves', () => {
+  test('a run of 4K leaves crossing 4 GiB of physical address carries into the high half', () => {
+    const pt = new IoPageTable(x86);
+    pt.map(0x1000_0000n, 0xffff_e000n, 4n * SZ_4K, RW);
+    const phys = [0n, 1n, 2n, 3n].map((i) => pt.iovaToPhys(0x1000_0000n + i * SZ_4K + 0x10n));
+    expect(phys).toEqual([0xffff_e010n, 0xffff_f010n, 0x1_0000_0010n, 0x1_0000_1010n]);
+  });
+
+  test('a run of 1G leaves steps by 2^30 across several 4 GiB boundaries', () => {
+    const pt = new IoPageTable(x86);
+    pt.map(0x40_0000_0000n, 0x2_c000_0000n, 6n * SZ_1G, RW);
+    const phys = [0n, 1n, 2n, 3n, 4n, 5n].map((i) => pt.iovaToPhys(0x40_0000_0000n + i * SZ_1G + 0x123n));
+    expect(phys).toEqual([
+      0x2_c000_0123n,
+      0x3_0000_0123n,
+      0x3_4000_0123n,
+      0x3_8000_0123n,
+      0x3_c000_0123n,
+      0x4_0000_0123n,
+    ]);
+    expect(pt.lookup(0x40_4000_0000n)?.pageSize).toBe(SZ_1G);
   });
 });
