@@ -133,3 +133,57 @@ describe('runs of leaves written as 32-bit halves', () => {
     expect(pt.lookup(0x40_4000_0000n)?.pageSize).toBe(SZ_1G);
   });
 });
+
+describe('unmap refusals, lookups at the edges, clear', () => {
+  test('an unmap of nothing, off the smallest page or past the aperture unmaps nothing (iommu_unmap returns 0)', () => {
+    const pt = new IoPageTable(x86);
+    const last = (1n << 48n) - SZ_4K;
+    pt.map(0x1000n, 0x5000n, 2n * SZ_4K, RW);
+    pt.map(last, 0x9000n, SZ_4K, RW);
+    expect(pt.unmap(0x1000n, 0n)).toBe(0n);
+    expect(pt.unmap(0x1800n, SZ_4K)).toBe(0n);
+    expect(pt.unmap(0x1000n, 0x800n)).toBe(0n);
+    expect(pt.unmap(last, 2n * SZ_4K)).toBe(0n);
+    expect(pt.unmap(1n << 48n, SZ_4K)).toBe(0n);
+    expect([pt.iovaToPhys(0x1000n), pt.iovaToPhys(0x2000n), pt.iovaToPhys(last)]).toEqual([
+      0x5000n,
+      0x6000n,
+      0x9000n,
+    ]);
+    expect(pt.unmap(last, SZ_4K)).toBe(SZ_4K);
+    expect(pt.unmap(0x1000n, 2n * SZ_4K)).toBe(2n * SZ_4K);
+  });
+
+  test('lookups outside the aperture find nothing, even where the index bits would wrap onto a mapping', () => {
+    const pt = new IoPageTable(x86);
+    pt.map(0n, 0x5000n, SZ_4K, RW);
+    pt.map((1n << 48n) - SZ_4K, 0x9000n, SZ_4K, RW);
+    expect(pt.lookup(1n << 48n)).toBeUndefined();
+    expect(pt.lookup(-1n)).toBeUndefined();
+    expect(pt.lookup(0x10n)).toEqual({ phys: 0x5010n, leafIova: 0n, pageSize: SZ_4K, prot: RW });
+  });
+
+  test('pteAt stops at a leaf above the level asked for or at an empty entry; countLeaves and clear', () => {
+    const pt = new IoPageTable(x86);
+    pt.map(SZ_2M, 0x4000_0000n, SZ_2M, RW);
+    pt.map(0x1000n, 0x5000n, 3n * SZ_4K, RW);
+    expect(pt.pteAt(SZ_2M, 0)).toBeUndefined();
+    expect(pt.pteAt(SZ_2M, 1)).toBe(0x4000_0000n | 0x83n); // R, W, PS
+    expect(pt.pteAt(0x2000n, 0)).toBe(0x6003n);
+    expect(pt.pteAt(5n * SZ_1G, 0)).toBeUndefined();
+    expect(pt.pteAt(5n * SZ_1G, 2)).toBe(0n);
+    expect(pt.countLeaves()).toEqual(
+      new Map([
+        [SZ_4K, 3],
+        [SZ_2M, 1],
+      ]),
+    );
+    expect(pt.tablePages).toBe(4);
+    pt.clear();
+    expect(pt.tablePages).toBe(1);
+    expect([...pt.entries()]).toEqual([]);
+    expect(pt.lookup(SZ_2M)).toBeUndefined();
+    pt.map(SZ_2M, 0x4000_0000n, SZ_2M, RW);
+    expect(pt.iovaToPhys(SZ_2M + 8n)).toBe(0x4000_0008n);
+  });
+});
