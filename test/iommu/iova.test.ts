@@ -265,4 +265,22 @@ describe('alloc_iova rules the mutation run found untested (issue 13)', () => {
       'ENOMEM: no free IOVA range of 65 pages (size-aligned) at or below pfn 0x50',
     );
   });
+
+  test('largestFreeExtent: the lowest of equal gaps, a limit of its own, a range ending the space', () => {
+    const iovad = new IovaDomain({ startPfn: 1, lastPfn: 100 });
+    expect(iovad.largestFreeExtent(0x50)).toEqual({ pfnLo: 1, pages: 0x50 });
+    iovad.reserveIova(1, 10);
+    expect(iovad.largestFreeExtent()).toEqual({ pfnLo: 11, pages: 90 }); // the tail after the last range
+    iovad.reserveIova(21, 30);
+    iovad.reserveIova(41, 100); // gaps 11..20 and 31..40: ten pages each
+    expect(iovad.largestFreeExtent()).toEqual({ pfnLo: 11, pages: 10 });
+    expect(iovad.largestFreeExtent(35)).toEqual({ pfnLo: 11, pages: 10 });
+    iovad.reserveIova(11, 19);
+    iovad.reserveIova(31, 40);
+    expect(iovad.largestFreeExtent()).toEqual({ pfnLo: 20, pages: 1 }); // one page is a gap
+    const full = new IovaDomain({ startPfn: 1, lastPfn: 10 });
+    expect(full.allocIova(1)).toBe(10);
+    expect(full.allocIova(9)).toBe(1);
+    expect(full.largestFreeExtent()).toEqual({ pfnLo: 1, pages: 0 });
+  });
 });
