@@ -34,8 +34,8 @@ function generate(rng: SeededRandom): IovaCase {
   const ops: IovaOp[] = [];
   // Set-up reservations (MSI window, host-bridge windows) come before any allocation: the model
   // differs on purpose there, refusing to reserve over a live allocation (EBUSY; the kernel grows
-  // the allocation). Reservations may overlap or touch each other (the second and third often land
-  // in 0xf000..0x10200).
+  // the allocation). Reservations may overlap or touch each other (two drawn from 0xf000..0x10000
+  // often do), as reserve_iova's growing of existing ranges is modelled.
   for (let i = rng.int(0, 3); i > 0; i--) {
     const lo = rng.pick([0xfee00, rng.int(1, 0xfffff), rng.int(0xf000, 0x10000)]);
     const hi = lo + rng.int(0, 0x200);
