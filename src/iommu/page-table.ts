@@ -28,7 +28,7 @@
  *    and everything below it; a step inside a larger block unmaps nothing. Neither frees a table just
  *    because its last leaf went: empty tables stay until a covering unmap or the domain's end.
  */
-import { COUNTER, type Counter, fail, formatHex, formatSize, Metrics } from '../core/index.ts';
+import { COUNTER, type Counter, fail, formatHex, formatSize, Metrics, type PhyrList } from '../core/index.ts';
 import { levelOfPageSize, levelShift, type PageTableFormat } from './format.ts';
 import type { IotlbGather } from './gather.ts';
 import { iommuPgsize, minPageSize } from './pgsize.ts';
@@ -283,28 +283,21 @@ export class IoPageTable {
   }
 
   /**
-   * Maps ranges `from..to-1` of a packed (address, length) word list back to back from `iova`, the
+   * Maps ranges `from..to-1` of a packed range list back to back from `iova`, the
    * IOVA of range `from`'s first byte: what a map call per range (each rounded out to the smallest
    * page) would do, in one walk that keeps its place, with the checks done once for the list and
    * the counters added once. Every range but the first must start on the smallest page, every range
    * but the last end on one, and the first must share its in-page offset with `iova` (EINVAL). The
    * other errors and the unwinding are map's. Returns the IOVA bytes mapped (page multiples).
    */
-  mapList(
-    iova: bigint,
-    words: BigUint64Array,
-    from: number,
-    to: number,
-    prot: Prot,
-    gather?: IotlbGather,
-  ): bigint {
-    if (!(Number.isInteger(from) && Number.isInteger(to) && from >= 0 && to <= words.length >> 1)) {
-      fail('EINVAL', `mapList ranges ${from}..${to} are outside the list of ${words.length >> 1}`);
+  mapList(iova: bigint, list: PhyrList, from: number, to: number, prot: Prot, gather?: IotlbGather): bigint {
+    if (!(Number.isInteger(from) && Number.isInteger(to) && from >= 0 && to <= list.count)) {
+      fail('EINVAL', `mapList ranges ${from}..${to} are outside the list of ${list.count}`);
     }
     if (from >= to) fail('EINVAL', `mapList of no ranges at ${formatHex(iova)}`);
     this.checkProt(iova, prot);
     const mask = this.minPageSize - 1n;
-    const first = words[from * 2]!;
+    const first = list.addressAt(from);
     if (((iova ^ first) & mask) !== 0n) {
       fail(
         'EINVAL',
@@ -313,9 +306,10 @@ export class IoPageTable {
     }
     const start = iova - (first & mask);
     let total = 0n;
-    for (let i = from; i < to; i++) {
-      const a = words[i * 2]!;
-      const len = words[i * 2 + 1]!;
+    const cur = list.cursor(from);
+    for (let i = from; i < to; i++, cur.next()) {
+      const a = cur.address;
+      const len = cur.length;
       if ((i > from && (a & mask) !== 0n) || (i < to - 1 && ((a + len) & mask) !== 0n)) {
         fail(
           'EINVAL',
@@ -330,11 +324,12 @@ export class IoPageTable {
     this.progress = 0n;
     try {
       let va = start;
-      for (let i = from; i < to; i++) {
-        const a = words[i * 2]!;
+      const at = list.cursor(from);
+      for (let i = from; i < to; i++, at.next()) {
+        const a = at.address;
         const pad = a & mask;
         const pa = a - pad;
-        const sz = (words[i * 2 + 1]! + pad + mask) & ~mask;
+        const sz = (at.length + pad + mask) & ~mask;
         this.checkOutput(pa, sz);
         this.mapRange(va, pa, sz, prot, gather);
         va += sz;
