@@ -605,7 +605,14 @@ export class IoPageTable {
       if (k === KIND_LEAF) {
         if (entryIova < iova) return false; // starts inside a large leaf: no split
         let n = 1;
-        while (idx + n < endIdx && kindOf(ch, base + idx + n) === KIND_LEAF) n++;
+        const kind = ch.kind;
+        if (kind !== undefined) {
+          while (idx + n < endIdx && kind[base + idx + n] === KIND_LEAF) n++;
+        } else {
+          // A last-level page: every word not 0 is a leaf (kindOf), tested as two 32-bit halves.
+          const h = ch.halves;
+          for (let w = (base + idx + 1) * 2; idx + n < endIdx && (h[w]! | h[w + 1]!) !== 0; w += 2) n++;
+        }
         ch.entries.fill(0n, base + idx, base + idx + n);
         setKinds(ch, KIND_EMPTY, base + idx, base + idx + n);
         ch.live[local]! -= n;
