@@ -15,7 +15,8 @@
  *  2. every range ends at or below 2^64 - 1 (`address + length - 1 <= U64_MAX`, see rangeLast);
  *  3. the chunks (views) hold exactly `2 * count` words, none empty, so `metadataBytes` is exact (the
  *     buffers under a builder's views may hold a bounded slack: see range-list-builder.ts);
- *  4. the list never changes after construction (the storage is private; derived lists copy).
+ *  4. the list never changes after construction (the storage is private; derived lists copy it or
+ *     share chunks, which no one writes again).
  * Ranges may be adjacent or overlap; only the builder merges, and only when asked. Order matters:
  * the list describes the bytes of a buffer in order, as a scatterlist does.
  *
