@@ -81,16 +81,15 @@ function optionalU64(value: bigint | number | undefined, what: string): bigint |
 const EMPTY_WORDS = new BigUint64Array(0);
 
 /**
- * A place in a list, for hot loops that walk ranges in order with no object per range: the range
- * under the cursor is `words[at]` (address) and `words[at + 1]` (length), or `address`/`length`;
- * `next()` steps to the following range, moving to the next chunk at a chunk's end. Read no further
- * than the list's last range: past it the words are undefined.
+ * A place in a list, for hot loops that walk ranges in order with no object per range: `address`
+ * and `length` are the range under the cursor; `next()` steps to the following range, moving to the
+ * next chunk at a chunk's end. Read no further than the list's last range: past it they are undefined.
  */
 export class RangeCursor {
-  /** The chunk holding the range under the cursor (shared storage: never write to it). */
-  words: BigUint64Array;
+  /** The chunk holding the range under the cursor (shared storage: never written). */
+  private words: BigUint64Array;
   /** Index in `words` of the range's address word. */
-  at: number;
+  private at: number;
   private chunk: number;
   private readonly chunks: readonly BigUint64Array[];
 

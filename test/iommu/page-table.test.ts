@@ -11,6 +11,7 @@ import {
   pageSizes,
   x86SecondStageFormat,
 } from '../../src/iommu/index.ts';
+import { expectErrno } from '../errno.ts';
 
 const RW = IOMMU_READ | IOMMU_WRITE;
 const FORMATS: PageTableFormat[] = [
@@ -504,6 +505,14 @@ describe('table storage grows in chunks and is given back', () => {
     pt.map(SZ_1G, 0x40_0000_1000n, size, RW);
     expect(pt.storageBytes).toBe(UPPER_CHUNK_BYTES + 16 * LAST_LEVEL_CHUNK_BYTES);
     expect(pt.iovaToPhys(SZ_1G + size - 1n)).toBe(0x40_0000_1000n + size - 1n);
+  });
+
+  test('a format whose leaf word could be 0 is refused: a level-0 entry of 0 must mean empty', () => {
+    const x86 = x86SecondStageFormat(4);
+    const bare = { ...x86, pte: { ...x86.pte, leaf: (paddr: bigint) => paddr } };
+    const pt = new IoPageTable(bare);
+    expectErrno(() => pt.map(0n, 0n, SZ_4K, RW), 'EINVAL', /encodes a leaf with prot 3 as 0/);
+    expect(pt.iovaToPhys(0n)).toBe(0n);
   });
 
   test('level-0 pages take chunks of their own, even where an upper chunk has room', () => {
