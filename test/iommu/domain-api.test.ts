@@ -4,7 +4,7 @@
  * (iommu_dma_init_domain), the trace records iommu_map / iommu_unmap emit, and the refusals.
  */
 import { describe, expect, test } from 'vitest';
-import { COUNTER, type DmaTraceRecord, Metrics, SZ_2M, SZ_4K } from '../../src/core/index.ts';
+import { COUNTER, type DmaTraceRecord, Metrics, PhyrList, SZ_2M, SZ_4K } from '../../src/core/index.ts';
 import {
   armLpaeFormat,
   IOMMU_READ,
@@ -146,7 +146,10 @@ describe('iommu_map / iommu_unmap on a domain', () => {
     const { records, iommu } = unit();
     const d = iommu.allocDomain('paging');
     // Range 0 starts 0x123 into its page and ends on a page boundary (3 pages); range 1 is 1.5 pages.
-    const words = new BigUint64Array([0x4000_0123n, 0x2eddn, 0x5000_0000n, 0x1800n]);
+    const words = PhyrList.fromRanges([
+      [0x4000_0123n, 0x2eddn],
+      [0x5000_0000n, 0x1800n],
+    ]);
     d.mapList(0x10_0123n, words, 0, 2, RW);
     expect(records).toEqual([
       { kind: 'iommu_map', iova: 0x10_0000n, paddr: 0x4000_0000n, size: 0x3000n },

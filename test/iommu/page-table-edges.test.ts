@@ -4,7 +4,7 @@
  * aperture and the output width, and runs of leaves whose addresses carry across 32-bit halves.
  */
 import { describe, expect, test } from 'vitest';
-import { SZ_1G, SZ_2M, SZ_4K } from '../../src/core/index.ts';
+import { PhyrList, SZ_1G, SZ_2M, SZ_4K } from '../../src/core/index.ts';
 import { IOMMU_READ, IOMMU_WRITE, IoPageTable, x86SecondStageFormat } from '../../src/iommu/index.ts';
 
 const RW = IOMMU_READ | IOMMU_WRITE;
@@ -88,7 +88,10 @@ describe('IoPageTable refusals', () => {
 
   test('mapList refusals name the ranges', () => {
     const pt = new IoPageTable(x86);
-    const words = new BigUint64Array([0x5000_0100n, 0xf00n, 0x6000_0100n, 0x1000n]);
+    const words = PhyrList.fromRanges([
+      [0x5000_0100n, 0xf00n],
+      [0x6000_0100n, 0x1000n],
+    ]);
     expect(() => pt.mapList(0x100n, words, 0, 3, RW)).toThrow(
       'EINVAL: mapList ranges 0..3 are outside the list of 2',
     );
