@@ -524,7 +524,9 @@ export function pinUnderDesigns(
   let folios = 0;
   let previous: unknown;
   for (const m of extents) {
-    if (m.folio === undefined || m.folio !== previous) folios++;
+    // A base-page run is one order-0 folio a page.
+    if (m.basePages === true) folios += m.pages;
+    else if (m.folio === undefined || m.folio !== previous) folios++;
     previous = m.folio;
   }
   const ranges = userPhyrs(mm, start, length).count;
