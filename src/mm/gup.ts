@@ -7,7 +7,16 @@
  * Both take FOLL_PIN references on the folios: `refs` = pages pinned in the folio, as
  * try_grab_folio does, and unpin gives back exactly those (gup_put_folio).
  */
-import { fail, formatHex, PhyrList, PhyrListBuilder, type PhysAddr, U64_MAX } from '../core/index.ts';
+import {
+  fail,
+  fillPageArray,
+  formatHex,
+  PhyrList,
+  PhyrListBuilder,
+  type PhysAddr,
+  pageArrayReader,
+  U64_MAX,
+} from '../core/index.ts';
 import type { Folio } from '../platform/index.ts';
 import type { MemorySystem } from './memory-system.ts';
 import type { FaultHow, MmStruct } from './mm-struct.ts';
@@ -33,11 +42,6 @@ export interface GupFlags {
 
 /** Bytes of one `struct page *` in the legacy page array. */
 export const PAGE_POINTER_BYTES = 8;
-
-/** Index of the low and high 32-bit halves of a 64-bit word in a Uint32Array view (byte order). */
-const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
-const LOW = LITTLE_ENDIAN ? 0 : 1;
-const HIGH = 1 - LOW;
 
 /** What one pin holds; released once by the matching unpin. */
 abstract class PinnedBase {
@@ -346,15 +350,10 @@ export function pinUserPagesLegacy(
   const { from, to: end } = pageSpan(mm, start, length);
   const to = length === 0n ? from : end;
   const all = new BigUint64Array(to - from);
-  // Written through 32-bit halves: no BigInt a page.
-  const words = new Uint32Array(all.buffer, all.byteOffset, all.length * 2);
   let k = 0;
   const reached = pinWalk(mm, from, to, flags, (m) => {
-    for (let i = 0; i < m.pages; i++, k++) {
-      const pfn = m.pfn + i;
-      words[2 * k + LOW] = pfn % 0x1_0000_0000;
-      words[2 * k + HIGH] = Math.floor(pfn / 0x1_0000_0000);
-    }
+    fillPageArray(all, k, m.pfn, m.pages);
+    k += m.pages;
   });
   const pages = reached === to ? all : all.slice(0, reached - from);
   mm.system.metrics?.add('mm.legacy_page_bytes', pages.length * PAGE_POINTER_BYTES);
@@ -388,8 +387,7 @@ function unpinFrom(system: MemorySystem, pfn: number, endPfn: number, dirty: boo
   const { allocator } = system;
   const run = allocator.basePageRun(pfn, endPfn - pfn);
   if (run > 0) {
-    if (dirty) allocator.markBasePagesDirty(pfn, run);
-    allocator.unpinBasePages(pfn, run);
+    allocator.unpinBasePages(pfn, run, 1, dirty);
     return pfn + run;
   }
   const folio = folioOrFail(system, BigInt(pfn));
@@ -407,8 +405,7 @@ export function unpinUserPagesLegacy(pinned: PinnedPageArray, options: { dirty?:
   pinned.release();
   const { system, pages } = pinned;
   const dirty = options.dirty ?? false;
-  const words = new Uint32Array(pages.buffer, pages.byteOffset, pages.length * 2);
-  const pfnAt = (i: number) => words[2 * i + LOW]! + words[2 * i + HIGH]! * 0x1_0000_0000;
+  const pfnAt = pageArrayReader(pages);
   let i = 0;
   while (i < pages.length) {
     const pfn = pfnAt(i);

@@ -53,17 +53,16 @@ export class BasePageMap {
     this.live += count;
   }
 
-  /** Clears the state of one page whose refcount reached zero; drops its chunk when empty. */
-  clear(pfn: number): void {
-    const key = Math.floor(pfn / CHUNK_PAGES);
-    const chunk = this.chunks.get(key)!;
-    const i = pfn % CHUNK_PAGES;
-    chunk.refcount[i] = 0;
-    chunk.pincount[i] = 0;
-    chunk.flags[i] = 0;
-    chunk.live--;
-    this.live--;
-    if (chunk.live === 0) this.chunks.delete(key);
+  /** Clears the state of pages [pfn, pfn + count), whose refcounts reached zero; drops chunks left empty. */
+  clear(pfn: number, count: number): void {
+    this.forEachChunk(pfn, count, false, (chunk, from, to, first) => {
+      chunk.refcount.fill(0, from, to);
+      chunk.pincount.fill(0, from, to);
+      chunk.flags.fill(0, from, to);
+      chunk.live -= to - from;
+      if (chunk.live === 0) this.chunks.delete(Math.floor(first / CHUNK_PAGES));
+    });
+    this.live -= count;
   }
 
   /**

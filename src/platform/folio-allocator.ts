@@ -23,7 +23,7 @@
  * and none share a page; freePages + allocatedPages = totalPages.
  */
 import { fail, formatHex, type Metrics, SeededRandom } from '../core/index.ts';
-import { BasePageMap, CHUNK_PAGES, type MemmapChunk, PAGE_DIRTY } from './base-page-map.ts';
+import { BasePageMap, CHUNK_PAGES, PAGE_DIRTY } from './base-page-map.ts';
 import { FreeBlockTable } from './free-block-table.ts';
 import { type MemoryMap, PFN_SHIFT, pfnDown, pfnUp } from './memory-map.ts';
 
@@ -46,6 +46,10 @@ export interface Folio {
 }
 
 type MutableFolio = { -readonly [K in keyof Folio]: Folio[K] } & { readonly head: number; dirty: boolean };
+
+/** What {@link FolioAllocator.applyBasePages} does to each page of a run. */
+const BaseOp = { Get: 0, Put: 1, Pin: 2, Unpin: 3, Dirty: 4, DirtyUnpin: 5 } as const;
+type BaseOp = (typeof BaseOp)[keyof typeof BaseOp];
 
 /** A run of physically consecutive base pages (order-0 folios): `pages` frames from `pfn`. */
 export interface BaseRun {
@@ -375,11 +379,7 @@ export class FolioAllocator {
 
   /** folio_get on each base page of [pfn, pfn + count) (memmap pages, all live). */
   getBasePages(pfn: number, count: number): void {
-    this.eachBasePage(pfn, count, (chunk, i, p) => {
-      this.checkLive(chunk, i, p);
-      chunk.refcount[i]! += 1;
-      return false;
-    });
+    this.applyBasePages(BaseOp.Get, pfn, count, 1);
   }
 
   /**
@@ -387,51 +387,23 @@ export class FolioAllocator {
    * pages whose last reference goes are freed (see {@link releaseBasePages}).
    */
   putBasePages(pfn: number, count: number): void {
-    this.eachBasePage(pfn, count, (chunk, i, p) => {
-      this.checkLive(chunk, i, p);
-      if (chunk.refcount[i]! - chunk.pincount[i]! * GUP_PIN_COUNTING_BIAS <= 0) {
-        fail('EINVAL', `folio at pfn ${formatHex(BigInt(p))}: put without a matching get`);
-      }
-      chunk.refcount[i]! -= 1;
-      return chunk.refcount[i] === 0;
-    });
+    this.applyBasePages(BaseOp.Put, pfn, count, 1);
   }
 
   /** pinFolio(page, refs) on each base page of [pfn, pfn + count): refs * GUP_PIN_COUNTING_BIAS references each. */
   pinBasePages(pfn: number, count: number, refs = 1): void {
     if (!Number.isInteger(refs) || refs <= 0) fail('EINVAL', `pin count ${refs} must be a positive integer`);
-    let done = 0;
-    try {
-      this.eachBasePage(pfn, count, (chunk, i, p) => {
-        this.checkLive(chunk, i, p);
-        chunk.refcount[i]! += refs * GUP_PIN_COUNTING_BIAS;
-        chunk.pincount[i]! += refs;
-        done++;
-        return false;
-      });
-    } finally {
-      this.metrics?.add('platform.folio_pins', done * refs);
-    }
+    this.applyBasePages(BaseOp.Pin, pfn, count, refs);
   }
 
-  /** unpinFolio(page, refs) on each base page of [pfn, pfn + count); the last reference frees the page. */
-  unpinBasePages(pfn: number, count: number, refs = 1): void {
-    let done = 0;
-    try {
-      this.eachBasePage(pfn, count, (chunk, i, p) => {
-        this.checkLive(chunk, i, p);
-        const pins = chunk.pincount[i]!;
-        if (!Number.isInteger(refs) || refs <= 0 || refs > pins) {
-          fail('EINVAL', `folio at pfn ${formatHex(BigInt(p))} has ${pins} pin(s), cannot unpin ${refs}`);
-        }
-        chunk.pincount[i] = pins - refs;
-        done++;
-        chunk.refcount[i]! -= refs * GUP_PIN_COUNTING_BIAS;
-        return chunk.refcount[i] === 0;
-      });
-    } finally {
-      this.metrics?.add('platform.folio_unpins', done * refs);
-    }
+  /**
+   * unpinFolio(page, refs) on each base page of [pfn, pfn + count), marking it dirty first when
+   * `dirty` (unpin_user_pages_dirty_lock, in the same pass); the last reference frees the page.
+   */
+  unpinBasePages(pfn: number, count: number, refs = 1, dirty = false): void {
+    if (!Number.isInteger(refs) || refs <= 0)
+      fail('EINVAL', `unpin count ${refs} must be a positive integer`);
+    this.applyBasePages(dirty ? BaseOp.DirtyUnpin : BaseOp.Unpin, pfn, count, refs);
   }
 
   /** How many live memmap base pages follow from `pfn` on (at most `max`): a run to act on at once. */
@@ -441,11 +413,7 @@ export class FolioAllocator {
 
   /** folio_mark_dirty on each base page of [pfn, pfn + count). */
   markBasePagesDirty(pfn: number, count: number): void {
-    this.eachBasePage(pfn, count, (chunk, i, p) => {
-      this.checkLive(chunk, i, p);
-      chunk.flags[i]! |= PAGE_DIRTY;
-      return false;
-    });
+    this.applyBasePages(BaseOp.Dirty, pfn, count, 1);
   }
 
   /** folio_mark_dirty / folio_test_dirty / clearing by writeback: PG_dirty of a live folio. */
@@ -686,10 +654,8 @@ export class FolioAllocator {
    * cross one).
    */
   private releaseBasePages(pfn: number, count: number): void {
-    for (let p = pfn; p < pfn + count; p++) {
-      this.memmap.clear(p);
-      if (this.handles.size > 0) this.handles.delete(p);
-    }
+    this.memmap.clear(pfn, count);
+    if (this.handles.size > 0) for (let p = pfn; p < pfn + count; p++) this.handles.delete(p);
     this.allocated -= count;
     this.metrics?.add('platform.folio_frees', count);
     let head = pfn;
@@ -725,47 +691,78 @@ export class FolioAllocator {
   }
 
   /**
-   * Applies `step(chunk, index, pfn)` to each memmap page of [pfn, pfn + count) in pfn order; the
-   * pages for which it returns true (their last reference went) are freed in order, in runs, as
-   * they come. An error frees what went before it, then propagates, as one-by-one calls would.
+   * Applies `op` to each memmap page of [pfn, pfn + count) in pfn order, in one typed-array loop per
+   * chunk; the pages whose last reference went are freed in order, in runs, as they come. A page
+   * the op cannot apply to (not live, a put without a get, an unpin without a pin) stops it there:
+   * what went before stays done (and freed), then the error, as one-by-one calls would leave it.
    */
-  private eachBasePage(
-    pfn: number,
-    count: number,
-    step: (chunk: MemmapChunk, index: number, pfn: number) => boolean,
-  ): void {
+  private applyBasePages(op: BaseOp, pfn: number, count: number, refs: number): void {
+    const bias = refs * GUP_PIN_COUNTING_BIAS;
+    const end = pfn + count;
     let freeFrom = -1;
     let p = pfn;
-    const flush = () => {
-      if (freeFrom >= 0) this.releaseBasePages(freeFrom, p - freeFrom);
-      freeFrom = -1;
-    };
-    try {
-      const end = pfn + count;
-      while (p < end) {
-        const chunk = this.memmap.chunkOf(p);
-        if (chunk === undefined) this.notLive(p);
-        const base = p - (p % CHUNK_PAGES);
-        const stop = Math.min(end, base + CHUNK_PAGES);
-        for (; p < stop; p++) {
-          if (step(chunk, p - base, p)) {
-            if (freeFrom < 0) freeFrom = p;
-          } else if (freeFrom >= 0) {
-            flush();
-          }
+    let bad: string | undefined;
+    while (p < end && bad === undefined) {
+      const chunk = this.memmap.chunkOf(p);
+      if (chunk === undefined) {
+        bad = 'is not live';
+        break;
+      }
+      const { refcount, pincount, flags } = chunk;
+      const base = p - (p % CHUNK_PAGES);
+      const stop = Math.min(end, base + CHUNK_PAGES);
+      for (; p < stop; p++) {
+        const i = p - base;
+        const ref = refcount[i]!;
+        if (ref <= 0) {
+          bad = 'is not live';
+          break;
+        }
+        let freed = false;
+        switch (op) {
+          case BaseOp.Get:
+            refcount[i] = ref + 1;
+            break;
+          case BaseOp.Put:
+            if (ref - pincount[i]! * GUP_PIN_COUNTING_BIAS <= 0) bad = ': put without a matching get';
+            else {
+              refcount[i] = ref - 1;
+              freed = ref === 1;
+            }
+            break;
+          case BaseOp.Pin:
+            refcount[i] = ref + bias;
+            pincount[i]! += refs;
+            break;
+          case BaseOp.DirtyUnpin:
+          case BaseOp.Unpin:
+            if (op === BaseOp.DirtyUnpin) flags[i]! |= PAGE_DIRTY;
+            if (pincount[i]! < refs) bad = `has ${pincount[i]} pin(s), cannot unpin ${refs}`;
+            else {
+              pincount[i]! -= refs;
+              refcount[i] = ref - bias;
+              freed = ref === bias;
+            }
+            break;
+          case BaseOp.Dirty:
+            flags[i]! |= PAGE_DIRTY;
+            break;
+        }
+        if (bad !== undefined) break;
+        if (freed) {
+          if (freeFrom < 0) freeFrom = p;
+        } else if (freeFrom >= 0) {
+          this.releaseBasePages(freeFrom, p - freeFrom);
+          freeFrom = -1;
         }
       }
-    } finally {
-      flush();
     }
-  }
-
-  private checkLive(chunk: MemmapChunk, index: number, pfn: number): void {
-    if (chunk.refcount[index]! <= 0) this.notLive(pfn);
-  }
-
-  private notLive(pfn: number): never {
-    fail('EINVAL', `folio at pfn ${formatHex(BigInt(pfn))} is not live`);
+    if (freeFrom >= 0) this.releaseBasePages(freeFrom, p - freeFrom);
+    if (op === BaseOp.Pin) this.metrics?.add('platform.folio_pins', (p - pfn) * refs);
+    if (op === BaseOp.Unpin || op === BaseOp.DirtyUnpin) {
+      this.metrics?.add('platform.folio_unpins', (p - pfn) * refs);
+    }
+    if (bad !== undefined) fail('EINVAL', `folio at pfn ${formatHex(BigInt(p))} ${bad}`);
   }
 
   private handleOf(pfn: number): BasePage {

@@ -1,6 +1,6 @@
 /**
  * Memory steps: `allocate` (user buffers: anon base pages, THP, hugetlb 2M/1G, or folios placed
- * scattered / on a node), `pin` (pin_user_pages in the physr form or as the legacy page array), and
+ * scattered / on a node), `free` (munmap of a buffer), `pin` (pin_user_pages in the physr form or as the legacy page array), and
  * the CPU's own accesses `cpu-write`, `cpu-read`, `check` (to user buffers or to dma-buf memory).
  */
 import { COUNTER, fail, formatHex, formatSize, type SeededRandom } from '../core/index.ts';
@@ -239,6 +239,20 @@ export function registerMemorySteps(): void {
     mm.touch(va, length, { write: true });
     context.objects.define(body.name, 'buffer', new SimBuffer(mm, va, body.size, body.backing));
     return { notes: [`${body.name}: ${formatSize(body.size)} at VA ${formatHex(va)} (${how})`] };
+  });
+
+  registerStep('free', (body, context) => {
+    const buffer = context.objects.get(body.buffer, 'buffer', isBuffer);
+    const folios = worldOf(context).platform.model.folios;
+    const before = folios.freePages;
+    buffer.mm.munmap(buffer.va, (buffer.length + PAGE - 1n) & -PAGE);
+    context.objects.delete(body.buffer);
+    const back = folios.freePages - before;
+    return {
+      notes: [
+        `${body.buffer}: ${formatSize(buffer.length)} unmapped; ${back} page${back === 1 ? '' : 's'} back to the buddy allocator (${folios.freePages} free)`,
+      ],
+    };
   });
 
   registerStep('pin', (body, context) => {
