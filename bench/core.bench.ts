@@ -5,9 +5,9 @@
  *  - the modelled kernel bytes a range of the same list as an sg_table (32-byte entries plus chain
  *    slots plus the header), and the ratio sg / physr (both as kernel memory: 16 B a range for physr);
  *  - builder throughput with merging;
- *  - the same with the count told to the builder up front (each range written once, no final copy);
+ *  - the same with the count told to the builder up front (one chunk of exactly that size);
  *  - a scaling sweep: CPU time a range to build and walk lists of 1e3..1e7 ranges (target max/min
- *    <= 2), count not told (chunks, then one copy at build()).
+ *    <= 2), count not told (the builder's chunks handed to the list as written, no copy).
  */
 
 import { type PhyrList, PhyrListBuilder, phyrListToSgTable } from '../src/core/index.ts';

@@ -1,13 +1,15 @@
 /**
- * Builders for the packed range lists. A builder appends ranges into `BigUint64Array` chunks (the
- * first ones doubling, then fixed 1 MiB chunks, so a huge list of unknown size is written once into
- * chunks and once into its final storage instead of being copied at every doubling), optionally
- * merging a range into the previous one when it starts exactly where the previous one ends
- * (physically contiguous), and `build()` hands out an immutable list whose storage holds 16 bytes a
- * range. A caller that knows the count up front (`capacity`) gets each range written once: when
- * every range sits in the first chunk with at most 1/16 of it unused, `build()` hands that chunk
- * out as it is (a view of its first `2 × count` words, so the real memory stays <= 17 B a range)
- * and the builder copies it before writing again.
+ * Builders for the packed range lists. A builder writes each range once, into `BigUint64Array`
+ * chunks that it never copies: the first chunk holds `capacity` ranges (default 16), each later one
+ * 1/16 of the ranges so far (at least 16, at most 64Ki ranges = 1 MiB), and `build()` hands the
+ * chunks out as they are (views of exactly the words used) in an immutable list. So the memory a
+ * list holds is its 16 B a range plus the unused tail of the last chunk: at most 1/16 of the list
+ * past the first chunk, or the first chunk's unused part (a caller that announced more than it
+ * appended). No size limit applies beyond the engine's memory: a list of 2^28 ranges is 4096 chunks.
+ *
+ * The builder stays usable after `build()`. It never writes a word a built list can see: later
+ * ranges go after the shared words, `reset()` starts a fresh chunk, and a merge into a range a list
+ * already holds writes the merged range anew (copy on write of that one range).
  *
  * Merge rule (the same one sg_alloc_append_table_from_pages in lib/scatterlist.c applies to pages,
  * generalised to byte ranges): merge when `previous.address + previous.length === address` and, with
@@ -35,29 +37,33 @@ export interface RangeListBuilderOptions {
  * Sum of the length words. Accumulates in 64-bit pieces with a carry count so the loop stays in
  * int64 arithmetic; the total may exceed 2^64 (many huge ranges), hence the carries.
  */
-function sumLengths(words: BigUint64Array, used: number): bigint {
+function sumLengths(chunks: readonly BigUint64Array[]): bigint {
   const acc = new BigUint64Array(1);
   let carries = 0;
-  for (let i = 1; i < used; i += 2) {
-    const before = acc[0]!;
-    acc[0] = before + words[i]!;
-    if (acc[0]! < before) carries++;
+  for (const words of chunks) {
+    for (let i = 1; i < words.length; i += 2) {
+      const before = acc[0]!;
+      acc[0] = before + words[i]!;
+      if (acc[0]! < before) carries++;
+    }
   }
   return (BigInt(carries) << 64n) + acc[0]!;
 }
 
-/** Chunks stop doubling at this many words (1 MiB); later chunks all have this size. */
-const MAX_CHUNK_WORDS = 1 << 17;
+/** A later chunk holds 1/16 of the ranges so far, within these bounds (16 ranges; 64Ki = 1 MiB). */
+const MIN_CHUNK_RANGES = 16;
+const MAX_CHUNK_RANGES = 1 << 16;
 
 abstract class RangeListBuilder<A extends bigint, L extends PackedRangeList<A, L>> {
-  /** Full chunks, in order; `words` is the chunk being filled. */
+  /** Earlier chunks in order, each exactly its used words (none empty); `words` is being filled. */
   private readonly full: BigUint64Array[] = [];
   private fullWords = 0;
   private words: BigUint64Array;
   /** Words in use in `words` (2 × ranges). */
   private used = 0;
-  /** `words` is the storage of a built list: copy it before the next write. */
-  private handedOut = false;
+  /** Words (counted across the chunks in order) that built lists hold: never written again. */
+  private shared = 0;
+  private readonly firstWords: number;
   private readonly merge: boolean;
   private readonly maxMerged: bigint;
 
@@ -71,12 +77,13 @@ abstract class RangeListBuilder<A extends bigint, L extends PackedRangeList<A, L
       if (m <= 0n || m > U64_MAX) fail('EINVAL', `max segment size ${formatHex(m)} must be 1..2^64-1`);
       this.maxMerged = m;
     }
-    const capacity = options.capacity ?? 16;
+    const capacity = options.capacity ?? MIN_CHUNK_RANGES;
     if (!Number.isInteger(capacity) || capacity < 0) fail('EINVAL', `capacity ${capacity} is not a count`);
-    this.words = new BigUint64Array(Math.max(2, capacity * 2));
+    this.firstWords = Math.max(2, capacity * 2);
+    this.words = new BigUint64Array(this.firstWords);
   }
 
-  protected abstract finish(words: BigUint64Array, total: bigint): L;
+  protected abstract finish(chunks: readonly BigUint64Array[], total: bigint): L;
 
   /** Ranges so far (after merging). */
   get count(): number {
@@ -85,7 +92,7 @@ abstract class RangeListBuilder<A extends bigint, L extends PackedRangeList<A, L
 
   /** Sum of the lengths so far (a walk: the hot path keeps no running bigint total). */
   get totalLength(): bigint {
-    return sumLengths(this.collect(), this.fullWords + this.used);
+    return sumLengths(this.chunks());
   }
 
   /**
@@ -104,7 +111,6 @@ abstract class RangeListBuilder<A extends bigint, L extends PackedRangeList<A, L
     ) {
       checkRange(address, length);
     }
-    if (this.handedOut) this.unshare();
     let n = this.used;
     let w = this.words;
     // address !== 0: a previous range ending at 2^64 must not look contiguous with 0 after the wrap.
@@ -117,7 +123,8 @@ abstract class RangeListBuilder<A extends bigint, L extends PackedRangeList<A, L
         if (BigInt.asUintN(64, prev[at - 2]! + prevLength) === address) {
           const merged = BigInt.asUintN(64, prevLength + length);
           if (merged >= length && merged <= this.maxMerged) {
-            prev[at - 1] = merged;
+            if (this.fullWords + n <= this.shared) this.rewriteLast(merged);
+            else prev[at - 1] = merged;
             return this;
           }
         }
@@ -139,64 +146,85 @@ abstract class RangeListBuilder<A extends bigint, L extends PackedRangeList<A, L
     return this;
   }
 
-  /** An immutable list of exactly the ranges so far; the builder stays usable. */
+  /** An immutable list of exactly the ranges so far, in the builder's own chunks; the builder stays usable. */
   build(): L {
-    const used = this.used;
-    // Slack at most 1/16 of what is used: at most 1 byte a range over the 16 the list reports.
-    if (this.full.length === 0 && (this.words.length - used) * 16 <= used) {
-      const words = used === this.words.length ? this.words : this.words.subarray(0, used);
-      this.handedOut = used > 0;
-      return this.finish(words, sumLengths(words, used));
-    }
-    const words = this.collect();
-    return this.finish(words, sumLengths(words, words.length));
+    const chunks = this.chunks();
+    this.shared = this.fullWords + this.used;
+    return this.finish(chunks, sumLengths(chunks));
   }
 
-  /** Forgets every range (keeps the chunk being filled; one a list holds is copied at the next append). */
+  /** Forgets every range (keeps the chunk being filled unless a built list holds part of it). */
   reset(): void {
+    if (this.shared > this.fullWords) this.words = new BigUint64Array(this.firstWords);
     this.full.length = 0;
     this.fullWords = 0;
     this.used = 0;
+    this.shared = 0;
   }
 
-  /** Takes a private copy of the chunk a built list now holds (copy on write). */
-  private unshare(): void {
-    this.words = this.words.slice();
-    this.handedOut = false;
+  /** The chunks so far, the last one trimmed to its used words (views: no range is copied). */
+  private chunks(): BigUint64Array[] {
+    const chunks = [...this.full];
+    if (this.used > 0)
+      chunks.push(this.used === this.words.length ? this.words : this.words.subarray(0, this.used));
+    return chunks;
   }
 
-  /** Every range so far in one exactly sized array. */
-  private collect(): BigUint64Array {
-    const words = new BigUint64Array(this.fullWords + this.used);
-    let at = 0;
-    for (const chunk of this.full) {
-      words.set(chunk, at);
-      at += chunk.length;
+  /**
+   * Copy on write: the last range is in a built list, so the merged range is written anew at the
+   * start of a fresh chunk, and the chunk it was in ends before it (the list keeps the old words).
+   */
+  private rewriteLast(merged: bigint): void {
+    let address: bigint;
+    if (this.used !== 0) {
+      address = this.words[this.used - 2]!;
+      this.retire(this.words.subarray(0, this.used - 2));
+      this.words = new BigUint64Array(this.nextChunkWords());
+    } else {
+      // The last range ends a full chunk; the chunk being filled is empty and no list holds it.
+      const last = this.full.pop()!;
+      this.fullWords -= last.length;
+      address = last[last.length - 2]!;
+      this.retire(last.subarray(0, last.length - 2));
     }
-    words.set(this.words.subarray(0, this.used), at);
-    return words;
+    this.words[0] = address;
+    this.words[1] = merged;
+    this.used = 2;
+    this.shared = this.fullWords;
   }
 
-  /** Retires the full chunk and starts the next one (doubling up to MAX_CHUNK_WORDS). */
+  /** Adds a chunk (if not empty) to the full ones. */
+  private retire(chunk: BigUint64Array): void {
+    if (chunk.length === 0) return;
+    this.full.push(chunk);
+    this.fullWords += chunk.length;
+  }
+
+  /** Retires the full chunk and starts the next one. */
   private nextChunk(): BigUint64Array {
-    this.full.push(this.words);
-    this.fullWords += this.words.length;
-    this.words = new BigUint64Array(Math.min(this.words.length * 2, MAX_CHUNK_WORDS));
+    this.retire(this.words);
+    this.words = new BigUint64Array(this.nextChunkWords());
     this.used = 0;
     return this.words;
+  }
+
+  /** Words of the next chunk: 1/16 of the ranges so far, 16..64Ki ranges. */
+  private nextChunkWords(): number {
+    const ranges = (this.fullWords + this.used) >>> 5;
+    return 2 * Math.min(MAX_CHUNK_RANGES, Math.max(MIN_CHUNK_RANGES, ranges));
   }
 }
 
 /** Builds a {@link PhyrList}. */
 export class PhyrListBuilder extends RangeListBuilder<PhysAddr, PhyrList> {
-  protected finish(words: BigUint64Array, total: bigint): PhyrList {
-    return PhyrList.fromCheckedWords(words, total);
+  protected finish(chunks: readonly BigUint64Array[], total: bigint): PhyrList {
+    return PhyrList.fromCheckedChunks(chunks, total);
   }
 }
 
 /** Builds a {@link DmaRangeList}. */
 export class DmaRangeListBuilder extends RangeListBuilder<DmaAddr, DmaRangeList> {
-  protected finish(words: BigUint64Array, total: bigint): DmaRangeList {
-    return DmaRangeList.fromCheckedWords(words, total);
+  protected finish(chunks: readonly BigUint64Array[], total: bigint): DmaRangeList {
+    return DmaRangeList.fromCheckedChunks(chunks, total);
   }
 }

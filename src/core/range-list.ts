@@ -1,17 +1,22 @@
 /**
  * Packed range lists: the heart of physr.
  *
- * A range list is an immutable sequence of (address, length) ranges held in ONE `BigUint64Array`
+ * A range list is an immutable sequence of (address, length) ranges held in `BigUint64Array` chunks
  * with the two words of each range interleaved: `[address0, length0, address1, length1, ...]`,
- * exactly 16 bytes a range, no per-range objects. Two flavours share all code:
+ * exactly 16 bytes a range, no per-range objects. Most lists are one chunk; a list a builder grew
+ * without knowing its count keeps the builder's chunks as they were written (see
+ * range-list-builder.ts), and `concat` shares both lists' chunks. Hot loops read the words through a
+ * {@link RangeCursor}, which steps from chunk to chunk. Two flavours share all code:
  *  - {@link PhyrList}: CPU physical ranges (the proposal's `struct phyr` array);
  *  - {@link DmaRangeList}: the mapped result, (DMA address, length) as a device sees it.
  *
  * Invariants (checked on every way in: builders, `fromRanges`, `slice`, `split`, `concat`):
  *  1. every length is > 0 and fits a u64;
  *  2. every range ends at or below 2^64 - 1 (`address + length - 1 <= U64_MAX`, see rangeLast);
- *  3. the storage holds exactly `2 * count` words (builders trim), so `metadataBytes` is exact;
- *  4. the list never changes after construction (the storage is private; derived lists copy).
+ *  3. the chunks (views) hold exactly `2 * count` words, none empty, so `metadataBytes` is exact (the
+ *     buffers under a builder's views may hold a bounded slack: see range-list-builder.ts);
+ *  4. the list never changes after construction (the storage is private; derived lists copy it or
+ *     share chunks, which no one writes again).
  * Ranges may be adjacent or overlap; only the builder merges, and only when asked. Order matters:
  * the list describes the bytes of a buffer in order, as a scatterlist does.
  *
@@ -52,8 +57,6 @@ export interface SplitRules {
 /** Bytes of storage a range takes. */
 export const RANGE_BYTES = 16;
 
-const EMPTY_WORDS = new BigUint64Array(0);
-
 /** Checks one (address, length) and returns them as bigints; EINVAL on zero length or 2^64 overflow. */
 export function checkRange(address: bigint | number, length: bigint | number, what = 'range'): void {
   const a = typeof address === 'bigint' ? address : toBigIntExact(address, `${what} address`);
@@ -75,64 +78,119 @@ function optionalU64(value: bigint | number | undefined, what: string): bigint |
   return v;
 }
 
+const EMPTY_WORDS = new BigUint64Array(0);
+
+/**
+ * A place in a list, for hot loops that walk ranges in order with no object per range: `address`
+ * and `length` are the range under the cursor; `next()` steps to the following range, moving to the
+ * next chunk at a chunk's end. Read no further than the list's last range: past it they are undefined.
+ */
+export class RangeCursor {
+  /** The chunk holding the range under the cursor (shared storage: never written). */
+  private words: BigUint64Array;
+  /** Index in `words` of the range's address word. */
+  private at: number;
+  private chunk: number;
+  private readonly chunks: readonly BigUint64Array[];
+
+  /** @internal Made by {@link PackedRangeList.cursor}. */
+  constructor(chunks: readonly BigUint64Array[], chunk: number, at: number) {
+    this.chunks = chunks;
+    this.chunk = chunk;
+    this.words = chunks[chunk] ?? EMPTY_WORDS;
+    this.at = at;
+  }
+
+  get address(): bigint {
+    return this.words[this.at]!;
+  }
+
+  get length(): bigint {
+    return this.words[this.at + 1]!;
+  }
+
+  next(): void {
+    const at = this.at + 2;
+    if (at < this.words.length || this.chunk + 1 >= this.chunks.length) {
+      this.at = at;
+      return;
+    }
+    this.chunk++;
+    this.words = this.chunks[this.chunk]!;
+    this.at = 0;
+  }
+}
+
 /**
  * The shared implementation. `Self` is the concrete list type so derived lists keep their flavour.
  * Not exported as a constructor: make lists with the builders or the static factories.
  */
 export abstract class PackedRangeList<A extends bigint, Self extends PackedRangeList<A, Self>> {
-  /** Interleaved (address, length) words, exactly 2 × count. Private: the list is immutable. */
-  protected readonly words: BigUint64Array;
+  /** Interleaved (address, length) words chunk by chunk, none empty, 2 × count in all. Private: the list is immutable. */
+  protected readonly chunks: readonly BigUint64Array[];
   /** Sum of all lengths (may exceed 2^64 for many large ranges, hence bigint). */
   readonly totalLength: bigint;
+  readonly count: number;
+  /** The first range of each chunk, made at the first random access into a list of several chunks. */
+  private starts: number[] | undefined;
 
-  protected constructor(words: BigUint64Array, totalLength: bigint) {
-    this.words = words;
+  protected constructor(chunks: readonly BigUint64Array[], totalLength: bigint) {
+    this.chunks = chunks;
     this.totalLength = totalLength;
+    let words = 0;
+    for (const c of chunks) words += c.length;
+    this.count = words >>> 1;
   }
 
-  /** Makes a list of the same flavour around checked words. */
-  protected abstract wrap(words: BigUint64Array, totalLength: bigint): Self;
+  /** Makes a list of the same flavour around checked chunks (none empty). */
+  protected abstract wrap(chunks: readonly BigUint64Array[], totalLength: bigint): Self;
   /** The flavour's name for messages and toString. */
   protected abstract get kind(): string;
 
-  get count(): number {
-    return this.words.length >>> 1;
-  }
-
   /**
-   * The packed (address, length) words themselves, shared with the caller, for hot loops that read
-   * a whole list (IoPageTable.mapList). Never write to them: the list is immutable.
+   * The packed (address, length) words themselves, chunk by chunk, shared with the caller (tests
+   * and whole-list copies; hot loops use {@link cursor}). Never write to them: the list is immutable.
    */
-  get packedWords(): BigUint64Array {
-    return this.words;
+  get packedChunks(): readonly BigUint64Array[] {
+    return this.chunks;
   }
 
   get isEmpty(): boolean {
-    return this.words.length === 0;
+    return this.count === 0;
   }
 
   /** Exact metadata: 16 bytes a range, no header (see the file comment). */
   get metadataBytes(): number {
-    return this.words.length * 8;
+    return this.count * RANGE_BYTES;
+  }
+
+  /** A cursor on range `index` (0..count; at count it is past the end). */
+  cursor(index = 0): RangeCursor {
+    if (!Number.isInteger(index) || index < 0 || index > this.count) {
+      fail('EINVAL', `${this.kind} cursor index ${index} is outside 0..${this.count}`);
+    }
+    if (this.chunks.length <= 1) return new RangeCursor(this.chunks, 0, index * 2);
+    const c = this.chunkOf(index);
+    return new RangeCursor(this.chunks, c, (index - this.starts![c]!) * 2);
   }
 
   addressAt(index: number): A {
-    return this.words[this.checkIndex(index) * 2]! as A;
+    return this.wordAt(this.checkIndex(index) * 2) as A;
   }
 
   lengthAt(index: number): bigint {
-    return this.words[this.checkIndex(index) * 2 + 1]!;
+    return this.wordAt(this.checkIndex(index) * 2 + 1);
   }
 
   /** Inclusive last byte of range `index` (never overflows: invariant 2). */
   lastAt(index: number): bigint {
     const i = this.checkIndex(index) * 2;
-    return this.words[i]! + this.words[i + 1]! - 1n;
+    return this.wordAt(i) + this.wordAt(i + 1) - 1n;
   }
 
   rangeAt(index: number): AddressRange<A> {
     const i = this.checkIndex(index) * 2;
-    return { address: this.words[i]! as A, length: this.words[i + 1]! };
+    return { address: this.wordAt(i) as A, length: this.wordAt(i + 1) };
   }
 
   private checkIndex(index: number): number {
@@ -142,15 +200,48 @@ export abstract class PackedRangeList<A extends bigint, Self extends PackedRange
     return index;
   }
 
+  /** Word `i` of the list (i in 0..2 × count - 1). */
+  private wordAt(i: number): bigint {
+    if (this.chunks.length === 1) return this.chunks[0]![i]!;
+    const c = this.chunkOf(i >>> 1);
+    return this.chunks[c]![i - this.starts![c]! * 2]!;
+  }
+
+  /** The chunk holding range `index` (the last chunk for index = count); fills `starts`. */
+  private chunkOf(index: number): number {
+    if (this.starts === undefined) {
+      const starts: number[] = [];
+      let at = 0;
+      for (const c of this.chunks) {
+        starts.push(at);
+        at += c.length >>> 1;
+      }
+      this.starts = starts;
+    }
+    const starts = this.starts;
+    // The last chunk starting at or before `index` (binary search).
+    let lo = 0;
+    let hi = starts.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >>> 1;
+      if (starts[mid]! <= index) lo = mid;
+      else hi = mid - 1;
+    }
+    return lo;
+  }
+
   *[Symbol.iterator](): IterableIterator<AddressRange<A>> {
-    const w = this.words;
-    for (let i = 0; i < w.length; i += 2) yield { address: w[i]! as A, length: w[i + 1]! };
+    for (const w of this.chunks) {
+      for (let i = 0; i < w.length; i += 2) yield { address: w[i]! as A, length: w[i + 1]! };
+    }
   }
 
   /** Allocation-free walk for hot paths. */
   forEachRange(fn: (address: A, length: bigint, index: number) => void): void {
-    const w = this.words;
-    for (let i = 0; i < w.length; i += 2) fn(w[i]! as A, w[i + 1]!, i >>> 1);
+    let index = 0;
+    for (const w of this.chunks) {
+      for (let i = 0; i < w.length; i += 2) fn(w[i]! as A, w[i + 1]!, index++);
+    }
   }
 
   /** A plain array copy (tests, JSON). */
@@ -173,27 +264,26 @@ export abstract class PackedRangeList<A extends bigint, Self extends PackedRange
         `slice ${formatHex(off)}+${formatHex(len)} runs past the ${formatHex(this.totalLength)} bytes of the ${this.kind}`,
       );
     }
-    if (len === 0n) return this.wrap(EMPTY_WORDS, 0n);
-    const w = this.words;
+    if (len === 0n) return this.wrap([], 0n);
+    const cur = this.cursor();
     // Find the first range holding byte `off`.
-    let i = 0;
     let skip = off;
-    while (skip >= w[i + 1]!) {
-      skip -= w[i + 1]!;
-      i += 2;
+    while (skip >= cur.length) {
+      skip -= cur.length;
+      cur.next();
     }
     const parts: bigint[] = [];
     let left = len;
     while (left > 0n) {
-      const avail = w[i + 1]! - skip;
+      const avail = cur.length - skip;
       let take = left;
       if (avail < take) take = avail;
-      parts.push(w[i]! + skip, take);
+      parts.push(cur.address + skip, take);
       left -= take;
       skip = 0n;
-      i += 2;
+      cur.next();
     }
-    return this.wrap(BigUint64Array.from(parts), len);
+    return this.wrap([BigUint64Array.from(parts)], len);
   }
 
   /**
@@ -210,55 +300,57 @@ export abstract class PackedRangeList<A extends bigint, Self extends PackedRange
     }
     const maxLen = max ?? U64_MAX;
     const boundary = mask ?? U64_MAX;
-    const w = this.words;
     // First pass: count pieces, so the output is allocated exactly once.
     let pieces = 0;
-    for (let i = 0; i < w.length; i += 2) pieces += countPieces(w[i]!, w[i + 1]!, maxLen, boundary);
+    for (const w of this.chunks) {
+      for (let i = 0; i < w.length; i += 2) pieces += countPieces(w[i]!, w[i + 1]!, maxLen, boundary);
+    }
     // Nothing to cut: share the (immutable) storage.
-    if (pieces === this.count) return this.wrap(w, this.totalLength);
+    if (pieces === this.count) return this.wrap(this.chunks, this.totalLength);
     const out = new BigUint64Array(pieces * 2);
     let o = 0;
-    for (let i = 0; i < w.length; i += 2) {
-      let address = w[i]!;
-      let left = w[i + 1]!;
-      while (left > 0n) {
-        // Bytes to the next boundary: (address | mask) - address + 1, at most 2^64 - address.
-        const toBoundary = (address | boundary) - address + 1n;
-        let take = maxLen;
-        if (left < take) take = left;
-        if (toBoundary < take) take = toBoundary;
-        out[o++] = address;
-        out[o++] = take;
-        address += take;
-        left -= take;
+    for (const w of this.chunks) {
+      for (let i = 0; i < w.length; i += 2) {
+        let address = w[i]!;
+        let left = w[i + 1]!;
+        while (left > 0n) {
+          // Bytes to the next boundary: (address | mask) - address + 1, at most 2^64 - address.
+          const toBoundary = (address | boundary) - address + 1n;
+          let take = maxLen;
+          if (left < take) take = left;
+          if (toBoundary < take) take = toBoundary;
+          out[o++] = address;
+          out[o++] = take;
+          address += take;
+          left -= take;
+        }
       }
     }
-    return this.wrap(out, this.totalLength);
+    return this.wrap([out], this.totalLength);
   }
 
-  /** This list's ranges followed by `other`'s (no merging at the seam). */
+  /** This list's ranges followed by `other`'s (no merging at the seam; both lists' storage shared). */
   concat(other: Self): Self {
-    const out = new BigUint64Array(this.words.length + other.words.length);
-    out.set(this.words, 0);
-    out.set(other.words, this.words.length);
-    return this.wrap(out, this.totalLength + other.totalLength);
+    return this.wrap([...this.chunks, ...other.chunks], this.totalLength + other.totalLength);
   }
 
   /** Same ranges in the same order (not merely the same bytes). */
   equals(other: PackedRangeList<A, Self>): boolean {
-    const a = this.words;
-    const b = other.words;
-    if (a.length !== b.length || this.totalLength !== other.totalLength) return false;
-    for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+    if (this.count !== other.count || this.totalLength !== other.totalLength) return false;
+    const a = this.cursor();
+    const b = other.cursor();
+    for (let i = 0; i < this.count; i++, a.next(), b.next()) {
+      if (a.address !== b.address || a.length !== b.length) return false;
+    }
     return true;
   }
 
   /** `PhyrList(3 ranges, 12K): [0x1000+4K, ...]`, at most `limit` ranges spelled out. */
   toString(limit = 8): string {
     const shown: string[] = [];
-    const w = this.words;
-    for (let i = 0; i < w.length && shown.length < limit; i += 2) {
-      shown.push(`${formatHex(w[i]!)}+${formatSize(w[i + 1]!)}`);
+    const cur = this.cursor();
+    for (let i = 0; i < this.count && shown.length < limit; i++, cur.next()) {
+      shown.push(`${formatHex(cur.address)}+${formatSize(cur.length)}`);
     }
     if (this.count > limit) shown.push(`... ${this.count - limit} more`);
     const plural = this.count === 1 ? 'range' : 'ranges';
@@ -311,10 +403,10 @@ function packRanges(ranges: Iterable<RangeInput>, kind: string): [BigUint64Array
 
 /** An immutable packed list of physical ranges (the proposal's phyr array). */
 export class PhyrList extends PackedRangeList<PhysAddr, PhyrList> {
-  private static readonly EMPTY = new PhyrList(EMPTY_WORDS, 0n);
+  private static readonly EMPTY = new PhyrList([], 0n);
 
-  protected wrap(words: BigUint64Array, totalLength: bigint): PhyrList {
-    return words.length === 0 ? PhyrList.EMPTY : new PhyrList(words, totalLength);
+  protected wrap(chunks: readonly BigUint64Array[], totalLength: bigint): PhyrList {
+    return chunks.length === 0 ? PhyrList.EMPTY : new PhyrList(chunks, totalLength);
   }
 
   protected get kind(): string {
@@ -328,21 +420,21 @@ export class PhyrList extends PackedRangeList<PhysAddr, PhyrList> {
   /** Checked construction from ranges (each EINVAL on zero length or 2^64 overflow). No merging. */
   static fromRanges(ranges: Iterable<RangeInput>): PhyrList {
     const [words, total] = packRanges(ranges, 'PhyrList');
-    return words.length === 0 ? PhyrList.EMPTY : new PhyrList(words, total);
+    return words.length === 0 ? PhyrList.EMPTY : new PhyrList([words], total);
   }
 
-  /** @internal Used by the builder: words already checked and trimmed. */
-  static fromCheckedWords(words: BigUint64Array, totalLength: bigint): PhyrList {
-    return words.length === 0 ? PhyrList.EMPTY : new PhyrList(words, totalLength);
+  /** @internal Used by the builder: chunks already checked, trimmed and non-empty. */
+  static fromCheckedChunks(chunks: readonly BigUint64Array[], totalLength: bigint): PhyrList {
+    return chunks.length === 0 ? PhyrList.EMPTY : new PhyrList(chunks, totalLength);
   }
 }
 
 /** An immutable packed list of mapped ranges: (DMA address, length), what a device is given. */
 export class DmaRangeList extends PackedRangeList<DmaAddr, DmaRangeList> {
-  private static readonly EMPTY = new DmaRangeList(EMPTY_WORDS, 0n);
+  private static readonly EMPTY = new DmaRangeList([], 0n);
 
-  protected wrap(words: BigUint64Array, totalLength: bigint): DmaRangeList {
-    return words.length === 0 ? DmaRangeList.EMPTY : new DmaRangeList(words, totalLength);
+  protected wrap(chunks: readonly BigUint64Array[], totalLength: bigint): DmaRangeList {
+    return chunks.length === 0 ? DmaRangeList.EMPTY : new DmaRangeList(chunks, totalLength);
   }
 
   protected get kind(): string {
@@ -355,11 +447,11 @@ export class DmaRangeList extends PackedRangeList<DmaAddr, DmaRangeList> {
 
   static fromRanges(ranges: Iterable<RangeInput>): DmaRangeList {
     const [words, total] = packRanges(ranges, 'DmaRangeList');
-    return words.length === 0 ? DmaRangeList.EMPTY : new DmaRangeList(words, total);
+    return words.length === 0 ? DmaRangeList.EMPTY : new DmaRangeList([words], total);
   }
 
-  /** @internal Used by the builder: words already checked and trimmed. */
-  static fromCheckedWords(words: BigUint64Array, totalLength: bigint): DmaRangeList {
-    return words.length === 0 ? DmaRangeList.EMPTY : new DmaRangeList(words, totalLength);
+  /** @internal Used by the builder: chunks already checked, trimmed and non-empty. */
+  static fromCheckedChunks(chunks: readonly BigUint64Array[], totalLength: bigint): DmaRangeList {
+    return chunks.length === 0 ? DmaRangeList.EMPTY : new DmaRangeList(chunks, totalLength);
   }
 }

@@ -41,8 +41,8 @@ export function classifyRuns(device: DmaDeviceInfo, list: PhyrList): RangeRun[] 
   const { memoryMap, topology } = device.machine.platform;
   const decisions = new Map<string, P2pDecision>();
   const out: RangeRun[] = [];
-  const w = list.packedWords;
-  const n = w.length >> 1;
+  const n = list.count;
+  const cur = list.cursor();
   let offset = 0n;
   let runStart = 0;
   let runOffset = 0n;
@@ -50,9 +50,9 @@ export function classifyRuns(device: DmaDeviceInfo, list: PhyrList): RangeRun[] 
   let runP2p: P2pDecision | undefined;
   // Consecutive ranges mostly sit in the region of the one before: test its bounds before a lookup.
   let current: MemoryRegion | undefined;
-  for (let i = 0; i < n; i++) {
-    const address = w[i * 2]!;
-    const length = w[i * 2 + 1]!;
+  for (let i = 0; i < n; i++, cur.next()) {
+    const address = cur.address;
+    const length = cur.length;
     const last = address + length - 1n;
     let region =
       current !== undefined && address >= current.start && last <= current.last ? current : undefined;
@@ -131,12 +131,12 @@ function runOf(
 
 /** The ranges of a run as objects (the paths that need one per range: per-range, aligned, P2P). */
 export function rangesOfRun(list: PhyrList, run: RangeRun): ClassifiedRange[] {
-  const w = list.packedWords;
+  const cur = list.cursor(run.from);
   const out: ClassifiedRange[] = [];
   let offset = run.sourceOffset;
-  for (let i = run.from; i < run.to; i++) {
-    const address = w[i * 2]!;
-    const length = w[i * 2 + 1]!;
+  for (let i = run.from; i < run.to; i++, cur.next()) {
+    const address = cur.address;
+    const length = cur.length;
     out.push(
       run.p2p === undefined
         ? { cls: run.cls, address, length, sourceOffset: offset }
@@ -159,14 +159,14 @@ export function iovaRunProblem(
   to: number,
   granule: bigint,
 ): string | undefined {
-  const w = list.packedWords;
+  const cur = list.cursor(from);
   const mask = granule - 1n;
-  for (let i = from; i < to; i++) {
-    const address = w[i * 2]!;
+  for (let i = from; i < to; i++, cur.next()) {
+    const address = cur.address;
     if (i > from && (address & mask) !== 0n) {
       return `range at ${formatHex(address)} (not the first) does not start on a ${formatSize(granule)} granule`;
     }
-    if (i < to - 1 && ((address + w[i * 2 + 1]!) & mask) !== 0n) {
+    if (i < to - 1 && ((address + cur.length) & mask) !== 0n) {
       return `range at ${formatHex(address)} (not the last) does not end on a ${formatSize(granule)} granule`;
     }
   }

@@ -222,14 +222,14 @@ export function dmaIovaLinkList(
 ): void {
   checkOwner(device, state);
   if (state.freed) fail('EINVAL', 'IOVA state was already destroyed');
-  const w = list.packedWords;
   const mask = granuleOf(state.domain) - 1n;
-  const first = w[from * 2]!;
+  const first = list.addressAt(from);
   let bulk = !((first & mask) !== 0n && offset > 0n) && ((state.addr + offset) & mask) === (first & mask);
   let total = 0n;
-  for (let i = from; i < to; i++) {
-    const a = w[i * 2]!;
-    const len = w[i * 2 + 1]!;
+  const cur = list.cursor(from);
+  for (let i = from; i < to; i++, cur.next()) {
+    const a = cur.address;
+    const len = cur.length;
     total += len;
     if (!bulk) continue;
     const end = (a + len) & mask;
@@ -238,15 +238,16 @@ export function dmaIovaLinkList(
   }
   if (!bulk || total <= 0n || offset + total > state.size) {
     let at = offset;
-    for (let i = from; i < to; i++) {
-      const len = w[i * 2 + 1]!;
-      dmaIovaLink(device, state, w[i * 2]!, at, len, dir, attrs);
+    const each = list.cursor(from);
+    for (let i = from; i < to; i++, each.next()) {
+      const len = each.length;
+      dmaIovaLink(device, state, each.address, at, len, dir, attrs);
       at += len;
     }
     return;
   }
   cacheSync(device, total, attrs);
-  state.domain.mapList(state.addr + offset, w, from, to, dmaInfoToProt(dir, device.coherent, attrs));
+  state.domain.mapList(state.addr + offset, list, from, to, dmaInfoToProt(dir, device.coherent, attrs));
   state.linkedBytes = offset + total;
 }
 

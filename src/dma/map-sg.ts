@@ -29,6 +29,7 @@ import { dmaDirectMapPhys } from './direct.ts';
 import { dmaInfoToProt, iommuDmaAllocIova } from './dma-iommu.ts';
 import { iommuDmaMapPhys } from './iommu-map-phys.ts';
 import type { MappedPiece } from './mapped-piece.ts';
+import { checkDirection } from './mapping.ts';
 import { traceMapSg, traceSyncSg, traceUnmapSg } from './trace-points.ts';
 import type { DmaAttrs, DmaDirection } from './types.ts';
 
@@ -85,6 +86,9 @@ export function dmaMapSg(
   dir: DmaDirection,
   attrs: DmaAttrs = {},
 ): number {
+  // __dma_map_sg_attrs (kernel/dma/mapping.c) refuses a direction valid_dma_direction() rejects
+  // before anything else (BUG_ON there; an error here).
+  checkDirection(dir);
   if (states.has(sgt)) fail('EINVAL', `sg table is already mapped for ${states.get(sgt)!.device.bdf}`);
   const n = sgt.origNents;
   if (n === 0) fail('EINVAL', 'dma_map_sg of an empty table');

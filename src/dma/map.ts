@@ -80,7 +80,7 @@ function mapRun(
   if (reason === undefined && domain !== undefined && attrs.layout === 'aligned') {
     if (mapRunAligned(device, rangesOfRun(list, run), dir, runAttrs, pieces)) return undefined;
   }
-  const first = list.packedWords[run.from * 2]!;
+  const first = list.addressAt(run.from);
   if (reason === undefined) {
     const state = dmaIovaTryAlloc(device, first, run.length);
     if (state !== undefined) {

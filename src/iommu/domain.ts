@@ -12,7 +12,14 @@
  * domain, then the IOVAs are freed) when it is full or when its timer expires. Until then the IOTLB
  * may still hold the old translations, and a device using one reaches the freed page.
  */
-import { type DmaTraceSink, fail, formatHex, formatSize, type Metrics } from '../core/index.ts';
+import {
+  type DmaTraceSink,
+  fail,
+  formatHex,
+  formatSize,
+  type Metrics,
+  type PhyrList,
+} from '../core/index.ts';
 import type { PageTableFormat } from './format.ts';
 import { IotlbGather } from './gather.ts';
 import type { Iotlb } from './iotlb.ts';
@@ -56,16 +63,17 @@ function traceRanges(
   sink: DmaTraceSink,
   page: bigint,
   iova: bigint,
-  words: BigUint64Array,
+  list: PhyrList,
   from: number,
   to: number,
 ): void {
   const mask = page - 1n;
-  let va = iova - (words[from * 2]! & mask);
-  for (let i = from; i < to; i++) {
-    const pad = words[i * 2]! & mask;
-    const size = (words[i * 2 + 1]! + pad + mask) & ~mask;
-    sink({ kind: 'iommu_map', iova: va, paddr: words[i * 2]! - pad, size });
+  let va = iova - (list.addressAt(from) & mask);
+  const cur = list.cursor(from);
+  for (let i = from; i < to; i++, cur.next()) {
+    const pad = cur.address & mask;
+    const size = (cur.length + pad + mask) & ~mask;
+    sink({ kind: 'iommu_map', iova: va, paddr: cur.address - pad, size });
     va += size;
   }
 }
@@ -141,18 +149,18 @@ export class IommuDomain {
   }
 
   /**
-   * The bulk map op (IoPageTable.mapList): ranges `from..to-1` of a packed (address, length) word
-   * list back to back from `iova`. Returns the IOVA bytes mapped.
+   * The bulk map op (IoPageTable.mapList): ranges `from..to-1` of a packed range list back to back
+   * from `iova`. Returns the IOVA bytes mapped.
    */
-  mapList(iova: bigint, words: BigUint64Array, from: number, to: number, prot: Prot): bigint {
+  mapList(iova: bigint, list: PhyrList, from: number, to: number, prot: Prot): bigint {
     let mapped: bigint;
     try {
-      mapped = this.table('map').mapList(iova, words, from, to, prot, this.mapGather);
+      mapped = this.table('map').mapList(iova, list, from, to, prot, this.mapGather);
     } finally {
       this.syncMapGather();
     }
     const sink = this.host.metrics.traceSink;
-    if (sink !== undefined) traceRanges(sink, this.pageTable!.minPageSize, iova, words, from, to);
+    if (sink !== undefined) traceRanges(sink, this.pageTable!.minPageSize, iova, list, from, to);
     return mapped;
   }
 

@@ -5,10 +5,14 @@
  * chunk holds its pages' PTE words (a BigUint64Array, also seen as 32-bit halves so runs of leaves
  * are written with Numbers), a one-byte shadow kind per entry (empty/table/leaf, so hot loops test a
  * small integer instead of decoding a bigint), and per page the count of live entries, its parent
- * page and slot, and its level. Storage grows a chunk at a time (nothing is copied), pages are taken
- * lowest first, and a chunk left empty is given back once more than a few empty ones are kept. The
- * PTE words are the truth for translation: `lookup`/`iovaToPhys` decode them with the format's
- * encoding. A table page's "physical address" is `(t + 1) << granuleShift`.
+ * page and slot, and its level. Last-level (level 0) pages live in chunks of their own with no
+ * kind bytes: an entry there is empty or a leaf, and a leaf word is never 0 (it carries the read or
+ * write bit, or the valid bit), so the word itself tells. That makes 2^28 4K leaves (1 TiB) cost
+ * 2.01 GiB, their 8 B PTE words plus 0.6%, instead of 2.26 GiB with a kind byte each. Storage grows
+ * a chunk at a time (nothing is copied), pages are taken lowest first in a chunk of their class, and
+ * a chunk left empty is given back once more than a few empty ones are kept. The PTE words are the
+ * truth for translation: `lookup`/`iovaToPhys` decode them with the format's encoding. A table
+ * page's "physical address" is `(t + 1) << granuleShift`.
  *
  * Rules (each from the kernel, cited where used):
  *  - map: iommu_map's checks and loop (drivers/iommu/iommu.c), page size by iommu_pgsize, batches of
@@ -28,7 +32,7 @@
  *    and everything below it; a step inside a larger block unmaps nothing. Neither frees a table just
  *    because its last leaf went: empty tables stay until a covering unmap or the domain's end.
  */
-import { COUNTER, type Counter, fail, formatHex, formatSize, Metrics } from '../core/index.ts';
+import { COUNTER, type Counter, fail, formatHex, formatSize, Metrics, type PhyrList } from '../core/index.ts';
 import { levelOfPageSize, levelShift, type PageTableFormat } from './format.ts';
 import type { IotlbGather } from './gather.ts';
 import { iommuPgsize, minPageSize } from './pgsize.ts';
@@ -101,7 +105,8 @@ interface Chunk {
   readonly entries: BigUint64Array;
   /** The same bytes as 32-bit halves (LO/HI), for writing runs of leaves without bigints. */
   readonly halves: Uint32Array;
-  readonly kind: Uint8Array;
+  /** Shadow kind per entry; none in a chunk of last-level pages (see kindOf). */
+  readonly kind: Uint8Array | undefined;
   readonly live: Int32Array;
   readonly parent: Int32Array;
   readonly parentSlot: Int32Array;
@@ -111,14 +116,18 @@ interface Chunk {
   freeCount: number;
 }
 
-function newChunk(E: number): Chunk {
+/** Bytes of a chunk's per-page bookkeeping: live, parent, parentSlot, free (Int32), level (Int8). */
+const CHUNK_BOOKKEEPING_BYTES = CHUNK_PAGES * (4 * 4 + 1);
+
+/** A chunk for table pages of level 0 (`lastLevel`: no kind bytes) or of the levels above. */
+function newChunk(E: number, lastLevel: boolean): Chunk {
   const entries = new BigUint64Array(CHUNK_PAGES * E);
   const free = new Int32Array(CHUNK_PAGES);
   for (let i = 0; i < CHUNK_PAGES; i++) free[i] = CHUNK_PAGES - 1 - i;
   return {
     entries,
     halves: new Uint32Array(entries.buffer),
-    kind: new Uint8Array(CHUNK_PAGES * E),
+    kind: lastLevel ? undefined : new Uint8Array(CHUNK_PAGES * E),
     live: new Int32Array(CHUNK_PAGES),
     parent: new Int32Array(CHUNK_PAGES),
     parentSlot: new Int32Array(CHUNK_PAGES),
@@ -126,6 +135,18 @@ function newChunk(E: number): Chunk {
     free,
     freeCount: CHUNK_PAGES,
   };
+}
+
+/** The kind of entry `slot` of a chunk: its shadow byte, or in a last-level chunk its word (0: empty). */
+function kindOf(ch: Chunk, slot: number): number {
+  const kind = ch.kind;
+  if (kind !== undefined) return kind[slot]!;
+  return (ch.halves[slot * 2]! | ch.halves[slot * 2 + 1]!) !== 0 ? KIND_LEAF : KIND_EMPTY;
+}
+
+/** Sets the shadow kind of entries from..to-1 (nothing to do in a last-level chunk). */
+function setKinds(ch: Chunk, kind: number, from: number, to: number): void {
+  ch.kind?.fill(kind, from, to);
 }
 
 export class IoPageTable {
@@ -153,8 +174,8 @@ export class IoPageTable {
 
   private readonly chunks: (Chunk | undefined)[] = [];
   private emptyChunks = 0;
-  /** Lowest chunk that may have a free page. */
-  private freeHint = 0;
+  /** Lowest chunk that may have a free page, for pages above level 0 [0] and at level 0 [1]. */
+  private readonly freeHint = [0, 0];
   private readonly top: number;
   private liveTables = 0;
 
@@ -242,10 +263,11 @@ export class IoPageTable {
 
   /** Bytes of typed-array storage the table holds now (PTE words, kinds, per-page bookkeeping). */
   get storageBytes(): number {
-    const perChunk = CHUNK_PAGES * this.E * 9 + CHUNK_PAGES * (4 * 4 + 1);
     let n = 0;
-    for (const c of this.chunks) if (c !== undefined) n++;
-    return n * perChunk;
+    for (const c of this.chunks) {
+      if (c !== undefined) n += c.entries.byteLength + (c.kind?.byteLength ?? 0) + CHUNK_BOOKKEEPING_BYTES;
+    }
+    return n;
   }
 
   // --- map -------------------------------------------------------------------------------------
@@ -283,28 +305,21 @@ export class IoPageTable {
   }
 
   /**
-   * Maps ranges `from..to-1` of a packed (address, length) word list back to back from `iova`, the
+   * Maps ranges `from..to-1` of a packed range list back to back from `iova`, the
    * IOVA of range `from`'s first byte: what a map call per range (each rounded out to the smallest
    * page) would do, in one walk that keeps its place, with the checks done once for the list and
    * the counters added once. Every range but the first must start on the smallest page, every range
    * but the last end on one, and the first must share its in-page offset with `iova` (EINVAL). The
    * other errors and the unwinding are map's. Returns the IOVA bytes mapped (page multiples).
    */
-  mapList(
-    iova: bigint,
-    words: BigUint64Array,
-    from: number,
-    to: number,
-    prot: Prot,
-    gather?: IotlbGather,
-  ): bigint {
-    if (!(Number.isInteger(from) && Number.isInteger(to) && from >= 0 && to <= words.length >> 1)) {
-      fail('EINVAL', `mapList ranges ${from}..${to} are outside the list of ${words.length >> 1}`);
+  mapList(iova: bigint, list: PhyrList, from: number, to: number, prot: Prot, gather?: IotlbGather): bigint {
+    if (!(Number.isInteger(from) && Number.isInteger(to) && from >= 0 && to <= list.count)) {
+      fail('EINVAL', `mapList ranges ${from}..${to} are outside the list of ${list.count}`);
     }
     if (from >= to) fail('EINVAL', `mapList of no ranges at ${formatHex(iova)}`);
     this.checkProt(iova, prot);
     const mask = this.minPageSize - 1n;
-    const first = words[from * 2]!;
+    const first = list.addressAt(from);
     if (((iova ^ first) & mask) !== 0n) {
       fail(
         'EINVAL',
@@ -313,9 +328,10 @@ export class IoPageTable {
     }
     const start = iova - (first & mask);
     let total = 0n;
-    for (let i = from; i < to; i++) {
-      const a = words[i * 2]!;
-      const len = words[i * 2 + 1]!;
+    const cur = list.cursor(from);
+    for (let i = from; i < to; i++, cur.next()) {
+      const a = cur.address;
+      const len = cur.length;
       if ((i > from && (a & mask) !== 0n) || (i < to - 1 && ((a + len) & mask) !== 0n)) {
         fail(
           'EINVAL',
@@ -330,11 +346,12 @@ export class IoPageTable {
     this.progress = 0n;
     try {
       let va = start;
-      for (let i = from; i < to; i++) {
-        const a = words[i * 2]!;
+      const at = list.cursor(from);
+      for (let i = from; i < to; i++, at.next()) {
+        const a = at.address;
         const pad = a & mask;
         const pa = a - pad;
-        const sz = (words[i * 2 + 1]! + pad + mask) & ~mask;
+        const sz = (at.length + pad + mask) & ~mask;
         this.checkOutput(pa, sz);
         this.mapRange(va, pa, sz, prot, gather);
         va += sz;
@@ -397,6 +414,8 @@ export class IoPageTable {
   private leafPte(paddr: bigint, prot: Prot, level: number): bigint {
     if (prot !== this.flagsProt) {
       for (let l = 0; l < this.flags.length; l++) this.flags[l] = this.format.pte.leaf(0n, prot, l);
+      // Last-level chunks tell a leaf from an empty entry by a word that is not 0 (kindOf).
+      if (this.flags[0] === 0n) fail('EINVAL', `${this.format.name} encodes a leaf with prot ${prot} as 0`);
       this.flagsProt = prot;
     }
     return this.flags[level]! + paddr;
@@ -454,11 +473,10 @@ export class IoPageTable {
     const ch = this.chunks[t >>> CHUNK_SHIFT]!;
     const local = t & CHUNK_MASK;
     const base = local * this.E + idx;
-    const kind = ch.kind;
     // A table empty when this call first reached it cannot hold anything in this run's way.
     if (!this.curFresh) {
       for (let j = 0; j < n; j++) {
-        const k = kind[base + j];
+        const k = kindOf(ch, base + j);
         if (k === KIND_EMPTY) continue;
         const at = iova + (BigInt(j) << this.shifts[level]!);
         if (k === KIND_LEAF) {
@@ -474,7 +492,7 @@ export class IoPageTable {
     entries[base] = pte;
     // The rest of the run with Numbers: each leaf is the previous plus the page size.
     if (n > 1) fillLeaves(ch.halves, base, n, this.shiftsN[level]!);
-    kind.fill(KIND_LEAF, base, base + n);
+    setKinds(ch, KIND_LEAF, base, base + n);
     ch.live[local]! += n;
     this.nPteWrites += n;
     this.nLeafBySize[level]! += n;
@@ -512,14 +530,14 @@ export class IoPageTable {
     for (let l = this.topLevel; l > level; l--) {
       const ch = this.chunks[t >>> CHUNK_SHIFT]!;
       const slot = (t & CHUNK_MASK) * E + Number((iova >> this.shifts[l]!) & this.indexMasks[l]!);
-      const k = ch.kind[slot];
+      const k = ch.kind![slot];
       if (k === KIND_TABLE) {
         t = this.childOf(ch.entries[slot]!);
       } else if (k === KIND_EMPTY) {
         const child = this.allocTable(l - 1, t, slot - (t & CHUNK_MASK) * E);
         // allocTable may have made a chunk; `ch` is still this page's chunk (chunks never move).
         ch.entries[slot] = this.format.pte.table(this.tablePhys(child));
-        ch.kind[slot] = KIND_TABLE;
+        ch.kind![slot] = KIND_TABLE;
         ch.live[t & CHUNK_MASK]! += 1;
         this.nPteWrites++;
         t = child;
@@ -582,16 +600,22 @@ export class IoPageTable {
     const ch = this.chunks[t >>> CHUNK_SHIFT]!;
     const local = t & CHUNK_MASK;
     const base = local * this.E;
-    const kind = ch.kind;
     while (idx < endIdx) {
-      const k = kind[base + idx];
+      const k = kindOf(ch, base + idx);
       const entryIova = tableIova + (BigInt(idx) << shift);
       if (k === KIND_LEAF) {
         if (entryIova < iova) return false; // starts inside a large leaf: no split
         let n = 1;
-        while (idx + n < endIdx && kind[base + idx + n] === KIND_LEAF) n++;
+        const kind = ch.kind;
+        if (kind !== undefined) {
+          while (idx + n < endIdx && kind[base + idx + n] === KIND_LEAF) n++;
+        } else {
+          // A last-level page: every word not 0 is a leaf (kindOf), tested as two 32-bit halves.
+          const h = ch.halves;
+          for (let w = (base + idx + 1) * 2; idx + n < endIdx && (h[w]! | h[w + 1]!) !== 0; w += 2) n++;
+        }
         ch.entries.fill(0n, base + idx, base + idx + n);
-        kind.fill(KIND_EMPTY, base + idx, base + idx + n);
+        setKinds(ch, KIND_EMPTY, base + idx, base + idx + n);
         ch.live[local]! -= n;
         this.nPteClears += n;
         const bytes = BigInt(n) << shift;
@@ -642,19 +666,19 @@ export class IoPageTable {
       const local = t & CHUNK_MASK;
       const idx = Number((iova >> this.shifts[l]!) & this.indexMasks[l]!);
       const slot = local * this.E + idx;
-      const k = ch.kind[slot];
+      const k = kindOf(ch, slot);
       if (k === KIND_EMPTY) return 0n;
       if (l === target) {
         const num = Math.min(count, this.E - idx);
         let i = 0;
         for (; i < num; i++) {
-          const ki = ch.kind[slot + i];
+          const ki = kindOf(ch, slot + i);
           if (ki === KIND_EMPTY) break;
           if (ki === KIND_TABLE) {
             this.clearTableEntry(t, idx + i, this.childOf(ch.entries[slot + i]!), gather);
           } else {
             ch.entries[slot + i] = 0n;
-            ch.kind[slot + i] = KIND_EMPTY;
+            setKinds(ch, KIND_EMPTY, slot + i, slot + i + 1);
             ch.live[local]! -= 1;
             this.nPteClears++;
           }
@@ -674,7 +698,7 @@ export class IoPageTable {
     const ch = this.chunks[t >>> CHUNK_SHIFT]!;
     const slot = (t & CHUNK_MASK) * this.E + idx;
     ch.entries[slot] = 0n;
-    ch.kind[slot] = KIND_EMPTY;
+    ch.kind![slot] = KIND_EMPTY;
     ch.live[t & CHUNK_MASK]! -= 1;
     this.nPteClears++;
     this.freeSubtree(child, gather);
@@ -687,7 +711,7 @@ export class IoPageTable {
     if (ch.live[local]! > 0 && ch.level[local]! > 0) {
       const base = local * this.E;
       for (let j = 0; j < this.E; j++) {
-        if (ch.kind[base + j] === KIND_TABLE) this.freeSubtree(this.childOf(ch.entries[base + j]!), gather);
+        if (ch.kind![base + j] === KIND_TABLE) this.freeSubtree(this.childOf(ch.entries[base + j]!), gather);
       }
     }
     this.releaseTable(t);
@@ -698,6 +722,8 @@ export class IoPageTable {
     const ch = this.chunks[t >>> CHUNK_SHIFT]!;
     const local = t & CHUNK_MASK;
     if (ch.live[local] === 0) return false;
+    // A live last-level page holds a leaf.
+    if (ch.kind === undefined) return true;
     const base = local * this.E;
     for (let j = 0; j < this.E; j++) {
       const k = ch.kind[base + j];
@@ -742,7 +768,7 @@ export class IoPageTable {
       const ch = this.chunks[t >>> CHUNK_SHIFT]!;
       const slot = (t & CHUNK_MASK) * this.E + Number((iova >> this.shifts[l]!) & this.indexMasks[l]!);
       if (l === level) return ch.entries[slot];
-      if (ch.kind[slot] !== KIND_TABLE) return undefined;
+      if (ch.kind![slot] !== KIND_TABLE) return undefined;
       t = this.childOf(ch.entries[slot]!);
     }
     return undefined;
@@ -759,7 +785,7 @@ export class IoPageTable {
       const ch = self.chunks[t >>> CHUNK_SHIFT]!;
       const base = (t & CHUNK_MASK) * self.E;
       for (let j = 0; j < self.E; j++) {
-        const k = ch.kind[base + j];
+        const k = kindOf(ch, base + j);
         if (k === KIND_EMPTY) continue;
         const at = tableIova + (BigInt(j) << self.shifts[level]!);
         yield [level, at, ch.entries[base + j]!];
@@ -776,7 +802,7 @@ export class IoPageTable {
       const ch = this.chunks[t >>> CHUNK_SHIFT]!;
       const base = (t & CHUNK_MASK) * this.E;
       for (let j = 0; j < this.E; j++) {
-        const k = ch.kind[base + j];
+        const k = kindOf(ch, base + j);
         if (k === KIND_LEAF) {
           const size = 1n << this.shifts[level]!;
           out.set(size, (out.get(size) ?? 0) + 1);
@@ -795,12 +821,12 @@ export class IoPageTable {
     const local = this.top & CHUNK_MASK;
     const base = local * this.E;
     for (let j = 0; j < this.E; j++) {
-      const k = ch.kind[base + j];
+      const k = kindOf(ch, base + j);
       if (k === KIND_TABLE) this.freeSubtree(this.childOf(ch.entries[base + j]!), undefined);
       if (k !== KIND_EMPTY) this.nPteClears++;
     }
     ch.entries.fill(0n, base, base + this.E);
-    ch.kind.fill(KIND_EMPTY, base, base + this.E);
+    setKinds(ch, KIND_EMPTY, base, base + this.E);
     ch.live[local] = 0;
     this.curTable = -1;
     this.flushCounters();
@@ -871,21 +897,29 @@ export class IoPageTable {
     return Number((word & this.format.oaMask) >> this.granuleShiftN) - 1;
   }
 
-  /** Takes the lowest free table page (making a chunk when every chunk is full). */
+  /**
+   * Takes the lowest free table page in a chunk for its level's class (level 0, or above), making a
+   * chunk in the first gap or at the end when every chunk of the class is full.
+   */
   private allocTable(level: number, parent: number, parentSlot: number): number {
     if (this.liveTables >= this.maxTablePages) {
       fail('ENOMEM', `page table ${this.format.name} is at its limit of ${this.maxTablePages} table pages`);
     }
-    let c = this.freeHint;
-    while (c < this.chunks.length && this.chunks[c] !== undefined && this.chunks[c]!.freeCount === 0) c++;
+    const lastLevel = level === 0;
+    const cls = lastLevel ? 1 : 0;
+    let c = Math.min(this.freeHint[cls]!, this.chunks.length);
+    for (; c < this.chunks.length; c++) {
+      const x = this.chunks[c];
+      if (x === undefined || (x.freeCount > 0 && (x.kind === undefined) === lastLevel)) break;
+    }
     let ch = this.chunks[c];
     if (ch === undefined) {
-      ch = newChunk(this.E);
+      ch = newChunk(this.E, lastLevel);
       this.chunks[c] = ch;
     } else if (ch.freeCount === CHUNK_PAGES) {
       this.emptyChunks--;
     }
-    this.freeHint = c;
+    this.freeHint[cls] = c;
     const local = ch.free[--ch.freeCount]!;
     ch.live[local] = 0;
     ch.parent[local] = parent;
@@ -904,18 +938,21 @@ export class IoPageTable {
     if (ch.live[local] !== 0) {
       const base = local * this.E;
       ch.entries.fill(0n, base, base + this.E);
-      ch.kind.fill(KIND_EMPTY, base, base + this.E);
+      setKinds(ch, KIND_EMPTY, base, base + this.E);
       ch.live[local] = 0;
     }
     // Keep the free stack ordered lowest-on-top only loosely: pushing is enough to reuse it first.
     ch.free[ch.freeCount++] = local;
-    if (c < this.freeHint) this.freeHint = c;
+    const cls = ch.kind === undefined ? 1 : 0;
+    if (c < this.freeHint[cls]!) this.freeHint[cls] = c;
     this.liveTables--;
     this.nTablesFreed++;
     if (this.curTable === t) this.curTable = -1;
     if (ch.freeCount === CHUNK_PAGES) {
       if (this.emptyChunks >= SPARE_CHUNKS) {
         this.chunks[c] = undefined;
+        // The gap may take a chunk of either class.
+        if (c < this.freeHint[1 - cls]!) this.freeHint[1 - cls] = c;
         while (this.chunks.length > 0 && this.chunks[this.chunks.length - 1] === undefined) this.chunks.pop();
       } else {
         this.emptyChunks++;

@@ -43,12 +43,15 @@ export interface Umem {
 
 /**
  * The whole pages under [address, address+size): ib_umem_get refuses (EINVAL) an addr + size that
- * is empty, wraps, or whose page-aligned end wraps.
+ * is empty, wraps, or whose page-aligned end wraps. In u64 terms `addr + size < addr` holds once the
+ * sum reaches 2^64 (2^64 itself wraps to 0), and `PAGE_ALIGN(addr + size) < addr + size` once it is
+ * above 2^64 - PAGE_SIZE: both are "the page-aligned end reaches 2^64"
+ * (drivers/infiniband/core/umem.c).
  */
 function userPageSpan(address: bigint, size: bigint): { first: bigint; length: bigint } {
   const end = address + size;
   const pageEnd = (end + 0xfffn) & -0x1000n;
-  if (size <= 0n || end > 1n << 64n || pageEnd > 1n << 64n) {
+  if (size <= 0n || pageEnd >= 1n << 64n) {
     fail('EINVAL', `umem ${formatHex(address)} + ${formatHex(size)} is empty or overflows`);
   }
   const first = address & -0x1000n;

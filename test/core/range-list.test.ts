@@ -300,6 +300,11 @@ describe('PhyrList operations', () => {
   });
 });
 
+/** Bytes of the buffers under a list's chunks (the memory it really holds), each buffer once. */
+function heldBytes(list: PhyrList): number {
+  return [...new Set(list.packedChunks.map((c) => c.buffer))].reduce((sum, b) => sum + b.byteLength, 0);
+}
+
 describe('a builder that grew in place', () => {
   test('hands its storage to the list, and later appends (even a merge into the last range) leave that list alone', () => {
     const b = new PhyrListBuilder({ capacity: 2 });
@@ -322,11 +327,96 @@ describe('a builder that grew in place', () => {
     expect(b.build().toArray()).toEqual([{ address: 0x5000n, length: 0x1000n }]);
     expect(second.addressAt(0)).toBe(0x10_0000n);
   });
+
+  test('writes each range once: no typed-array copy while 100k ranges go in, and the lists built on the way share the storage', () => {
+    // Any copy of ranges goes through one of these (a chunk copied into a larger one, or trimmed).
+    const proto = BigUint64Array.prototype;
+    const saved = { set: proto.set, slice: proto.slice, from: BigUint64Array.from };
+    let copies = 0;
+    proto.set = function (this: BigUint64Array, ...args: Parameters<typeof saved.set>) {
+      copies++;
+      return saved.set.apply(this, args);
+    };
+    proto.slice = function (this: BigUint64Array, ...args: Parameters<typeof saved.slice>) {
+      copies++;
+      return saved.slice.apply(this, args);
+    };
+    let early: PhyrList;
+    let list: PhyrList;
+    const n = 100_000;
+    try {
+      const builder = new PhyrListBuilder();
+      for (let i = 0; i < n; i++) {
+        // Every fourth range merges into the one before (a merge writes the length word in place).
+        builder.append(BigInt(i) * 0x3000n + ((i & 3) === 3 ? -0x2000n : 0n), 0x1000n);
+        if (i === 999) early = builder.build();
+      }
+      list = builder.build();
+    } finally {
+      proto.set = saved.set;
+      proto.slice = saved.slice;
+    }
+    expect(copies).toBe(0);
+    expect(list.count).toBe(n - n / 4);
+    expect(early!.count).toBe(750);
+    // The early list's chunks are the first chunks of the final one, the same memory.
+    const first = early!.packedChunks;
+    const last = first.length - 1;
+    for (let c = 0; c < last; c++) expect(list.packedChunks[c]).toBe(first[c]);
+    expect(list.packedChunks[last]!.buffer).toBe(first[last]!.buffer);
+    // Memory held: 16 B a range plus at most 1/16 more (the last chunk's unused tail).
+    expect(heldBytes(list)).toBeLessThanOrEqual(list.metadataBytes + list.metadataBytes / 16);
+    expect(list.addressAt(749)).toBe(early!.addressAt(749));
+    expect(list.addressAt(74_999)).toBe(99_998n * 0x3000n);
+  });
+
+  test.prop([
+    fc.array(
+      fc.oneof(
+        fc.record({
+          op: fc.constant('append' as const),
+          gap: fc.constantFrom(0n, 0n, 0x1000n),
+          len: fc.constantFrom(0x1000n, 0x3000n),
+        }),
+        fc.record({ op: fc.constantFrom('build' as const, 'reset' as const) }),
+      ),
+      { maxLength: 120 },
+    ),
+    fc.integer({ min: 0, max: 20 }),
+  ])(
+    'every list built keeps the ranges it had, whatever the builder does later (copy on write)',
+    (ops, capacity) => {
+      const builder = new PhyrListBuilder({ capacity });
+      let reference: Interval[] = [];
+      let end = 0x1000_0000n;
+      const built: [PhyrList, Interval[]][] = [];
+      for (const o of ops) {
+        if (o.op === 'append') {
+          const start = end + o.gap;
+          builder.append(start, o.len);
+          end = start + o.len;
+          reference.push({ start, end });
+        } else if (o.op === 'build') {
+          const list = builder.build();
+          built.push([list, referenceMerge(reference)]);
+          expect(builder.count).toBe(list.count);
+        } else {
+          builder.reset();
+          reference = [];
+        }
+      }
+      built.push([builder.build(), referenceMerge(reference)]);
+      for (const [list, expected] of built) {
+        expect(intervalsOf(list)).toEqual(expected);
+        expect(list.totalLength).toBe(total(expected));
+      }
+    },
+  );
 });
 
 describe('a builder told the count up front', () => {
   test.prop([rangesArb, fc.integer({ min: -2, max: 2 }), fc.boolean()])(
-    'builds the reference list in storage within 17 B a range, and later writes never reach a built list',
+    'builds the reference list holding at most the announced storage (or 1/16 more than the list past it), and later writes never reach a built list',
     (ivs, off, merge) => {
       // Around the number of appends: exact, short (chunks) and long (slack).
       const capacity = Math.max(0, ivs.length + off);
@@ -336,7 +426,11 @@ describe('a builder told the count up front', () => {
       const expected = merge ? referenceMerge(ivs) : ivs.map((iv) => ({ ...iv }));
       expect(intervalsOf(list)).toEqual(expected);
       // The memory really held, not just the words the list reports.
-      expect(list.packedWords.buffer.byteLength * 16).toBeLessThanOrEqual(list.metadataBytes * 17);
+      const bound =
+        list.count <= capacity
+          ? 16 * Math.max(1, capacity)
+          : list.metadataBytes + 16 * Math.max(16, Math.floor(list.count / 16));
+      if (list.count > 0) expect(heldBytes(list)).toBeLessThanOrEqual(bound);
       // A merge into the last range, a new range, then a reset and refill: `list` keeps its ranges.
       const last = expected[expected.length - 1];
       if (last !== undefined && last.end + 0x1000n <= TOP) builder.append(last.end, 0x1000n);
@@ -352,12 +446,48 @@ describe('a builder told the count up front', () => {
     for (let i = 0n; i < 100n; i++) builder.append(i * 0x2000n, 0x1000n);
     const a = builder.build();
     const b = builder.build();
-    expect(a.packedWords.buffer).toBe(b.packedWords.buffer);
-    expect(a.packedWords.buffer.byteLength).toBe(1600);
-    // Unknown count: chunks copied into one exactly sized array, a new one at every build().
+    expect(a.packedChunks).toHaveLength(1);
+    expect(a.packedChunks[0]!.buffer).toBe(b.packedChunks[0]!.buffer);
+    expect(a.packedChunks[0]!.buffer.byteLength).toBe(1600);
+    // Unknown count: the same, in chunks of 16, 16, ... ranges, each built list holding them all.
     const chunked = new PhyrListBuilder({ merge: false });
     for (let i = 0n; i < 100n; i++) chunked.append(i * 0x2000n, 0x1000n);
-    expect(chunked.build().packedWords.buffer).not.toBe(chunked.build().packedWords.buffer);
-    expect(chunked.build().equals(a)).toBe(true);
+    const c = chunked.build();
+    expect(c.packedChunks.map((w) => w.length / 2)).toEqual([16, 16, 16, 16, 16, 16, 4]);
+    expect(chunked.build().packedChunks[6]!.buffer).toBe(c.packedChunks[6]!.buffer);
+    expect(c.equals(a)).toBe(true);
   });
+});
+
+describe('a list of several chunks', () => {
+  /** The list in chunks of `size` ranges (concat shares each part's storage). */
+  const chunkedOf = (ivs: readonly Interval[], size: number): PhyrList => {
+    let list = PhyrList.empty();
+    for (let i = 0; i < ivs.length; i += size) list = list.concat(listOf(ivs.slice(i, i + size)));
+    return list;
+  };
+
+  test.prop([rangesArb, fc.integer({ min: 1, max: 5 })])(
+    'reads every range where the reference has it: by index, by cursor from any index, by iteration, slice, split and equals',
+    (ivs, size) => {
+      const list = chunkedOf(ivs, size);
+      expect(list.packedChunks).toHaveLength(Math.ceil(ivs.length / size));
+      expect(intervalsOf(list)).toEqual(ivs);
+      expect(list.equals(listOf(ivs))).toBe(true);
+      const got: Interval[] = [];
+      for (let i = 0; i < list.count; i++) got.push({ start: list.addressAt(i), end: list.lastAt(i) + 1n });
+      expect(got).toEqual(ivs);
+      for (let from = 0; from <= ivs.length; from++) {
+        const cur = list.cursor(from);
+        const walked: Interval[] = [];
+        for (let i = from; i < ivs.length; i++, cur.next())
+          walked.push({ start: cur.address, end: cur.address + cur.length });
+        expect(walked).toEqual(ivs.slice(from));
+      }
+      const t = total(ivs);
+      expect(intervalsOf(list.slice(t / 3n, t / 2n))).toEqual(referenceSlice(ivs, t / 3n, t / 2n));
+      expect(intervalsOf(list.split({ maxSegmentSize: 0x800n }))).toEqual(referenceSplit(ivs, 0x800n, TOP));
+      expectEinval(() => list.cursor(ivs.length + 1));
+    },
+  );
 });

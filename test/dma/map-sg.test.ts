@@ -46,6 +46,15 @@ describe('legacy dma_map_sg', () => {
     expect(m.debug.findings).toEqual([]);
   });
 
+  it('a direction other than TO_DEVICE, FROM_DEVICE or BIDIRECTIONAL is refused before anything is mapped (kernel/dma/mapping.c valid_dma_direction)', () => {
+    const m = builtinMachine('two-socket-server');
+    const dev = m.device(NVME);
+    const sgt = phyrListToSgTable(PhyrList.fromRanges([[5n * GiB, 0x1000n]]));
+    expectErrno(() => dev.mapSg(sgt, 'NONE' as 'TO_DEVICE'), 'EINVAL', /DMA direction NONE is not/);
+    expect(sgMappedBy(sgt)).toBeUndefined();
+    expect(m.metrics.get(COUNTER.iovaAllocations)).toBe(0);
+  });
+
   it('an untrusted device maps entry by entry and bounces the unaligned ones', () => {
     const m = builtinMachine('two-socket-server');
     const dev = m.device(NVME, { untrusted: true });

@@ -1,6 +1,6 @@
 import { fc, test as propTest } from '@fast-check/vitest';
 import { describe, expect, test } from 'vitest';
-import { Metrics, SZ_2M, SZ_4K } from '../../src/core/index.ts';
+import { Metrics, PhyrList, SZ_2M, SZ_4K } from '../../src/core/index.ts';
 import {
   armLpaeFormat,
   IOMMU_CACHE,
@@ -28,7 +28,16 @@ const rangeArb = fc.record({
 
 interface Case {
   readonly words: BigUint64Array;
+  /** The same ranges as a list of two chunks (cut at a random range), as a grown builder leaves them. */
+  readonly list: PhyrList;
   readonly iova: bigint;
+}
+
+/** Ranges `from..to-1` of packed words as a list. */
+function listOfWords(words: BigUint64Array, from = 0, to = words.length / 2): PhyrList {
+  const pairs: [bigint, bigint][] = [];
+  for (let i = from; i < to; i++) pairs.push([words[i * 2]!, words[i * 2 + 1]!]);
+  return PhyrList.fromRanges(pairs);
 }
 
 /** A list laid out as dma_iova_link needs: only the first may start, and the last end, mid-page. */
@@ -39,8 +48,9 @@ const caseArb = fc
     tail: fc.integer({ min: 0, max: 4095 }),
     iovaPage: fc.integer({ min: 1, max: 1 << 20 }),
     iovaHuge: fc.boolean(),
+    cut: fc.nat(),
   })
-  .map(({ ranges, head, tail, iovaPage, iovaHuge }): Case => {
+  .map(({ ranges, head, tail, iovaPage, iovaHuge, cut }): Case => {
     const words = new BigUint64Array(ranges.length * 2);
     ranges.forEach((r, i) => {
       let address =
@@ -57,7 +67,9 @@ const caseArb = fc
       words[i * 2 + 1] = length;
     });
     const base = iovaHuge ? BigInt(iovaPage) * SZ_2M : BigInt(iovaPage) * SZ_4K;
-    return { words, iova: base + (words[0]! & (SZ_4K - 1n)) };
+    const at = cut % (ranges.length + 1);
+    const list = listOfWords(words, 0, at).concat(listOfWords(words, at));
+    return { words, list, iova: base + (words[0]! & (SZ_4K - 1n)) };
   });
 
 /** The per-range reference: one iommu_map per range, each rounded out to 4K, back to back. */
@@ -84,7 +96,7 @@ describe.each(FORMATS.map((f) => [f.name, f] as const))('mapList on %s', (_name,
       const prot = RW | IOMMU_CACHE;
       const end = mapPerRange(ref, c, prot);
       const start = c.iova - (c.words[0]! & (SZ_4K - 1n));
-      expect(bulk.mapList(c.iova, c.words, 0, c.words.length / 2, prot)).toBe(end - start);
+      expect(bulk.mapList(c.iova, c.list, 0, c.words.length / 2, prot)).toBe(end - start);
       expect([...bulk.entries()]).toEqual([...ref.entries()]);
       expect(bulkMetrics.snapshot()).toEqual(refMetrics.snapshot());
       // Independent reference: page p of the IOVA holds the frame the list puts there.
@@ -108,7 +120,7 @@ describe.each(FORMATS.map((f) => [f.name, f] as const))('mapList on %s', (_name,
 });
 
 describe('mapList refusals', () => {
-  const words = (...pairs: [bigint, bigint][]) => BigUint64Array.from(pairs.flat());
+  const words = (...pairs: [bigint, bigint][]) => PhyrList.fromRanges(pairs);
   test('a range other than the first starting mid-page, or other than the last ending mid-page, is EINVAL', () => {
     const pt = new IoPageTable(x86SecondStageFormat(4));
     const w1 = words([0x1000_0000n, 0x1000n], [0x2000_0800n, 0x1000n]);

@@ -11,6 +11,7 @@ import {
   pageSizes,
   x86SecondStageFormat,
 } from '../../src/iommu/index.ts';
+import { expectErrno } from '../errno.ts';
 
 const RW = IOMMU_READ | IOMMU_WRITE;
 const FORMATS: PageTableFormat[] = [
@@ -312,9 +313,14 @@ describe('page-table properties', () => {
             ref.delete(op.page + p);
           }
         }
+        // Every page of the window, compared at once (one expect a page would dominate the run).
+        const got: bigint[] = [];
+        const want: bigint[] = [];
         for (let p = 0; p < PAGES; p++) {
-          expect(pt.iovaToPhys(base + BigInt(p) * SZ_4K + 8n)).toBe(ref.has(p) ? ref.get(p)! + 8n : 0n);
+          got.push(pt.iovaToPhys(base + BigInt(p) * SZ_4K + 8n));
+          want.push(ref.has(p) ? ref.get(p)! + 8n : 0n);
         }
+        expect(got).toEqual(want);
       }
       // Tear down through unmap of the whole window (leaves may cover more than asked).
       let guard = 0;
@@ -474,34 +480,58 @@ describe('table pages are freed as the kernel frees them', () => {
 });
 
 describe('table storage grows in chunks and is given back', () => {
-  // A chunk is 32 table pages: 32 x 512 PTE words of 8 bytes plus a kind byte each, and 17 bytes
-  // of bookkeeping a page.
-  const CHUNK_BYTES = 32 * (512 * 9 + 17);
+  // A chunk is 32 table pages of 512 PTE words of 8 bytes, plus 17 bytes of bookkeeping a page.
+  // Pages above level 0 also keep a kind byte a PTE; level-0 pages sit in chunks without them.
+  const UPPER_CHUNK_BYTES = 32 * (512 * 9 + 17); // 148000
+  const LAST_LEVEL_CHUNK_BYTES = 32 * (512 * 8 + 17); // 131616
 
   test('a 256 MiB map of 4K pages holds only the chunks its tables need', () => {
     const pt = new IoPageTable(x86SecondStageFormat(4));
     const size = 256n << 20n;
     pt.map(SZ_1G, 0x40_0000_1000n, size, RW); // misaligned paddr: 65536 4K leaves
-    // top + L2 + L1 + 128 leaf tables = 131 pages = 5 chunks (no doubling, no copy).
+    // top + L2 + L1 in one chunk, 128 leaf tables in 4 level-0 chunks (no doubling, no copy).
     expect(pt.tablePages).toBe(131);
-    expect(pt.storageBytes).toBe(5 * CHUNK_BYTES);
+    expect(pt.storageBytes).toBe(UPPER_CHUNK_BYTES + 4 * LAST_LEVEL_CHUNK_BYTES);
+    expect(pt.storageBytes).toBe(674_464);
     expect(pt.unmap(SZ_1G, size)).toBe(size);
     expect(pt.tablePages).toBe(3);
     // Four emptied chunks are fewer than the eight kept spare: nothing is released or reallocated.
-    expect(pt.storageBytes).toBe(5 * CHUNK_BYTES);
+    expect(pt.storageBytes).toBe(UPPER_CHUNK_BYTES + 4 * LAST_LEVEL_CHUNK_BYTES);
   });
 
   test('past eight spare chunks, emptied chunks are released', () => {
     const pt = new IoPageTable(x86SecondStageFormat(4));
     const size = 1n << 30n;
-    pt.map(SZ_1G, 0x40_0000_1000n, size, RW); // 512 leaf tables + 3 = 515 pages = 17 chunks
-    expect(pt.storageBytes).toBe(17 * CHUNK_BYTES);
+    pt.map(SZ_1G, 0x40_0000_1000n, size, RW); // 512 leaf tables in 16 chunks, + 3 pages in one
+    expect(pt.storageBytes).toBe(UPPER_CHUNK_BYTES + 16 * LAST_LEVEL_CHUNK_BYTES);
     expect(pt.unmap(SZ_1G, size)).toBe(size);
     // The first chunk holds the 3 tables left; 8 emptied chunks are kept for reuse.
-    expect(pt.storageBytes).toBe(9 * CHUNK_BYTES);
+    expect(pt.storageBytes).toBe(UPPER_CHUNK_BYTES + 8 * LAST_LEVEL_CHUNK_BYTES);
     pt.map(SZ_1G, 0x40_0000_1000n, size, RW);
-    expect(pt.storageBytes).toBe(17 * CHUNK_BYTES);
+    expect(pt.storageBytes).toBe(UPPER_CHUNK_BYTES + 16 * LAST_LEVEL_CHUNK_BYTES);
     expect(pt.iovaToPhys(SZ_1G + size - 1n)).toBe(0x40_0000_1000n + size - 1n);
+  });
+
+  test('a format whose leaf word could be 0 is refused: a level-0 entry of 0 must mean empty', () => {
+    const x86 = x86SecondStageFormat(4);
+    const bare = { ...x86, pte: { ...x86.pte, leaf: (paddr: bigint) => paddr } };
+    const pt = new IoPageTable(bare);
+    expectErrno(() => pt.map(0n, 0n, SZ_4K, RW), 'EINVAL', /encodes a leaf with prot 3 as 0/);
+    expect(pt.iovaToPhys(0n)).toBe(0n);
+  });
+
+  test('level-0 pages take chunks of their own, even where an upper chunk has room', () => {
+    const pt = new IoPageTable(x86SecondStageFormat(4), { pgsizeBitmap: SZ_4K | SZ_2M });
+    // 2M leaves only: top, L2 and 64 L1 tables (upper pages) in 3 chunks, no level-0 chunk at all.
+    pt.map(0n, 0x1_0000_0000n, 64n * SZ_1G, RW);
+    expect(pt.tablePages).toBe(1 + 1 + 64);
+    expect(pt.storageBytes).toBe(3 * UPPER_CHUNK_BYTES);
+    // One 4K page: its L1 table goes in the third chunk's room, its level-0 table in a new chunk.
+    pt.map(100n * SZ_1G, 0x1000n, SZ_4K, RW);
+    expect(pt.tablePages).toBe(68);
+    expect(pt.storageBytes).toBe(3 * UPPER_CHUNK_BYTES + LAST_LEVEL_CHUNK_BYTES);
+    expect(pt.iovaToPhys(100n * SZ_1G + 0x123n)).toBe(0x1123n);
+    expect(pt.iovaToPhys(63n * SZ_1G + 0x123n)).toBe(0x1_0000_0000n + 63n * SZ_1G + 0x123n);
   });
 });
 

@@ -3,8 +3,9 @@
  * DMA through src/devices' routing with no IOMMU in the way (DMA address = bus address), and a
  * direct DMA mapper standing in for src/dma (identity map; its sg path fills the sg DMA fields).
  */
-import { DmaRangeList, Metrics, type PhyrList, type SgTable } from '../../src/core/index.ts';
+import { DmaRangeList, Metrics, PhyrList, type SgTable } from '../../src/core/index.ts';
 import { type DmaFabric, Nic } from '../../src/devices/index.ts';
+import { PhyrExporter } from '../../src/dmabuf/index.ts';
 import { MemorySystem, MmStruct } from '../../src/mm/index.ts';
 import {
   ByteStore,
@@ -62,4 +63,25 @@ export function rdmaMachine(options: { anonOrders?: readonly number[]; pgszBitma
     },
   };
   return { topology, metrics, memoryMap, bytes, fabric, allocator, system, mm, nic, device, maps };
+}
+
+/**
+ * A dynamic dma-buf over two 2-page folios with a third allocated between them, so the two pieces
+ * (at `pa` and `pb`) are not physically adjacent.
+ */
+export function twoPieceDmaBuf() {
+  const machine = rdmaMachine();
+  const a = machine.allocator.allocFolio(1);
+  machine.allocator.allocFolio(1);
+  const b = machine.allocator.allocFolio(1);
+  const pa = a.pfn << 12n;
+  const pb = b.pfn << 12n;
+  const exporter = new PhyrExporter(
+    PhyrList.fromRanges([
+      [pa, 0x2000n],
+      [pb, 0x2000n],
+    ]),
+    { topology: machine.topology, dynamic: true },
+  );
+  return { ...machine, exporter, pa, pb };
 }
