@@ -385,11 +385,8 @@ export function unpinUserPages(pinned: PinnedPhyrs, options: { dirty?: boolean }
 function unpinFrom(system: MemorySystem, pfn: number, endPfn: number, dirty: boolean): number {
   if (system.isZeroPfn(pfn)) return pfn + 1; // the zero page was never pinned
   const { allocator } = system;
-  const run = allocator.basePageRun(pfn, endPfn - pfn);
-  if (run > 0) {
-    allocator.unpinBasePages(pfn, run, 1, dirty);
-    return pfn + run;
-  }
+  const run = allocator.unpinBasePageRun(pfn, endPfn - pfn, dirty);
+  if (run > 0) return pfn + run;
   const folio = folioOrFail(system, BigInt(pfn));
   const stop = Math.min(Number(folio.pfn) + 2 ** folio.order, endPfn);
   if (dirty) system.markDirty(folio);

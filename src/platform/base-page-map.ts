@@ -91,23 +91,6 @@ export class BasePageMap {
     }
   }
 
-  /** How many consecutive live pages start at `pfn`, at most `max`. */
-  liveRun(pfn: number, max: number): number {
-    let n = 0;
-    while (n < max) {
-      const chunk = this.chunkOf(pfn + n);
-      if (chunk === undefined) return n;
-      const from = (pfn + n) % CHUNK_PAGES;
-      const to = Math.min(CHUNK_PAGES, from + (max - n));
-      const ref = chunk.refcount;
-      let i = from;
-      while (i < to && ref[i]! > 0) i++;
-      n += i - from;
-      if (i < to) return n;
-    }
-    return n;
-  }
-
   /** Live pfns in ascending order. */
   *livePfns(): Generator<number> {
     const keys = [...this.chunks.keys()].sort((a, b) => a - b);

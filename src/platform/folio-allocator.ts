@@ -406,9 +406,13 @@ export class FolioAllocator {
     this.applyBasePages(dirty ? BaseOp.DirtyUnpin : BaseOp.Unpin, pfn, count, refs);
   }
 
-  /** How many live memmap base pages follow from `pfn` on (at most `max`): a run to act on at once. */
-  basePageRun(pfn: number, max: number): number {
-    return this.memmap.liveRun(pfn, max);
+  /**
+   * unpinBasePages over the live memmap pages from `pfn` on, at most `max`, stopping (without an
+   * error) at the first frame that is not one; returns how many it unpinned (0: `pfn` is not a
+   * memmap page, ask folioAt). One pass where a run check and an unpin would be two.
+   */
+  unpinBasePageRun(pfn: number, max: number, dirty = false): number {
+    return this.applyBasePages(dirty ? BaseOp.DirtyUnpin : BaseOp.Unpin, pfn, max, 1, true);
   }
 
   /** folio_mark_dirty on each base page of [pfn, pfn + count). */
@@ -694,10 +698,19 @@ export class FolioAllocator {
    * Applies `op` to each memmap page of [pfn, pfn + count) in pfn order, in one typed-array loop per
    * chunk; the pages whose last reference went are freed in order, in runs, as they come. A page
    * the op cannot apply to (not live, a put without a get, an unpin without a pin) stops it there:
-   * what went before stays done (and freed), then the error, as one-by-one calls would leave it.
+   * what went before stays done (and freed), then the error, as one-by-one calls would leave it —
+   * except that with `untilNotLive` a page that is not a live memmap page just ends the run.
+   * Returns the pages done.
    */
-  private applyBasePages(op: BaseOp, pfn: number, count: number, refs: number): void {
-    const bias = refs * GUP_PIN_COUNTING_BIAS;
+  private applyBasePages(op: BaseOp, pfn: number, count: number, refs: number, untilNotLive = false): number {
+    // What the op adds to each page: references, pins, flags; and for a drop, what it takes away.
+    const grows = op === BaseOp.Get || op === BaseOp.Pin || op === BaseOp.Dirty;
+    const addRef = op === BaseOp.Get ? 1 : op === BaseOp.Pin ? refs * GUP_PIN_COUNTING_BIAS : 0;
+    const addPin = op === BaseOp.Pin ? refs : 0;
+    const setFlags = op === BaseOp.Dirty || op === BaseOp.DirtyUnpin ? PAGE_DIRTY : 0;
+    const isPut = op === BaseOp.Put;
+    const drop = isPut ? 1 : refs * GUP_PIN_COUNTING_BIAS;
+    const unpins = isPut ? 0 : refs;
     const end = pfn + count;
     let freeFrom = -1;
     let p = pfn;
@@ -711,45 +724,31 @@ export class FolioAllocator {
       const { refcount, pincount, flags } = chunk;
       const base = p - (p % CHUNK_PAGES);
       const stop = Math.min(end, base + CHUNK_PAGES);
+      if (grows) {
+        for (; p < stop; p++) {
+          const i = p - base;
+          if (refcount[i]! <= 0) {
+            bad = 'is not live';
+            break;
+          }
+          refcount[i]! += addRef;
+          pincount[i]! += addPin;
+          flags[i]! |= setFlags;
+        }
+        continue;
+      }
       for (; p < stop; p++) {
         const i = p - base;
         const ref = refcount[i]!;
-        if (ref <= 0) {
-          bad = 'is not live';
-          break;
-        }
-        let freed = false;
-        switch (op) {
-          case BaseOp.Get:
-            refcount[i] = ref + 1;
-            break;
-          case BaseOp.Put:
-            if (ref - pincount[i]! * GUP_PIN_COUNTING_BIAS <= 0) bad = ': put without a matching get';
-            else {
-              refcount[i] = ref - 1;
-              freed = ref === 1;
-            }
-            break;
-          case BaseOp.Pin:
-            refcount[i] = ref + bias;
-            pincount[i]! += refs;
-            break;
-          case BaseOp.DirtyUnpin:
-          case BaseOp.Unpin:
-            if (op === BaseOp.DirtyUnpin) flags[i]! |= PAGE_DIRTY;
-            if (pincount[i]! < refs) bad = `has ${pincount[i]} pin(s), cannot unpin ${refs}`;
-            else {
-              pincount[i]! -= refs;
-              refcount[i] = ref - bias;
-              freed = ref === bias;
-            }
-            break;
-          case BaseOp.Dirty:
-            flags[i]! |= PAGE_DIRTY;
-            break;
-        }
+        const pins = pincount[i]!;
+        if (ref <= 0) bad = 'is not live';
+        else if (isPut && ref - pins * GUP_PIN_COUNTING_BIAS <= 0) bad = ': put without a matching get';
+        else if (pins < unpins) bad = `has ${pins} pin(s), cannot unpin ${refs}`;
         if (bad !== undefined) break;
-        if (freed) {
+        flags[i]! |= setFlags;
+        pincount[i] = pins - unpins;
+        refcount[i] = ref - drop;
+        if (ref === drop) {
           if (freeFrom < 0) freeFrom = p;
         } else if (freeFrom >= 0) {
           this.releaseBasePages(freeFrom, p - freeFrom);
@@ -762,7 +761,9 @@ export class FolioAllocator {
     if (op === BaseOp.Unpin || op === BaseOp.DirtyUnpin) {
       this.metrics?.add('platform.folio_unpins', (p - pfn) * refs);
     }
+    if (bad === 'is not live' && untilNotLive) return p - pfn;
     if (bad !== undefined) fail('EINVAL', `folio at pfn ${formatHex(BigInt(p))} ${bad}`);
+    return p - pfn;
   }
 
   private handleOf(pfn: number): BasePage {
