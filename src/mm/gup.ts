@@ -416,6 +416,21 @@ export function unpinUserPagesLegacy(pinned: PinnedPageArray, options: { dirty?:
   system.metrics?.add('mm.unpins');
 }
 
+/**
+ * A page-array pin re-described by ranges once its array is dropped: dma_map_sg users and
+ * ib_umem_get keep only the sg_table built from the array, whose entries name the same pages in
+ * the same order, and unpin through it. The array pin is released (a second unpin of it is
+ * EINVAL); unpinUserPages of the result gives back exactly what unpinUserPagesLegacy would have.
+ */
+export function pinnedPagesAsRanges(pinned: PinnedPageArray, phyrs: PhyrList): PinnedPhyrs {
+  if (phyrs.totalLength !== pinned.length) {
+    fail('EINVAL', `${phyrs.totalLength} bytes of ranges do not describe a pin of ${pinned.length}`);
+  }
+  pinned.release();
+  const flags = { write: pinned.write, longterm: pinned.longterm };
+  return new PinnedPhyrs(pinned.system, pinned.start, pinned.length, pinned.pageCount, flags, phyrs);
+}
+
 /** The folios a physr pin holds and the pins on each, in VA order (what unpin will give back). */
 export function pinnedFolios(pinned: PinnedPhyrs): { folio: Folio; refs: number }[] {
   const out: { folio: Folio; refs: number }[] = [];
