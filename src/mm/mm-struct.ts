@@ -360,15 +360,21 @@ export class MmStruct {
       const count = tried ? 1 : this.basePagesUntil(vpn, to, holeEnd);
       let at = vpn;
       for (const run of this.system.allocator.allocBasePages(count)) {
-        out.push({
-          vpn: at,
-          pages: run.pages,
-          pfn: run.pfn,
-          folio: undefined,
-          folioPage: 0,
-          anon: true,
-          basePages: true,
-        });
+        const last = out[out.length - 1];
+        if (last?.basePages === true && last.vpn + last.pages === at && last.pfn + last.pages === run.pfn) {
+          // The frames continue the run before (a THP fallback a page at a time): one extent.
+          out[out.length - 1] = { ...last, pages: last.pages + run.pages };
+        } else {
+          out.push({
+            vpn: at,
+            pages: run.pages,
+            pfn: run.pfn,
+            folio: undefined,
+            folioPage: 0,
+            anon: true,
+            basePages: true,
+          });
+        }
         at += run.pages;
       }
       vpn += count;

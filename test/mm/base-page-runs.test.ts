@@ -156,3 +156,24 @@ function expectSame(mm: MmStruct, runAlloc: FolioAllocator, reference: Reference
   expect(free(runAlloc)).toEqual(free(reference.alloc));
   expect(runAlloc.allocatedPages).toBe(reference.alloc.allocatedPages);
 }
+
+test('a THP fault that falls back a page at a time still maps consecutive frames as one extent', () => {
+  const alloc = allocator(7);
+  // No free 2 MiB block is left: every PMD-sized fault falls back to base pages.
+  alloc.fragment(8, { fraction: 1, pageblockOrder: 9, maxScatterOrder: 0 });
+  const metrics = new Metrics();
+  const mm = new MmStruct(new MemorySystem(alloc, { anonOrders: [9], metrics }));
+  const va = mm.mmap({ kind: 'anon', length: 2n * MiB, address: 0x4000_0000n });
+  mm.touch(va, 2n * MiB, { write: true });
+  expect(metrics.get('mm.faults')).toBe(512);
+  expect(metrics.get('mm.folio_fallbacks')).toBe(512); // one failed THP try a fault, as before
+  const extents = mm.mappings(va, 2n * MiB);
+  let breaks = 0;
+  for (let i = 1; i < extents.length; i++) {
+    const a = extents[i - 1]!;
+    if (a.pfn + a.pages === extents[i]!.pfn) breaks++;
+  }
+  expect(breaks).toBe(0); // neighbours in VA that continue in frames were merged
+  expect(extents.reduce((n, m) => n + m.pages, 0)).toBe(512);
+  expect(extents.length).toBeLessThan(128); // 73 here: the buddy's order-0 lists are scattered
+});
