@@ -354,7 +354,7 @@ export class MmStruct {
         break;
       }
       if (mapped) continue;
-      // Base pages (do_anonymous_page: one order-0 folio a fault). Where no larger order was even
+      // Base pages (do_anonymous_page in mm/memory.c: one order-0 folio a fault). Where no larger order was even
       // tried, none can be until the next place one fits: those faults are taken in one go, as
       // runs of consecutive frames (allocBasePages gives the frames one-by-one faults would get).
       const count = tried ? 1 : this.basePagesUntil(vpn, to, holeEnd);
