@@ -6,6 +6,12 @@
  *   npm run mutation:folders                  # run every folder, then print the table
  *   npm run mutation:folders -- --report      # only print the table from the last runs' reports
  *   npm run mutation:folders -- --only dma    # one folder (names: see FOLDERS)
+ *   npm run mutation:folders -- --only dma --sample 0.3   # a seeded 30 % sample of its code
+ *
+ * A sample mutates only windows of SAMPLE_WINDOW source lines chosen at random (seeded, so a re-run
+ * picks the same windows and stays incremental): the score it gives estimates the folder's score.
+ * A mutant spanning two windows (a long block removed) is left out; such mutants are almost always
+ * killed, so a sampled score leans low.
  *
  * Runs are incremental (reports/, not in git), so a second run re-tests only what changed. A narrow
  * run counts a mutant that only another folder's tests would kill as a survivor: the score is a
@@ -13,17 +19,25 @@
  * survived + no coverage), as Stryker computes it.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 
 interface Folder {
   readonly name: string;
   readonly tests: string;
   readonly mutate: string;
+  /** Files mutated in full even in a sample (those issue 13 names by their mutants). */
+  readonly whole?: readonly string[];
 }
 
 const FOLDERS: readonly Folder[] = [
   { name: 'core', tests: 'test/core/**/*.test.ts', mutate: 'src/core/**/*.ts' },
-  { name: 'iommu', tests: 'test/iommu/**/*.test.ts', mutate: 'src/iommu/**/*.ts' },
+  {
+    name: 'iommu',
+    tests: 'test/iommu/**/*.test.ts',
+    mutate: 'src/iommu/**/*.ts',
+    whole: ['src/iommu/pgsize.ts', 'src/iommu/iova.ts'],
+  },
   { name: 'p2pdma', tests: 'test/platform/p2pdma*.test.ts', mutate: 'src/platform/p2pdma.ts' },
   { name: 'dma', tests: 'test/dma/**/*.test.ts', mutate: 'src/dma/**/*.ts' },
   { name: 'rdma', tests: 'test/rdma/**/*.test.ts', mutate: 'src/rdma/**/*.ts' },
@@ -104,7 +118,73 @@ function printTable(folders: readonly Folder[]): void {
   if (missing.length > 0) console.log(`\nno report yet for: ${missing.join(', ')}`);
 }
 
+/** Lines a sampled window covers. */
+const SAMPLE_WINDOW = 8;
+
+/** The .ts files a folder's mutate pattern names (a folder glob `dir/**\/*.ts` or one file). */
+function filesOf(mutate: string): string[] {
+  if (!mutate.endsWith('/**/*.ts')) return [mutate];
+  const walk = (dir: string): string[] =>
+    readdirSync(dir)
+      .sort()
+      .flatMap((name) => {
+        const path = join(dir, name);
+        if (statSync(path).isDirectory()) return walk(path);
+        return name.endsWith('.ts') ? [path] : [];
+      });
+  return walk(mutate.slice(0, -'/**/*.ts'.length));
+}
+
+/**
+ * Stryker mutate ranges (`file:first-last`) for a seeded `fraction` of each file's line windows;
+ * the folder's `whole` files in full.
+ */
+function sampledRanges(folder: Folder, fraction: number, seed: number): string[] {
+  // mulberry32: a small seeded generator, enough to pick windows reproducibly.
+  let state = seed >>> 0;
+  const next = (): number => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
+  };
+  const ranges: string[] = [];
+  for (const file of filesOf(folder.mutate)) {
+    if (folder.whole?.includes(file) === true) {
+      ranges.push(file);
+      continue;
+    }
+    const lines = readFileSync(file, 'utf8').split('\n').length;
+    for (let first = 1; first <= lines; first += SAMPLE_WINDOW) {
+      if (next() < fraction) ranges.push(`${file}:${first}-${Math.min(lines, first + SAMPLE_WINDOW - 1)}`);
+    }
+  }
+  return ranges;
+}
+
+function numberOption(argv: readonly string[], name: string): number | undefined {
+  const at = argv.indexOf(name);
+  if (at < 0) return undefined;
+  const value = Number(argv[at + 1]);
+  if (!Number.isFinite(value)) throw new Error(`${name} needs a number, not ${argv[at + 1] ?? 'nothing'}`);
+  return value;
+}
+
 function main(argv: readonly string[]): number {
+  let sample: number | undefined;
+  let seed: number;
+  try {
+    sample = numberOption(argv, '--sample');
+    seed = numberOption(argv, '--seed') ?? 1;
+  } catch (error) {
+    console.error(`mutation: ${(error as Error).message}`);
+    return 2;
+  }
+  if (sample !== undefined && !(sample > 0 && sample <= 1)) {
+    console.error(`mutation: --sample ${sample} must be a fraction in (0, 1]`);
+    return 2;
+  }
   const onlyAt = argv.indexOf('--only');
   const only = onlyAt >= 0 ? argv[onlyAt + 1] : undefined;
   const folders = only === undefined ? FOLDERS : FOLDERS.filter((f) => f.name === only);
@@ -114,15 +194,16 @@ function main(argv: readonly string[]): number {
   }
   if (!argv.includes('--report')) {
     for (const folder of folders) {
-      console.log(`mutation: ${folder.mutate} against ${folder.tests}`);
-      const run = spawnSync(
-        'npx',
-        ['stryker', 'run', 'stryker.narrow.config.mjs', '--mutate', folder.mutate],
-        {
-          stdio: 'inherit',
-          env: { ...process.env, PHYSR_MUTATION_TESTS: folder.tests },
-        },
-      );
+      const mutate = sample === undefined ? folder.mutate : sampledRanges(folder, sample, seed).join(',');
+      const what =
+        sample === undefined
+          ? folder.mutate
+          : `a ${sample * 100} % sample of ${folder.mutate}${folder.whole === undefined ? '' : ` (${folder.whole.join(', ')} whole)`}`;
+      console.log(`mutation: ${what} against ${folder.tests}`);
+      const run = spawnSync('npx', ['stryker', 'run', 'stryker.narrow.config.mjs', '--mutate', mutate], {
+        stdio: 'inherit',
+        env: { ...process.env, PHYSR_MUTATION_TESTS: folder.tests },
+      });
       if (run.status !== 0) {
         console.error(`mutation: the ${folder.name} run failed (exit ${run.status ?? run.signal})`);
         return 1;
