@@ -3,7 +3,7 @@ import { devicesBenchmark } from './devices.bench.ts';
 import { dmaBenchmark } from './dma.bench.ts';
 import type { Benchmark } from './harness.ts';
 import { iommuBenchmark, iommuHugeMapBenchmark } from './iommu.bench.ts';
-import { pinBenchmark } from './mm.bench.ts';
+import { basePagesBenchmark, pinBenchmark } from './mm.bench.ts';
 import { p2pMatrixBenchmark } from './p2p-matrix.bench.ts';
 import { platformMemoryBenchmark } from './platform.bench.ts';
 import { traceBenchmark } from './trace.bench.ts';
@@ -17,6 +17,7 @@ export const suite: Benchmark[] = [
   dmaBenchmark,
   devicesBenchmark,
   pinBenchmark,
+  basePagesBenchmark,
   p2pMatrixBenchmark,
   traceBenchmark,
 ];

@@ -4,7 +4,7 @@
  * device's segment rules, which decide how a run of ranges can be mapped.
  */
 import { fail, formatHex, formatSize, type PhyrList } from '../core/index.ts';
-import { calcP2pDecision, type MemoryRegion, type P2pDecision } from '../platform/index.ts';
+import { calcP2pDecision, type MemoryMap, type MemoryRegion, type P2pDecision } from '../platform/index.ts';
 import type { DmaDeviceInfo } from './device.ts';
 import { dmaMaxMappingSize } from './direct.ts';
 import { bigintMin } from './dma-iommu.ts';
@@ -35,7 +35,7 @@ export interface RangeRun {
 
 /**
  * Splits a list into runs of one class, from the memory map, with no object per range; EINVAL for
- * holes and ranges across regions, EREMOTEIO for P2P the topology does not support.
+ * holes and ranges across regions (but RAM back to back), EREMOTEIO for P2P the topology does not support.
  */
 export function classifyRuns(device: DmaDeviceInfo, list: PhyrList): RangeRun[] {
   const { memoryMap, topology } = device.machine.platform;
@@ -57,7 +57,7 @@ export function classifyRuns(device: DmaDeviceInfo, list: PhyrList): RangeRun[] 
     let region =
       current !== undefined && address >= current.start && last <= current.last ? current : undefined;
     if (region === undefined) {
-      region = memoryMap.containing(address, last);
+      region = memoryMap.containing(address, last) ?? ramAcross(memoryMap, address, last);
       if (region === undefined) {
         const at = memoryMap.lookup(address);
         fail(
@@ -100,6 +100,20 @@ export function classifyRuns(device: DmaDeviceInfo, list: PhyrList): RangeRun[] 
   }
   if (n > 0) out.push(runOf(runCls, runStart, n, runOffset, offset - runOffset, runP2p));
   return out;
+}
+
+/**
+ * The last of the RAM regions that together cover [address, last] with no gap, if they do: host
+ * memory that is physically contiguous across regions (two nodes' RAM back to back, as pin_user_pages
+ * coalesces it) is one range to the DMA API, which knows no region boundaries.
+ */
+function ramAcross(map: MemoryMap, address: bigint, last: bigint): MemoryRegion | undefined {
+  let region = map.lookup(address);
+  while (region?.kind === 'ram') {
+    if (region.last >= last) return region;
+    region = map.lookup(region.last + 1n);
+  }
+  return undefined;
 }
 
 function runOf(

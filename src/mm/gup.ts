@@ -7,7 +7,16 @@
  * Both take FOLL_PIN references on the folios: `refs` = pages pinned in the folio, as
  * try_grab_folio does, and unpin gives back exactly those (gup_put_folio).
  */
-import { fail, formatHex, PhyrList, PhyrListBuilder, type PhysAddr, U64_MAX } from '../core/index.ts';
+import {
+  fail,
+  fillPageArray,
+  formatHex,
+  PhyrList,
+  PhyrListBuilder,
+  type PhysAddr,
+  pageArrayReader,
+  U64_MAX,
+} from '../core/index.ts';
 import type { Folio } from '../platform/index.ts';
 import type { MemorySystem } from './memory-system.ts';
 import type { FaultHow, MmStruct } from './mm-struct.ts';
@@ -183,8 +192,8 @@ function pinWalk(
   visit: (m: PageMapping) => void,
 ): number {
   const allocator = mm.system.allocator;
-  const pinnedFolios: Folio[] = [];
-  const pinnedRefs: number[] = [];
+  /** What was pinned, in order: a folio and its refs, or the first frame of a base-page run and its length. */
+  const pinned: { folio: Folio | undefined; pfn: number; refs: number }[] = [];
   let vpn = from;
   try {
     while (vpn < to) {
@@ -199,12 +208,15 @@ function pinWalk(
       for (const m of mm.pageTable.range(vpn, stop)) {
         const lo = Math.max(m.vpn, vpn);
         const hi = Math.min(m.vpn + m.pages, stop);
-        const folio = m.folio!;
-        // try_grab_folio takes no pin on the zero page.
-        if (!mm.system.isZeroPfn(folio.pfn)) {
-          allocator.pinFolio(folio, hi - lo);
-          pinnedFolios.push(folio);
-          pinnedRefs.push(hi - lo);
+        if (m.basePages === true) {
+          // One order-0 folio a page: each gets one pin (GUP_PIN_COUNTING_BIAS references).
+          const pfn = m.pfn + (lo - m.vpn);
+          allocator.pinBasePages(pfn, hi - lo);
+          pinned.push({ folio: undefined, pfn, refs: hi - lo });
+        } else if (!mm.system.isZeroPfn(m.folio!.pfn)) {
+          // try_grab_folio takes no pin on the zero page.
+          allocator.pinFolio(m.folio!, hi - lo);
+          pinned.push({ folio: m.folio!, pfn: 0, refs: hi - lo });
         }
         if (lo === m.vpn && hi === m.vpn + m.pages) visit(m);
         else
@@ -220,7 +232,10 @@ function pinWalk(
     }
   } catch (error) {
     if (vpn === from) {
-      for (let i = 0; i < pinnedFolios.length; i++) allocator.unpinFolio(pinnedFolios[i]!, pinnedRefs[i]!);
+      for (const p of pinned) {
+        if (p.folio === undefined) allocator.unpinBasePages(p.pfn, p.refs);
+        else allocator.unpinFolio(p.folio, p.refs);
+      }
       throw error;
     }
     mm.system.metrics?.add('mm.partial_pins');
@@ -337,7 +352,8 @@ export function pinUserPagesLegacy(
   const all = new BigUint64Array(to - from);
   let k = 0;
   const reached = pinWalk(mm, from, to, flags, (m) => {
-    for (let i = 0; i < m.pages; i++) all[k++] = BigInt(m.pfn + i);
+    fillPageArray(all, k, m.pfn, m.pages);
+    k += m.pages;
   });
   const pages = reached === to ? all : all.slice(0, reached - from);
   mm.system.metrics?.add('mm.legacy_page_bytes', pages.length * PAGE_POINTER_BYTES);
@@ -354,46 +370,65 @@ export function unpinUserPages(pinned: PinnedPhyrs, options: { dirty?: boolean }
   const { system } = pinned;
   const dirty = options.dirty ?? false;
   pinned.phyrs.forEachRange((address, length) => {
-    let pfn = address >> 12n;
-    const endPfn = (address + length + 0xfffn) >> 12n;
-    while (pfn < endPfn) {
-      if (system.isZeroPfn(pfn)) {
-        pfn++; // gup_put_folio: the zero page was never pinned
-        continue;
-      }
-      const folio = folioOrFail(system, pfn);
-      const folioEnd = folio.pfn + (1n << BigInt(folio.order));
-      const stop = folioEnd < endPfn ? folioEnd : endPfn;
-      if (dirty) system.markDirty(folio);
-      system.allocator.unpinFolio(folio, Number(stop - pfn));
-      pfn = stop;
-    }
+    const endPfn = Number((address + length + 0xfffn) >> 12n);
+    let pfn = Number(address >> 12n);
+    while (pfn < endPfn) pfn = unpinFrom(system, pfn, endPfn, dirty);
   });
   system.metrics?.add('mm.unpins');
 }
 
-/** unpin_user_pages(_dirty_lock) for the page array: consecutive pages of one folio go together. */
+/**
+ * Unpins the folio holding frame `pfn`, or the run of base pages from it, within [pfn, endPfn);
+ * returns the frame after what it unpinned (gup_put_folio a folio at a time; a base-page run is
+ * that many order-0 folios).
+ */
+function unpinFrom(system: MemorySystem, pfn: number, endPfn: number, dirty: boolean): number {
+  if (system.isZeroPfn(pfn)) return pfn + 1; // the zero page was never pinned
+  const { allocator } = system;
+  const run = allocator.unpinBasePageRun(pfn, endPfn - pfn, dirty);
+  if (run > 0) return pfn + run;
+  const folio = folioOrFail(system, BigInt(pfn));
+  const stop = Math.min(Number(folio.pfn) + 2 ** folio.order, endPfn);
+  if (dirty) system.markDirty(folio);
+  allocator.unpinFolio(folio, stop - pfn);
+  return stop;
+}
+
+/**
+ * unpin_user_pages(_dirty_lock) for the page array: consecutive entries that are pages of one
+ * folio go together (gup_folio_next), and so do consecutive entries naming consecutive base pages.
+ */
 export function unpinUserPagesLegacy(pinned: PinnedPageArray, options: { dirty?: boolean } = {}): void {
   pinned.release();
   const { system, pages } = pinned;
   const dirty = options.dirty ?? false;
+  const pfnAt = pageArrayReader(pages);
   let i = 0;
   while (i < pages.length) {
-    if (system.isZeroPfn(pages[i]!)) {
-      i++;
-      continue;
-    }
-    const folio = folioOrFail(system, pages[i]!);
-    const head = folio.pfn;
-    const tail = head + (1n << BigInt(folio.order));
+    const pfn = pfnAt(i);
+    // How many following entries name the following frames.
     let n = 1;
-    // gup_folio_next: count the following entries that are pages of the same folio.
-    while (i + n < pages.length && pages[i + n]! >= head && pages[i + n]! < tail) n++;
-    if (dirty) system.markDirty(folio);
-    system.allocator.unpinFolio(folio, n);
+    while (i + n < pages.length && pfnAt(i + n) === pfn + n) n++;
+    let at = pfn;
+    while (at < pfn + n) at = unpinFrom(system, at, pfn + n, dirty);
     i += n;
   }
   system.metrics?.add('mm.unpins');
+}
+
+/**
+ * A page-array pin re-described by ranges once its array is dropped: dma_map_sg users and
+ * ib_umem_get keep only the sg_table built from the array, whose entries name the same pages in
+ * the same order, and unpin through it. The array pin is released (a second unpin of it is
+ * EINVAL); unpinUserPages of the result gives back exactly what unpinUserPagesLegacy would have.
+ */
+export function pinnedPagesAsRanges(pinned: PinnedPageArray, phyrs: PhyrList): PinnedPhyrs {
+  if (phyrs.totalLength !== pinned.length) {
+    fail('EINVAL', `${phyrs.totalLength} bytes of ranges do not describe a pin of ${pinned.length}`);
+  }
+  pinned.release();
+  const flags = { write: pinned.write, longterm: pinned.longterm };
+  return new PinnedPhyrs(pinned.system, pinned.start, pinned.length, pinned.pageCount, flags, phyrs);
 }
 
 /** The folios a physr pin holds and the pins on each, in VA order (what unpin will give back). */

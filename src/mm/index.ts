@@ -5,6 +5,7 @@ export {
   PinnedPageArray,
   PinnedPhyrs,
   pinnedFolios,
+  pinnedPagesAsRanges,
   pinUserPages,
   pinUserPagesLegacy,
   pinUserPagesLegacyWhole,

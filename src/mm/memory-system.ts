@@ -1,8 +1,7 @@
 /**
  * The machine-wide memory-management state the address spaces share: the folio allocator, the
  * hugetlb pools (huge folios reserved up front, as hugepages= on the command line or
- * /proc/sys/vm/nr_hugepages does), page-cache files, the anonymous THP orders enabled, and the
- * folio flags mm keeps that the allocator does not (PG_dirty).
+ * /proc/sys/vm/nr_hugepages does), page-cache files and the anonymous THP orders enabled.
  */
 import { fail, formatSize, type Metrics } from '../core/index.ts';
 import type { ByteStore, Folio, FolioAllocator } from '../platform/index.ts';
@@ -51,7 +50,6 @@ export class MemorySystem {
   readonly bytes: ByteStore | undefined;
   readonly metrics: Metrics | undefined;
   private readonly pools = new Map<number, HugetlbPool>();
-  private readonly dirty = new WeakSet<Folio>();
   private readonly hugeFolios = new WeakSet<Folio>();
   private zero: Folio | undefined;
   private readonly movable: readonly { readonly startPfn: bigint; readonly endPfn: bigint }[];
@@ -72,8 +70,13 @@ export class MemorySystem {
 
   /** folio_is_longterm_pinnable: false for a folio in ZONE_MOVABLE or a CMA range. */
   isLongtermPinnable(folio: Folio): boolean {
-    const end = folio.pfn + (1n << BigInt(folio.order));
-    return !this.movable.some((r) => folio.pfn < r.endPfn && end > r.startPfn);
+    return this.pinnableFrames(folio.pfn, 1n << BigInt(folio.order));
+  }
+
+  /** Whether none of the frames [pfn, pfn + count) is in ZONE_MOVABLE or CMA. */
+  pinnableFrames(pfn: bigint, count: bigint): boolean {
+    const end = pfn + count;
+    return !this.movable.some((r) => pfn < r.endPfn && end > r.startPfn);
   }
 
   /**
@@ -251,19 +254,19 @@ export class MemorySystem {
     }
   }
 
-  /** folio_mark_dirty. */
+  /** folio_mark_dirty (PG_dirty lives with the folio's state in the allocator, as in struct page). */
   markDirty(folio: Folio): void {
-    this.dirty.add(folio);
+    this.allocator.setDirty(folio, true);
   }
 
   /** folio_test_dirty. */
   isDirty(folio: Folio): boolean {
-    return this.dirty.has(folio);
+    return this.allocator.isDirty(folio);
   }
 
   /** Writeback cleaned it. */
   clearDirty(folio: Folio): void {
-    this.dirty.delete(folio);
+    this.allocator.setDirty(folio, false);
   }
 
   private slotsEmpty(file: PageCacheFile, first: number, size: number): boolean {

@@ -201,6 +201,13 @@ export class MmStruct {
       }
     }
     for (const { original, keptPieces } of this.pageTable.remove(from, to)) {
+      if (original.basePages === true) {
+        // Each page of the run is its own folio: the pages unmapped lose their reference, in VA order.
+        const lo = Math.max(original.vpn, from);
+        const hi = Math.min(original.vpn + original.pages, to);
+        this.system.allocator.putBasePages(original.pfn + (lo - original.vpn), hi - lo);
+        continue;
+      }
       const folio = original.folio;
       if (folio === undefined) continue;
       if (keptPieces === 2) this.system.allocator.getFolio(folio);
@@ -286,7 +293,13 @@ export class MmStruct {
     if ((write || how.unshare === true) && private_) this.breakCow(from, to);
     if (write && (vma.flags & VM_SHARED) !== 0) {
       // A write through a shared file mapping dirties the page-cache folio (set_page_dirty).
-      for (const mapping of pt.range(from, to)) if (mapping.folio) this.system.markDirty(mapping.folio);
+      for (const m of pt.range(from, to)) {
+        if (m.folio !== undefined) this.system.markDirty(m.folio);
+        else if (m.basePages === true) {
+          const lo = Math.max(m.vpn, from);
+          this.system.allocator.markBasePagesDirty(m.pfn + (lo - m.vpn), Math.min(m.vpn + m.pages, to) - lo);
+        }
+      }
     }
   }
 
@@ -326,10 +339,12 @@ export class MmStruct {
       }
       // Anonymous: the largest enabled order whose aligned block fits the hole and the VMA.
       let mapped = false;
+      let tried = false;
       for (const order of this.system.anonOrders) {
         const size = 2 ** order;
         const block = vpn - (vpn % size);
         if (block < holeStart || block + size > holeEnd) continue;
+        tried = true;
         const folio = this.system.tryAlloc(order);
         if (folio === undefined) continue;
         out.push({ vpn: block, pages: size, pfn: Number(folio.pfn), folio, folioPage: 0, anon: true });
@@ -339,12 +354,48 @@ export class MmStruct {
         break;
       }
       if (mapped) continue;
-      const folio = this.system.allocator.allocFolio(0);
-      out.push({ vpn, pages: 1, pfn: Number(folio.pfn), folio, folioPage: 0, anon: true });
-      vpn += 1;
-      this.system.metrics?.add('mm.faults');
+      // Base pages (do_anonymous_page in mm/memory.c: one order-0 folio a fault). Where no larger order was even
+      // tried, none can be until the next place one fits: those faults are taken in one go, as
+      // runs of consecutive frames (allocBasePages gives the frames one-by-one faults would get).
+      const count = tried ? 1 : this.basePagesUntil(vpn, to, holeEnd);
+      let at = vpn;
+      for (const run of this.system.allocator.allocBasePages(count)) {
+        const last = out[out.length - 1];
+        if (last?.basePages === true && last.vpn + last.pages === at && last.pfn + last.pages === run.pfn) {
+          // The frames continue the run before (a THP fallback a page at a time): one extent.
+          out[out.length - 1] = { ...last, pages: last.pages + run.pages };
+        } else {
+          out.push({
+            vpn: at,
+            pages: run.pages,
+            pfn: run.pfn,
+            folio: undefined,
+            folioPage: 0,
+            anon: true,
+            basePages: true,
+          });
+        }
+        at += run.pages;
+      }
+      vpn += count;
+      this.system.metrics?.add('mm.faults', count);
     }
     return out;
+  }
+
+  /**
+   * How many pages from `vpn` (where no enabled order's aligned block fits the hole) fault in as
+   * base pages before `to` or the first page whose aligned block of some enabled order fits.
+   */
+  private basePagesUntil(vpn: number, to: number, holeEnd: number): number {
+    let stop = to;
+    for (const order of this.system.anonOrders) {
+      const size = 2 ** order;
+      // The pages up to the next aligned start share this page's block, which does not fit.
+      const next = vpn - (vpn % size) + size;
+      if (next + size <= holeEnd) stop = Math.min(stop, next);
+    }
+    return Math.max(1, stop - vpn);
   }
 
   /** do_anonymous_page for a read fault: the shared zero page at each page of [from, to). */
@@ -387,35 +438,98 @@ export class MmStruct {
    * (ZONE_MOVABLE, CMA) to folios outside those ranges, as check_and_migrate_movable_folios does
    * before a FOLL_LONGTERM pin completes: bytes copied, every extent of this mm moved to the new
    * folio with its reference, the old folio's references dropped. Returns the folios migrated.
+   * A base-page run is its pages' folios: those in [from, to) move one by one.
    */
   migrateUnpinnable(from: number, to: number): number {
     const pt = this.pageTable;
+    const { allocator } = this.system;
     const moved = new Map<Folio, Folio>();
+    /** Base pages moved: old frame → new folio. */
+    const movedPages = new Map<number, Folio>();
+    const copy = (fromPfn: bigint, toPfn: bigint, pages: number) =>
+      this.system.bytes?.copy(fromPfn << 12n, toPfn << 12n, 4096 * pages);
     for (const m of pt.range(from, to)) {
+      if (m.basePages === true) {
+        const lo = Math.max(m.vpn, from);
+        const hi = Math.min(m.vpn + m.pages, to);
+        const first = m.pfn + (lo - m.vpn);
+        if (this.system.pinnableFrames(BigInt(first), BigInt(hi - lo))) continue;
+        for (let pfn = first; pfn < first + (hi - lo); pfn++) {
+          if (this.system.pinnableFrames(BigInt(pfn), 1n)) continue;
+          const target = this.system.allocPinnable(0);
+          copy(BigInt(pfn), target.pfn, 1);
+          movedPages.set(pfn, target);
+        }
+        continue;
+      }
       const folio = m.folio;
       if (folio === undefined || !m.anon || moved.has(folio)) continue;
       if (this.isHugetlbFolio(folio) || this.system.isLongtermPinnable(folio)) continue;
       const target = this.system.allocPinnable(folio.order);
-      this.system.bytes?.copy(folio.pfn << 12n, target.pfn << 12n, 4096 << folio.order);
+      copy(folio.pfn, target.pfn, 2 ** folio.order);
       moved.set(folio, target);
     }
-    if (moved.size === 0) return 0;
-    // Every extent of a moved folio, anywhere in this address space, follows it with its reference.
+    if (moved.size === 0 && movedPages.size === 0) return 0;
+    const movedPfns = [...movedPages.keys()].sort((x, y) => x - y);
+    // Every extent of a moved folio, anywhere in this address space, follows it with its reference;
+    // the old references go afterwards, in the order the extents come.
     const extents = new Map<Folio, number>();
+    const puts: (Folio | number)[] = [];
     for (let i = 0; i < pt.extentCount; i++) {
       const m = pt.at(i)!;
+      if (m.basePages === true) {
+        const pieces = this.splitMovedPages(m, movedPfns, movedPages, puts);
+        if (pieces === undefined) continue;
+        pt.replace(m.vpn, m.vpn + m.pages, pieces);
+        i += pieces.length - 1;
+        continue;
+      }
       const target = m.folio === undefined ? undefined : moved.get(m.folio);
       if (target === undefined) continue;
       pt.replace(m.vpn, m.vpn + m.pages, [{ ...m, folio: target, pfn: Number(target.pfn) + m.folioPage }]);
+      if (!extents.has(m.folio!)) puts.push(m.folio!);
       extents.set(m.folio!, (extents.get(m.folio!) ?? 0) + 1);
     }
-    for (const [old, count] of extents) {
+    for (const old of puts) {
+      if (typeof old === 'number') {
+        allocator.putBasePages(old, 1);
+        continue;
+      }
+      const count = extents.get(old)!;
       // allocFolio gave the target its first reference; each further extent takes one.
-      for (let k = 1; k < count; k++) this.system.allocator.getFolio(moved.get(old)!);
-      for (let k = 0; k < count; k++) this.system.allocator.putFolio(old);
+      for (let k = 1; k < count; k++) allocator.getFolio(moved.get(old)!);
+      for (let k = 0; k < count; k++) allocator.putFolio(old);
     }
-    this.system.metrics?.add('mm.longterm_migrations', moved.size);
-    return moved.size;
+    this.system.metrics?.add('mm.longterm_migrations', moved.size + movedPages.size);
+    return moved.size + movedPages.size;
+  }
+
+  /**
+   * The extents replacing base-page run `m` when some of its pages moved (undefined if none did):
+   * the pages left in place stay runs, each moved page maps its new folio. The old frames are
+   * queued on `puts` in VA order. `movedPfns` is sorted.
+   */
+  private splitMovedPages(
+    m: PageMapping,
+    movedPfns: readonly number[],
+    targets: Map<number, Folio>,
+    puts: (Folio | number)[],
+  ): PageMapping[] | undefined {
+    let k = lowerBound(movedPfns, m.pfn);
+    if (k === movedPfns.length || movedPfns[k]! >= m.pfn + m.pages) return undefined;
+    const pieces: PageMapping[] = [];
+    let next = m.vpn;
+    for (; k < movedPfns.length && movedPfns[k]! < m.pfn + m.pages; k++) {
+      const pfn = movedPfns[k]!;
+      const vpn = m.vpn + (pfn - m.pfn);
+      if (vpn > next) pieces.push(cut(m, next, vpn));
+      const target = targets.get(pfn)!;
+      pieces.push({ vpn, pages: 1, pfn: Number(target.pfn), folio: target, folioPage: 0, anon: m.anon });
+      puts.push(pfn);
+      next = vpn + 1;
+    }
+    if (next < m.vpn + m.pages) pieces.push(cut(m, next, m.vpn + m.pages));
+    return pieces;
   }
 
   /** The physical address `va` maps to now (no fault), or undefined. */
@@ -425,7 +539,9 @@ export class MmStruct {
     const m = this.pageTable.lookup(Number(va >> 12n));
     if (m === undefined) return undefined;
     const vpn = Number(va >> 12n);
-    return { phys: (BigInt(m.pfn + (vpn - m.vpn)) << 12n) | (va & 0xfffn), folio: m.folio, vma };
+    const pfn = m.pfn + (vpn - m.vpn);
+    const folio = m.basePages === true ? this.system.allocator.folioAt(BigInt(pfn)) : m.folio;
+    return { phys: (BigInt(pfn) << 12n) | (va & 0xfffn), folio, vma };
   }
 
   /** The page-table extents over [start, start+length), clipped to it (for inspection and tests). */
@@ -545,4 +661,16 @@ export class MmStruct {
     }
     fail('ENOMEM', `no gap of ${formatHex(length)} bytes in the address space`);
   }
+}
+
+/** The first index of sorted `values` whose value is at least `x`. */
+function lowerBound(values: readonly number[], x: number): number {
+  let lo = 0;
+  let hi = values.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (values[mid]! < x) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }

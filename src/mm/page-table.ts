@@ -1,12 +1,17 @@
 /**
  * The user page table, modelled as a sorted array of mapped extents: each extent maps `pages`
  * consecutive virtual pages starting at `vpn` to consecutive frames starting at `pfn`. An extent
- * never spans two folios; for folio-backed memory it records the folio and the page of the folio
- * that `vpn` maps (a large folio split by a partial munmap leaves two extents on one folio).
- * PFN-mapped extents (remap_pfn_range) have no folio: there is no struct page to refer to.
- *
- * Every folio-backed extent holds exactly one reference on its folio (the mapping's), so the folio
- * outlives the mapping only through other references, such as a DMA pin.
+ * is one of three kinds:
+ * - folio-backed: it never spans two folios, and records the folio and the page of the folio that
+ *   `vpn` maps (a large folio split by a partial munmap leaves two extents on one folio); it holds
+ *   exactly one reference on its folio (the mapping's);
+ * - base pages (`basePages`): a run of physically consecutive order-0 anonymous folios kept in the
+ *   allocator's memmap, one folio per page, each holding the mapping's reference: what `pages`
+ *   single-page PTEs of consecutive frames are in the kernel, kept as one extent so a 64 GiB buffer
+ *   of base pages is a handful of extents, not millions; `folio` is undefined (ask the allocator
+ *   for a page's folio);
+ * - PFN-mapped (remap_pfn_range): no folio, since there is no struct page to refer to.
+ * A folio outlives its mapping only through other references, such as a DMA pin.
  */
 import type { Folio } from '../platform/index.ts';
 
@@ -19,6 +24,8 @@ export interface PageMapping {
   readonly folioPage: number;
   /** An anonymous page (or a private COW copy): written through, never the page cache's. */
   readonly anon: boolean;
+  /** A run of memmap base pages, one order-0 folio a page (see above). */
+  readonly basePages?: boolean;
 }
 
 export class PageTable {

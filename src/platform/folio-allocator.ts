@@ -23,6 +23,7 @@
  * and none share a page; freePages + allocatedPages = totalPages.
  */
 import { fail, formatHex, type Metrics, SeededRandom } from '../core/index.ts';
+import { BasePageMap, CHUNK_PAGES, PAGE_DIRTY } from './base-page-map.ts';
 import { FreeBlockTable } from './free-block-table.ts';
 import { type MemoryMap, PFN_SHIFT, pfnDown, pfnUp } from './memory-map.ts';
 
@@ -44,7 +45,48 @@ export interface Folio {
   readonly pincount: number;
 }
 
-type MutableFolio = { -readonly [K in keyof Folio]: Folio[K] } & { readonly head: number };
+type MutableFolio = { -readonly [K in keyof Folio]: Folio[K] } & { readonly head: number; dirty: boolean };
+
+/** What {@link FolioAllocator.applyBasePages} does to each page of a run. */
+const BaseOp = { Get: 0, Put: 1, Pin: 2, Unpin: 3, Dirty: 4, DirtyUnpin: 5 } as const;
+type BaseOp = (typeof BaseOp)[keyof typeof BaseOp];
+
+/** A run of physically consecutive base pages (order-0 folios): `pages` frames from `pfn`. */
+export interface BaseRun {
+  readonly pfn: number;
+  readonly pages: number;
+}
+
+/**
+ * The Folio view of one base page kept in the memmap (see {@link FolioAllocator.allocBasePages}):
+ * its fields read the memmap, so it stays light. The allocator hands out one handle per live page
+ * (the same object each time it is asked), and a freed page's handle reads as refcount 0.
+ */
+class BasePage implements Folio {
+  readonly order = 0;
+  readonly pfn: bigint;
+
+  constructor(
+    readonly head: number,
+    readonly node: number,
+    private readonly map: BasePageMap,
+    private readonly handles: Map<number, BasePage>,
+  ) {
+    this.pfn = BigInt(head);
+  }
+
+  get refcount(): number {
+    return this.handles.get(this.head) === this
+      ? this.map.chunkOf(this.head)!.refcount[this.head % CHUNK_PAGES]!
+      : 0;
+  }
+
+  get pincount(): number {
+    return this.handles.get(this.head) === this
+      ? this.map.chunkOf(this.head)!.pincount[this.head % CHUNK_PAGES]!
+      : 0;
+  }
+}
 
 export interface FreeBlock {
   readonly pfn: bigint;
@@ -166,6 +208,10 @@ export class FolioAllocator {
   /** Every free block by head pfn, with its order and list links (PageBuddy + buddy_order). */
   private readonly freeTable = new FreeBlockTable();
   private readonly folios = new Map<number, MutableFolio>();
+  /** Base pages allocated in bulk: their state lives in the memmap, not in objects. */
+  private readonly memmap = new BasePageMap();
+  /** The handle of each memmap page a caller asked for as a Folio (dropped when the page is freed). */
+  private readonly handles = new Map<number, BasePage>();
   private readonly metrics: Metrics | undefined;
   private free = 0;
   private allocated = 0;
@@ -273,14 +319,137 @@ export class FolioAllocator {
   }
 
   /**
+   * Allocates `count` base pages as `count` calls of allocFolio(0, options) would, in the same
+   * order and leaving the same free lists (mm/page_alloc.c __rmqueue_smallest + expand): each
+   * allocation takes the smallest free block and puts the split-off high halves at the heads of the
+   * lists below, which were empty (the block was the smallest), so the following allocations
+   * consume the block in address order before anything else is taken. A block is therefore taken
+   * whole, or, for the last pages, split once per order with the unused high halves left on their
+   * lists. The pages' state goes to the memmap; the result is the runs of consecutive frames, in
+   * allocation order. All or nothing: ENOMEM before anything is taken when the nodes allowed hold
+   * fewer free pages (the one-by-one calls would fail part way).
+   */
+  allocBasePages(count: number, options: AllocOptions = {}): BaseRun[] {
+    if (!Number.isInteger(count) || count <= 0) fail('EINVAL', `base page count ${count} must be positive`);
+    const nodes = this.nodeOrder(options);
+    let available = 0;
+    for (const node of nodes)
+      for (const [k, list] of this.freeLists.get(node)!.entries()) available += list.size * 2 ** k;
+    if (available < count) {
+      this.metrics?.add('platform.folio_alloc_failures');
+      fail(
+        'ENOMEM',
+        `${count} base pages requested, ${available} free${options.thisNode ? ` on node ${options.node}` : ''}`,
+      );
+    }
+    const runs: { pfn: number; pages: number }[] = [];
+    const emit = (pfn: number, pages: number) => {
+      this.memmap.add(pfn, pages);
+      this.allocated += pages;
+      const last = runs[runs.length - 1];
+      if (last !== undefined && last.pfn + last.pages === pfn) last.pages += pages;
+      else runs.push({ pfn, pages });
+    };
+    let remaining = count;
+    while (remaining > 0) {
+      const { node, order } = this.smallestFree(nodes);
+      let k = order;
+      let head = this.freeLists.get(node)![k]!.first!;
+      this.removeFree(head, k, node);
+      let take = Math.min(remaining, 2 ** k);
+      remaining -= take;
+      while (take < 2 ** k) {
+        k--;
+        const half = 2 ** k;
+        if (take <= half) {
+          // The high half stays free: expand() put it on list k, which was empty.
+          this.addFree(head + half, k, node);
+        } else {
+          // The low half is consumed whole, then the high half is the next smallest block.
+          emit(head, half);
+          take -= half;
+          head += half;
+        }
+      }
+      emit(head, take);
+    }
+    this.metrics?.add('platform.folio_allocs', count);
+    return runs;
+  }
+
+  /** folio_get on each base page of [pfn, pfn + count) (memmap pages, all live). */
+  getBasePages(pfn: number, count: number): void {
+    this.applyBasePages(BaseOp.Get, pfn, count, 1);
+  }
+
+  /**
+   * folio_put on each base page of [pfn, pfn + count), in pfn order as one-by-one puts would go;
+   * pages whose last reference goes are freed (see {@link releaseBasePages}).
+   */
+  putBasePages(pfn: number, count: number): void {
+    this.applyBasePages(BaseOp.Put, pfn, count, 1);
+  }
+
+  /** pinFolio(page, refs) on each base page of [pfn, pfn + count): refs * GUP_PIN_COUNTING_BIAS references each. */
+  pinBasePages(pfn: number, count: number, refs = 1): void {
+    if (!Number.isInteger(refs) || refs <= 0) fail('EINVAL', `pin count ${refs} must be a positive integer`);
+    this.applyBasePages(BaseOp.Pin, pfn, count, refs);
+  }
+
+  /**
+   * unpinFolio(page, refs) on each base page of [pfn, pfn + count), marking it dirty first when
+   * `dirty` (unpin_user_pages_dirty_lock, in the same pass); the last reference frees the page.
+   */
+  unpinBasePages(pfn: number, count: number, refs = 1, dirty = false): void {
+    if (!Number.isInteger(refs) || refs <= 0)
+      fail('EINVAL', `unpin count ${refs} must be a positive integer`);
+    this.applyBasePages(dirty ? BaseOp.DirtyUnpin : BaseOp.Unpin, pfn, count, refs);
+  }
+
+  /**
+   * unpinBasePages over the live memmap pages from `pfn` on, at most `max`, stopping (without an
+   * error) at the first frame that is not one; returns how many it unpinned (0: `pfn` is not a
+   * memmap page, ask folioAt). One pass where a run check and an unpin would be two.
+   */
+  unpinBasePageRun(pfn: number, max: number, dirty = false): number {
+    return this.applyBasePages(dirty ? BaseOp.DirtyUnpin : BaseOp.Unpin, pfn, max, 1, true);
+  }
+
+  /** folio_mark_dirty on each base page of [pfn, pfn + count). */
+  markBasePagesDirty(pfn: number, count: number): void {
+    this.applyBasePages(BaseOp.Dirty, pfn, count, 1);
+  }
+
+  /** folio_mark_dirty / folio_test_dirty / clearing by writeback: PG_dirty of a live folio. */
+  setDirty(folio: Folio, dirty: boolean): void {
+    const live = this.live(folio);
+    if (live instanceof BasePage) {
+      const chunk = this.memmap.chunkOf(live.head)!;
+      const i = live.head % CHUNK_PAGES;
+      chunk.flags[i] = dirty ? chunk.flags[i]! | PAGE_DIRTY : chunk.flags[i]! & ~PAGE_DIRTY;
+    } else {
+      live.dirty = dirty;
+    }
+  }
+
+  isDirty(folio: Folio): boolean {
+    if (folio instanceof BasePage) {
+      if (this.handles.get(folio.head) !== folio) return false;
+      return (this.memmap.chunkOf(folio.head)!.flags[folio.head % CHUNK_PAGES]! & PAGE_DIRTY) !== 0;
+    }
+    const live = this.folios.get(Number(folio.pfn));
+    return live === folio && live.dirty;
+  }
+
+  /**
    * Drops the allocation's reference and returns the pages to the buddy. A folio with pins is EBUSY
    * (never freed while DMA may target it); one with other references is EBUSY too; a folio that is
    * not live (double free) is EINVAL.
    */
   freeFolio(folio: Folio | bigint): void {
     const head = Number(typeof folio === 'bigint' ? folio : folio.pfn);
-    const live = this.folios.get(head);
-    if (live === undefined || (typeof folio !== 'bigint' && live !== folio)) {
+    const live = typeof folio === 'bigint' ? this.folioAt(folio) : folio;
+    if (live === undefined || Number(live.pfn) !== head || !this.isCurrent(live)) {
       fail('EINVAL', `pfn ${formatHex(BigInt(head))} is not the head of a live folio (double free?)`);
     }
     if (live.pincount > 0) {
@@ -289,17 +458,24 @@ export class FolioAllocator {
     if (live.refcount > 1) {
       fail('EBUSY', `folio at pfn ${formatHex(live.pfn)} still has ${live.refcount - 1} other reference(s)`);
     }
-    this.release(live);
+    if (live instanceof BasePage) this.putBasePages(head, 1);
+    else this.release(live as MutableFolio);
   }
 
   /** folio_get(): one more ordinary reference. */
   getFolio(folio: Folio): void {
-    this.live(folio).refcount += 1;
+    const live = this.live(folio);
+    if (live instanceof BasePage) this.getBasePages(live.head, 1);
+    else live.refcount += 1;
   }
 
   /** folio_put(): drops a reference; dropping the last one frees the folio, as in the kernel. */
   putFolio(folio: Folio): void {
     const live = this.live(folio);
+    if (live instanceof BasePage) {
+      this.putBasePages(live.head, 1);
+      return;
+    }
     if (live.refcount - live.pincount * this.pinRefs(live) <= 0) {
       fail('EINVAL', `folio at pfn ${formatHex(live.pfn)}: put without a matching get`);
     }
@@ -313,6 +489,10 @@ export class FolioAllocator {
    */
   pinFolio(folio: Folio, refs = 1): void {
     const live = this.live(folio);
+    if (live instanceof BasePage) {
+      this.pinBasePages(live.head, 1, refs);
+      return;
+    }
     if (!Number.isInteger(refs) || refs <= 0) fail('EINVAL', `pin count ${refs} must be a positive integer`);
     live.refcount += refs * this.pinRefs(live);
     live.pincount += refs;
@@ -322,6 +502,10 @@ export class FolioAllocator {
   /** unpin_folio / gup_put_folio: the exact reverse of pinFolio; unpinning an unpinned folio is EINVAL. */
   unpinFolio(folio: Folio, refs = 1): void {
     const live = this.live(folio);
+    if (live instanceof BasePage) {
+      this.unpinBasePages(live.head, 1, refs);
+      return;
+    }
     if (!Number.isInteger(refs) || refs <= 0 || refs > live.pincount) {
       fail('EINVAL', `folio at pfn ${formatHex(live.pfn)} has ${live.pincount} pin(s), cannot unpin ${refs}`);
     }
@@ -336,6 +520,7 @@ export class FolioAllocator {
   folioAt(pfn: bigint): Folio | undefined {
     if (pfn < 0n || pfn >= 1n << 52n) return undefined;
     const p = Number(pfn);
+    if (this.memmap.isLive(p)) return this.handleOf(p);
     for (let order = 0; order <= this.maxOrder; order++) {
       const size = 2 ** order;
       const folio = this.folios.get(p - (p % size));
@@ -344,13 +529,19 @@ export class FolioAllocator {
     return undefined;
   }
 
-  /** Every live folio, in allocation order. */
-  liveFolios(): IterableIterator<Folio> {
-    return this.folios.values();
+  /** Every live folio: those allocated one by one in allocation order, then memmap base pages by pfn. */
+  *liveFolios(): Generator<Folio> {
+    yield* this.folios.values();
+    for (const pfn of this.memmap.livePfns()) yield this.handleOf(pfn);
   }
 
   get liveFolioCount(): number {
-    return this.folios.size;
+    return this.folios.size + this.memmap.live;
+  }
+
+  /** Chunks of memmap state held (each covers 16 MiB of RAM): what the base-page state costs. */
+  get memmapChunks(): number {
+    return this.memmap.chunkCount;
   }
 
   /** Every free block (node, order, head). */
@@ -453,8 +644,43 @@ export class FolioAllocator {
     folio.refcount = 0;
     this.allocated -= 2 ** folio.order;
     this.metrics?.add('platform.folio_frees');
-    let head = folio.head;
-    let order = folio.order;
+    this.freeBlock(folio.head, folio.order);
+  }
+
+  /**
+   * Frees the memmap pages [pfn, pfn + count), whose last reference went, as that many one-by-one
+   * frees in pfn order would: freeing the pages of an aligned block in ascending order merges them
+   * inside the block (each sub-block's buddy lies in the block) and leaves, when its last page goes,
+   * exactly the state of freeing the block whole (__free_one_page then merges on outward and decides
+   * head or tail once). The blocks placed inside the block on the way are merged away again, and
+   * list insertions and removals leave the order of the other blocks alone. So the run is freed as
+   * its largest aligned blocks, in ascending order, each kept inside one RAM span (merges never
+   * cross one).
+   */
+  private releaseBasePages(pfn: number, count: number): void {
+    this.memmap.clear(pfn, count);
+    if (this.handles.size > 0) for (let p = pfn; p < pfn + count; p++) this.handles.delete(p);
+    this.allocated -= count;
+    this.metrics?.add('platform.folio_frees', count);
+    let head = pfn;
+    const end = pfn + count;
+    while (head < end) {
+      const spanEnd = this.spanOf(head)!.endPfn;
+      let order = 0;
+      while (
+        order < this.maxOrder &&
+        head % 2 ** (order + 1) === 0 &&
+        head + 2 ** (order + 1) <= Math.min(end, spanEnd)
+      ) {
+        order++;
+      }
+      this.freeBlock(head, order);
+      head += 2 ** order;
+    }
+  }
+
+  /** __free_one_page: merges the free block (head, order) with free buddies and lists the result. */
+  private freeBlock(head: number, order: number): void {
     const span = this.spanOf(head)!;
     // __free_one_page(): merge upward while the buddy is a free block of the same order in the
     // same RAM span (so blocks never straddle a hole or a node boundary).
@@ -466,6 +692,96 @@ export class FolioAllocator {
       order++;
     }
     this.addFree(head, order, span.node, this.buddyMergeLikely(head, order, span));
+  }
+
+  /**
+   * Applies `op` to each memmap page of [pfn, pfn + count) in pfn order, in one typed-array loop per
+   * chunk; the pages whose last reference went are freed in order, in runs, as they come. A page
+   * the op cannot apply to (not live, a put without a get, an unpin without a pin) stops it there:
+   * what went before stays done (and freed), then the error, as one-by-one calls would leave it —
+   * except that with `untilNotLive` a page that is not a live memmap page just ends the run.
+   * Returns the pages done.
+   */
+  private applyBasePages(op: BaseOp, pfn: number, count: number, refs: number, untilNotLive = false): number {
+    // What the op adds to each page: references, pins, flags; and for a drop, what it takes away.
+    const grows = op === BaseOp.Get || op === BaseOp.Pin || op === BaseOp.Dirty;
+    const addRef = op === BaseOp.Get ? 1 : op === BaseOp.Pin ? refs * GUP_PIN_COUNTING_BIAS : 0;
+    const addPin = op === BaseOp.Pin ? refs : 0;
+    const setFlags = op === BaseOp.Dirty || op === BaseOp.DirtyUnpin ? PAGE_DIRTY : 0;
+    const isPut = op === BaseOp.Put;
+    const drop = isPut ? 1 : refs * GUP_PIN_COUNTING_BIAS;
+    const unpins = isPut ? 0 : refs;
+    const end = pfn + count;
+    let freeFrom = -1;
+    let p = pfn;
+    let bad: string | undefined;
+    while (p < end && bad === undefined) {
+      const chunk = this.memmap.chunkOf(p);
+      if (chunk === undefined) {
+        bad = 'is not live';
+        break;
+      }
+      const { refcount, pincount, flags } = chunk;
+      const base = p - (p % CHUNK_PAGES);
+      const stop = Math.min(end, base + CHUNK_PAGES);
+      if (grows) {
+        for (; p < stop; p++) {
+          const i = p - base;
+          if (refcount[i]! <= 0) {
+            bad = 'is not live';
+            break;
+          }
+          refcount[i]! += addRef;
+          pincount[i]! += addPin;
+          flags[i]! |= setFlags;
+        }
+        continue;
+      }
+      for (; p < stop; p++) {
+        const i = p - base;
+        const ref = refcount[i]!;
+        const pins = pincount[i]!;
+        if (ref <= 0) bad = 'is not live';
+        else if (isPut && ref - pins * GUP_PIN_COUNTING_BIAS <= 0) bad = ': put without a matching get';
+        else if (pins < unpins) bad = `has ${pins} pin(s), cannot unpin ${refs}`;
+        if (bad !== undefined) break;
+        flags[i]! |= setFlags;
+        pincount[i] = pins - unpins;
+        refcount[i] = ref - drop;
+        if (ref === drop) {
+          if (freeFrom < 0) freeFrom = p;
+        } else if (freeFrom >= 0) {
+          this.releaseBasePages(freeFrom, p - freeFrom);
+          freeFrom = -1;
+        }
+      }
+    }
+    if (freeFrom >= 0) this.releaseBasePages(freeFrom, p - freeFrom);
+    if (op === BaseOp.Pin) this.metrics?.add('platform.folio_pins', (p - pfn) * refs);
+    if (op === BaseOp.Unpin || op === BaseOp.DirtyUnpin) {
+      this.metrics?.add('platform.folio_unpins', (p - pfn) * refs);
+    }
+    if (bad === 'is not live' && untilNotLive) return p - pfn;
+    if (bad !== undefined) fail('EINVAL', `folio at pfn ${formatHex(BigInt(p))} ${bad}`);
+    return p - pfn;
+  }
+
+  private handleOf(pfn: number): BasePage {
+    let handle = this.handles.get(pfn);
+    if (handle === undefined) {
+      handle = new BasePage(pfn, this.spanOf(pfn)!.node, this.memmap, this.handles);
+      this.handles.set(pfn, handle);
+    }
+    return handle;
+  }
+
+  /** The first node (in `nodes` order) with a free block, and its smallest free order. */
+  private smallestFree(nodes: readonly number[]): { node: number; order: number } {
+    for (const node of nodes) {
+      const lists = this.freeLists.get(node)!;
+      for (let k = 0; k <= this.maxOrder; k++) if (lists[k]!.size > 0) return { node, order: k };
+    }
+    fail('ENOMEM', 'no free block');
   }
 
   /** pfn ^ (1 << order): the block this one merges with (__find_buddy_pfn). */
@@ -494,7 +810,15 @@ export class FolioAllocator {
   }
 
   private makeFolio(head: number, order: number, node: number): Folio {
-    const folio: MutableFolio = { head, pfn: BigInt(head), order, node, refcount: 1, pincount: 0 };
+    const folio: MutableFolio = {
+      head,
+      pfn: BigInt(head),
+      order,
+      node,
+      refcount: 1,
+      pincount: 0,
+      dirty: false,
+    };
     this.folios.set(head, folio);
     this.allocated += 2 ** order;
     this.metrics?.add('platform.folio_allocs');
@@ -537,11 +861,15 @@ export class FolioAllocator {
     return folio.order > 0 ? 1 : GUP_PIN_COUNTING_BIAS;
   }
 
-  private live(folio: Folio): MutableFolio {
-    const live = this.folios.get(Number(folio.pfn));
-    if (live === undefined || live !== folio)
-      fail('EINVAL', `folio at pfn ${formatHex(folio.pfn)} is not live`);
-    return live;
+  private live(folio: Folio): MutableFolio | BasePage {
+    if (!this.isCurrent(folio)) fail('EINVAL', `folio at pfn ${formatHex(folio.pfn)} is not live`);
+    return folio as MutableFolio | BasePage;
+  }
+
+  /** Whether `folio` is the allocator's live object (or handle) for its pfn, not a stale one. */
+  private isCurrent(folio: Folio): boolean {
+    const head = Number(folio.pfn);
+    return (folio instanceof BasePage ? this.handles.get(head) : this.folios.get(head)) === folio;
   }
 
   private spanOf(pfn: number): RamSpan | undefined {

@@ -20,6 +20,7 @@ import {
   DmaRangeList,
   DmaRangeListBuilder,
   fail,
+  fillPageArray,
   formatHex,
   isPhysrError,
   type Metrics,
@@ -136,8 +137,10 @@ function pageArray(source: PhyrList): BigUint64Array {
   const pfns = new BigUint64Array(count);
   let i = 0;
   source.forEachRange((address, length) => {
-    const last = (address + length - 1n) / PAGE_SIZE;
-    for (let pfn = address / PAGE_SIZE; pfn <= last; pfn++) pfns[i++] = pfn;
+    const first = address / PAGE_SIZE;
+    const pages = Number((address + length - 1n) / PAGE_SIZE - first + 1n);
+    fillPageArray(pfns, i, Number(first), pages);
+    i += pages;
   });
   return pfns;
 }
@@ -524,7 +527,9 @@ export function pinUnderDesigns(
   let folios = 0;
   let previous: unknown;
   for (const m of extents) {
-    if (m.folio === undefined || m.folio !== previous) folios++;
+    // A base-page run is one order-0 folio a page.
+    if (m.basePages === true) folios += m.pages;
+    else if (m.folio === undefined || m.folio !== previous) folios++;
     previous = m.folio;
   }
   const ranges = userPhyrs(mm, start, length).count;

@@ -199,6 +199,10 @@ export const STEP_BODIES = {
   'cpu-read': z.strictObject({ buffer: nameSchema, offset, length: lengthSchema, expect }),
   check: z.strictObject({ buffer: nameSchema, offset, length: lengthSchema, pattern: patternSchema, expect }),
   unmap: z.strictObject({ mapping: nameSchema, expect }),
+  free: z.strictObject({ buffer: nameSchema, expect }).meta({
+    description:
+      "munmap of a whole buffer: each page loses the mapping's reference and goes back to the buddy allocator, unless a pin still holds it (its last unpin frees it then).",
+  }),
   revoke: z.strictObject({ dmabuf: nameSchema, expect }),
   reset: z.strictObject({ device: nameSchema, expect }),
   flush: z.strictObject({ device: nameSchema.optional(), expect }),

@@ -22,6 +22,7 @@ import { DmaAccessError, describeAccess } from '../devices/index.ts';
 import { type DmaDevice, type DmaDirection, dmaSyncSg, type IovaLayout } from '../dma/index.ts';
 import { dmaDeviceImporter } from '../dmabuf/index.ts';
 import {
+  pinnedPagesAsRanges,
   pinUserPagesLegacyWhole,
   pinUserPagesWhole,
   unpinUserPages,
@@ -213,7 +214,10 @@ function mapBuffer(
   // table's entries name the pages (unpin walks them), so the array counts at peak only.
   context.metrics.add(COUNTER.sgScratchBytes, pages.metadataBytes);
   const table = sgAllocTableFromPagesSegment(pages.pages, pages.offset, length, sgMaxSegment(device));
-  return mapSg(device, name, table, dir, offset, () => unpinUserPagesLegacy(pages, { dirty: true }));
+  // The array goes once the table is built; unpin walks the table's pages (a 64 GiB pin would
+  // otherwise keep 128 MiB of pointers until unmap).
+  const held = pinnedPagesAsRanges(pages, table.toPhyrList());
+  return mapSg(device, name, table, dir, offset, () => unpinUserPages(held, { dirty: true }));
 }
 
 /**

@@ -1,6 +1,6 @@
 /**
  * Memory steps: `allocate` (user buffers: anon base pages, THP, hugetlb 2M/1G, or folios placed
- * scattered / on a node), `pin` (pin_user_pages in the physr form or as the legacy page array), and
+ * scattered / on a node), `free` (munmap of a buffer), `pin` (pin_user_pages in the physr form or as the legacy page array), and
  * the CPU's own accesses `cpu-write`, `cpu-read`, `check` (to user buffers or to dma-buf memory).
  */
 import { COUNTER, fail, formatHex, formatSize, type SeededRandom } from '../core/index.ts';
@@ -159,18 +159,19 @@ function checkFits(world: SimWorld, length: bigint): void {
 }
 
 /**
- * Most base pages one buffer may have. Each 4K page is a folio, a page-table extent and, pinned, a
- * page-array slot in the model (as struct page is in the kernel), so a 64G buffer of base pages would
- * need gigabytes of the simulator's memory; large folios (THP, hugetlb) model the same memory in a
- * few thousand objects.
+ * Most pages a `fragmented` buffer may have. Its pages are scattered on purpose, so each one is its
+ * own folio object, page-cache slot, page-table extent and physr range in the model (as each is its
+ * own struct page, PTE and range in the kernel): its cost grows with its size, about 300 bytes a
+ * page here. Every other buffer costs what is materialised: anonymous base pages are runs of
+ * frames in a memmap (9 bytes a page), large folios a few objects.
  */
-export const MAX_BASE_PAGES_PER_BUFFER = 1 << 18;
+export const MAX_SCATTERED_PAGES_PER_BUFFER = 1 << 18;
 
-function checkBasePages(length: bigint): void {
-  if (length / PAGE <= BigInt(MAX_BASE_PAGES_PER_BUFFER)) return;
+function checkScatteredPages(length: bigint): void {
+  if (length / PAGE <= BigInt(MAX_SCATTERED_PAGES_PER_BUFFER)) return;
   fail(
     'E2BIG',
-    `${formatSize(length)} of base pages is ${length / PAGE} pages; physr models at most ${MAX_BASE_PAGES_PER_BUFFER} (${formatSize(BigInt(MAX_BASE_PAGES_PER_BUFFER) * PAGE)}) a buffer page by page: use backing: thp, hugetlb-2M or hugetlb-1G`,
+    `${formatSize(length)} of scattered pages is ${length / PAGE} pages; physr models at most ${MAX_SCATTERED_PAGES_PER_BUFFER} (${formatSize(BigInt(MAX_SCATTERED_PAGES_PER_BUFFER) * PAGE)}) scattered pages a buffer, each its own folio, extent and range: drop fragmented: true for base pages in runs, or split the buffer`,
   );
 }
 
@@ -188,7 +189,7 @@ export function registerMemorySteps(): void {
     const world = worldOf(context);
     const length = (body.size + PAGE - 1n) & -PAGE;
     checkFits(world, length);
-    if (body.backing === 'anon' || body.fragmented || body.node !== undefined) checkBasePages(length);
+    if (body.fragmented) checkScatteredPages(length);
     let mm: MmStruct;
     let va: bigint;
     let how: string;
@@ -238,6 +239,20 @@ export function registerMemorySteps(): void {
     mm.touch(va, length, { write: true });
     context.objects.define(body.name, 'buffer', new SimBuffer(mm, va, body.size, body.backing));
     return { notes: [`${body.name}: ${formatSize(body.size)} at VA ${formatHex(va)} (${how})`] };
+  });
+
+  registerStep('free', (body, context) => {
+    const buffer = context.objects.get(body.buffer, 'buffer', isBuffer);
+    const folios = worldOf(context).platform.model.folios;
+    const before = folios.freePages;
+    buffer.mm.munmap(buffer.va, (buffer.length + PAGE - 1n) & -PAGE);
+    context.objects.delete(body.buffer);
+    const back = folios.freePages - before;
+    return {
+      notes: [
+        `${body.buffer}: ${formatSize(buffer.length)} unmapped; ${back} page${back === 1 ? '' : 's'} back to the buddy allocator (${folios.freePages} free)`,
+      ],
+    };
   });
 
   registerStep('pin', (body, context) => {

@@ -55,6 +55,22 @@ describe('direct path (no IOMMU)', () => {
     dev.unmap(map);
   });
 
+  it("maps one range across two nodes' RAM back to back (pin_user_pages coalesces it); RAM into a hole is EINVAL", () => {
+    const m = builtinMachine('two-socket-server', { iommu: false });
+    const dev = m.device(NVME);
+    // Node 0's RAM ends at 64 GiB, where node 1's begins.
+    const across = PhyrList.fromRanges([[64n * GiB - 0x2000n, 0x4000n]]);
+    const map = dev.map(across, 'TO_DEVICE');
+    // Mapped, and cut only where the default 4 GiB segment boundary falls (64 GiB is one).
+    expect(map.dma.toArray()).toEqual([
+      { address: 64n * GiB - 0x2000n, length: 0x2000n },
+      { address: 64n * GiB, length: 0x2000n },
+    ]);
+    dev.unmap(map);
+    // Node 1's RAM ends at 128 GiB, and nothing follows it.
+    expectErrno(() => dev.map(PhyrList.fromRanges([[128n * GiB - 0x1000n, 0x2000n]]), 'TO_DEVICE'), 'EINVAL');
+  });
+
   it('bounces through swiotlb below 4 GiB for a 32-bit mask and copies the bytes', () => {
     const m = builtinMachine('two-socket-server', { iommu: false });
     const dev = m.device(NVME, { dmaMask: 32 });

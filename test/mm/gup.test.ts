@@ -1,9 +1,11 @@
 import { describe, expect, it } from 'vitest';
+import { PhyrList } from '../../src/core/index.ts';
 import {
   MemorySystem,
   MmStruct,
   PAGE_POINTER_BYTES,
   pinnedFolios,
+  pinnedPagesAsRanges,
   pinUserPages,
   pinUserPagesLegacy,
   pinUserPagesWhole,
@@ -106,6 +108,24 @@ describe('pinUserPages: ranges from folios', () => {
     expect(f1.pincount).toBe(1);
     unpinUserPages(b);
     expect(f1.pincount).toBe(0);
+  });
+});
+
+describe('a page-array pin unpinned through ranges (the sg_table kept, the array dropped)', () => {
+  it('gives back exactly the pins of the array, once, and refuses ranges of another length', () => {
+    const { mm } = machine({ anonOrders: [] });
+    const va = mm.mmap({ kind: 'anon', length: 64n * 4096n });
+    const legacy = pinUserPagesLegacy(mm, va + 0x10n, 64n * 4096n - 0x10n, { write: true });
+    const physr = pinUserPages(mm, va + 0x10n, 64n * 4096n - 0x10n, { write: true });
+    const ranges = physr.phyrs;
+    const short = PhyrList.fromRanges([[ranges.addressAt(0), 0x1000n]]);
+    expectErrno(() => pinnedPagesAsRanges(legacy, short), 'EINVAL');
+    const held = pinnedPagesAsRanges(legacy, ranges);
+    expectErrno(() => unpinUserPagesLegacy(legacy), 'EINVAL'); // the array pin is released
+    unpinUserPages(held, { dirty: true });
+    // The physr pin of the same pages is all that is left: one pin and one mapping reference each.
+    const states = pinnedFolios(physr).map(({ folio }) => [folio.refcount, folio.pincount]);
+    expect(states).toEqual(Array.from({ length: 64 }, () => [1 + GUP_PIN_COUNTING_BIAS, 1]));
   });
 });
 

@@ -16,15 +16,17 @@ describe('requests beyond what the model holds fail at once', () => {
     );
   });
 
-  test('64G of base pages is E2BIG pointing at large folios; 64G of THP allocates and pins', async () => {
-    const base = await run('  - allocate: { name: b, size: 64G }\n');
-    expect(base.steps[0]!.error?.errno).toBe('E2BIG');
-    expect(base.steps[0]!.error?.reason).toMatch(/at most 262144 .* use backing: thp/);
+  test('64G of THP allocates and pins; scattered pages beyond 1G are E2BIG naming the reason', async () => {
     const thp = await run(
       '  - allocate: { name: b, size: 64G, backing: thp }\n  - pin: { buffer: b, via: physr }\n',
     );
     expect(thp.status).toBe('passed');
     expect(thp.steps[1]!.notes.join('\n')).toMatch(/16777216 pages as \d+ ranges/);
+    const scattered = await run('  - allocate: { name: b, size: 2G, fragmented: true }\n');
+    expect(scattered.steps[0]!.error?.errno).toBe('E2BIG');
+    expect(scattered.steps[0]!.error?.reason).toMatch(
+      /^2G of scattered pages is 524288 pages; physr models at most 262144 \(1G\) scattered pages a buffer, each its own folio, extent and range/,
+    );
   });
 
   test('a 4G pattern is written as a description and read back byte-exact around an overwrite', async () => {
