@@ -1,8 +1,16 @@
+import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { checkOutputPath, readInputText } from '../../src/core/index.ts';
+import {
+  checkInputFile,
+  checkOutputPath,
+  isPhysrError,
+  readInputText,
+  writeOutputText,
+} from '../../src/core/index.ts';
 import { expectErrno } from '../errno.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'physr-input-'));
@@ -30,6 +38,43 @@ describe('readInputText', () => {
     const file = join(dir, 'plain');
     writeFileSync(file, '');
     expectErrno(() => readInputText(join(file, 'x'), 'capture'), 'ENOENT', /not a directory/);
+  });
+});
+
+describe('what is not a regular file, and where', () => {
+  it('a FIFO and a socket are named as such, and every refusal carries the file as its location', async () => {
+    const fifo = join(dir, 'pipe');
+    execFileSync('mkfifo', [fifo]);
+    // Opened non-blocking: the FIFO never stalls the read.
+    expectErrno(() => readInputText(fifo, 'capture'), 'EINVAL', /is a FIFO, not a regular file/);
+    expectErrno(() => checkInputFile(fifo, 'capture'), 'EINVAL', /is a FIFO, not a regular file/);
+    const socket = join(dir, 'sock');
+    const server = createServer();
+    await new Promise<void>((done) => server.listen(socket, done));
+    try {
+      expectErrno(() => checkInputFile(socket, 'capture'), 'EINVAL', /is a socket, not a regular file/);
+    } finally {
+      server.close();
+    }
+    for (const [fn, path] of [
+      [() => readInputText(join(dir, 'missing'), 'capture'), join(dir, 'missing')],
+      [() => checkInputFile(join(dir, 'missing'), 'capture'), join(dir, 'missing')],
+      [() => checkOutputPath(dir, '--html'), dir],
+      [() => writeOutputText('/dev/full', 'x', '--json'), '/dev/full'],
+    ] as const) {
+      let caught: unknown;
+      try {
+        fn();
+      } catch (e) {
+        caught = e;
+      }
+      expect(isPhysrError(caught) && caught.location?.file).toBe(path);
+    }
+    expectErrno(
+      () => writeOutputText('/dev/full', 'x', '--json'),
+      'ENOSPC',
+      /--json "\/dev\/full": write failed \(ENOSPC\)/,
+    );
   });
 });
 

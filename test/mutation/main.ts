@@ -136,19 +136,22 @@ function filesOf(mutate: string): string[] {
 }
 
 /**
+ * A number in [0, 1) fixed by the file, the window and the seed (FNV-1a, then a 32-bit mix), so a
+ * window's draw does not change when other files are added or edited: runs stay incremental.
+ */
+function windowDraw(file: string, first: number, seed: number): number {
+  let h = 0x811c9dc5 ^ seed;
+  for (const c of `${file}:${first}`) h = Math.imul(h ^ c.charCodeAt(0), 0x01000193);
+  h = Math.imul(h ^ (h >>> 16), 0x45d9f3b);
+  h = Math.imul(h ^ (h >>> 16), 0x45d9f3b);
+  return ((h ^ (h >>> 16)) >>> 0) / 2 ** 32;
+}
+
+/**
  * Stryker mutate ranges (`file:first-last`) for a seeded `fraction` of each file's line windows;
  * the folder's `whole` files in full.
  */
 function sampledRanges(folder: Folder, fraction: number, seed: number): string[] {
-  // mulberry32: a small seeded generator, enough to pick windows reproducibly.
-  let state = seed >>> 0;
-  const next = (): number => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
   const ranges: string[] = [];
   for (const file of filesOf(folder.mutate)) {
     if (folder.whole?.includes(file) === true) {
@@ -157,7 +160,9 @@ function sampledRanges(folder: Folder, fraction: number, seed: number): string[]
     }
     const lines = readFileSync(file, 'utf8').split('\n').length;
     for (let first = 1; first <= lines; first += SAMPLE_WINDOW) {
-      if (next() < fraction) ranges.push(`${file}:${first}-${Math.min(lines, first + SAMPLE_WINDOW - 1)}`);
+      if (windowDraw(file, first, seed) < fraction) {
+        ranges.push(`${file}:${first}-${Math.min(lines, first + SAMPLE_WINDOW - 1)}`);
+      }
     }
   }
   return ranges;
