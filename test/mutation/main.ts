@@ -7,6 +7,7 @@
  *   npm run mutation:folders -- --report      # only print the table from the last runs' reports
  *   npm run mutation:folders -- --only dma    # one folder (names: see FOLDERS)
  *   npm run mutation:folders -- --only dma --sample 0.3   # a seeded 30 % sample of its code
+ *   npm run mutation:folders -- --concurrency 1            # Stryker workers (default 2)
  *
  * A sample mutates only windows of SAMPLE_WINDOW source lines chosen at random (seeded, so a re-run
  * picks the same windows and stays incremental): the score it gives estimates the folder's score.
@@ -179,9 +180,11 @@ function numberOption(argv: readonly string[], name: string): number | undefined
 function main(argv: readonly string[]): number {
   let sample: number | undefined;
   let seed: number;
+  let concurrency: number | undefined;
   try {
     sample = numberOption(argv, '--sample');
     seed = numberOption(argv, '--seed') ?? 1;
+    concurrency = numberOption(argv, '--concurrency');
   } catch (error) {
     console.error(`mutation: ${(error as Error).message}`);
     return 2;
