@@ -61,15 +61,36 @@ function emptyCounts(): Counts {
   return { Killed: 0, Timeout: 0, Survived: 0, NoCoverage: 0, Ignored: 0, all: 0 };
 }
 
-interface MutationReport {
-  readonly files: Record<string, { readonly mutants: readonly { readonly status: string }[] }>;
+interface ReportedMutant {
+  readonly status: string;
+  readonly location: { readonly start: { readonly line: number }; readonly end: { readonly line: number } };
 }
 
-function countsOf(report: MutationReport): Map<string, Counts> {
+interface MutationReport {
+  readonly files: Record<string, { readonly mutants: readonly ReportedMutant[] }>;
+}
+
+/** Whether a sample mutates this mutant: whole files, or both its ends in one drawn window. */
+type SampleFilter = (file: string, mutant: ReportedMutant) => boolean;
+
+function sampleFilter(folder: Folder, fraction: number, seed: number): SampleFilter {
+  return (file, mutant) => {
+    if (folder.whole?.includes(file) === true) return true;
+    const first = Math.floor((mutant.location.start.line - 1) / SAMPLE_WINDOW) * SAMPLE_WINDOW + 1;
+    return mutant.location.end.line < first + SAMPLE_WINDOW && windowDraw(file, first, seed) < fraction;
+  };
+}
+
+/**
+ * Counts per file. A run's report also carries, from the incremental file, mutants of earlier runs
+ * outside this run's ranges: a sample counts only its own windows.
+ */
+function countsOf(report: MutationReport, keep: SampleFilter | undefined): Map<string, Counts> {
   const out = new Map<string, Counts>();
   for (const [file, { mutants }] of Object.entries(report.files)) {
     const c = emptyCounts();
     for (const m of mutants) {
+      if (keep !== undefined && !keep(file, m)) continue;
       c.all++;
       if ((STATUSES as readonly string[]).includes(m.status)) c[m.status as Status]++;
     }
@@ -98,7 +119,7 @@ function add(into: Counts, c: Counts): void {
   for (const k of [...STATUSES, 'all'] as const) into[k] += c[k];
 }
 
-function printTable(folders: readonly Folder[]): void {
+function printTable(folders: readonly Folder[], sample: number | undefined, seed: number): void {
   const lines = [
     '| file | tests run | mutants | killed | timeout | survived | no coverage | score | killed only |',
     '|---|---|---:|---:|---:|---:|---:|---:|---:|',
@@ -111,7 +132,8 @@ function printTable(folders: readonly Folder[]): void {
       missing.push(`${folder.name} (${path})`);
       continue;
     }
-    const perFile = countsOf(JSON.parse(readFileSync(path, 'utf8')) as MutationReport);
+    const keep = sample === undefined ? undefined : sampleFilter(folder, sample, seed);
+    const perFile = countsOf(JSON.parse(readFileSync(path, 'utf8')) as MutationReport, keep);
     const sub = emptyCounts();
     for (const [file, c] of [...perFile].sort(([a], [b]) => a.localeCompare(b))) {
       lines.push(row(file, folder.tests.replace('/**/*.test.ts', ''), c));
@@ -224,7 +246,7 @@ function main(argv: readonly string[]): number {
       }
     }
   }
-  printTable(folders);
+  printTable(folders, sample, seed);
   return 0;
 }
 
