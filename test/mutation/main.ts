@@ -236,10 +236,15 @@ function main(argv: readonly string[]): number {
           ? folder.mutate
           : `a ${sample * 100} % sample of ${folder.mutate}${folder.whole === undefined ? '' : ` (${folder.whole.join(', ')} whole)`}`;
       console.log(`mutation: ${what} against ${folder.tests}`);
-      const run = spawnSync('npx', ['stryker', 'run', 'stryker.narrow.config.mjs', '--mutate', mutate], {
-        stdio: 'inherit',
-        env: { ...process.env, PHYSR_MUTATION_TESTS: folder.tests },
-      });
+      const workers = concurrency === undefined ? [] : ['--concurrency', String(concurrency)];
+      const run = spawnSync(
+        'npx',
+        ['stryker', 'run', 'stryker.narrow.config.mjs', '--mutate', mutate, ...workers],
+        {
+          stdio: 'inherit',
+          env: { ...process.env, PHYSR_MUTATION_TESTS: folder.tests },
+        },
+      );
       if (run.status !== 0) {
         console.error(`mutation: the ${folder.name} run failed (exit ${run.status ?? run.signal})`);
         return 1;
