@@ -4,14 +4,8 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import {
-  checkInputFile,
-  checkOutputPath,
-  isPhysrError,
-  readInputText,
-  writeOutputText,
-} from '../../src/core/index.ts';
-import { expectErrno } from '../errno.ts';
+import { checkInputFile, checkOutputPath, readInputText, writeOutputText } from '../../src/core/index.ts';
+import { caughtPhysrError, expectErrno } from '../errno.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'physr-input-'));
 
@@ -62,13 +56,7 @@ describe('what is not a regular file, and where', () => {
       [() => checkOutputPath(dir, '--html'), dir],
       [() => writeOutputText('/dev/full', 'x', '--json'), '/dev/full'],
     ] as const) {
-      let caught: unknown;
-      try {
-        fn();
-      } catch (e) {
-        caught = e;
-      }
-      expect(isPhysrError(caught) && caught.location?.file).toBe(path);
+      expect(caughtPhysrError(fn).location?.file).toBe(path);
     }
     expectErrno(
       () => writeOutputText('/dev/full', 'x', '--json'),

@@ -1,6 +1,7 @@
 import { describe, expect, test } from 'vitest';
-import { COUNTER, isPhysrError, Metrics, SZ_2M, SZ_4K } from '../../src/core/index.ts';
+import { COUNTER, Metrics, SZ_2M, SZ_4K } from '../../src/core/index.ts';
 import { IOMMU_READ, IOMMU_WRITE, Iommu, x86SecondStageFormat } from '../../src/iommu/index.ts';
+import { caughtPhysrError } from '../errno.ts';
 
 const RW = IOMMU_READ | IOMMU_WRITE;
 
@@ -14,13 +15,9 @@ function setup(strict: boolean) {
 }
 
 function faultOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (e) {
-    if (isPhysrError(e, 'EFAULT')) return e.reason;
-    throw e;
-  }
-  throw new Error('no fault');
+  const error = caughtPhysrError(fn);
+  expect(error.errno).toBe('EFAULT');
+  return error.reason;
 }
 
 describe('domains, IOTLB and faults', () => {

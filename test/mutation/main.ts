@@ -77,7 +77,7 @@ function sampleFilter(folder: Folder, fraction: number, seed: number): SampleFil
   return (file, mutant) => {
     if (folder.whole?.includes(file) === true) return true;
     const first = Math.floor((mutant.location.start.line - 1) / SAMPLE_WINDOW) * SAMPLE_WINDOW + 1;
-    return mutant.location.end.line < first + SAMPLE_WINDOW && windowDraw(file, first, seed) < fraction;
+    return mutant.location.end.line < first + SAMPLE_WINDOW && windowChosen(file, first, fraction, seed);
   };
 }
 
@@ -99,20 +99,14 @@ function countsOf(report: MutationReport, keep: SampleFilter | undefined): Map<s
   return out;
 }
 
-function score(c: Counts): string {
-  // Stryker leaves ignored, compile-error and runtime-error mutants out of the score.
-  const valid = c.Killed + c.Timeout + c.Survived + c.NoCoverage;
-  return valid === 0 ? 'n/a' : `${((100 * (c.Killed + c.Timeout)) / valid).toFixed(2)} %`;
-}
-
-/** The score with timeouts counted as survivors: a lower bound when a loaded machine made slow runs time out. */
-function killedOnly(c: Counts): string {
-  const valid = c.Killed + c.Timeout + c.Survived + c.NoCoverage;
-  return valid === 0 ? 'n/a' : `${((100 * c.Killed) / valid).toFixed(2)} %`;
+/** `detected` as a share of the scored mutants (Stryker leaves ignored and error mutants out). */
+function percentOfScored(c: Counts, detected: number): string {
+  const scored = c.Killed + c.Timeout + c.Survived + c.NoCoverage;
+  return scored === 0 ? 'n/a' : `${((100 * detected) / scored).toFixed(2)} %`;
 }
 
 function row(label: string, tests: string, c: Counts): string {
-  return `| ${label} | ${tests} | ${c.all} | ${c.Killed} | ${c.Timeout} | ${c.Survived} | ${c.NoCoverage} | ${score(c)} | ${killedOnly(c)} |`;
+  return `| ${label} | ${tests} | ${c.all} | ${c.Killed} | ${c.Timeout} | ${c.Survived} | ${c.NoCoverage} | ${percentOfScored(c, c.Killed + c.Timeout)} | ${percentOfScored(c, c.Killed)} |`;
 }
 
 function add(into: Counts, c: Counts): void {
@@ -176,6 +170,11 @@ function windowDraw(file: string, first: number, seed: number): number {
   return ((h ^ (h >>> 16)) >>> 0) / 2 ** 32;
 }
 
+/** Whether the sample takes the window starting at line `first` of `file`. */
+function windowChosen(file: string, first: number, fraction: number, seed: number): boolean {
+  return windowDraw(file, first, seed) < fraction;
+}
+
 /**
  * Stryker mutate ranges (`file:first-last`) for a seeded `fraction` of each file's line windows;
  * the folder's `whole` files in full.
@@ -189,7 +188,7 @@ function sampledRanges(folder: Folder, fraction: number, seed: number): string[]
     }
     const lines = readFileSync(file, 'utf8').split('\n').length;
     for (let first = 1; first <= lines; first += SAMPLE_WINDOW) {
-      if (windowDraw(file, first, seed) < fraction) {
+      if (windowChosen(file, first, fraction, seed)) {
         ranges.push(`${file}:${first}-${Math.min(lines, first + SAMPLE_WINDOW - 1)}`);
       }
     }
