@@ -161,4 +161,18 @@ describe('SeededRandom', () => {
     expect(new SeededRandom(11).shuffle(items)).toEqual(expected);
     expect(items).toEqual(expected); // in place
   });
+
+  test('shuffle draws one value per step down to i = 1, none for i = 0', () => {
+    const random = new SeededRandom(5);
+    random.shuffle([1, 2, 3, 4]);
+    // Three draws (i = 3, 2, 1): the next value is the reference's fourth.
+    expect(random.nextUint32()).toBe(referenceStream(5n, 4)[3]);
+    const single = new SeededRandom(5);
+    expect(single.shuffle(['only'])).toEqual(['only']);
+    expect(single.nextUint32()).toBe(referenceStream(5n, 1)[0]);
+  });
+
+  test('pick from an empty list says so', () => {
+    expect(() => new SeededRandom(2).pick([])).toThrow(/^pick from an empty list$/);
+  });
 });
