@@ -40,6 +40,12 @@ describe('refusals', () => {
       'EINVAL',
       /^range 0xfffffffffffff000 \+ 0x1001 runs past the end of the 64-bit space$/,
     );
+    // The edges of the fast check (a truncated add): length 0 at address 0 (its last byte wraps to
+    // 2^64 - 1), and length 2^64 - 1 from an address above 1 (its last byte wraps to address - 2).
+    expectErrno(() => b.append(0n, 0n), 'EINVAL', /^range at 0x0 has length 0, must be positive$/);
+    expectErrno(() => b.append(2n, U64_MAX), 'EINVAL', /^range 0x2 \+ 0xffffffffffffffff runs past/);
+    expectErrno(() => b.append(0x10n, U64_MAX), 'EINVAL', /^range 0x10 \+ 0xffffffffffffffff runs past/);
+    expect(b.count).toBe(0);
     // Address 0 is valid; so is a range ending exactly at 2^64 and one of length 2^64 - 1.
     b.append(0n, 1n)
       .append(TOP - 0x1000n, 0x1000n)
@@ -79,6 +85,8 @@ describe('merging', () => {
       const after = b.build();
       expect(before.toArray()).toEqual([{ address: 0x1000n, length: 0x1000n }]);
       expect(after.toArray()).toEqual([{ address: 0x1000n, length: 0x2000n }]);
+      // The chunk the old range was alone in is dropped, not kept empty: a list's chunks are never empty.
+      expect(after.packedChunks.map((c) => c.length)).toEqual([2]);
       // reset after a build: the built list keeps its ranges, the builder starts empty.
       b.reset();
       b.append(0x9000n, 0x1000n);
