@@ -87,3 +87,94 @@ describe('indexes and text', () => {
     expectErrno(() => list.split({ maxSegmentSize: -1n }), 'EINVAL', /max segment size/);
   });
 });
+
+describe('construction refusals and shared storage', () => {
+  test('fromRanges names the list and the index of the bad range', () => {
+    expectErrno(
+      () =>
+        PhyrList.fromRanges([
+          [0x1000n, 0x1000n],
+          [0x2000n, 0x1000n],
+          [0x9000n, 0n],
+        ]),
+      'EINVAL',
+      /^PhyrList range 2 at 0x9000 has length 0, must be positive$/,
+    );
+    expectErrno(
+      () => DmaRangeList.fromRanges([{ address: -2n, length: 1n }]),
+      'EINVAL',
+      /^DmaRangeList range 0 address -0x2 is outside 0\.\.2\^64-1$/,
+    );
+    expectErrno(
+      () =>
+        PhyrList.fromRanges([
+          [0x1000n, 1n],
+          [0.5, 1],
+        ]),
+      'EINVAL',
+      /^PhyrList range 1 address 0\.5 is not a safe integer; pass a bigint$/,
+    );
+    expectErrno(
+      () => PhyrList.fromRanges([[0x1000, 2 ** 60]]),
+      'EINVAL',
+      /^PhyrList range 0 length 1152921504606847000 is not a safe integer/,
+    );
+    expectErrno(
+      () => PhyrList.fromRanges([[0n, 1n << 64n]]),
+      'EINVAL',
+      /^PhyrList range 0 length 0x10000000000000000 does not fit 64 bits$/,
+    );
+  });
+
+  test('a builder names a bad range plainly', () => {
+    expectErrno(
+      () => new PhyrListBuilder().append(-1n, 1n),
+      'EINVAL',
+      /^range address -0x1 is outside 0\.\.2\^64-1$/,
+    );
+  });
+
+  test('an empty window or list is the flavour’s one empty list', () => {
+    expect(list.slice(0x2000n, 0n)).toBe(PhyrList.empty());
+    expect(PhyrList.fromRanges([])).toBe(PhyrList.empty());
+    const dma = DmaRangeList.fromRanges([[0x8000_0000n, 0x1000n]]);
+    expect(dma.slice(0n, 0n)).toBe(DmaRangeList.empty());
+    expect(DmaRangeList.fromRanges([])).toBe(DmaRangeList.empty());
+  });
+
+  test('split with nothing to cut shares every chunk of a list of several', () => {
+    const joined = list.concat(PhyrList.fromRanges([[0x80000n, 0x1000n]]));
+    expect(joined.packedChunks.length).toBe(2);
+    const same = joined.split({ maxSegmentSize: 0x3000n, segmentBoundaryMask: 0xffff_ffffn });
+    expect(same.packedChunks.length).toBe(2);
+    expect(same.packedChunks[0]).toBe(joined.packedChunks[0]);
+    expect(same.packedChunks[1]).toBe(joined.packedChunks[1]);
+    const cut = joined.split({ maxSegmentSize: 0x2000n });
+    expect(cut.packedChunks.length).toBe(1);
+    expect(cut.toArray()).toEqual([
+      { address: 0x1000n, length: 0x2000n },
+      { address: 0x3000n, length: 0x1000n },
+      { address: 0x10000n, length: 0x2000n },
+      { address: 0x40000n, length: 0x1000n },
+      { address: 0x80000n, length: 0x1000n },
+    ]);
+  });
+
+  test('split names a bad rule argument', () => {
+    expectErrno(
+      () => list.split({ maxSegmentSize: 1n << 64n }),
+      'EINVAL',
+      /^max segment size 0x10000000000000000 is outside/,
+    );
+    expectErrno(
+      () => list.split({ segmentBoundaryMask: -1n }),
+      'EINVAL',
+      /^segment boundary mask -0x1 is outside 0\.\.2\^64-1$/,
+    );
+    expectErrno(
+      () => list.split({ maxSegmentSize: 0.5 }),
+      'EINVAL',
+      /^max segment size 0\.5 is not a safe integer/,
+    );
+  });
+});

@@ -20,7 +20,11 @@ describe('allocation', () => {
   test('a chunk holds 1..128 slots; a full one is one page, a smaller one a kmalloc class', () => {
     const t = new SgTable();
     for (const bad of [0, 129, 1.5, -1]) {
-      expectErrno(() => t.allocChunk(bad), 'EINVAL', new RegExp(`^an sg chunk holds 1\\.\\.128 entries, not ${bad}$`));
+      expectErrno(
+        () => t.allocChunk(bad),
+        'EINVAL',
+        new RegExp(`^an sg chunk holds 1\\.\\.128 entries, not ${bad}$`),
+      );
     }
     expect(t.slotCount).toBe(0);
     expect(t.allocChunk(128)).toBe(0);
