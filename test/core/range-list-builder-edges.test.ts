@@ -95,6 +95,18 @@ describe('merging', () => {
     }
   });
 
+  test('after reset, a range contiguous with a forgotten one does not merge into it', () => {
+    // capacity 2: both ranges fill the first chunk, which reset keeps (no built list holds it).
+    const b = new PhyrListBuilder({ capacity: 2 });
+    b.append(0x1000n, 0x1000n).append(0x8000n, 0x1000n);
+    b.reset();
+    b.append(0x9000n, 0x1000n).append(0x2000n, 0x1000n);
+    expect(b.build().toArray()).toEqual([
+      { address: 0x9000n, length: 0x1000n },
+      { address: 0x2000n, length: 0x1000n },
+    ]);
+  });
+
   test('lengths that would wrap 2^64 when merged stay two ranges', () => {
     const half = 1n << 63n;
     const b = new PhyrListBuilder();
