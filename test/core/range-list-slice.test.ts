@@ -178,3 +178,18 @@ describe('construction refusals and shared storage', () => {
     );
   });
 });
+
+describe('cursor', () => {
+  test('stepped past the last range it reads undefined (it never throws), in one chunk or several', () => {
+    const c = list.cursor(2);
+    expect([c.address, c.length]).toEqual([0x40000n, 0x1000n]);
+    c.next();
+    expect([c.address, c.length]).toEqual([undefined, undefined]);
+    const joined = list.concat(PhyrList.fromRanges([[0x80000n, 0x2000n]]));
+    const d = joined.cursor(2);
+    d.next();
+    expect([d.address, d.length]).toEqual([0x80000n, 0x2000n]);
+    d.next();
+    expect([d.address, d.length]).toEqual([undefined, undefined]);
+  });
+});

@@ -111,3 +111,18 @@ describe('append', () => {
     expect(a.sgt.toPhyrList().toArray()).toEqual([{ address: 0x10000n, length: 0x2000n }]);
   });
 });
+
+describe('append folding', () => {
+  test('pages contiguous with the previous entry fold into it, the rest start new entries', () => {
+    // lib/scatterlist.c sg_alloc_append_table_from_pages: merge with sgt_append->prv first, then
+    // allocate entries for what is left.
+    const a = new SgAppendTable();
+    a.appendFromPages([0x10n], 0, SG_PAGE_SIZE, SCATTERLIST_MAX_SEGMENT, 2);
+    a.appendFromPages([0x11n, 0x40n], 0, 2 * SG_PAGE_SIZE, SCATTERLIST_MAX_SEGMENT, 0);
+    expect(a.sgt.origNents).toBe(2);
+    expect(a.sgt.toPhyrList().toArray()).toEqual([
+      { address: 0x10000n, length: 0x2000n },
+      { address: 0x40000n, length: 0x1000n },
+    ]);
+  });
+});
