@@ -6,8 +6,16 @@
 // Each test set keeps its own incremental file (reports/, not in git).
 import base from './stryker.config.mjs';
 
+/** The name a test set's reports go by (test/mutation/main.ts reads the JSON report back by it). */
+export function reportName(tests) {
+  return tests
+    .replace(/\*\*\/\*\.test\.ts/g, '')
+    .replace(/[^A-Za-z0-9]+/g, '-')
+    .replace(/^-|-$/g, '');
+}
+
 const tests = process.env.PHYSR_MUTATION_TESTS ?? 'test/iommu/**/*.test.ts';
-const name = tests.replace(/\*\*\/\*\.test\.ts/g, '').replace(/[^A-Za-z0-9]+/g, '-').replace(/^-|-$/g, '');
+const name = reportName(tests);
 
 export default {
   ...base,

@@ -4,8 +4,8 @@
  * IOMMU_MMIO, not IOMMU_CACHE | IOMMU_MMIO); the direction adds READ, WRITE or both.
  */
 import { describe, expect, it } from 'vitest';
-import { builtinMachine, mapPhys } from '../../src/dma/index.ts';
 import { dmaInfoToProt } from '../../src/dma/dma-iommu.ts';
+import { builtinMachine, mapPhys } from '../../src/dma/index.ts';
 
 // include/linux/iommu.h bit values, written out rather than imported from the model.
 const READ = 1;
