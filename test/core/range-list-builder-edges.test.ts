@@ -95,6 +95,17 @@ describe('merging', () => {
     }
   });
 
+  test('a merge no built list can see is written in place: the list stays one chunk', () => {
+    const b = new PhyrListBuilder();
+    b.append(0x1000n, 0x1000n).append(0x8000n, 0x1000n).append(0x9000n, 0x1000n);
+    const list = b.build();
+    expect(list.packedChunks.map((c) => c.length)).toEqual([4]);
+    expect(list.toArray()).toEqual([
+      { address: 0x1000n, length: 0x1000n },
+      { address: 0x8000n, length: 0x2000n },
+    ]);
+  });
+
   test('after reset, a range contiguous with a forgotten one does not merge into it', () => {
     // capacity 2: both ranges fill the first chunk, which reset keeps (no built list holds it).
     const b = new PhyrListBuilder({ capacity: 2 });

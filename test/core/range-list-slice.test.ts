@@ -126,6 +126,15 @@ describe('construction refusals and shared storage', () => {
     );
   });
 
+  test('a range of length 2^64 - 1 from address 1 reaches the top exactly and is accepted', () => {
+    const top = PhyrList.fromRanges([[1n, (1n << 64n) - 1n]]);
+    expect([top.addressAt(0), top.lengthAt(0), top.lastAt(0)]).toEqual([
+      1n,
+      (1n << 64n) - 1n,
+      (1n << 64n) - 1n,
+    ]);
+  });
+
   test('a builder names a bad range plainly', () => {
     expectErrno(
       () => new PhyrListBuilder().append(-1n, 1n),

@@ -126,3 +126,21 @@ describe('append folding', () => {
     ]);
   });
 });
+
+describe('the end mark after a call that only folds', () => {
+  test('left_pages 0 marks the grown entry as the end; more pages to come leave it open', () => {
+    const a = new SgAppendTable();
+    a.appendFromPages([0x10n], 0, SG_PAGE_SIZE, SCATTERLIST_MAX_SEGMENT, 3);
+    // Folds entirely into the first entry, two more pages announced: no end mark yet.
+    a.appendFromPages([0x11n], 0, SG_PAGE_SIZE, SCATTERLIST_MAX_SEGMENT, 2);
+    expect(a.sgt.isLast(a.prv)).toBe(false);
+    a.appendFromPages([0x50n], 0, SG_PAGE_SIZE, SCATTERLIST_MAX_SEGMENT, 1);
+    // Folds into the second entry and is the last call: the end is marked.
+    a.appendFromPages([0x51n], 0, SG_PAGE_SIZE, SCATTERLIST_MAX_SEGMENT, 0);
+    expect(a.sgt.isLast(a.prv)).toBe(true);
+    expect(a.sgt.toPhyrList().toArray()).toEqual([
+      { address: 0x10000n, length: 0x2000n },
+      { address: 0x50000n, length: 0x2000n },
+    ]);
+  });
+});
