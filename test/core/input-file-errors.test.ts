@@ -3,11 +3,20 @@
  * fails with EIO (/proc/PID/mem at an unmapped offset: fs/proc/base.c mem_rw), write failures mapped
  * to the errno the user can act on (anything else is EIO naming the code), each located at the file.
  */
-import { mkdtempSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import {
+  accessSync,
+  closeSync,
+  constants,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { checkInputFile, readInputText, writeOutputText } from '../../src/core/index.ts';
+import { checkInputFile, checkOutputPath, readInputText, writeOutputText } from '../../src/core/index.ts';
 import { caughtPhysrError } from '../errno.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'physr-input-errors-'));
@@ -25,6 +34,23 @@ function blockDevice(): string | undefined {
   return undefined;
 }
 const block = blockDevice();
+
+/** The errno code a raw fs call fails with here (undefined when it succeeds). */
+function fsCode(fn: () => void): string | undefined {
+  try {
+    fn();
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code;
+  }
+  return undefined;
+}
+// Another process's environment is private (fs/proc/base.c: ptrace read access to PID 1); a
+// non-root user, or root without ptrace rights on PID 1 (a container), is refused with EACCES.
+const environDenied =
+  fsCode(() => closeSync(openSync('/proc/1/environ', constants.O_RDONLY | constants.O_NONBLOCK))) ===
+  'EACCES';
+// /proc/PID directories are not writable (no one may create files there; root is refused by procfs).
+const procDirReadOnly = fsCode(() => accessSync('/proc/1', constants.W_OK)) !== undefined;
 
 describe('input files', () => {
   test.skipIf(block === undefined)('a block device is named as such, by stat and by descriptor', () => {
@@ -58,6 +84,15 @@ describe('input files', () => {
     );
   });
 
+  test.skipIf(!environDenied)('a file the user may not open is EACCES, at the file', () => {
+    const e = caughtPhysrError(() => readInputText('/proc/1/environ', 'capture'));
+    expect([e.errno, e.reason, e.location]).toEqual([
+      'EACCES',
+      'capture "/proc/1/environ": permission denied',
+      { file: '/proc/1/environ' },
+    ]);
+  });
+
   // /proc/self/mem is a regular file of size 0; reading offset 0 (never mapped) fails with EIO.
   test('a read the kernel fails is EIO naming the code, at the file', () => {
     const e = caughtPhysrError(() => readInputText('/proc/self/mem', 'capture'));
@@ -85,6 +120,15 @@ describe('writeOutputText', () => {
     const path = join(plain, 'out.json');
     const e = caughtPhysrError(() => writeOutputText(path, 'x', '--json'));
     expect([e.errno, e.reason]).toEqual(['EIO', `--json "${path}": write failed (ENOTDIR)`]);
+  });
+
+  test.skipIf(!procDirReadOnly)('checkOutputPath refuses a directory no file can be made in', () => {
+    const e = caughtPhysrError(() => checkOutputPath('/proc/1/report.json', '--json'));
+    expect([e.errno, e.reason, e.location]).toEqual([
+      'EACCES',
+      '--json "/proc/1/report.json": directory "/proc/1" is not writable',
+      { file: '/proc/1/report.json' },
+    ]);
   });
 
   test('a good path is written whole', () => {
