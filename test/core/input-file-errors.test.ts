@@ -131,6 +131,15 @@ describe('writeOutputText', () => {
     ]);
   });
 
+  // /proc/PID/environ has no write method at all (fs/proc/base.c), so trying cannot change it.
+  test.skipIf(fsCode(() => writeFileSync('/proc/1/environ', '')) !== 'EACCES')(
+    'a write refused by permission is EACCES, at the file',
+    () => {
+      const e = caughtPhysrError(() => writeOutputText('/proc/1/environ', 'x', '--json'));
+      expect([e.errno, e.reason]).toEqual(['EACCES', '--json "/proc/1/environ": write failed (EACCES)']);
+    },
+  );
+
   test('a good path is written whole', () => {
     const path = join(dir, 'ok.txt');
     writeOutputText(path, 'report\n', '--out');
