@@ -65,6 +65,13 @@ describe('a decision through the host bridge', () => {
     expect(d.hostBridgeCheck).toEqual({ ran: true, allowed: true, rule: SKYLAKE });
   });
 
+  it('every redirecting port goes into the one pci=disable_acs_redir= list, ;-separated', () => {
+    const both = switchTopology({ dspAcs: [acsPort({ redirect: true }), acsPort({ redirect: true })] });
+    expect(calcP2pDecision(both, A, B).reason).toContain(
+      `add the kernel parameter: pci=disable_acs_redir=${DSP0};${DSP1}; through the host bridge`,
+    );
+  });
+
   it("the provider's own redirect counts when it is the common device (index 0 of its chain)", () => {
     // A switch downstream port as provider and the endpoint below it as client.
     const d = calcP2pDecision(
@@ -107,6 +114,30 @@ describe('a decision through the host bridge', () => {
     expect(d.mapType).toBe('not-supported');
     expect(d.hostBridgeCheck.rule).toBe(
       `host bridge ${RP1} (????:????) has unknown vendor/device IDs, so it cannot match the allowlist`,
+    );
+  });
+
+  it('one unknown ID is enough to miss the allowlist, even the any-device Google entry', () => {
+    const rootsWith = (vendorId: number | undefined, deviceId: number | undefined) =>
+      buildTopology({
+        cpu: INTEL,
+        hostBridges: [
+          {
+            hostBridgeDevice: false,
+            children: [
+              rootPort({ device: 1, vendorId, deviceId }, [ep('x')]),
+              rootPort({ device: 2 }, [ep('y')]),
+            ],
+          },
+        ],
+      });
+    const rule = (vendorId: number | undefined, deviceId: number | undefined) =>
+      calcP2pDecision(rootsWith(vendorId, deviceId), '0000:01:00.0', '0000:02:00.0').hostBridgeCheck.rule;
+    expect(rule(0x1ae0, undefined)).toBe(
+      `host bridge ${RP1} (1ae0:????) has unknown vendor/device IDs, so it cannot match the allowlist`,
+    );
+    expect(rule(undefined, 0x2020)).toBe(
+      `host bridge ${RP1} (????:2020) has unknown vendor/device IDs, so it cannot match the allowlist`,
     );
   });
 
