@@ -4,6 +4,7 @@
  * does nothing).
  */
 import { describe, expect, it } from 'vitest';
+import { PhyrList, phyrListToSgTable } from '../../src/core/index.ts';
 import { builtinMachine, dmaMappingError, mapPhys, unmapPhys } from '../../src/dma/index.ts';
 
 const GiB = 1n << 30n;
@@ -39,5 +40,22 @@ describe('dma-debug reports', () => {
     unmapPhys(dev, map.dma.addressAt(0), 0x1000n, 'TO_DEVICE');
     expect(dmaMappingError(map)).toBe(false);
     expect(m.debug.findings).toEqual([]);
+  });
+
+  it('map_sg entries take part in cacheline tracking; DMA_ATTR_SKIP_CPU_SYNC silences the overlap', () => {
+    const m = builtinMachine('two-socket-server', { iommu: false });
+    const dev = m.device(NVME);
+    const sgtOf = (at: bigint) => phyrListToSgTable(PhyrList.fromRanges([[at, 0x10n]]));
+    const a = sgtOf(5n * GiB + 0x10n);
+    const b = sgtOf(5n * GiB + 0x20n);
+    const c = sgtOf(5n * GiB + 0x30n);
+    dev.mapSg(a, 'FROM_DEVICE');
+    dev.mapSg(b, 'FROM_DEVICE', { skipCpuSync: true });
+    expect(m.debug.findings).toEqual([]);
+    dev.mapSg(c, 'FROM_DEVICE');
+    expect(m.debug.findings.map((f) => [f.class, f.dmaAddress])).toEqual([
+      ['overlapping-cacheline', 5n * GiB + 0x30n],
+    ]);
+    for (const sgt of [a, b, c]) dev.unmapSg(sgt, 'FROM_DEVICE');
   });
 });
