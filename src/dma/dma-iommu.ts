@@ -22,10 +22,13 @@ export function bigintMin(a: bigint, b: bigint): bigint {
   return a < b ? a : b;
 }
 
-/** dma_info_to_prot (dma-iommu.c). */
+/**
+ * dma_info_to_prot (dma-iommu.c): DMA_ATTR_MMIO (6.18) takes the place of the cache attribute, so
+ * MMIO is never mapped IOMMU_CACHE, however coherent the device (on VT-d no snoop bit; on ARM
+ * device memory, outer shareable).
+ */
 export function dmaInfoToProt(dir: DmaDirection, coherent: boolean, attrs: DmaAttrs): Prot {
-  let prot = coherent ? IOMMU_CACHE : 0;
-  if (attrs.mmio === true) prot |= IOMMU_MMIO;
+  const prot = attrs.mmio === true ? IOMMU_MMIO : coherent ? IOMMU_CACHE : 0;
   if (dir === 'TO_DEVICE') return prot | IOMMU_READ;
   if (dir === 'FROM_DEVICE') return prot | IOMMU_WRITE;
   return prot | IOMMU_READ | IOMMU_WRITE;

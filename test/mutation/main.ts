@@ -22,6 +22,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { reportName } from '../../stryker.narrow.config.mjs';
 
 interface Folder {
   readonly name: string;
@@ -44,13 +45,9 @@ const FOLDERS: readonly Folder[] = [
   { name: 'rdma', tests: 'test/rdma/**/*.test.ts', mutate: 'src/rdma/**/*.ts' },
 ];
 
-/** The report file stryker.narrow.config.mjs names for a test glob. */
+/** The JSON report stryker.narrow.config.mjs writes for a test glob. */
 function reportPath(tests: string): string {
-  const name = tests
-    .replace(/\*\*\/\*\.test\.ts/g, '')
-    .replace(/[^A-Za-z0-9]+/g, '-')
-    .replace(/^-|-$/g, '');
-  return `reports/mutation/${name}.json`;
+  return `reports/mutation/${reportName(tests)}.json`;
 }
 
 const STATUSES = ['Killed', 'Timeout', 'Survived', 'NoCoverage', 'Ignored'] as const;

@@ -9,8 +9,6 @@ import { join } from 'node:path';
 import { fc, test } from '@fast-check/vitest';
 import { afterAll, beforeAll, describe, expect } from 'vitest';
 import {
-  ACS_ABSENT,
-  type AcsState,
   acsKnown,
   acsUnknown,
   buildTopology,
@@ -18,7 +16,6 @@ import {
   type CpuInfo,
   calcP2pDecision,
   cpuFacts,
-  downstreamPort,
   endpoint,
   type FunctionSpec,
   formatP2pMatrix,
@@ -31,9 +28,9 @@ import {
   p2pMatrixToJson,
   parseCpuOption,
   parseKernelCmdline,
-  pciSwitch,
   rootPort,
 } from '../../src/platform/index.ts';
+import { acsArb, portChildren } from './pci-arbitraries.ts';
 import { A, B, C, DSP0, switchTopology } from './pci-fixtures.ts';
 
 const REDIRECT = acsKnown(0x7f, 0x1d); // SV RR CR UF, as Linux boots a port with an IOMMU
@@ -45,34 +42,20 @@ function pair(m: P2pMatrix, a: string, b: string) {
   return matrixPair(m, i, j)!;
 }
 
-const acsArb: fc.Arbitrary<AcsState> = fc.oneof(
-  fc.constant(ACS_ABSENT),
-  fc.constant(acsUnknown('capture')),
-  fc.integer({ min: 0, max: 0x7f }).map((ctrl) => acsKnown(0x7f, ctrl)),
-);
-
-function children(depth: number): fc.Arbitrary<readonly FunctionSpec[]> {
-  const leaf = fc
-    .constantFrom(0x030200, 0x020700, 0x010802, 0x120000)
-    .map((classCode) => [endpoint({ classCode })] as readonly FunctionSpec[]);
-  if (depth === 0) return leaf;
-  const sw = fc
-    .tuple(acsArb, fc.array(fc.tuple(acsArb, children(depth - 1)), { minLength: 1, maxLength: 3 }))
-    .map(([usp, dsps]) => [
-      pciSwitch(
-        { acs: usp },
-        dsps.map(([acs, kids], i) => downstreamPort({ device: i, acs }, kids)),
-      ),
-    ]);
-  return fc.oneof(leaf, sw);
-}
+/** An endpoint of one of the classes the matrix labels (GPU, NIC, NVMe, accelerator). */
+const endpointLeaf = fc
+  .constantFrom(0x030200, 0x020700, 0x010802, 0x120000)
+  .map((classCode) => [endpoint({ classCode })] as readonly FunctionSpec[]);
 
 const topologyArb = fc
   .record({
-    bridges: fc.array(fc.array(fc.tuple(acsArb, children(2)), { minLength: 1, maxLength: 3 }), {
-      minLength: 1,
-      maxLength: 2,
-    }),
+    bridges: fc.array(
+      fc.array(fc.tuple(acsArb, portChildren(2, endpointLeaf)), { minLength: 1, maxLength: 3 }),
+      {
+        minLength: 1,
+        maxLength: 2,
+      },
+    ),
     host: fc.constantFrom(0x2020, 0x3c00, 0x9a14),
     cpu: fc.constantFrom<CpuInfo>(
       { vendor: 'intel', family: 6 },

@@ -1,45 +1,21 @@
 import { fc, test } from '@fast-check/vitest';
 import { describe, expect } from 'vitest';
 import {
-  ACS_ABSENT,
-  type AcsState,
-  acsKnown,
-  acsUnknown,
   BUILTIN_TOPOLOGIES,
   buildTopology,
   calcP2pDecision,
-  downstreamPort,
   endpoint,
   type FunctionSpec,
-  pciSwitch,
   rootPort,
   upstreamChain,
 } from '../../src/platform/index.ts';
+import { acsArb, portChildren } from './pci-arbitraries.ts';
 
-const acsArb: fc.Arbitrary<AcsState> = fc.oneof(
-  fc.constant(ACS_ABSENT),
-  fc.constant(acsUnknown('capture')),
-  fc.integer({ min: 0, max: 0x7f }).map((ctrl) => acsKnown(0x7f, ctrl)),
-);
-
-/** A port holding either an endpoint or a switch (up to `depth` levels) of 1..3 downstream ports. */
-function portChildren(depth: number): fc.Arbitrary<readonly FunctionSpec[]> {
-  const leaf: fc.Arbitrary<readonly FunctionSpec[]> = fc.constant([endpoint({})]);
-  if (depth === 0) return leaf;
-  const sw = fc
-    .tuple(acsArb, fc.array(fc.tuple(acsArb, portChildren(depth - 1)), { minLength: 1, maxLength: 3 }))
-    .map(([usp, dsps]) => [
-      pciSwitch(
-        { acs: usp },
-        dsps.map(([acs, kids], i) => downstreamPort({ device: i, acs }, kids)),
-      ),
-    ]);
-  return fc.oneof(leaf, sw);
-}
+const endpointLeaf: fc.Arbitrary<readonly FunctionSpec[]> = fc.constant([endpoint({})]);
 
 const topologyArb = fc
   .record({
-    ports: fc.array(fc.tuple(acsArb, portChildren(2)), { minLength: 1, maxLength: 3 }),
+    ports: fc.array(fc.tuple(acsArb, portChildren(2, endpointLeaf)), { minLength: 1, maxLength: 3 }),
     host: fc.constantFrom(0x2020, 0x3c00, 0x9a14),
     cpu: fc.constantFrom('intel', 'amd', 'arm'),
   })
