@@ -35,6 +35,9 @@ describe('Machine defaults', () => {
     const nvme = m.device(NVME);
     const nic = m.device(NIC);
     expect(m.allDevices()).toEqual([nvme, nic]);
+    // A second call returns the device made first.
+    expect(m.device(NVME)).toBe(nvme);
+    expect(m.allDevices().length).toBe(2);
   });
 });
 
