@@ -129,4 +129,21 @@ describe('untrusted link through swiotlb (iommu_dma_iova_bounce_and_link)', () =
     );
     dmaIovaFree(dev, state);
   });
+
+  it('a bounced tail linked past offset 0 lands at state->addr + offset (iommu_dma_iova_link_swiotlb)', () => {
+    const m = builtinMachine('two-socket-server');
+    const dev = m.device(NVME, { untrusted: true, minAlignMask: 0xfffn });
+    const state = dmaIovaTryAlloc(dev, 5n * GiB, 0x1800n)!;
+    dmaIovaLink(dev, state, 5n * GiB, 0n, 0x1000n, 'TO_DEVICE');
+    // 0x800 bytes ending mid-granule: the whole range is the bounced tail.
+    m.platform.bytes.fill(6n * GiB, 0x800, 0x6b);
+    dmaIovaLink(dev, state, 6n * GiB, 0x1000n, 0x800n, 'TO_DEVICE');
+    const domain = dev.domain!;
+    expect(domain.iovaToPhys(state.addr)).toBe(5n * GiB);
+    const bounced = domain.iovaToPhys(state.addr + 0x1000n);
+    expect(m.swiotlb!.contains(bounced)).toBe(true);
+    expect(m.platform.bytes.read(bounced, 0x800)).toEqual(new Uint8Array(0x800).fill(0x6b));
+    dmaIovaDestroy(dev, state, 0x1800n, 'TO_DEVICE');
+    expect(m.swiotlb!.usedSlots).toBe(0);
+  });
 });

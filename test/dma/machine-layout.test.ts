@@ -80,5 +80,16 @@ describe('IOVA layout helpers', () => {
       ),
     ).toBe(false);
     expect(coversWholeIova([], 0x3000n)).toBe(false);
+    // Each condition on its own: a run of the right size at the wrong offset, a second run after [0, size).
+    expect(coversWholeIova([{ offset: 0x1000n, size: 0x3000n }], 0x3000n)).toBe(false);
+    expect(
+      coversWholeIova(
+        [
+          { offset: 0n, size: 0x3000n },
+          { offset: 0x4000n, size: 0x1000n },
+        ],
+        0x3000n,
+      ),
+    ).toBe(false);
   });
 });

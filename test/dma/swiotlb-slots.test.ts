@@ -69,6 +69,20 @@ describe('swiotlb_release_slots: freed slots join the free run after them', () =
     expect(again.index + again.slots <= IO_TLB_SEGSIZE).toBe(true);
   });
 
+  it('a run freed up to the end of its segment from mid-segment stops there too', () => {
+    const tlb = pool(256);
+    const head = tlb.map(ORIG, SEGMENT / 2n); // slots 0-63
+    const tail = tlb.map(ORIG, SEGMENT / 2n); // slots 64-127
+    expect([head.index, tail.index]).toEqual([0, 64]);
+    tlb.unmap(tail, 'TO_DEVICE', true);
+    // A whole-segment mapping goes to segment 1 and wraps the next-fit index back to slot 0.
+    const whole = tlb.map(ORIG, SEGMENT);
+    expect(whole.index).toBe(128);
+    tlb.unmap(whole, 'TO_DEVICE', true);
+    // Slots 64-127 are free and so is all of segment 1, but 100 slots at 64 would cross into it.
+    expect(tlb.map(ORIG, 100n * IO_TLB_SIZE).index).toBe(128);
+  });
+
   it('an area whose slots are in use refuses a mapping larger than its free count', () => {
     // Two areas of 128 slots; filling area 0 then freeing a page leaves it 2 free slots.
     const tlb = pool(256, 2);
