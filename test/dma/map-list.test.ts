@@ -25,14 +25,15 @@ describe('partial sync of an untrusted mapping (iommu_dma_sync_single_for_cpu â†
     const before = cpuBytes(dev, list);
     const map = dev.map(list, 'FROM_DEVICE');
     expect(map.segments[0]!.bouncedBytes).toBe(0x1000n);
-    const data = new Uint8Array(0x2000).fill(0x5a);
+    // A pattern that differs between offsets a granule apart, so bytes copied from the wrong place show.
+    const data = Uint8Array.from({ length: 0x2000 }, (_, i) => (i * 7 + (i >> 8) * 13 + 3) & 0xff);
     deviceWrite(dev, map, data);
     dmaSyncForCpu(map, 0x200n, 0x400n);
     dmaSyncForCpu(map, 0x1e00n, 0x180n);
     const want = before.slice();
-    want.fill(0x5a, 0x200, 0x600); // the head window
-    want.fill(0x5a, 0xf00, 0x1f00); // linked in place: the device wrote RAM itself
-    want.fill(0x5a, 0x1f00, 0x1f80); // the tail window
+    want.set(data.subarray(0x200, 0x600), 0x200); // the head window
+    want.set(data.subarray(0xf00, 0x1f00), 0xf00); // linked in place: the device wrote RAM itself
+    want.set(data.subarray(0x1f00, 0x1f80), 0x1f00); // the tail window
     expect(cpuBytes(dev, list)).toEqual(want);
     dev.unmap(map);
     expect(m.swiotlb!.usedSlots).toBe(0);
@@ -54,6 +55,67 @@ describe('a failed list map leaves nothing mapped', () => {
     expect(nic.domain!.pageTable!.countLeaves().size).toBe(0);
     m.flushQueues();
     expect(m.metrics.get(COUNTER.iovaFrees) - frees).toBe(m.metrics.get(COUNTER.iovaAllocations));
+  });
+});
+
+describe('list layouts (src/dma/iova-layout.ts)', () => {
+  const MiB = 1n << 20n;
+
+  it("the default layout is packed: a 2 MiB folio after a page follows it with no gap; 'aligned' leaves one", () => {
+    const m = builtinMachine('two-socket-server');
+    const dev = m.device(NVME, { maxSegmentSize: 1n << 30n });
+    const list = PhyrList.fromRanges([
+      [5n * GiB, 0x1000n],
+      [7n * GiB, 2n * MiB],
+    ]);
+    const packed = dev.map(list, 'TO_DEVICE');
+    expect(packed.dma.count).toBe(1);
+    dev.unmap(packed);
+    const aligned = dev.map(list, 'TO_DEVICE', { layout: 'aligned' });
+    expect(aligned.dma.count).toBe(2);
+    expect(aligned.dma.addressAt(1) % (2n * MiB)).toBe(0n);
+    dev.unmap(aligned);
+  });
+
+  it("'aligned' on ranges dma_iova_link cannot take (one starts mid-page) falls back range by range", () => {
+    const m = builtinMachine('two-socket-server');
+    const dev = m.device(NVME);
+    const list = PhyrList.fromRanges([
+      [5n * GiB, 0x1000n],
+      [6n * GiB + 0x200n, 0x100n],
+      [7n * GiB, 0x1000n],
+    ]);
+    const map = dev.map(list, 'TO_DEVICE', { layout: 'aligned' });
+    expect(map.path).toBe('per-range');
+    expect(map.fallbackReason).toBeDefined();
+    expect(map.dma.lengthAt(1)).toBe(0x100n);
+    dev.unmap(map);
+  });
+
+  it('a refused run after a gapped aligned run unlinks every stretch of it', () => {
+    const m = builtinMachine('two-socket-server');
+    const nic = m.device(NIC, { untrusted: true, maxSegmentSize: 1n << 30n });
+    const list = PhyrList.fromRanges([
+      [5n * GiB, 0x1000n],
+      [7n * GiB, 2n * MiB],
+      [GPU_BAR1 + 0x10n, 0x100n], // unaligned peer MMIO on an untrusted device: EPERM
+    ]);
+    expectErrno(() => nic.map(list, 'TO_DEVICE', { layout: 'aligned' }), 'EPERM');
+    expect(nic.domain!.pageTable!.countLeaves().size).toBe(0);
+  });
+});
+
+describe('a failed dma-direct list map', () => {
+  it('unmaps the bounced ranges before the refused one (MMIO cannot bounce: EIO)', () => {
+    const m = builtinMachine('two-socket-server', { iommu: false });
+    const dev = m.device(NVME, { forceBounce: true });
+    const list = PhyrList.fromRanges([
+      [5n * GiB, 0x1000n],
+      [6n * GiB, 0x1000n],
+      [GPU_BAR1, 0x1000n], // through the host bridge: DMA_ATTR_MMIO
+    ]);
+    expectErrno(() => dev.map(list, 'TO_DEVICE'), 'EIO', /MMIO at 0x20000000000 cannot be bounced/);
+    expect(m.swiotlb!.usedSlots).toBe(0);
   });
 });
 
@@ -90,6 +152,38 @@ describe('dma_map_phys on an untrusted device (iommu_dma_map_swiotlb)', () => {
     unmapPhys(dev, map.dma.addressAt(0), 0x100n, 'FROM_DEVICE');
     expect(m.platform.bytes.read(phys, 0x100)).toEqual(new Uint8Array(0x100).fill(0xc3));
     expect(m.swiotlb!.usedSlots).toBe(0);
+  });
+});
+
+describe('list trace records', () => {
+  it('a physr list map is reported as dma_map_sg of its ranges', () => {
+    const m = builtinMachine('two-socket-server', { iommu: false });
+    const dev = m.device(NVME);
+    const records: DmaTraceRecord[] = [];
+    m.metrics.traceSink = (r) => records.push(r);
+    let map: ReturnType<typeof dev.map>;
+    try {
+      map = dev.map(
+        PhyrList.fromRanges([
+          [5n * GiB + 0x40n, 0x100n],
+          [6n * GiB, 0x2000n],
+        ]),
+        'FROM_DEVICE',
+      );
+    } finally {
+      m.metrics.traceSink = undefined;
+    }
+    expect(records).toEqual([
+      {
+        kind: 'map_sg',
+        device: NVME,
+        dir: 'FROM_DEVICE',
+        phys: [5n * GiB + 0x40n, 6n * GiB],
+        dma: [5n * GiB + 0x40n, 6n * GiB],
+        lengths: [0x100n, 0x2000n],
+      },
+    ]);
+    dev.unmap(map);
   });
 });
 
