@@ -8,6 +8,7 @@
  *   npm run mutation:folders -- --only dma    # one folder (names: see FOLDERS)
  *   npm run mutation:folders -- --only dma --sample 0.3   # a seeded 30 % sample of its code
  *   npm run mutation:folders -- --concurrency 1            # Stryker workers (default 2)
+ *   npm run mutation:folders -- --only dma --force         # re-test every mutant, not only changes
  *
  * A sample mutates only windows of SAMPLE_WINDOW source lines chosen at random (seeded, so a re-run
  * picks the same windows and stays incremental): the score it gives estimates the folder's score.
@@ -233,9 +234,12 @@ function main(argv: readonly string[]): number {
           : `a ${sample * 100} % sample of ${folder.mutate}${folder.whole === undefined ? '' : ` (${folder.whole.join(', ')} whole)`}`;
       console.log(`mutation: ${what} against ${folder.tests}`);
       const workers = concurrency === undefined ? [] : ['--concurrency', String(concurrency)];
+      // --force re-tests every mutant, not only those whose code or tests changed (after a change
+      // to the run's setup, such as its timeouts, that the incremental file cannot see).
+      const force = argv.includes('--force') ? ['--force'] : [];
       const run = spawnSync(
         'npx',
-        ['stryker', 'run', 'stryker.narrow.config.mjs', '--mutate', mutate, ...workers],
+        ['stryker', 'run', 'stryker.narrow.config.mjs', '--mutate', mutate, ...workers, ...force],
         {
           stdio: 'inherit',
           env: { ...process.env, PHYSR_MUTATION_TESTS: folder.tests },
