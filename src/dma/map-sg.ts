@@ -188,8 +188,10 @@ function mapPerEntry(
         pieces.push(undefined);
         return;
       }
-      const entryAttrs: DmaAttrs = cls === 'through-host-bridge' ? { ...attrs, mmio: true } : attrs;
-      const piece = dmaDirectMapPhys(device, phys, BigInt(length), dir, entryAttrs, 0n);
+      // A host-bridge P2P entry falls through to dma_direct_map_phys with the caller's attrs, as
+      // host memory (kernel/dma/direct.c dma_direct_map_sg): no DMA_ATTR_MMIO, so phys_to_dma and
+      // swiotlb apply to it. Only the phys-based callers (dma_map_phys, blk-mq-dma) pass MMIO.
+      const piece = dmaDirectMapPhys(device, phys, BigInt(length), dir, attrs, 0n);
       pieces.push(piece);
       sgt.setDma(slot, piece.dma, length, piece.bounce === undefined ? 0 : SG_DMA_SWIOTLB);
     });
