@@ -41,7 +41,9 @@ describe('dma_direct_map_sg', () => {
     nic.unmapSg(sgt, 'TO_DEVICE');
   });
 
-  it('a peer BAR through the host bridge is mapped as MMIO: at its own address, no dma-range offset', () => {
+  it('a peer BAR through the host bridge is mapped as host memory would be: phys - dma-range offset', () => {
+    // The host-bridge case falls through to dma_direct_map_phys with the caller's attrs: no
+    // DMA_ATTR_MMIO (direct.c), so phys_to_dma applies to the BAR as to RAM.
     const m = builtinMachine('two-socket-server', { iommu: false });
     const nvme = m.device(NVME, { dmaRangeOffset: GiB });
     const sgt = phyrListToSgTable(
@@ -53,9 +55,21 @@ describe('dma_direct_map_sg', () => {
     nvme.mapSg(sgt, 'TO_DEVICE');
     expect(columns(sgt, 2)).toEqual([
       { dma: 4n * GiB, len: 0x1000, flags: 0 },
-      { dma: GPU_BAR1 + 0x10n, len: 0x100, flags: 0 },
+      { dma: GPU_BAR1 + 0x10n - GiB, len: 0x100, flags: 0 },
     ]);
     nvme.unmapSg(sgt, 'TO_DEVICE');
+  });
+
+  it('a peer BAR through the host bridge is bounced on a device that must bounce (not refused as MMIO)', () => {
+    const m = builtinMachine('two-socket-server', { iommu: false });
+    const dev = m.device(NVME, { forceBounce: true });
+    const sgt = phyrListToSgTable(PhyrList.fromRanges([[GPU_BAR1, 0x1000n]]));
+    expect(dev.mapSg(sgt, 'TO_DEVICE')).toBe(1);
+    const [only] = columns(sgt, 1);
+    expect(only!.flags).toBe(SG_DMA_SWIOTLB);
+    expect(m.swiotlb!.contains(only!.dma)).toBe(true);
+    dev.unmapSg(sgt, 'TO_DEVICE');
+    expect(m.swiotlb!.usedSlots).toBe(0);
   });
 
   it('only bounced entries carry SG_DMA_SWIOTLB', () => {
@@ -77,17 +91,18 @@ describe('dma_direct_map_sg', () => {
     expect(m.swiotlb!.usedSlots).toBe(0);
   });
 
-  it('a failing entry unmaps the entries before it: MMIO cannot be bounced (EIO), no slot stays used', () => {
+  it('a failing entry unmaps the entries before it: a bounce larger than a segment (EIO), no slot stays used', () => {
     const m = builtinMachine('two-socket-server', { iommu: false });
-    const dev = m.device(NVME, { forceBounce: true });
+    const dev = m.device(NVME, { forceBounce: true, maxSegmentSize: 1n << 20n });
     const sgt = phyrListToSgTable(
       PhyrList.fromRanges([
         [5n * GiB, 0x1000n],
         [6n * GiB, 0x1000n],
-        [GPU_BAR1, 0x1000n], // through the host bridge: DMA_ATTR_MMIO
+        // 512 KiB: more than one swiotlb segment (128 slots of 2 KiB), "swiotlb buffer is full".
+        [7n * GiB, 0x8_0000n],
       ]),
     );
-    expectErrno(() => dev.mapSg(sgt, 'TO_DEVICE'), 'EIO', /MMIO at 0x20000000000 cannot be bounced/);
+    expectErrno(() => dev.mapSg(sgt, 'TO_DEVICE'), 'EIO', /swiotlb buffer is full/);
     expect(m.swiotlb!.usedSlots).toBe(0);
   });
 });
