@@ -21,6 +21,7 @@ import {
   isPhysrError,
   SG_DMA_BUS_ADDRESS,
   SG_DMA_SWIOTLB,
+  type SgSlot,
   type SgTable,
 } from '../core/index.ts';
 import { busAddressOf, calcP2pDecision, type P2pDecision } from '../platform/index.ts';
@@ -152,23 +153,15 @@ function mapSgSwiotlb(
   dir: DmaDirection,
   attrs: DmaAttrs,
 ): SgMapState {
-  const pieces: MappedPiece[] = [];
-  slots.forEach((slot, i) => {
+  return mapEntries(device, slots, dir, 'iommu_dma_map_sg_swiotlb', (slot) => {
     const length = sgt.lengthAt(slot);
-    try {
-      const piece = iommuDmaMapPhys(device, sgt.physAt(slot), BigInt(length), dir, attrs, 0n);
-      pieces.push(piece);
-      sgt.setDma(slot, piece.dma, length, piece.bounce === undefined ? 0 : SG_DMA_SWIOTLB);
-    } catch (error) {
-      undoPieces(device, pieces, dir);
-      const why = isPhysrError(error) ? error.reason : String(error);
-      fail('EIO', `iommu_dma_map_sg_swiotlb: sg entry ${i} of ${device.bdf} failed to map (${why})`);
-    }
+    const piece = iommuDmaMapPhys(device, sgt.physAt(slot), BigInt(length), dir, attrs, 0n);
+    sgt.setDma(slot, piece.dma, length, piece.bounce === undefined ? 0 : SG_DMA_SWIOTLB);
+    return piece;
   });
-  return { device, direction: dir, merged: false, pieces, mappedNents: slots.length };
 }
 
-/** dma_direct_map_sg: entry by entry. */
+/** dma_direct_map_sg (kernel/dma/direct.c): entry by entry, by each entry's P2P map type. */
 function mapPerEntry(
   device: DmaDeviceInfo,
   sgt: SgTable,
@@ -177,26 +170,43 @@ function mapPerEntry(
   dir: DmaDirection,
   attrs: DmaAttrs,
 ): SgMapState {
+  return mapEntries(device, slots, dir, 'dma_direct_map_sg', (slot, i) => {
+    const phys = sgt.physAt(slot);
+    const length = sgt.lengthAt(slot);
+    if (classes[i]!.cls === 'bus-address') {
+      sgt.setDma(slot, busAddressOf(device.machine.platform.topology, phys), length, SG_DMA_BUS_ADDRESS);
+      return undefined;
+    }
+    // A host-bridge P2P entry falls through to dma_direct_map_phys with the caller's attrs, as
+    // host memory: no DMA_ATTR_MMIO, so phys_to_dma and swiotlb apply to it. Only the phys-based
+    // callers (dma_map_phys users, blk-mq-dma) pass MMIO.
+    const piece = dmaDirectMapPhys(device, phys, BigInt(length), dir, attrs, 0n);
+    sgt.setDma(slot, piece.dma, length, piece.bounce === undefined ? 0 : SG_DMA_SWIOTLB);
+    return piece;
+  });
+}
+
+/**
+ * Maps a list entry by entry; a failed entry unmaps the ones before it and the call is -EIO, as
+ * both dma_direct_map_sg and iommu_dma_map_sg_swiotlb return (__dma_map_sg_attrs passes it on).
+ */
+function mapEntries(
+  device: DmaDeviceInfo,
+  slots: Int32Array,
+  dir: DmaDirection,
+  caller: string,
+  mapEntry: (slot: SgSlot, index: number) => MappedPiece | undefined,
+): SgMapState {
   const pieces: (MappedPiece | undefined)[] = [];
-  try {
-    slots.forEach((slot, i) => {
-      const phys = sgt.physAt(slot);
-      const length = sgt.lengthAt(slot);
-      const { cls } = classes[i]!;
-      if (cls === 'bus-address') {
-        sgt.setDma(slot, busAddressOf(device.machine.platform.topology, phys), length, SG_DMA_BUS_ADDRESS);
-        pieces.push(undefined);
-        return;
-      }
-      const entryAttrs: DmaAttrs = cls === 'through-host-bridge' ? { ...attrs, mmio: true } : attrs;
-      const piece = dmaDirectMapPhys(device, phys, BigInt(length), dir, entryAttrs, 0n);
-      pieces.push(piece);
-      sgt.setDma(slot, piece.dma, length, piece.bounce === undefined ? 0 : SG_DMA_SWIOTLB);
-    });
-  } catch (error) {
-    undoPieces(device, pieces, dir);
-    throw error;
-  }
+  slots.forEach((slot, i) => {
+    try {
+      pieces.push(mapEntry(slot, i));
+    } catch (error) {
+      undoPieces(device, pieces, dir);
+      const why = isPhysrError(error) ? error.reason : String(error);
+      fail('EIO', `${caller}: sg entry ${i} of ${device.bdf} failed to map (${why})`);
+    }
+  });
   return { device, direction: dir, merged: false, pieces, mappedNents: slots.length };
 }
 

@@ -7,6 +7,7 @@
  *   npm run mutation:folders -- --report      # only print the table from the last runs' reports
  *   npm run mutation:folders -- --only dma    # one folder (names: see FOLDERS)
  *   npm run mutation:folders -- --only dma --sample 0.3   # a seeded 30 % sample of its code
+ *   npm run mutation:folders -- --report --sample core=0.4,dma=0.2   # per folder (others whole)
  *   npm run mutation:folders -- --concurrency 1            # Stryker workers (default 2)
  *   npm run mutation:folders -- --only dma --force         # re-test every mutant, not only changes
  *
@@ -111,7 +112,7 @@ function add(into: Counts, c: Counts): void {
   for (const k of [...STATUSES, 'all'] as const) into[k] += c[k];
 }
 
-function printTable(folders: readonly Folder[], sample: number | undefined, seed: number): void {
+function printTable(folders: readonly Folder[], sampleOf: SampleOf, seed: number): void {
   const lines = [
     '| file | tests run | mutants | killed | timeout | survived | no coverage | score | killed only |',
     '|---|---|---:|---:|---:|---:|---:|---:|---:|',
@@ -124,6 +125,7 @@ function printTable(folders: readonly Folder[], sample: number | undefined, seed
       missing.push(`${folder.name} (${path})`);
       continue;
     }
+    const sample = sampleOf(folder.name);
     const keep = sample === undefined ? undefined : sampleFilter(folder, sample, seed);
     const perFile = countsOf(JSON.parse(readFileSync(path, 'utf8')) as MutationReport, keep);
     const sub = emptyCounts();
@@ -202,20 +204,41 @@ function numberOption(argv: readonly string[], name: string): number | undefined
   return value;
 }
 
+/** The sample fraction of a folder, or undefined for the whole folder. */
+type SampleOf = (folder: string) => number | undefined;
+
+/**
+ * `--sample F` (every folder) or `--sample core=0.4,dma=0.2` (those folders; the others whole), so
+ * one command re-prints a table whose folders were sampled differently.
+ */
+function sampleOption(argv: readonly string[]): SampleOf {
+  const at = argv.indexOf('--sample');
+  if (at < 0) return () => undefined;
+  const text = argv[at + 1] ?? '';
+  const fractions = new Map<string, number>();
+  const all = text.includes('=') ? undefined : Number(text);
+  for (const part of all === undefined ? text.split(',') : []) {
+    const [name, value] = part.split('=');
+    if (!FOLDERS.some((f) => f.name === name))
+      throw new Error(`--sample names no folder "${name}" in "${part}"`);
+    fractions.set(name!, Number(value));
+  }
+  for (const f of all === undefined ? fractions.values() : [all]) {
+    if (!(f > 0 && f <= 1)) throw new Error(`--sample ${text}: a fraction must be in (0, 1]`);
+  }
+  return (folder) => all ?? fractions.get(folder);
+}
+
 function main(argv: readonly string[]): number {
-  let sample: number | undefined;
+  let sampleOf: SampleOf;
   let seed: number;
   let concurrency: number | undefined;
   try {
-    sample = numberOption(argv, '--sample');
+    sampleOf = sampleOption(argv);
     seed = numberOption(argv, '--seed') ?? 1;
     concurrency = numberOption(argv, '--concurrency');
   } catch (error) {
     console.error(`mutation: ${(error as Error).message}`);
-    return 2;
-  }
-  if (sample !== undefined && !(sample > 0 && sample <= 1)) {
-    console.error(`mutation: --sample ${sample} must be a fraction in (0, 1]`);
     return 2;
   }
   const onlyAt = argv.indexOf('--only');
@@ -227,6 +250,7 @@ function main(argv: readonly string[]): number {
   }
   if (!argv.includes('--report')) {
     for (const folder of folders) {
+      const sample = sampleOf(folder.name);
       const mutate = sample === undefined ? folder.mutate : sampledRanges(folder, sample, seed).join(',');
       const what =
         sample === undefined
@@ -251,7 +275,7 @@ function main(argv: readonly string[]): number {
       }
     }
   }
-  printTable(folders, sample, seed);
+  printTable(folders, sampleOf, seed);
   return 0;
 }
 
