@@ -100,6 +100,18 @@ describe('input files', () => {
     expect(e.reason).toBe('capture "/proc/self/mem": read failed (EIO)');
     expect(e.location).toEqual({ file: '/proc/self/mem' });
   });
+
+  // /proc/self/clear_refs is write-only (0200): root may open it for reading, and the read is
+  // EINVAL; anyone else is refused at open (EACCES). Either way a located error, not Node's own.
+  test("a read refused with another code (a write-only /proc file's EINVAL) is EIO naming that code", () => {
+    const e = caughtPhysrError(() => readInputText('/proc/self/clear_refs', 'capture'));
+    expect(e.location).toEqual({ file: '/proc/self/clear_refs' });
+    if (process.getuid?.() === 0) {
+      expect([e.errno, e.reason]).toEqual(['EIO', 'capture "/proc/self/clear_refs": read failed (EINVAL)']);
+    } else {
+      expect(e.errno).toBe('EACCES');
+    }
+  });
 });
 
 describe('writeOutputText', () => {
