@@ -1,6 +1,11 @@
 /** Shared test helpers: patterns in the byte store and reading what a device would see by DMA. */
-import { type DmaRangeList, type PhyrList, PhyrListBuilder } from '../../src/core/index.ts';
-import type { DmaDevice, DmaMapping } from '../../src/dma/index.ts';
+import {
+  type DmaRangeList,
+  type DmaTraceRecord,
+  type PhyrList,
+  PhyrListBuilder,
+} from '../../src/core/index.ts';
+import type { DmaDevice, DmaMapping, Machine } from '../../src/dma/index.ts';
 import { barContaining, folioBytes, folioPhys } from '../../src/platform/index.ts';
 
 /** Writes a deterministic byte pattern (seeded by the address) into every range of a list. */
@@ -95,4 +100,16 @@ export function folioList(dev: DmaDevice, orders: readonly number[]): PhyrList {
     b.append(folioPhys(folio), folioBytes(folio));
   }
   return b.build();
+}
+
+/** The trace records `run` emits on `machine` (its trace sink is put back to none afterwards). */
+export function traceOf(machine: Machine, run: () => void): DmaTraceRecord[] {
+  const records: DmaTraceRecord[] = [];
+  machine.metrics.traceSink = (r) => records.push(r);
+  try {
+    run();
+  } finally {
+    machine.metrics.traceSink = undefined;
+  }
+  return records;
 }

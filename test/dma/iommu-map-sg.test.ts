@@ -5,8 +5,9 @@
  * "has not allocated" (kernel/dma/debug.c check_unmap), leaving the real mapping alone.
  */
 import { describe, expect, it } from 'vitest';
-import { type DmaTraceRecord, PhyrList, phyrListToSgTable } from '../../src/core/index.ts';
-import { builtinMachine } from '../../src/dma/index.ts';
+import { PhyrList, phyrListToSgTable } from '../../src/core/index.ts';
+import { builtinMachine, type Machine } from '../../src/dma/index.ts';
+import { traceOf } from './helpers.ts';
 
 const GiB = 1n << 30n;
 const NIC = '0000:04:00.0';
@@ -14,15 +15,8 @@ const NVME = '0000:06:00.0';
 const BAR = 0x200_0000_0000n; // the GPU's BAR1, under the NIC's switch
 const SWITCH_P2P = 'pci=disable_acs_redir=0000:02:00.0;0000:02:01.0';
 
-function iommuMaps(run: () => void, m: ReturnType<typeof builtinMachine>): { paddr: bigint; size: bigint }[] {
-  const records: DmaTraceRecord[] = [];
-  m.metrics.traceSink = (r) => records.push(r);
-  try {
-    run();
-  } finally {
-    m.metrics.traceSink = undefined;
-  }
-  return records.flatMap((r) => (r.kind === 'iommu_map' ? [{ paddr: r.paddr, size: r.size }] : []));
+function iommuMaps(m: Machine, run: () => void): { paddr: bigint; size: bigint }[] {
+  return traceOf(m, run).flatMap((r) => (r.kind === 'iommu_map' ? [{ paddr: r.paddr, size: r.size }] : []));
 }
 
 describe('iommu_map_sg', () => {
@@ -41,7 +35,7 @@ describe('iommu_map_sg', () => {
       { maxSegment: 0x1000 },
     );
     expect(sgt.origNents).toBe(5);
-    const maps = iommuMaps(() => dev.mapSg(sgt, 'TO_DEVICE'), m);
+    const maps = iommuMaps(m, () => dev.mapSg(sgt, 'TO_DEVICE'));
     expect(maps).toEqual([
       { paddr: 5n * GiB, size: 0x2000n },
       { paddr: 5n * GiB + 0x2000n, size: 0x1000n },

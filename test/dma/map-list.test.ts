@@ -4,10 +4,10 @@
  * (iommu_dma_map_phys → iommu_dma_map_swiotlb) and the sync_single trace record.
  */
 import { describe, expect, it } from 'vitest';
-import { COUNTER, type DmaTraceRecord, PhyrList } from '../../src/core/index.ts';
+import { COUNTER, PhyrList } from '../../src/core/index.ts';
 import { builtinMachine, dmaSyncForCpu, dmaSyncForDevice, mapPhys, unmapPhys } from '../../src/dma/index.ts';
 import { expectErrno } from '../errno.ts';
-import { cpuBytes, deviceWrite, fillPattern } from './helpers.ts';
+import { cpuBytes, deviceWrite, fillPattern, traceOf } from './helpers.ts';
 
 const GiB = 1n << 30n;
 const NVME = '0000:06:00.0';
@@ -159,10 +159,8 @@ describe('list trace records', () => {
   it('a physr list map is reported as dma_map_sg of its ranges', () => {
     const m = builtinMachine('two-socket-server', { iommu: false });
     const dev = m.device(NVME);
-    const records: DmaTraceRecord[] = [];
-    m.metrics.traceSink = (r) => records.push(r);
-    let map: ReturnType<typeof dev.map>;
-    try {
+    let map: ReturnType<typeof dev.map> | undefined;
+    const records = traceOf(m, () => {
       map = dev.map(
         PhyrList.fromRanges([
           [5n * GiB + 0x40n, 0x100n],
@@ -170,9 +168,7 @@ describe('list trace records', () => {
         ]),
         'FROM_DEVICE',
       );
-    } finally {
-      m.metrics.traceSink = undefined;
-    }
+    });
     expect(records).toEqual([
       {
         kind: 'map_sg',
@@ -183,7 +179,7 @@ describe('list trace records', () => {
         lengths: [0x100n, 0x2000n],
       },
     ]);
-    dev.unmap(map);
+    dev.unmap(map!);
   });
 });
 
@@ -192,15 +188,11 @@ describe('sync_single trace records', () => {
     const m = builtinMachine('two-socket-server', { iommu: false });
     const dev = m.device(NVME);
     const map = mapPhys(dev, 5n * GiB, 0x1000n, 'BIDIRECTIONAL');
-    const records: DmaTraceRecord[] = [];
-    m.metrics.traceSink = (r) => records.push(r);
-    try {
+    const records = traceOf(m, () => {
       dmaSyncForDevice(map, 0x100n, 0x200n);
       dmaSyncForDevice(map, 0n, 0x10n, 'TO_DEVICE');
       dmaSyncForCpu(map, 0x800n, 0x20n, 'FROM_DEVICE');
-    } finally {
-      m.metrics.traceSink = undefined;
-    }
+    });
     const base = { kind: 'sync_single', device: NVME };
     expect(records).toEqual([
       { ...base, dir: 'BIDIRECTIONAL', toCpu: false, dma: 5n * GiB + 0x100n, size: 0x200n },
