@@ -15,7 +15,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { dirname } from 'node:path';
-import { fail, isPhysrError } from './errors.ts';
+import { fail } from './errors.ts';
 
 /** Largest text input read whole. Larger inputs (traces) must be streamed. */
 export const MAX_INPUT_BYTES = 64 * 1024 * 1024;
@@ -97,9 +97,9 @@ export function readInputText(path: string, what: string, maxBytes = MAX_INPUT_B
     }
     return Buffer.concat(chunks, total).toString('utf8');
   } catch (error) {
-    if (isPhysrError(error)) throw error;
     // Any refusal of the read itself (EIO, EAGAIN, a write-only /proc file's EINVAL, ...) is the
-    // input's fault, not physr's: a located EIO naming the system's code, never a stack trace.
+    // input's fault, not physr's: a located EIO naming the system's code, never a stack trace. (A
+    // PhysrError, such as EFBIG, has a numeric code and passes through.)
     const code = (error as NodeJS.ErrnoException).code;
     if (typeof code === 'string') fail('EIO', `${what} "${path}": read failed (${code})`, { file: path });
     throw error;
