@@ -20,7 +20,7 @@ import {
 import type { Folio } from '../platform/index.ts';
 import type { MemorySystem } from './memory-system.ts';
 import type { FaultHow, MmStruct } from './mm-struct.ts';
-import type { PageMapping } from './page-table.ts';
+import { clip, type PageMapping } from './page-table.ts';
 import {
   describeVmaFlags,
   isCowMapping,
@@ -206,27 +206,17 @@ function pinWalk(
       // migrated out before a long-term pin holds them (the kernel pins, unpins, migrates, retries).
       if (flags.longterm === true) mm.migrateUnpinnable(vpn, stop);
       for (const m of mm.pageTable.range(vpn, stop)) {
-        const lo = Math.max(m.vpn, vpn);
-        const hi = Math.min(m.vpn + m.pages, stop);
-        if (m.basePages === true) {
+        const piece = clip(m, vpn, stop);
+        if (piece.basePages === true) {
           // One order-0 folio a page: each gets one pin (GUP_PIN_COUNTING_BIAS references).
-          const pfn = m.pfn + (lo - m.vpn);
-          allocator.pinBasePages(pfn, hi - lo);
-          pinned.push({ folio: undefined, pfn, refs: hi - lo });
-        } else if (!mm.system.isZeroPfn(m.folio!.pfn)) {
+          allocator.pinBasePages(piece.pfn, piece.pages);
+          pinned.push({ folio: undefined, pfn: piece.pfn, refs: piece.pages });
+        } else if (!mm.system.isZeroPfn(piece.folio!.pfn)) {
           // try_grab_folio takes no pin on the zero page.
-          allocator.pinFolio(m.folio!, hi - lo);
-          pinned.push({ folio: m.folio!, pfn: 0, refs: hi - lo });
+          allocator.pinFolio(piece.folio!, piece.pages);
+          pinned.push({ folio: piece.folio!, pfn: 0, refs: piece.pages });
         }
-        if (lo === m.vpn && hi === m.vpn + m.pages) visit(m);
-        else
-          visit({
-            ...m,
-            vpn: lo,
-            pages: hi - lo,
-            pfn: m.pfn + (lo - m.vpn),
-            folioPage: m.folioPage + (lo - m.vpn),
-          });
+        visit(piece);
       }
       vpn = stop;
     }

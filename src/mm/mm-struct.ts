@@ -12,7 +12,7 @@
 import { fail, formatHex } from '../core/index.ts';
 import type { ByteSource, Folio } from '../platform/index.ts';
 import type { MemorySystem } from './memory-system.ts';
-import { cut, type PageMapping, PageTable } from './page-table.ts';
+import { clip, cut, type PageMapping, PageTable } from './page-table.ts';
 import {
   type PageCacheFile,
   TASK_SIZE_MAX_4LEVEL,
@@ -203,9 +203,8 @@ export class MmStruct {
     for (const { original, keptPieces } of this.pageTable.remove(from, to)) {
       if (original.basePages === true) {
         // Each page of the run is its own folio: the pages unmapped lose their reference, in VA order.
-        const lo = Math.max(original.vpn, from);
-        const hi = Math.min(original.vpn + original.pages, to);
-        this.system.allocator.putBasePages(original.pfn + (lo - original.vpn), hi - lo);
+        const { pfn, pages } = clip(original, from, to);
+        this.system.allocator.putBasePages(pfn, pages);
         continue;
       }
       const folio = original.folio;
@@ -296,8 +295,8 @@ export class MmStruct {
       for (const m of pt.range(from, to)) {
         if (m.folio !== undefined) this.system.markDirty(m.folio);
         else if (m.basePages === true) {
-          const lo = Math.max(m.vpn, from);
-          this.system.allocator.markBasePagesDirty(m.pfn + (lo - m.vpn), Math.min(m.vpn + m.pages, to) - lo);
+          const { pfn, pages } = clip(m, from, to);
+          this.system.allocator.markBasePagesDirty(pfn, pages);
         }
       }
     }
@@ -450,11 +449,9 @@ export class MmStruct {
       this.system.bytes?.copy(fromPfn << 12n, toPfn << 12n, 4096 * pages);
     for (const m of pt.range(from, to)) {
       if (m.basePages === true) {
-        const lo = Math.max(m.vpn, from);
-        const hi = Math.min(m.vpn + m.pages, to);
-        const first = m.pfn + (lo - m.vpn);
-        if (this.system.pinnableFrames(BigInt(first), BigInt(hi - lo))) continue;
-        for (let pfn = first; pfn < first + (hi - lo); pfn++) {
+        const { pfn: first, pages } = clip(m, from, to);
+        if (this.system.pinnableFrames(BigInt(first), BigInt(pages))) continue;
+        for (let pfn = first; pfn < first + pages; pfn++) {
           if (this.system.pinnableFrames(BigInt(pfn), 1n)) continue;
           const target = this.system.allocPinnable(0);
           copy(BigInt(pfn), target.pfn, 1);
@@ -548,9 +545,7 @@ export class MmStruct {
   mappings(start: bigint, length: bigint): PageMapping[] {
     const from = Number(start >> 12n);
     const to = Number((start + length + PAGE - 1n) >> 12n);
-    return [...this.pageTable.range(from, to)].map((m) =>
-      cut(m, Math.max(m.vpn, from), Math.min(m.vpn + m.pages, to)),
-    );
+    return [...this.pageTable.range(from, to)].map((m) => clip(m, from, to));
   }
 
   /** copy_to_user: writes through the page table into the byte store (faulting pages in). */

@@ -130,3 +130,10 @@ export function cut(m: PageMapping, from: number, to: number): PageMapping {
   const delta = from - m.vpn;
   return { ...m, vpn: from, pages: to - from, pfn: m.pfn + delta, folioPage: m.folioPage + delta };
 }
+
+/** `m` clipped to the pages [from, to) it overlaps: `m` itself when it lies inside them. */
+export function clip(m: PageMapping, from: number, to: number): PageMapping {
+  const lo = Math.max(m.vpn, from);
+  const hi = Math.min(m.vpn + m.pages, to);
+  return lo === m.vpn && hi === m.vpn + m.pages ? m : cut(m, lo, hi);
+}
