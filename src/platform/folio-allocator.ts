@@ -51,6 +51,11 @@ type MutableFolio = { -readonly [K in keyof Folio]: Folio[K] } & { readonly head
 const BaseOp = { Get: 0, Put: 1, Pin: 2, Unpin: 3, Dirty: 4, DirtyUnpin: 5 } as const;
 type BaseOp = (typeof BaseOp)[keyof typeof BaseOp];
 
+function checkRefs(refs: number, what: 'pin' | 'unpin'): void {
+  if (!Number.isInteger(refs) || refs <= 0)
+    fail('EINVAL', `${what} count ${refs} must be a positive integer`);
+}
+
 /** A run of physically consecutive base pages (order-0 folios): `pages` frames from `pfn`. */
 export interface BaseRun {
   readonly pfn: number;
@@ -76,15 +81,21 @@ class BasePage implements Folio {
   }
 
   get refcount(): number {
-    return this.handles.get(this.head) === this
-      ? this.map.chunkOf(this.head)!.refcount[this.head % CHUNK_PAGES]!
-      : 0;
+    return this.live() ? this.map.chunkOf(this.head)!.refcount[this.head % CHUNK_PAGES]! : 0;
   }
 
   get pincount(): number {
-    return this.handles.get(this.head) === this
-      ? this.map.chunkOf(this.head)!.pincount[this.head % CHUNK_PAGES]!
-      : 0;
+    return this.live() ? this.map.chunkOf(this.head)!.pincount[this.head % CHUNK_PAGES]! : 0;
+  }
+
+  /** folio_test_dirty (false once the page was freed). */
+  get dirty(): boolean {
+    return this.live() && (this.map.chunkOf(this.head)!.flags[this.head % CHUNK_PAGES]! & PAGE_DIRTY) !== 0;
+  }
+
+  /** Still the live page's handle: freeing a page drops its handle, and a new one is made for a reuse. */
+  private live(): boolean {
+    return this.handles.get(this.head) === this;
   }
 }
 
@@ -392,7 +403,7 @@ export class FolioAllocator {
 
   /** pinFolio(page, refs) on each base page of [pfn, pfn + count): refs * GUP_PIN_COUNTING_BIAS references each. */
   pinBasePages(pfn: number, count: number, refs = 1): void {
-    if (!Number.isInteger(refs) || refs <= 0) fail('EINVAL', `pin count ${refs} must be a positive integer`);
+    checkRefs(refs, 'pin');
     this.applyBasePages(BaseOp.Pin, pfn, count, refs);
   }
 
@@ -401,8 +412,7 @@ export class FolioAllocator {
    * `dirty` (unpin_user_pages_dirty_lock, in the same pass); the last reference frees the page.
    */
   unpinBasePages(pfn: number, count: number, refs = 1, dirty = false): void {
-    if (!Number.isInteger(refs) || refs <= 0)
-      fail('EINVAL', `unpin count ${refs} must be a positive integer`);
+    checkRefs(refs, 'unpin');
     this.applyBasePages(dirty ? BaseOp.DirtyUnpin : BaseOp.Unpin, pfn, count, refs);
   }
 
@@ -433,10 +443,7 @@ export class FolioAllocator {
   }
 
   isDirty(folio: Folio): boolean {
-    if (folio instanceof BasePage) {
-      if (this.handles.get(folio.head) !== folio) return false;
-      return (this.memmap.chunkOf(folio.head)!.flags[folio.head % CHUNK_PAGES]! & PAGE_DIRTY) !== 0;
-    }
+    if (folio instanceof BasePage) return folio.dirty;
     const live = this.folios.get(Number(folio.pfn));
     return live === folio && live.dirty;
   }
@@ -493,7 +500,7 @@ export class FolioAllocator {
       this.pinBasePages(live.head, 1, refs);
       return;
     }
-    if (!Number.isInteger(refs) || refs <= 0) fail('EINVAL', `pin count ${refs} must be a positive integer`);
+    checkRefs(refs, 'pin');
     live.refcount += refs * this.pinRefs(live);
     live.pincount += refs;
     this.metrics?.add('platform.folio_pins', refs);
