@@ -18,6 +18,7 @@ import {
   cpuSeconds,
   type Figure,
   figure,
+  heapBytes,
   timeSeconds,
 } from './harness.ts';
 
@@ -36,11 +37,6 @@ function buildScattered(n: number, known = false): PhyrList {
     address += 2n * PAGE;
   }
   return builder.build();
-}
-
-function heapBytes(): number {
-  const m = process.memoryUsage();
-  return m.heapUsed + m.arrayBuffers;
 }
 
 /** Heap + ArrayBuffer bytes a range that a built list of n ranges really holds, per run. */

@@ -150,6 +150,12 @@ export function collectGarbage(): void {
   }
 }
 
+/** JS heap plus ArrayBuffer bytes in use: what the model's own data structures hold. */
+export function heapBytes(): number {
+  const m = process.memoryUsage();
+  return m.heapUsed + m.arrayBuffers;
+}
+
 /** Two designs timed in one process, interleaved: each one's times and the ratio a/b. */
 export interface Comparison {
   readonly a: Figure;

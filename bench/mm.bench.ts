@@ -21,6 +21,7 @@ import {
   cpuSeconds,
   type Figure,
   figure,
+  heapBytes,
   measure,
   timeSeconds,
 } from './harness.ts';
@@ -97,11 +98,6 @@ export const pinBenchmark: Benchmark = {
     return figures;
   },
 };
-
-function heapBytes(): number {
-  const m = process.memoryUsage();
-  return m.heapUsed + m.arrayBuffers;
-}
 
 /**
  * 64 GiB of anonymous base pages on a 128 GiB two-node machine (x86-2s's RAM): fault in (16 Mi
